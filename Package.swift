@@ -1,0 +1,99 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One set of settings for every Swift target: Swift 6 language mode (strict concurrency).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "gpubroker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gpubroker", targets: ["gpubroker"]),
+    ],
+    dependencies: [
+        // CLI parsing for the executable.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Structured logging; libraries take a Logger, only the executable bootstraps it.
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Metrics API and its Prometheus backend for GET /metrics.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        // Kubernetes manifests arrive as YAML.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(
+            name: "MicroHTTP",
+            dependencies: ["CMicroHTTPD"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BrokerCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BrokerStore",
+            dependencies: [
+                "BrokerCore", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BrokerAPI",
+            dependencies: [
+                "BrokerCore", "BrokerStore", "MicroHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.embedInCode("OpenAPI")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BrokerWorkers",
+            dependencies: [
+                "BrokerCore", "BrokerStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "gpubroker",
+            dependencies: [
+                "BrokerAPI", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "MicroHTTP", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: [], swiftSettings: swiftSettings),
+    ]
+)
