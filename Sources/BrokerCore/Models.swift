@@ -1,0 +1,275 @@
+import Foundation
+
+// The broker's vocabulary as plain values. JSON field names are the API's (camelCase);
+// parsing and validation of client input live in the *Spec/*Request parsers, not here.
+
+public enum RegionKind: String, Codable, Sendable, CaseIterable {
+    case serverless
+    case onPremises = "on-premises"
+}
+
+public enum RegionState: String, Codable, Sendable, CaseIterable {
+    case active
+    case cordoned
+}
+
+public struct Region: Codable, Sendable, Equatable {
+    public var id: String
+    public var displayName: String?
+    public var kind: RegionKind
+    public var primary: Bool
+    public var vpcId: String
+    public var vSwitchIds: [String]
+    public var securityGroupId: String
+    public var labels: [String: String]
+    public var state: RegionState
+    public var createdAt: Date?
+    public var updatedAt: Date?
+
+    public init(
+        id: String, displayName: String? = nil, kind: RegionKind = .serverless, primary: Bool = false,
+        vpcId: String, vSwitchIds: [String], securityGroupId: String, labels: [String: String] = [:],
+        state: RegionState = .active, createdAt: Date? = nil, updatedAt: Date? = nil
+    ) {
+        self.id = id
+        self.displayName = displayName
+        self.kind = kind
+        self.primary = primary
+        self.vpcId = vpcId
+        self.vSwitchIds = vSwitchIds
+        self.securityGroupId = securityGroupId
+        self.labels = labels
+        self.state = state
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+public enum ComputeClass: String, Codable, Sendable, CaseIterable {
+    case generalPurpose = "general-purpose"
+    case performance
+    case gpu
+}
+
+public enum QoS: String, Codable, Sendable, CaseIterable {
+    case `default` = "default"
+    case bestEffort = "best-effort"
+}
+
+/// One instance shape in one region, as an admin reported it.
+public struct Pool: Codable, Sendable, Equatable {
+    public var id: String
+    public var regionId: String
+    public var computeClass: ComputeClass
+    public var qos: [QoS]
+    public var gpuSeries: String?
+    public var gpuMemoryGiB: Double?
+    public var gpusPerInstance: Int?
+    public var cpu: Double
+    public var memoryGiB: Double
+    public var instanceType: String
+    public var capacity: Int
+    public var pricePerHour: Double
+    public var deferScaleInSeconds: Int
+
+    public init(
+        id: String, regionId: String, computeClass: ComputeClass, qos: [QoS] = QoS.allCases,
+        gpuSeries: String? = nil, gpuMemoryGiB: Double? = nil, gpusPerInstance: Int? = nil,
+        cpu: Double, memoryGiB: Double, instanceType: String, capacity: Int, pricePerHour: Double,
+        deferScaleInSeconds: Int = 600
+    ) {
+        self.id = id
+        self.regionId = regionId
+        self.computeClass = computeClass
+        self.qos = qos
+        self.gpuSeries = gpuSeries
+        self.gpuMemoryGiB = gpuMemoryGiB
+        self.gpusPerInstance = gpusPerInstance
+        self.cpu = cpu
+        self.memoryGiB = memoryGiB
+        self.instanceType = instanceType
+        self.capacity = capacity
+        self.pricePerHour = pricePerHour
+        self.deferScaleInSeconds = deferScaleInSeconds
+    }
+}
+
+/// A pool with what is in use now. `allocated` counts instances holding capacity
+/// (running and idle); idle instances are warm and reusable by the next grant.
+public struct PoolUsage: Sendable, Equatable {
+    public var pool: Pool
+    public var allocated: Int
+    public var idle: Int
+
+    public init(pool: Pool, allocated: Int, idle: Int) {
+        self.pool = pool
+        self.allocated = allocated
+        self.idle = idle
+    }
+
+    /// New instances the pool can still give. Capacity reported below use leaves it at 0.
+    public var available: Int { max(0, pool.capacity - allocated) }
+    /// Stock shrank below what is held: nothing is taken away, nothing new is granted.
+    public var overcommitted: Bool { allocated > pool.capacity }
+    /// Replicas a grant can get here: idle instances first, then new ones.
+    public var grantable: Int { available + idle }
+}
+
+/// Which regions one step of a placement policy may use.
+public struct RegionSelector: Codable, Sendable, Equatable {
+    public var kind: RegionKind?
+    public var labels: [String: String]
+
+    public init(kind: RegionKind? = nil, labels: [String: String] = [:]) {
+        self.kind = kind
+        self.labels = labels
+    }
+}
+
+/// One step of a placement policy: region ids (`*` = every region not named by an
+/// earlier unit) and/or a selector, and an optional cap on replicas in this unit.
+public struct PlacementUnit: Codable, Sendable, Equatable {
+    public var regions: [String]?
+    public var selector: RegionSelector?
+    public var max: Int?
+
+    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil) {
+        self.regions = regions
+        self.selector = selector
+        self.max = max
+    }
+}
+
+public enum PlacementStrategy: String, Codable, Sendable, CaseIterable {
+    case prefer
+    case spread
+}
+
+public struct PlacementPolicy: Codable, Sendable, Equatable {
+    public var strategy: PlacementStrategy
+    public var units: [PlacementUnit]
+
+    public init(strategy: PlacementStrategy = .prefer, units: [PlacementUnit] = []) {
+        self.strategy = strategy
+        self.units = units
+    }
+}
+
+public enum Precision: String, Codable, Sendable, CaseIterable {
+    case fp32, fp16, bf16, fp8, int8, int4
+
+    public var bytesPerParameter: Double {
+        switch self {
+        case .fp32: 4
+        case .fp16, .bf16: 2
+        case .fp8, .int8: 1
+        case .int4: 0.5
+        }
+    }
+}
+
+/// A model to size GPUs for, in place of a GPU series list.
+public struct ModelSpec: Codable, Sendable, Equatable {
+    public var parameters: Double
+    public var precision: Precision
+    public var contextLength: Int?
+    public var layers: Int?
+    public var hiddenSize: Int?
+    public var batchSize: Int?
+    public var kvCacheGiB: Double?
+    public var usableFraction: Double?
+
+    public init(
+        parameters: Double, precision: Precision, contextLength: Int? = nil, layers: Int? = nil,
+        hiddenSize: Int? = nil, batchSize: Int? = nil, kvCacheGiB: Double? = nil, usableFraction: Double? = nil
+    ) {
+        self.parameters = parameters
+        self.precision = precision
+        self.contextLength = contextLength
+        self.layers = layers
+        self.hiddenSize = hiddenSize
+        self.batchSize = batchSize
+        self.kvCacheGiB = kvCacheGiB
+        self.usableFraction = usableFraction
+    }
+}
+
+/// The shape of one replica: what every instance placed for it must at least offer.
+public struct ComputeShape: Codable, Sendable, Equatable {
+    public var computeClass: ComputeClass
+    public var qos: QoS
+    /// Acceptable series, most preferred first; empty for CPU classes or when `model` decides.
+    public var gpuSeries: [String]
+    public var gpuCount: Int
+    public var cpu: Double
+    public var memoryGiB: Double
+    public var instanceType: String?
+    /// GPU memory needed per replica (from `model` via the sizing rule); series then do not matter.
+    public var requiredGPUMemoryGiB: Double?
+
+    public init(
+        computeClass: ComputeClass, qos: QoS = .default, gpuSeries: [String] = [], gpuCount: Int = 0,
+        cpu: Double, memoryGiB: Double, instanceType: String? = nil, requiredGPUMemoryGiB: Double? = nil
+    ) {
+        self.computeClass = computeClass
+        self.qos = qos
+        self.gpuSeries = gpuSeries
+        self.gpuCount = gpuCount
+        self.cpu = cpu
+        self.memoryGiB = memoryGiB
+        self.instanceType = instanceType
+        self.requiredGPUMemoryGiB = requiredGPUMemoryGiB
+    }
+}
+
+/// A client's request for capacity, validated.
+public struct AllocationRequest: Codable, Sendable, Equatable {
+    public var shape: ComputeShape
+    public var replicas: Int
+    public var region: String?
+    public var model: ModelSpec?
+    public var placement: PlacementPolicy?
+    public var allOrNothing: Bool
+    public var leaseSeconds: Int
+    public var queue: Bool
+    public var queueTimeoutSeconds: Int
+    public var labels: [String: String]
+
+    public init(
+        shape: ComputeShape, replicas: Int, region: String? = nil, model: ModelSpec? = nil,
+        placement: PlacementPolicy? = nil, allOrNothing: Bool = true, leaseSeconds: Int = 300,
+        queue: Bool = false, queueTimeoutSeconds: Int = 3600, labels: [String: String] = [:]
+    ) {
+        self.shape = shape
+        self.replicas = replicas
+        self.region = region
+        self.model = model
+        self.placement = placement
+        self.allOrNothing = allOrNothing
+        self.leaseSeconds = leaseSeconds
+        self.queue = queue
+        self.queueTimeoutSeconds = queueTimeoutSeconds
+        self.labels = labels
+    }
+}
+
+public enum AllocationStatus: String, Codable, Sendable, CaseIterable {
+    case pending, active, partial, released, expired, unschedulable
+}
+
+public enum InstanceState: String, Codable, Sendable, CaseIterable {
+    case running, idle, released, preempted
+}
+
+/// One line of an allocation's `decisions`: a region considered and why it was used or skipped.
+public struct PlacementDecision: Codable, Sendable, Equatable {
+    public var region: String
+    public var replicas: Int
+    public var reason: String
+
+    public init(region: String, replicas: Int, reason: String) {
+        self.region = region
+        self.replicas = replicas
+        self.reason = reason
+    }
+}
