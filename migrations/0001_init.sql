@@ -53,6 +53,8 @@ CREATE TABLE tenants (
 
 CREATE TABLE allocations (
     id               uuid PRIMARY KEY,
+    -- Creation order: the stable key of cursor pagination and of the pending queue.
+    seq              bigserial UNIQUE,
     tenant_id        uuid NOT NULL REFERENCES tenants (id),
     status           text NOT NULL CHECK (status IN ('pending', 'active', 'partial', 'released', 'expired', 'unschedulable')),
     request          jsonb NOT NULL,
@@ -66,9 +68,9 @@ CREATE TABLE allocations (
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at       timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX allocations_by_tenant ON allocations (tenant_id, created_at, id);
+CREATE INDEX allocations_by_tenant ON allocations (tenant_id, seq);
 CREATE INDEX allocations_live_leases ON allocations (lease_expires_at) WHERE status IN ('active', 'partial');
-CREATE INDEX allocations_pending ON allocations (created_at, id) WHERE status = 'pending';
+CREATE INDEX allocations_pending ON allocations (seq) WHERE status = 'pending';
 
 -- One row per replica an allocation was given. A warm (idle) instance reused by a later
 -- grant gets a new row with the same instance id; the old row then reads `released`.
@@ -85,8 +87,9 @@ CREATE TABLE instances (
     reused        boolean NOT NULL DEFAULT false,
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     idle_since    timestamptz,
-    ended_at      timestamptz,
-    FOREIGN KEY (region_id, pool_id) REFERENCES pools (region_id, id)
+    -- No foreign key to pools: history outlives a deleted pool; live rows are guarded
+    -- by the pool's `allocated` counter, which blocks deleting a pool in use.
+    ended_at      timestamptz
 );
 -- A physical instance serves one allocation at a time.
 CREATE UNIQUE INDEX instances_live_id ON instances (id) WHERE state IN ('running', 'idle');
