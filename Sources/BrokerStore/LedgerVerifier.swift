@@ -1,0 +1,80 @@
+import Foundation
+import PostgresClient
+
+/// Checks the ledger's promises: for every pool the `allocated` and `idle` counters,
+/// the live instances and the sum of ledger deltas agree, and every allocation's
+/// `placedReplicas` matches its running instances.
+public struct LedgerVerifier: Sendable {
+    let pool: PostgresPool
+
+    public init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    public struct Report: Sendable {
+        public var poolsChecked: Int
+        public var allocationsChecked: Int
+        public var problems: [String]
+        public var ok: Bool { problems.isEmpty }
+    }
+
+    public func verify() async throws -> Report {
+        try await pool.withTransaction(isolation: .repeatableRead) { c in
+            var problems: [String] = []
+            let pools = try c.query(
+                """
+                WITH live AS (
+                    SELECT region_id, pool_id, count(*)::int AS live,
+                           count(*) FILTER (WHERE state = 'idle')::int AS idle
+                    FROM instances WHERE state IN ('running', 'idle') GROUP BY region_id, pool_id
+                ), deltas AS (
+                    SELECT region_id, pool_id, sum(delta)::int AS total
+                    FROM ledger WHERE pool_id IS NOT NULL GROUP BY region_id, pool_id
+                )
+                SELECT coalesce(p.region_id, l.region_id, d.region_id) AS region_id,
+                       coalesce(p.id, l.pool_id, d.pool_id) AS pool_id,
+                       p.allocated, p.idle, coalesce(l.live, 0) AS live, coalesce(l.idle, 0) AS live_idle,
+                       coalesce(d.total, 0) AS ledger
+                FROM pools p
+                FULL JOIN live l ON l.region_id = p.region_id AND l.pool_id = p.id
+                FULL JOIN deltas d ON d.region_id = coalesce(p.region_id, l.region_id)
+                                  AND d.pool_id = coalesce(p.id, l.pool_id)
+                ORDER BY 1, 2
+                """)
+            for row in pools {
+                let name = "\(try row.decode("region_id") as String)/\(try row.decode("pool_id") as String)"
+                let live: Int = try row.decode("live")
+                let ledger: Int = try row.decode("ledger")
+                guard let allocated: Int = try row.decodeIfPresent("allocated") else {
+                    if live != 0 || ledger != 0 {
+                        problems.append("\(name): pool is gone but \(live) live instances and ledger sum \(ledger) remain")
+                    }
+                    continue
+                }
+                let idle: Int = try row.decode("idle")
+                let liveIdle: Int = try row.decode("live_idle")
+                if allocated != live || live != ledger {
+                    problems.append("\(name): allocated counter \(allocated), live instances \(live), ledger sum \(ledger)")
+                }
+                if idle != liveIdle {
+                    problems.append("\(name): idle counter \(idle), idle instances \(liveIdle)")
+                }
+            }
+            let allocations = try c.query(
+                """
+                SELECT a.id::text AS id, a.status, a.placed_replicas,
+                       (SELECT count(*)::int FROM instances i WHERE i.allocation_id = a.id AND i.state = 'running') AS running
+                FROM allocations a
+                """)
+            for row in allocations {
+                let placed: Int = try row.decode("placed_replicas")
+                let running: Int = try row.decode("running")
+                if placed != running {
+                    problems.append(
+                        "allocation \(try row.decode("id") as String) (\(try row.decode("status") as String)): placedReplicas \(placed), running instances \(running)")
+                }
+            }
+            return Report(poolsChecked: pools.count, allocationsChecked: allocations.count, problems: problems)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+import PostgresClient
+
+/// The numbered SQL files of `migrations/`, compiled into the binary so that
+/// `gpubroker` migrates from any working directory. A test checks that every file in
+/// the folder is listed here.
+public enum Schema {
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "0001_init.sql", sql: text(PackageResources._001_init_sql)),
+    ]
+
+    public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
+
+    private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+}

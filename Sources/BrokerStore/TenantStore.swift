@@ -1,0 +1,108 @@
+import BrokerCore
+import Foundation
+import PostgresClient
+
+public struct Tenant: Codable, Sendable, Equatable {
+    public var id: UUID
+    public var name: String
+    public var quota: TenantQuota
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+/// API clients. Tokens are shown once at creation or rotation and stored only as
+/// their SHA-256: a stolen database does not hand out working tokens.
+public struct TenantStore: Sendable {
+    let pool: PostgresPool
+
+    public init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
+
+    public func create(name: String, quota: TenantQuota) async throws -> (tenant: Tenant, token: String) {
+        let token = Self.newToken()
+        let tenant = try await StoreError.translating {
+            try await pool.withConnection { c in
+                try Self.decode(
+                    c.query(
+                        """
+                        INSERT INTO tenants (id, name, token_hash, quota)
+                        VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::jsonb)
+                        RETURNING \(Self.columns)
+                        """,
+                        [UUID(), name, token, try PostgresJSON(quota)])[0])
+            }
+        }
+        return (tenant, token)
+    }
+
+    public func list() async throws -> [Tenant] {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                try c.query("SELECT \(Self.columns) FROM tenants ORDER BY created_at, id").map(Self.decode)
+            }
+        }
+    }
+
+    public func update(id: UUID, name: String?, quota: TenantQuota?) async throws -> Tenant {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                let rows = try c.query(
+                    """
+                    UPDATE tenants SET name = coalesce($2, name), quota = coalesce($3::jsonb, quota),
+                           updated_at = now()
+                    WHERE id = $1 RETURNING \(Self.columns)
+                    """,
+                    [id, name, try quota.map { try PostgresJSON($0) }])
+                guard let row = rows.first else { throw StoreError.notFound("tenant '\(id)' not found") }
+                return try Self.decode(row)
+            }
+        }
+    }
+
+    /// Issues a new token and revokes the previous one in the same statement.
+    public func rotateToken(id: UUID) async throws -> (tenant: Tenant, token: String) {
+        let token = Self.newToken()
+        let tenant = try await StoreError.translating {
+            try await pool.withConnection { c in
+                let rows = try c.query(
+                    """
+                    UPDATE tenants SET token_hash = sha256(convert_to($2, 'UTF8')), updated_at = now()
+                    WHERE id = $1 RETURNING \(Self.columns)
+                    """,
+                    [id, token])
+                guard let row = rows.first else { throw StoreError.notFound("tenant '\(id)' not found") }
+                return try Self.decode(row)
+            }
+        }
+        return (tenant, token)
+    }
+
+    /// The tenant holding this bearer token, if any. The lookup is by hash, so the
+    /// comparison never touches the token's bytes one by one.
+    public func authenticate(token: String) async throws -> Tenant? {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                try c.query(
+                    "SELECT \(Self.columns) FROM tenants WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+                    [token]
+                ).first.map(Self.decode)
+            }
+        }
+    }
+
+    static func decode(_ row: PostgresRow) throws -> Tenant {
+        Tenant(
+            id: try row.decode("id"), name: try row.decode("name"), quota: try row.decodeJSON("quota"),
+            createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
+    }
+
+    /// 256 random bits from the system's CSPRNG, hex-encoded, with a recognisable prefix.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let words = (0..<4).map { _ in generator.next() as UInt64 }
+        return "gpb_" + words.map { String(format: "%016llx", $0) }.joined()
+    }
+}
