@@ -1,0 +1,41 @@
+import BrokerStore
+import Foundation
+import MicroHTTP
+
+enum Authentication {
+    static func authenticate(_ request: HTTPRequest, _ access: Access, _ services: BrokerServices) async throws -> Principal? {
+        if access == .none { return nil }
+        guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("bearer ") else {
+            throw Problem.unauthorized
+        }
+        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
+        let principal: Principal
+        if constantTimeEqual(token, services.adminToken) {
+            principal = .admin
+        } else if let tenant = try await services.tenants.authenticate(token: token) {
+            principal = .tenant(tenant)
+        } else {
+            throw Problem.unauthorized
+        }
+        switch (access, principal) {
+        case (.admin, .tenant):
+            throw Problem.forbidden("this endpoint needs the admin token")
+        case (.tenant, .admin):
+            throw Problem.forbidden("this endpoint needs a tenant token: allocations and policies belong to tenants")
+        default:
+            return principal
+        }
+    }
+
+    /// Compares every byte whatever the first difference, so response time does not
+    /// reveal how much of the admin token a guess got right.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}

@@ -1,0 +1,103 @@
+import BrokerCore
+import BrokerStore
+import Foundation
+import MicroHTTP
+
+/// A pool as the API shows it: the report plus what is in use now.
+struct PoolView: Encodable {
+    var usage: PoolUsage
+
+    enum CodingKeys: String, CodingKey {
+        case id, region, computeClass, qos, gpuSeries, gpuMemoryGiB, gpusPerInstance, cpu, memoryGiB
+        case instanceType, capacity, pricePerHour, deferScaleInSeconds, allocated, idle, available, overcommitted
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        let pool = usage.pool
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(pool.id, forKey: .id)
+        try c.encode(pool.regionId, forKey: .region)
+        try c.encode(pool.computeClass, forKey: .computeClass)
+        try c.encode(pool.qos, forKey: .qos)
+        try c.encodeIfPresent(pool.gpuSeries, forKey: .gpuSeries)
+        try c.encodeIfPresent(pool.gpuMemoryGiB, forKey: .gpuMemoryGiB)
+        try c.encodeIfPresent(pool.gpusPerInstance, forKey: .gpusPerInstance)
+        try c.encode(pool.cpu, forKey: .cpu)
+        try c.encode(pool.memoryGiB, forKey: .memoryGiB)
+        try c.encode(pool.instanceType, forKey: .instanceType)
+        try c.encode(pool.capacity, forKey: .capacity)
+        try c.encode(pool.pricePerHour, forKey: .pricePerHour)
+        try c.encode(pool.deferScaleInSeconds, forKey: .deferScaleInSeconds)
+        try c.encode(usage.allocated, forKey: .allocated)
+        try c.encode(usage.idle, forKey: .idle)
+        try c.encode(usage.available, forKey: .available)
+        try c.encode(usage.overcommitted, forKey: .overcommitted)
+    }
+}
+
+struct RegionInventoryView: Encodable {
+    var region: String
+    var pools: [PoolView]
+}
+
+struct ShapeAvailability: Encodable {
+    var region: String
+    var availableReplicas: Int
+    var bestPool: String?
+    var pricePerHour: Double?
+}
+
+/// Regions and pools: admins write them, every token reads them.
+enum InventoryRoutes {
+    static func register(_ routes: inout RouteBuilder) {
+        routes.add("POST", "/v1/admin/regions", .admin) { request, context in
+            let region = try RegionSpec.parse(try JSONBodies.read(request))
+            let created = try await context.services.inventory.createRegion(region)
+            return try JSONBodies.response(201, created, headers: [("Location", "/v1/regions/\(created.id)")])
+        }
+        routes.add("PUT", "/v1/admin/regions/{id}", .admin) { request, context in
+            let id = request.pathParameters["id"]!
+            let region = try RegionSpec.parse(try JSONBodies.read(request), pathId: id)
+            return try JSONBodies.response(200, try await context.services.inventory.replaceRegion(region))
+        }
+        routes.add("DELETE", "/v1/admin/regions/{id}", .admin) { request, context in
+            try await context.services.inventory.deleteRegion(id: request.pathParameters["id"]!)
+            return JSONBodies.noContent()
+        }
+        routes.add("PUT", "/v1/admin/regions/{id}/pools/{poolId}", .admin) { request, context in
+            let pool = try PoolSpec.parse(
+                try JSONBodies.read(request), regionId: request.pathParameters["id"]!,
+                poolId: request.pathParameters["poolId"]!)
+            let (usage, created) = try await context.services.inventory.putPool(pool)
+            return try JSONBodies.response(created ? 201 : 200, PoolView(usage: usage))
+        }
+        routes.add("DELETE", "/v1/admin/regions/{id}/pools/{poolId}", .admin) { request, context in
+            try await context.services.inventory.deletePool(
+                regionId: request.pathParameters["id"]!, poolId: request.pathParameters["poolId"]!)
+            return JSONBodies.noContent()
+        }
+        routes.add("GET", "/v1/regions", .anyToken) { _, context in
+            try JSONBodies.response(200, ["regions": try await context.services.inventory.regions()])
+        }
+        routes.add("GET", "/v1/regions/{id}", .anyToken) { request, context in
+            try JSONBodies.response(200, try await context.services.inventory.region(id: request.pathParameters["id"]!))
+        }
+        routes.add("GET", "/v1/regions/{id}/inventory", .anyToken) { request, context in
+            let found = try await context.services.inventory.inventory(regionId: request.pathParameters["id"]!)
+            return try JSONBodies.response(
+                200, RegionInventoryView(region: found.region.id, pools: found.pools.map(PoolView.init)))
+        }
+        routes.add("GET", "/v1/inventory", .anyToken) { request, context in
+            let shape = try InventoryQuery.parse(request.query)
+            let inventory = try await context.services.inventory.inventory()
+            let answer = PlacementPlanner.defaultRegionOrder(shape, inventory).map { region in
+                let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
+                return ShapeAvailability(
+                    region: region.region.id,
+                    availableReplicas: PlacementPlanner.replicasAvailable(shape, in: region),
+                    bestPool: best?.pool.id, pricePerHour: best?.pool.pricePerHour)
+            }
+            return try JSONBodies.response(200, ["regions": answer])
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import BrokerCore
+import Foundation
+import MicroHTTP
+
+/// Reading request bodies and writing JSON answers, the same way on every route.
+enum JSONBodies {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(timestamp(date))
+        }
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        return encoder
+    }()
+
+    /// RFC 3339 in UTC with milliseconds.
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
+    }
+
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased()
+        return mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
+    }
+
+    /// The body as JSON: 415 unless it is declared JSON, 400 unless it parses.
+    static func read(_ request: HTTPRequest) throws -> JSONValue {
+        guard isJSON(request.headers["Content-Type"]) else {
+            throw Problem.unsupportedMediaType("send the body as 'Content-Type: application/json'")
+        }
+        return try parse(request.body)
+    }
+
+    /// A body that may be absent (renew): empty means `{}`.
+    static func readOptional(_ request: HTTPRequest) throws -> JSONValue {
+        if request.body.isEmpty { return .object([:]) }
+        return try read(request)
+    }
+
+    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(bytes)
+        } catch {
+            throw Problem.invalidRequest("the body is not valid JSON: \(error)")
+        }
+    }
+
+    static func response<T: Encodable>(_ status: Int, _ value: T, headers: [(String, String)] = []) throws -> HTTPResponse {
+        var all = HTTPHeaders([("Content-Type", "application/json")])
+        for (name, value) in headers { all.add(name, value) }
+        return HTTPResponse(status: status, headers: all, body: Array(try encoder.encode(value)))
+    }
+
+    static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }
+}

@@ -1,0 +1,117 @@
+import BrokerCore
+import BrokerStore
+import Foundation
+import MicroHTTP
+import PostgresClient
+
+/// An error answer of the API: one status and one machine `code` per kind of
+/// failure, rendered as application/problem+json.
+public struct Problem: Error, Sendable {
+    public var status: Int
+    public var code: String
+    public var title: String
+    public var detail: String
+    public var errors: [FieldError]?
+    public var decisions: [PlacementDecision]?
+    public var retryAfterSeconds: Int?
+    public var allow: [String]?
+
+    public init(
+        status: Int, code: String, title: String, detail: String, errors: [FieldError]? = nil,
+        decisions: [PlacementDecision]? = nil, retryAfterSeconds: Int? = nil, allow: [String]? = nil
+    ) {
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.decisions = decisions
+        self.retryAfterSeconds = retryAfterSeconds
+        self.allow = allow
+    }
+
+    static func invalidRequest(_ detail: String) -> Problem {
+        Problem(status: 400, code: "invalid_request", title: "Invalid request", detail: detail)
+    }
+    static func validation(_ errors: [FieldError]) -> Problem {
+        let summary = errors.prefix(5).map { "\($0.field): \($0.message)" }.joined(separator: "; ")
+        return Problem(
+            status: 422, code: "validation_failed", title: "Validation failed", detail: summary, errors: errors)
+    }
+    static let unauthorized = Problem(
+        status: 401, code: "unauthorized", title: "Unauthorized",
+        detail: "a valid 'Authorization: Bearer <token>' header is required")
+    static func forbidden(_ detail: String) -> Problem {
+        Problem(status: 403, code: "forbidden", title: "Forbidden", detail: detail)
+    }
+    static func notFound(_ detail: String) -> Problem {
+        Problem(status: 404, code: "not_found", title: "Not found", detail: detail)
+    }
+    static func conflict(_ detail: String) -> Problem {
+        Problem(status: 409, code: "conflict", title: "Conflict", detail: detail)
+    }
+    static func unsupportedMediaType(_ detail: String) -> Problem {
+        Problem(status: 415, code: "unsupported_media_type", title: "Unsupported media type", detail: detail)
+    }
+    static func unavailable(_ detail: String) -> Problem {
+        Problem(
+            status: 503, code: "unavailable", title: "Service unavailable", detail: detail, retryAfterSeconds: 2)
+    }
+    static let internalError = Problem(
+        status: 500, code: "internal_error", title: "Internal server error",
+        detail: "the broker failed unexpectedly; the failure is logged")
+
+    /// The one place where errors from the store, the database and the core become answers.
+    static func from(_ error: any Error) -> Problem? {
+        switch error {
+        case let problem as Problem:
+            return problem
+        case let failure as ValidationFailure:
+            return .validation(failure.errors)
+        case let store as StoreError:
+            switch store {
+            case .notFound(let detail): return .notFound(detail)
+            case .conflict(let detail): return .conflict(detail)
+            case .insufficientCapacity(let detail, let decisions):
+                return Problem(
+                    status: 409, code: "insufficient_capacity", title: "Insufficient capacity", detail: detail,
+                    decisions: decisions)
+            case .quotaExceeded(let detail):
+                return Problem(status: 403, code: "quota_exceeded", title: "Quota exceeded", detail: detail)
+            case .idempotencyKeyReused:
+                return Problem(
+                    status: 422, code: "idempotency_key_reused", title: "Idempotency key reused",
+                    detail: "this Idempotency-Key was used with a different request body")
+            case .validation(let errors): return .validation(errors)
+            case .unavailable: return .unavailable("the database is unreachable; retry shortly")
+            }
+        case let pg as PostgresError where pg.isConnectionProblem:
+            return .unavailable("the database is unreachable; retry shortly")
+        default:
+            return nil
+        }
+    }
+
+    func response(requestId: String?) -> HTTPResponse {
+        var body: [String: JSONValue] = [
+            "type": .string("https://gpubroker.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))"),
+            "title": .string(title),
+            "status": .number(Double(status)),
+            "detail": .string(detail),
+            "code": .string(code),
+        ]
+        if let requestId { body["requestId"] = .string(requestId) }
+        if let errors {
+            body["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
+        }
+        if let decisions {
+            body["decisions"] = .array(decisions.map {
+                .object(["region": .string($0.region), "replicas": .number(Double($0.replicas)), "reason": .string($0.reason)])
+            })
+        }
+        var headers = HTTPHeaders([("Content-Type", "application/problem+json")])
+        if let retryAfterSeconds { headers.add("Retry-After", String(retryAfterSeconds)) }
+        if let allow { headers.add("Allow", allow.joined(separator: ", ")) }
+        return HTTPResponse(status: status, headers: headers, body: JSONValue.object(body).encoded())
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+import MicroHTTP
+
+/// Liveness, readiness, metrics and the API document: no token needed.
+enum SystemRoutes {
+    static let openAPIDocument: [UInt8] = PackageResources.openapi_yaml
+
+    static func register(_ routes: inout RouteBuilder) {
+        routes.add("GET", "/healthz", .none) { _, _ in
+            try JSONBodies.response(200, ["status": "ok"])
+        }
+        routes.add("GET", "/readyz", .none) { _, context in
+            if let problem = await context.services.readinessProblem() {
+                throw Problem.unavailable("not ready: \(problem)")
+            }
+            return try JSONBodies.response(200, ["status": "ready"])
+        }
+        routes.add("GET", "/metrics", .none) { _, context in
+            HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                body: Array(context.services.metricsText().utf8))
+        }
+        routes.add("GET", "/openapi.yaml", .none) { _, _ in
+            HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", "application/yaml")]), body: openAPIDocument)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import BrokerCore
+import BrokerStore
+import Foundation
+import MicroHTTP
+
+/// A tenant as answered at creation and rotation: the only time its token is shown.
+struct TenantWithToken: Encodable {
+    var tenant: Tenant
+    var token: String
+
+    enum CodingKeys: String, CodingKey { case id, name, quota, createdAt, updatedAt, token }
+
+    func encode(to encoder: any Encoder) throws {
+        try tenant.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(token, forKey: .token)
+    }
+}
+
+enum TenantRoutes {
+    static func register(_ routes: inout RouteBuilder) {
+        routes.add("POST", "/v1/admin/tenants", .admin) { request, context in
+            let spec = try TenantSpec.parse(try JSONBodies.read(request))
+            let (tenant, token) = try await context.services.tenants.create(
+                name: spec.name ?? "", quota: spec.quota ?? TenantQuota())
+            return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))
+        }
+        routes.add("GET", "/v1/admin/tenants", .admin) { _, context in
+            try JSONBodies.response(200, ["tenants": try await context.services.tenants.list()])
+        }
+        routes.add("PATCH", "/v1/admin/tenants/{id}", .admin) { request, context in
+            let id = try tenantId(request)
+            let spec = try TenantSpec.parse(try JSONBodies.read(request), partial: true)
+            return try JSONBodies.response(
+                200, try await context.services.tenants.update(id: id, name: spec.name, quota: spec.quota))
+        }
+        routes.add("POST", "/v1/admin/tenants/{id}/tokens", .admin) { request, context in
+            let (tenant, token) = try await context.services.tenants.rotateToken(id: try tenantId(request))
+            return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))
+        }
+    }
+
+    static func tenantId(_ request: HTTPRequest) throws -> UUID {
+        let raw = request.pathParameters["id"]!
+        guard let id = UUID(uuidString: raw) else { throw Problem.notFound("tenant '\(raw)' not found") }
+        return id
+    }
+}
