@@ -30,14 +30,9 @@ public struct AllocationStore: Sendable {
                 {
                     request.placement = named.policy
                 }
-                let inventory = try InventoryStore.snapshot(c)
-                let plan = PlacementPlanner.plan(
-                    PlacementInput(
-                        shape: Self.effectiveShape(request), replicas: request.replicas,
-                        pinnedRegion: request.region, policy: request.placement,
-                        allOrNothing: request.allOrNothing, held: [], inventory: inventory))
+                let (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [])
                 let id = UUID()
-                if plan.placed == 0 || (request.allOrNothing && !plan.satisfied) {
+                if !Self.acceptable(plan, request) {
                     guard request.queue else {
                         throw StoreError.insufficientCapacity(
                             Self.shortfall(request.replicas, plan), decisions: plan.decisions)
@@ -138,19 +133,14 @@ public struct AllocationStore: Sendable {
     public func scale(tenantId: UUID, id: UUID, replicas: Int, actor: String) async throws -> AllocationView {
         try await retryingLostRaces {
             try await pool.withTransaction { c in
-                let (status, request) = try Self.lockLive(c, id: id, tenantId: tenantId)
+                let request = try Self.lockLive(c, id: id, tenantId: tenantId)
                 let live = try Self.runningInstances(c, allocationId: id)
                 var placed = live.count
                 var decisions: [PlacementDecision]? = nil
                 if replicas > live.count {
-                    let inventory = try InventoryStore.snapshot(c)
                     let held = Self.held(live)
-                    let plan = PlacementPlanner.plan(
-                        PlacementInput(
-                            shape: Self.effectiveShape(request), replicas: replicas - live.count,
-                            pinnedRegion: request.region, policy: request.placement,
-                            allOrNothing: request.allOrNothing, held: held, inventory: inventory))
-                    if plan.placed == 0 || (request.allOrNothing && !plan.satisfied) {
+                    let (plan, inventory) = try Self.plan(c, request, replicas: replicas - live.count, held: held)
+                    if !Self.acceptable(plan, request) {
                         throw StoreError.insufficientCapacity(
                             Self.shortfall(replicas - live.count, plan), decisions: plan.decisions)
                     }
@@ -165,7 +155,6 @@ public struct AllocationStore: Sendable {
                     try Self.release(c, instanceSeqs: chosen.compactMap { Int64($0) }, kind: "released", actor: actor)
                     placed = replicas
                 }
-                _ = status
                 try c.query(
                     """
                     UPDATE allocations SET replicas = $2, placed_replicas = $3, status = $4,
@@ -233,6 +222,23 @@ public struct AllocationStore: Sendable {
 
     // MARK: shared steps
 
+    /// Plans `replicas` new replicas of a request from fresh inventory.
+    static func plan(
+        _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas]
+    ) throws -> (PlacementPlan, [RegionInventory]) {
+        let inventory = try InventoryStore.snapshot(c)
+        let plan = PlacementPlanner.plan(
+            PlacementInput(
+                shape: effectiveShape(request), replicas: replicas, pinnedRegion: request.region,
+                policy: request.placement, allOrNothing: request.allOrNothing, held: held, inventory: inventory))
+        return (plan, inventory)
+    }
+
+    /// Rule 5: all replicas, or with `allOrNothing: false` at least one.
+    static func acceptable(_ plan: PlacementPlan, _ request: AllocationRequest) -> Bool {
+        plan.placed > 0 && (plan.satisfied || !request.allOrNothing)
+    }
+
     /// The request's shape with the GPU memory a `model` needs, per the sizing rule.
     static func effectiveShape(_ request: AllocationRequest) -> ComputeShape {
         var shape = request.shape
@@ -286,8 +292,8 @@ public struct AllocationStore: Sendable {
         return order.map { counts[$0]! }
     }
 
-    /// Locks a changeable allocation of this tenant and returns its status and request.
-    static func lockLive(_ c: PostgresConnection, id: UUID, tenantId: UUID) throws -> (AllocationStatus, AllocationRequest) {
+    /// Locks a changeable allocation of this tenant and returns its request.
+    static func lockLive(_ c: PostgresConnection, id: UUID, tenantId: UUID) throws -> AllocationRequest {
         let rows = try c.query(
             "SELECT status, request::text AS request FROM allocations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
             [id, tenantId])
@@ -296,7 +302,7 @@ public struct AllocationStore: Sendable {
         guard status == .active || status == .partial else {
             throw StoreError.conflict("allocation \(id.lowercased) is \(status.rawValue): only active or partial allocations change")
         }
-        return (status, try row.decodeJSON("request"))
+        return try row.decodeJSON("request")
     }
 
     @discardableResult

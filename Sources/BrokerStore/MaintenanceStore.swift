@@ -1,0 +1,138 @@
+import BrokerCore
+import Foundation
+import PostgresClient
+
+/// The background work on the ledger. Each step claims its rows with
+/// `FOR UPDATE SKIP LOCKED`, so brokers running it at once split the work instead of
+/// doing it twice. Time is the database's clock, never the broker's.
+public struct MaintenanceStore: Sendable {
+    let pool: PostgresPool
+
+    public init(pool: PostgresPool) {
+        self.pool = pool
+    }
+
+    /// Expires allocations whose lease ran out: instances leave `running` (warm idle
+    /// where the pool defers scale-in), ledger rows of kind `expired`.
+    public func expireLeases(limit: Int = 200) async throws -> Int {
+        try await StoreError.translating {
+            try await pool.withTransaction { c in
+                let ids: [String] = try c.query(
+                    """
+                    SELECT id::text AS id FROM allocations
+                    WHERE status IN ('active', 'partial') AND lease_expires_at <= now()
+                    ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+                    """,
+                    [limit]
+                ).map { try $0.decode("id") }
+                if ids.isEmpty { return 0 }
+                let seqs: [Int64] = try c.query(
+                    "SELECT seq FROM instances WHERE allocation_id = ANY($1::uuid[]) AND state = 'running'", [ids]
+                ).map { try $0.decode("seq") }
+                try AllocationStore.release(c, instanceSeqs: seqs, kind: "expired", actor: "lease-reconciler")
+                try c.query(
+                    """
+                    UPDATE allocations SET status = 'expired', placed_replicas = 0, updated_at = clock_timestamp()
+                    WHERE id = ANY($1::uuid[])
+                    """, [ids])
+                return ids.count
+            }
+        }
+    }
+
+    /// Deprovisions idle instances whose pool's scale-in delay has passed.
+    public func deprovisionIdle(limit: Int = 500) async throws -> Int {
+        try await StoreError.translating {
+            try await pool.withTransaction { c in
+                let rows = try c.query(
+                    """
+                    WITH due AS (
+                        SELECT i.seq FROM instances i JOIN pools p ON p.region_id = i.region_id AND p.id = i.pool_id
+                        WHERE i.state = 'idle'
+                          AND i.idle_since + make_interval(secs => p.defer_scale_in_seconds) <= clock_timestamp()
+                        ORDER BY i.idle_since LIMIT $1 FOR UPDATE OF i SKIP LOCKED
+                    ), gone AS (
+                        UPDATE instances i SET state = 'released', ended_at = clock_timestamp()
+                        FROM due WHERE i.seq = due.seq
+                        RETURNING i.id, i.allocation_id, i.region_id, i.pool_id
+                    ), counters AS (
+                        UPDATE pools p SET idle = p.idle - g.n, allocated = p.allocated - g.n, updated_at = now()
+                        FROM (SELECT region_id, pool_id, count(*)::int AS n FROM gone GROUP BY region_id, pool_id) g
+                        WHERE p.region_id = g.region_id AND p.id = g.pool_id
+                    )
+                    INSERT INTO ledger (kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
+                    SELECT 'deprovisioned', region_id, pool_id, allocation_id, id, -1, 'idle-releaser' FROM gone
+                    RETURNING 1
+                    """,
+                    [limit])
+                return rows.count
+            }
+        }
+    }
+
+    /// Admits pending allocations oldest first while capacity exists; one that still
+    /// does not fit keeps waiting (its decisions say why) and does not block later
+    /// ones. Past their deadline they become `unschedulable`.
+    public func admitPending(limit: Int = 100) async throws -> (admitted: Int, timedOut: Int) {
+        try await StoreError.translating {
+            let timedOut = try await pool.withConnection { c in
+                try c.query(
+                    """
+                    UPDATE allocations SET status = 'unschedulable', updated_at = clock_timestamp()
+                    WHERE status = 'pending' AND queue_deadline <= now() RETURNING id
+                    """
+                ).count
+            }
+            let waiting: [UUID] = try await pool.withConnection { c in
+                try c.query(
+                    "SELECT id FROM allocations WHERE status = 'pending' ORDER BY seq LIMIT $1", [limit]
+                ).map { try $0.decode("id") }
+            }
+            var admitted = 0
+            for id in waiting {
+                do {
+                    if try await admit(id) { admitted += 1 }
+                } catch is AllocationStore.LostRace {
+                    continue  // capacity moved under us: the next round plans again
+                }
+            }
+            return (admitted, timedOut)
+        }
+    }
+
+    private func admit(_ id: UUID) async throws -> Bool {
+        try await pool.withTransaction { c in
+            let rows = try c.query(
+                """
+                SELECT tenant_id, request::text AS request FROM allocations
+                WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
+                """,
+                [id])
+            guard let row = rows.first else { return false }
+            let tenantId: UUID = try row.decode("tenant_id")
+            let request: AllocationRequest = try row.decodeJSON("request")
+            let (plan, inventory) = try AllocationStore.plan(c, request, replicas: request.replicas, held: [])
+            guard AllocationStore.acceptable(plan, request) else {
+                try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
+                return false
+            }
+            do {
+                try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
+            } catch StoreError.quotaExceeded {
+                return false
+            }
+            try AllocationStore.reserve(
+                c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: "pending-admitter")
+            try c.query(
+                """
+                UPDATE allocations SET status = $2, placed_replicas = $3, decisions = $4::jsonb,
+                       lease_expires_at = now() + make_interval(secs => lease_seconds), queue_deadline = NULL,
+                       updated_at = clock_timestamp()
+                WHERE id = $1
+                """,
+                [id, (plan.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placed,
+                 try PostgresJSON(plan.decisions)])
+            return true
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import BrokerStore
+import Foundation
+import Logging
+import Metrics
+
+/// The broker's background loops: lease expiry, idle deprovisioning and pending
+/// admission. Every broker process runs them; the store's row claims keep them from
+/// doing the same work twice.
+public struct BrokerWorkers: Sendable {
+    public struct Configuration: Sendable {
+        public var interval: Duration
+        public init(interval: Duration = .seconds(5)) {
+            self.interval = interval
+        }
+    }
+
+    let store: MaintenanceStore
+    let configuration: Configuration
+    let logger: Logger
+
+    public init(store: MaintenanceStore, configuration: Configuration, logger: Logger) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs every worker until the task is cancelled.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.loop("lease_reconciler") { try await store.expireLeases() } }
+            group.addTask { await self.loop("idle_releaser") { try await store.deprovisionIdle() } }
+            group.addTask {
+                await self.loop("pending_admitter") {
+                    let (admitted, timedOut) = try await store.admitPending()
+                    if timedOut > 0 { Counter(label: "worker_pending_unschedulable_total").increment(by: timedOut) }
+                    return admitted
+                }
+            }
+        }
+    }
+
+    /// One worker: a step every interval, its count and duration as metrics. A
+    /// failing step (database down) is logged and retried next interval.
+    private func loop(_ name: String, step: @Sendable () async throws -> Int) async {
+        let processed = Counter(label: "worker_processed_total", dimensions: [("worker", name)])
+        let failures = Counter(label: "worker_failures_total", dimensions: [("worker", name)])
+        let duration = Timer(label: "worker_run_duration_seconds", dimensions: [("worker", name)])
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            do {
+                let count = try await step()
+                if count > 0 {
+                    processed.increment(by: count)
+                    logger.info("worker step", metadata: ["worker": "\(name)", "processed": "\(count)"])
+                }
+            } catch {
+                failures.increment()
+                logger.warning("worker step failed", metadata: ["worker": "\(name)", "error": "\(error)"])
+            }
+            duration.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+            try? await Task.sleep(for: configuration.interval)
+        }
+    }
+}
