@@ -1,0 +1,217 @@
+import ArgumentParser
+import BrokerAPI
+import BrokerStore
+import BrokerWorkers
+import Foundation
+import Logging
+import Metrics
+import MicroHTTP
+import PostgresClient
+import Prometheus
+import Synchronization
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the broker: HTTP API and background workers (the default command).",
+        discussion: "Without --database-url it starts an embedded PostgreSQL under --data-dir and stops it on exit.")
+
+    @Option(help: ArgumentHelp("Address to listen on. Env: GPUBROKER_LISTEN. Default 127.0.0.1:8080.", valueName: "host:port"))
+    var listen: String?
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: ArgumentHelp(
+        "Admin bearer token. Env: GPUBROKER_ADMIN_TOKEN. Default: generated once and kept in <data-dir>/admin-token.",
+        valueName: "token"))
+    var adminToken: String?
+
+    @Option(help: ArgumentHelp(
+        "Directory for the embedded PostgreSQL and the generated admin token. Env: GPUBROKER_DATA_DIR. Default ./.gpubroker.",
+        valueName: "dir"))
+    var dataDir: String?
+
+    @Option(help: ArgumentHelp(
+        "Seconds between worker runs (lease expiry, idle release, pending admission). Env: GPUBROKER_RECONCILE_INTERVAL. Default 5.",
+        valueName: "seconds"))
+    var reconcileInterval: Double?
+
+    @Option(help: ArgumentHelp("Database connections per broker process. Env: GPUBROKER_DB_POOL_SIZE. Default 16.", valueName: "n"))
+    var dbPoolSize: Int?
+
+    @Option(help: ArgumentHelp("HTTP server threads. Env: GPUBROKER_HTTP_THREADS. Default: 2 × cores.", valueName: "n"))
+    var httpThreads: Int?
+
+    @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
+    var demo = false
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
+    var logLevel: String?
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: setting(logLevel, "GPUBROKER_LOG_LEVEL") ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gpubroker")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let (host, port) = try Self.parseListen(setting(listen, "GPUBROKER_LISTEN") ?? "127.0.0.1:8080")
+        let directory = setting(dataDir, "GPUBROKER_DATA_DIR") ?? ".gpubroker"
+        let interval = try Self.positive(setting(reconcileInterval.map { "\($0)" }, "GPUBROKER_RECONCILE_INTERVAL") ?? "5", "reconcile-interval")
+        let poolSize = Int(try Self.positive(setting(dbPoolSize.map(String.init), "GPUBROKER_DB_POOL_SIZE") ?? "16", "db-pool-size"))
+        let threads = Int(try Self.positive(
+            setting(httpThreads.map(String.init), "GPUBROKER_HTTP_THREADS") ?? "\(2 * ProcessInfo.processInfo.activeProcessorCount)",
+            "http-threads"))
+        let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
+
+        var embedded: EmbeddedPostgres? = nil
+        let configuration: PostgresConfiguration
+        if let url = database.resolvedURL {
+            configuration = PostgresConfiguration(url: url)
+        } else {
+            let cluster = try EmbeddedPostgres(directory: directory, logger: logger)
+            try cluster.start()
+            embedded = cluster
+            configuration = PostgresConfiguration(parameters: cluster.connectionParameters)
+        }
+        defer { embedded?.stop() }
+
+        try await Self.migrate(configuration, logger: logger)
+        let token = try setting(adminToken, "GPUBROKER_ADMIN_TOKEN") ?? AdminToken.loadOrCreate(directory: directory, logger: logger)
+
+        let pool = PostgresPool(configuration: configuration, size: poolSize)
+        let inventory = InventoryStore(pool: pool)
+        let tenants = TenantStore(pool: pool)
+        if seedDemo {
+            try await DemoData.seed(inventory: inventory, tenants: tenants, logger: logger)
+        }
+        let services = BrokerServices(
+            inventory: inventory, tenants: tenants, allocations: AllocationStore(pool: pool),
+            policies: PolicyStore(pool: pool), adminToken: token,
+            metricsText: {
+                var buffer: [UInt8] = []
+                registry.emit(into: &buffer)
+                return String(decoding: buffer, as: UTF8.self)
+            },
+            readinessProblem: { await Self.readinessProblem(pool) },
+            logger: logger)
+
+        var http = HTTPServerConfiguration()
+        http.host = host
+        http.port = port
+        http.threadPoolSize = threads
+        http.errorResponder = BrokerAPI.errorResponder
+        let router = BrokerAPI.router(services: services)
+        let server = HTTPServer(configuration: http, handler: { await router.handle($0) })
+        try server.start()
+        logger.info("gpubroker listening", metadata: ["address": "http://\(host):\(server.port)"])
+
+        let workers = Task {
+            await BrokerWorkers(
+                store: MaintenanceStore(pool: pool), configuration: .init(interval: .milliseconds(Int64(interval * 1000))),
+                logger: logger
+            ).run()
+        }
+        let signal = await ShutdownSignal.wait()
+        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        await server.shutdown()
+        workers.cancel()
+        await workers.value
+        await pool.close()
+        logger.info("stopped")
+    }
+
+    /// Applies migrations, waiting up to 30 s for the database to accept connections.
+    static func migrate(_ configuration: PostgresConfiguration, logger: Logger) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            do {
+                let connection = try PostgresConnection.connect(configuration)
+                let applied = try MigrationRunner.migrate(connection, Schema.migrations)
+                if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
+                return
+            } catch let error as PostgresError where error.isConnectionProblem && ContinuousClock.now < deadline {
+                logger.notice("waiting for the database", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    static func readinessProblem(_ pool: PostgresPool) async -> String? {
+        do {
+            let version = try await pool.withConnection { c in
+                try c.query("SELECT coalesce(max(version), 0) AS version FROM schema_migrations")[0].decode("version", as: Int.self)
+            }
+            return version == Schema.latestVersion ? nil : "schema version \(version), expected \(Schema.latestVersion)"
+        } catch {
+            return "database unreachable"
+        }
+    }
+
+    static func parseListen(_ value: String) throws -> (String, Int) {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("--listen must be host:port, for example 127.0.0.1:8080 (got '\(value)')")
+        }
+        var host = String(value[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    static func positive(_ value: String, _ name: String) throws -> Double {
+        guard let number = Double(value), number > 0, number.isFinite else {
+            throw ValidationError("--\(name) must be a positive number (got '\(value)')")
+        }
+        return number
+    }
+}
+
+/// The admin token when none is configured: generated once, kept in a 0600 file.
+enum AdminToken {
+    static func loadOrCreate(directory: String, logger: Logger) throws -> String {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent("admin-token").path
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+            !existing.isEmpty
+        {
+            logger.info("admin token read from file", metadata: ["path": "\(path)"])
+            return existing
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        let token = "gpbadmin_" + (0..<4).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write the admin token to \(path)")
+        }
+        logger.notice("admin token generated", metadata: ["path": "\(path)"])
+        return token
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+enum ShutdownSignal {
+    /// Signal sources must outlive the wait; only the first signal resumes it.
+    private static let sources = Mutex<[any DispatchSourceSignal]>([])
+    private static let resumed = Mutex(false)
+
+    static func wait() async -> String {
+        await withCheckedContinuation { continuation in
+            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    let first = resumed.withLock { done in
+                        defer { done = true }
+                        return !done
+                    }
+                    if first { continuation.resume(returning: name) }
+                }
+                source.resume()
+                sources.withLock { $0.append(source) }
+            }
+        }
+    }
+}
