@@ -88,12 +88,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Shared by the integration tests: a fresh database per test and a live broker.
+        .target(
+            name: "TestSupport",
+            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "MicroHTTP", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: [], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["TestSupport", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,166 @@
+import BrokerAPI
+import BrokerCore
+import BrokerStore
+import Foundation
+import Logging
+import MicroHTTP
+import PostgresClient
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A broker on a real socket and a fresh database: what a client sees.
+public final class TestBroker: Sendable {
+    public let databaseURL: String
+    public let pool: PostgresPool
+    public let server: HTTPServer
+    public let adminToken = "test-admin-token"
+    public var baseURL: String { "http://127.0.0.1:\(server.port)" }
+
+    public init(databaseURL: String? = nil) throws {
+        self.databaseURL = try databaseURL ?? TestDatabase.create()
+        pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
+        var logger = Logger(label: "test-broker")
+        logger.logLevel = .warning
+        let services = BrokerServices(
+            inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
+            allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
+            adminToken: adminToken, metricsText: { "" },
+            readinessProblem: { nil }, logger: logger)
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.errorResponder = BrokerAPI.errorResponder
+        let router = BrokerAPI.router(services: services)
+        server = HTTPServer(configuration: configuration, handler: { await router.handle($0) })
+        try server.start()
+    }
+
+    public func stop() async {
+        await server.shutdown()
+        await pool.close()
+    }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: [UInt8]
+
+        public var json: JSONValue { (try? JSONValue.parse(body)) ?? .null }
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public func header(_ name: String) -> String? {
+            headers.first { $0.key.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    /// Sends one request. `json` is encoded as the body with a JSON content type.
+    public func call(
+        _ method: String, _ path: String, token: String? = nil, json: JSONValue? = nil, body: [UInt8]? = nil,
+        headers: [String: String] = [:]
+    ) async throws -> Response {
+        var request = URLRequest(url: URL(string: baseURL + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let json {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(json.encoded())
+        }
+        if let body { request.httpBody = Data(body) }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var headerMap: [String: String] = [:]
+        for (key, value) in http.allHeaderFields { headerMap["\(key)"] = "\(value)" }
+        return Response(status: http.statusCode, headers: headerMap, body: Array(data))
+    }
+
+    // MARK: fixtures
+
+    /// Registers a region through the admin API.
+    @discardableResult
+    public func region(
+        _ id: String, kind: String = "serverless", primary: Bool = false, vSwitches: [String]? = nil,
+        labels: [String: String] = [:], state: String = "active"
+    ) async throws -> Response {
+        let body: JSONValue = .object([
+            "id": .string(id), "kind": .string(kind), "primary": .bool(primary), "vpcId": .string("vpc-\(id)"),
+            "vSwitchIds": .array((vSwitches ?? ["vsw-\(id)-a"]).map(JSONValue.string)),
+            "securityGroupId": .string("sg-\(id)"), "labels": .object(labels.mapValues(JSONValue.string)),
+            "state": .string(state),
+        ])
+        let response = try await call("POST", "/v1/admin/regions", token: adminToken, json: body)
+        guard response.status == 201 else { throw TestSetupError("region \(id): \(response.status) \(response.text)") }
+        return response
+    }
+
+    /// Reports a pool: GPU when `series` is given, else general-purpose.
+    @discardableResult
+    public func pool(
+        _ region: String, _ id: String, series: String? = nil, gpuMemory: Double = 24, gpus: Int = 1, cpu: Double = 4,
+        memory: Double = 16, capacity: Int, price: Double = 1, qos: [String]? = nil, instanceType: String? = nil,
+        defer deferSeconds: Int = 600
+    ) async throws -> Response {
+        var body: [String: JSONValue] = [
+            "computeClass": .string(series == nil ? "general-purpose" : "gpu"), "cpu": .number(cpu),
+            "memoryGiB": .number(memory), "instanceType": .string(instanceType ?? "ecs.\(id)"),
+            "capacity": .number(Double(capacity)), "pricePerHour": .number(price),
+            "deferScaleInSeconds": .number(Double(deferSeconds)),
+        ]
+        if let series {
+            body["gpuSeries"] = .string(series)
+            body["gpuMemoryGiB"] = .number(gpuMemory)
+            body["gpusPerInstance"] = .number(Double(gpus))
+        }
+        if let qos { body["qos"] = .array(qos.map(JSONValue.string)) }
+        let response = try await call("PUT", "/v1/admin/regions/\(region)/pools/\(id)", token: adminToken, json: .object(body))
+        guard response.status == 201 || response.status == 200 else {
+            throw TestSetupError("pool \(region)/\(id): \(response.status) \(response.text)")
+        }
+        return response
+    }
+
+    /// Creates a tenant and returns its token and id.
+    public func tenant(_ name: String = "team", quota: JSONValue? = nil) async throws -> (token: String, id: String) {
+        var body: [String: JSONValue] = ["name": .string(name)]
+        if let quota { body["quota"] = quota }
+        let response = try await call("POST", "/v1/admin/tenants", token: adminToken, json: .object(body))
+        guard response.status == 201, case .string(let token)? = response.json["token"],
+            case .string(let id)? = response.json["id"]
+        else { throw TestSetupError("tenant: \(response.status) \(response.text)") }
+        return (token, id)
+    }
+}
+
+extension JSONValue {
+    /// Member of an object, nil for anything else.
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
+    /// Element of an array, nil out of range.
+    public subscript(index: Int) -> JSONValue? {
+        if case .array(let items) = self, items.indices.contains(index) { return items[index] }
+        return nil
+    }
+
+    public var string: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var int: Int? {
+        if case .number(let value) = self, value == value.rounded() { return Int(value) }
+        return nil
+    }
+
+    public var double: Double? {
+        if case .number(let value) = self { return value }
+        return nil
+    }
+
+    public var array: [JSONValue] {
+        if case .array(let items) = self { return items }
+        return []
+    }
+}
