@@ -1,0 +1,128 @@
+import Foundation
+import PostgresClient
+import TestSupport
+import XCTest
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The `gpubroker` binary as users run it.
+final class ExecutableTests: XCTestCase {
+    var binary: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }
+
+    func freePort() throws -> Int {
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func status(_ url: String) async -> Int? {
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 2
+        guard let (_, response) = try? await URLSession.shared.data(for: request) else { return nil }
+        return (response as? HTTPURLResponse)?.statusCode
+    }
+
+    func waitUntilReady(_ port: Int, within seconds: Double) async throws -> Double {
+        let started = Date()
+        while Date().timeIntervalSince(started) < seconds {
+            if await status("http://127.0.0.1:\(port)/readyz") == 200 { return Date().timeIntervalSince(started) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestSetupError("not ready within \(seconds) s")
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    func postgresProcesses(using directory: String) throws -> [String] {
+        let (_, output) = try runTool("/bin/ps", ["-eo", "args"])
+        return output.split(separator: "\n").map(String.init).filter { $0.contains(directory) && $0.contains("postgres") }
+    }
+
+    func runTool(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    func testEmbeddedModeStartsReadyAndStopsCleanlyOnSIGTERM() async throws {
+        let directory = "/tmp/gpb-e2e-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (attempt, limit) in [(1, 30.0), (2, 5.0)] {
+            let port = try freePort()
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = ["serve", "--data-dir", directory, "--listen", "127.0.0.1:\(port)", "--demo", "--log-level", "warning"]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let seconds = try await waitUntilReady(port, within: limit)
+            print("embedded start \(attempt): ready in \(String(format: "%.1f", seconds)) s")
+            let regions = FileManager.default.fileExists(atPath: directory + "/admin-token")
+            XCTAssertTrue(regions, "the generated admin token is kept in the data directory")
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/admin-token")
+            XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+            process.terminate()
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 0)
+            XCTAssertEqual(try postgresProcesses(using: directory), [], "no postgres process outlives the broker")
+        }
+    }
+
+    func testMigrateAndVerify() throws {
+        let url = try TestDatabase.create()
+        let migrate = try run(["migrate", "--database-url", url])
+        XCTAssertEqual(migrate.status, 0, migrate.output)
+        XCTAssertTrue(migrate.output.contains("schema is current"), migrate.output)
+        let verify = try run(["verify", "--database-url", url])
+        XCTAssertEqual(verify.status, 0, verify.output)
+        let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        try connection.executeScript(
+            """
+            INSERT INTO regions (id, kind, vpc_id, vswitch_ids, security_group_id, state, is_primary)
+            VALUES ('a', 'serverless', 'v', '{s}', 'g', 'active', true);
+            INSERT INTO pools (region_id, id, compute_class, qos, cpu, memory_gib, instance_type, capacity, allocated, price_per_hour)
+            VALUES ('a', 'p', 'general-purpose', '{default}', 2, 4, 't', 10, 3, 1);
+            """)
+        let broken = try run(["verify", "--database-url", url])
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertTrue(broken.output.contains("a/p: allocated counter 3, live instances 0, ledger sum 0"), broken.output)
+    }
+
+    func testHelpListsTheCommandsAndEnvironment() throws {
+        let help = try run(["--help"])
+        XCTAssertEqual(help.status, 0)
+        for word in ["serve", "migrate", "verify", "GPUBROKER_DATABASE_URL"] {
+            XCTAssertTrue(help.output.contains(word), "help mentions \(word)")
+        }
+        let serveHelp = try run(["serve", "--help"])
+        for option in ["--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--demo", "--log-level"] {
+            XCTAssertTrue(serveHelp.output.contains(option), "serve --help mentions \(option)")
+        }
+        let bad = try run(["serve", "--listen", "nonsense"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.output.contains("--listen must be host:port"), bad.output)
+    }
+}
