@@ -134,8 +134,9 @@ CREATE TABLE idempotency_keys (
     tenant_id     uuid NOT NULL REFERENCES tenants (id),
     key           text NOT NULL,
     request_hash  bytea NOT NULL,
-    status        integer NOT NULL,
-    response      bytea NOT NULL,
+    -- The first answer, replayed for the same key and body. Written in the grant's own
+    -- transaction, so other transactions never see it empty.
+    response      text,
     allocation_id uuid,
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, key)

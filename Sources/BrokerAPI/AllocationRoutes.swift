@@ -21,9 +21,10 @@ enum AllocationRoutes {
     static func register(_ routes: inout RouteBuilder) {
         routes.add("POST", "/v1/allocations", .tenant) { request, context in
             let tenant = try context.tenant
+            let key = try idempotencyKey(request)
             let allocationRequest = try AllocationRequest.parse(try JSONBodies.read(request))
             let view = try await context.services.allocations.create(
-                tenantId: tenant.id, request: allocationRequest, actor: context.actor)
+                tenantId: tenant.id, request: allocationRequest, actor: context.actor, idempotencyKey: key)
             return try JSONBodies.response(
                 view.status == .pending ? 202 : 201, view,
                 headers: [("Location", "/v1/allocations/\(view.id.uuidString.lowercased())")])
@@ -67,6 +68,17 @@ enum AllocationRoutes {
                 tenantId: try context.tenant.id, id: try allocationId(request))
             return try JSONBodies.response(200, ["events": events])
         }
+    }
+
+    /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    static func idempotencyKey(_ request: HTTPRequest) throws -> String? {
+        guard let key = request.headers["Idempotency-Key"] else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
+            throw ValidationFailure(errors: [
+                FieldError(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")
+            ])
+        }
+        return key
     }
 
     /// A malformed id cannot name an allocation: 404, like an unknown one.

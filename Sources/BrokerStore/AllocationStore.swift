@@ -21,47 +21,97 @@ public struct AllocationStore: Sendable {
 
     // MARK: create
 
-    public func create(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView {
-        try await retryingLostRaces {
+    /// Grants a request. With an idempotency key, the key is recorded in the grant's
+    /// own transaction: the same key and request replay the first answer, another
+    /// request with the key is refused, and a concurrent duplicate waits on the key's
+    /// row until the first commits (or rolls back, and then plans anew).
+    public func create(
+        tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String? = nil
+    ) async throws -> AllocationView {
+        let fingerprint = String(decoding: try Self.canonicalEncoder.encode(request), as: UTF8.self)
+        return try await retryingLostRaces {
             try await pool.withTransaction { c in
-                var request = request
-                if request.placement == nil, request.region == nil,
-                    let named = PolicySelector.select(try PolicyStore.policies(c, tenantId: tenantId), labels: request.labels)
+                if let key = idempotencyKey,
+                    let replay = try Self.claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint)
                 {
-                    request.placement = named.policy
+                    return replay
                 }
-                let (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [])
-                let id = UUID()
-                if !Self.acceptable(plan, request) {
-                    guard request.queue else {
-                        throw StoreError.insufficientCapacity(
-                            Self.shortfall(request.replicas, plan), decisions: plan.decisions)
-                    }
+                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor)
+                if let key = idempotencyKey {
                     try c.query(
-                        """
-                        INSERT INTO allocations (id, tenant_id, status, request, replicas, labels, decisions,
-                                                 lease_seconds, queue_deadline)
-                        VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
-                                now() + make_interval(secs => $8))
-                        """,
-                        [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
-                         try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])
-                    return try Self.load(c, id: id, tenantId: tenantId)
+                        "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
+                        [tenantId, key, String(decoding: try Self.canonicalEncoder.encode(view), as: UTF8.self), view.id])
                 }
-                try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
-                try c.query(
-                    """
-                    INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels,
-                                             decisions, lease_seconds, lease_expires_at)
-                    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9, now() + make_interval(secs => $9))
-                    """,
-                    [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
-                     try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),
-                     try PostgresJSON(plan.decisions), request.leaseSeconds])
-                try Self.reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
-                return try Self.load(c, id: id, tenantId: tenantId)
+                return view
             }
         }
+    }
+
+    static let canonicalEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    /// Claims `key` for this grant, or returns the answer already recorded under it.
+    static func claimIdempotencyKey(
+        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String
+    ) throws -> AllocationView? {
+        let claimed = try c.query(
+            """
+            INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, sha256(convert_to($3, 'UTF8')))
+            ON CONFLICT (tenant_id, key) DO NOTHING RETURNING 1
+            """,
+            [tenantId, key, fingerprint])
+        if !claimed.isEmpty { return nil }
+        let rows = try c.query(
+            """
+            SELECT request_hash = sha256(convert_to($3, 'UTF8')) AS same, response
+            FROM idempotency_keys WHERE tenant_id = $1 AND key = $2
+            """,
+            [tenantId, key, fingerprint])
+        guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
+        let response: String = try rows[0].decode("response")
+        return try JSONDecoder().decode(AllocationView.self, from: Data(response.utf8))
+    }
+
+    /// Plans and reserves a new allocation, or records it as pending with `queue`.
+    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+        var request = request
+        if request.placement == nil, request.region == nil,
+            let named = PolicySelector.select(try PolicyStore.policies(c, tenantId: tenantId), labels: request.labels)
+        {
+            request.placement = named.policy
+        }
+        let (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [])
+        let id = UUID()
+        if !acceptable(plan, request) {
+            guard request.queue else {
+                throw StoreError.insufficientCapacity(shortfall(request.replicas, plan), decisions: plan.decisions)
+            }
+            try c.query(
+                """
+                INSERT INTO allocations (id, tenant_id, status, request, replicas, labels, decisions,
+                                         lease_seconds, queue_deadline)
+                VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
+                        now() + make_interval(secs => $8))
+                """,
+                [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+                 try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])
+            return try load(c, id: id, tenantId: tenantId)
+        }
+        try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
+        try c.query(
+            """
+            INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels,
+                                     decisions, lease_seconds, lease_expires_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9, now() + make_interval(secs => $9))
+            """,
+            [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
+             try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),
+             try PostgresJSON(plan.decisions), request.leaseSeconds])
+        try reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
+        return try load(c, id: id, tenantId: tenantId)
     }
 
     // MARK: read

@@ -70,6 +70,15 @@ public struct MaintenanceStore: Sendable {
         }
     }
 
+    /// Forgets idempotency keys after a day: a client retrying later makes a new request.
+    public func purgeIdempotencyKeys() async throws -> Int {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                try c.query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours' RETURNING 1").count
+            }
+        }
+    }
+
     /// Admits pending allocations oldest first while capacity exists; one that still
     /// does not fit keeps waiting (its decisions say why) and does not block later
     /// ones. Past their deadline they become `unschedulable`.

@@ -29,6 +29,7 @@ public struct BrokerWorkers: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.loop("lease_reconciler") { try await store.expireLeases() } }
             group.addTask { await self.loop("idle_releaser") { try await store.deprovisionIdle() } }
+            group.addTask { await self.loop("idempotency_janitor") { try await store.purgeIdempotencyKeys() } }
             group.addTask {
                 await self.loop("pending_admitter") {
                     let (admitted, timedOut) = try await store.admitPending()
