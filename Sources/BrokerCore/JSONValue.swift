@@ -104,9 +104,11 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
 
     // MARK: private
 
-    /// Rejects documents nested deeper than `maxDepth` before Foundation recurses into them.
+    /// Rejects documents nested deeper than `maxDepth` before Foundation recurses into them,
+    /// and trailing commas (`[1,]`, `{"a":1,}`), which Foundation's decoder tolerates.
     private static func checkDepth(_ bytes: [UInt8]) throws(JSONSyntaxError) {
         var depth = 0
+        var lastSignificant: UInt8 = 0
         var inString = false
         var escaped = false
         for byte in bytes {
@@ -120,6 +122,13 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
                 }
                 continue
             }
+            let previous = lastSignificant
+            switch byte {
+            case 0x20, 0x0A, 0x0D, 0x09:
+                continue
+            default:
+                lastSignificant = byte
+            }
             switch byte {
             case UInt8(ascii: "\""):
                 inString = true
@@ -129,6 +138,9 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
                     throw JSONSyntaxError("JSON nested deeper than \(maxDepth) levels")
                 }
             case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                if previous == UInt8(ascii: ",") {
+                    throw JSONSyntaxError("malformed JSON: trailing comma")
+                }
                 depth -= 1
             default:
                 break
