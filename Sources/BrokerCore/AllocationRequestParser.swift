@@ -1,0 +1,138 @@
+import Foundation
+
+extension AllocationRequest {
+    public static let maxReplicas = 1000
+    public static let leaseSecondsRange = 10...86_400
+    public static let queueTimeoutRange = 1...86_400
+    public static let maxGPUCount = 64
+    /// Largest CPU count and memory (GiB) a shape may ask for.
+    public static let maxResource = 100_000.0
+
+    /// Validates a `POST /v1/allocations` body (see DESIGN.md "An allocation request").
+    /// Reports every invalid field; `model` sets `shape.requiredGPUMemoryGiB` by the sizing rule.
+    public static func parse(_ json: JSONValue) throws(ValidationFailure) -> AllocationRequest {
+        let errors = FieldErrorCollector()
+        guard let r = errors.object(json) else { throw ValidationFailure(errors: errors.errors) }
+
+        let computeClass = r.enumeration("computeClass", ComputeClass.self, required: true)
+        let isGPU = computeClass == .gpu
+        let isCPU = computeClass != nil && !isGPU
+        let qos = r.enumeration("qos", QoS.self) ?? .default
+
+        // model: GPU class only.
+        let modelGiven = r.present("model")
+        var model: ModelSpec?
+        if modelGiven && isCPU {
+            errors.add(r.field("model"), "only allowed for computeClass gpu")
+        } else if let reader = r.object("model") {
+            model = ModelSizing.readModel(reader)
+        }
+
+        // gpuSeries: GPU class only; required unless model is given.
+        var gpuSeries: [String] = []
+        if r.present("gpuSeries") {
+            if isCPU {
+                errors.add(r.field("gpuSeries"), "only allowed for computeClass gpu")
+            } else {
+                gpuSeries = r.stringArray("gpuSeries", maxItems: 32, itemMaxLength: 64) ?? []
+            }
+        } else if isGPU && !modelGiven {
+            errors.add(r.field("gpuSeries"), "is required for computeClass gpu unless model is given")
+        }
+
+        // gpuCount: 1... for GPU (default 1), 0 or absent for CPU classes.
+        var gpuCount = isGPU ? 1 : 0
+        if let count = r.integer("gpuCount", in: 0...maxGPUCount) {
+            if isGPU && count < 1 {
+                errors.add(r.field("gpuCount"), "must be at least 1 for computeClass gpu")
+            } else if isCPU && count != 0 {
+                errors.add(r.field("gpuCount"), "must be 0 or absent for computeClass \(computeClass!.rawValue)")
+            }
+            gpuCount = count
+        }
+
+        let cpu = r.number("cpu", required: true, exclusiveMinimum: 0, maximum: maxResource)
+        let memoryGiB = r.number("memoryGiB", required: true, exclusiveMinimum: 0, maximum: maxResource)
+        let replicas = r.integer("replicas", in: 1...maxReplicas) ?? 1
+        let region = r.string("region", maxLength: 63, pattern: .regionId)
+        let instanceType = r.string("instanceType", maxLength: 128)
+
+        var placement: PlacementPolicy?
+        if let reader = r.object("placement") {
+            placement = PlacementSpec.readPolicy(reader, unitsRequired: true)
+            reader.finish()
+        }
+        if r.members["region"] != nil && r.members["placement"] != nil {
+            errors.add(r.field("placement"), "cannot be combined with region")
+        }
+
+        let allOrNothing = r.bool("allOrNothing") ?? true
+        let leaseSeconds = r.integer("leaseSeconds", in: leaseSecondsRange) ?? 300
+        let queue = r.bool("queue") ?? false
+        let queueTimeoutSeconds = r.integer("queueTimeoutSeconds", in: queueTimeoutRange) ?? 3600
+        let labels = r.labels("labels") ?? [:]
+        r.finish()
+
+        guard errors.isEmpty, let computeClass, let cpu, let memoryGiB else {
+            throw ValidationFailure(errors: errors.errors)
+        }
+        let shape = ComputeShape(
+            computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount, cpu: cpu,
+            memoryGiB: memoryGiB, instanceType: instanceType,
+            requiredGPUMemoryGiB: model.map { ModelSizing.size($0).requiredGiB })
+        return AllocationRequest(
+            shape: shape, replicas: replicas, region: region, model: model, placement: placement,
+            allOrNothing: allOrNothing, leaseSeconds: leaseSeconds, queue: queue,
+            queueTimeoutSeconds: queueTimeoutSeconds, labels: labels)
+    }
+
+    /// The validated request as stable JSON (keys sorted, Codable form): what a store saves
+    /// and compares for `Idempotency-Key`. `JSONDecoder().decode(AllocationRequest.self, ...)` reads it back.
+    public func canonicalJSON() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Validated requests hold only finite numbers, so encoding cannot fail.
+        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? []
+    }
+
+    /// Reads `canonicalJSON()` back.
+    public static func fromCanonicalJSON(_ bytes: [UInt8]) throws -> AllocationRequest {
+        try JSONDecoder().decode(AllocationRequest.self, from: Data(bytes))
+    }
+}
+
+/// `PATCH /v1/allocations/{id}`: `{"replicas": n}`, 1...1000.
+public struct ReplicaChange: Codable, Sendable, Equatable {
+    public var replicas: Int
+
+    public init(replicas: Int) { self.replicas = replicas }
+
+    public static func parse(_ json: JSONValue) throws(ValidationFailure) -> ReplicaChange {
+        let errors = FieldErrorCollector()
+        var result: ReplicaChange?
+        if let r = errors.object(json) {
+            result = r.integer("replicas", required: true, in: 1...AllocationRequest.maxReplicas).map(ReplicaChange.init)
+            r.finish()
+        }
+        return try errors.result(result)
+    }
+}
+
+/// `POST /v1/allocations/{id}/renew`: `{"leaseSeconds"?}` (10...86400); nil keeps the
+/// allocation's lease length. An empty body may be passed as `.object([:])` or `.null`.
+public struct RenewRequest: Codable, Sendable, Equatable {
+    public var leaseSeconds: Int?
+
+    public init(leaseSeconds: Int? = nil) { self.leaseSeconds = leaseSeconds }
+
+    public static func parse(_ json: JSONValue) throws(ValidationFailure) -> RenewRequest {
+        if json == .null { return RenewRequest() }
+        let errors = FieldErrorCollector()
+        var result: RenewRequest?
+        if let r = errors.object(json) {
+            result = RenewRequest(leaseSeconds: r.integer("leaseSeconds", in: AllocationRequest.leaseSecondsRange))
+            r.finish()
+        }
+        return try errors.result(result)
+    }
+}

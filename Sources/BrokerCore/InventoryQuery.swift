@@ -1,0 +1,46 @@
+import Foundation
+
+/// `GET /v1/inventory?computeClass&gpuSeries&gpuCount&cpu&memoryGiB&qos[&instanceType]`:
+/// the shape of one replica. Field paths are the parameter names; unknown parameters are errors.
+public enum InventoryQuery {
+    public static func parse(_ parameters: [String: String]) throws(ValidationFailure) -> ComputeShape {
+        let errors = FieldErrorCollector()
+        let r = ObjectReader(path: "", members: parameters.mapValues(JSONValue.string), errors: errors, coerceStrings: true)
+        let computeClass = r.enumeration("computeClass", ComputeClass.self, required: true)
+        let isGPU = computeClass == .gpu
+        let isCPU = computeClass != nil && !isGPU
+        var gpuSeries: [String] = []
+        if let list = r.string("gpuSeries", allowEmpty: true, maxLength: 2048) {
+            if isCPU {
+                errors.add("gpuSeries", "only allowed for computeClass gpu")
+            } else {
+                let items = list.split(separator: ",", omittingEmptySubsequences: false)
+                    .map { $0.trimmingCharacters(in: .whitespaces) }
+                if items.contains(where: \.isEmpty) {
+                    errors.add("gpuSeries", "must be a comma-separated list of non-empty series")
+                } else if items.contains(where: { $0.count > 64 }) {
+                    errors.add("gpuSeries", "series must be at most 64 characters")
+                } else {
+                    for item in items where !gpuSeries.contains(item) { gpuSeries.append(item) }
+                }
+            }
+        }
+        var gpuCount = isGPU ? 1 : 0
+        if let count = r.integer("gpuCount", in: 0...AllocationRequest.maxGPUCount) {
+            if isCPU && count != 0 {
+                errors.add("gpuCount", "must be 0 or absent for computeClass \(computeClass!.rawValue)")
+            }
+            gpuCount = count
+        }
+        let cpu = r.number("cpu", required: true, exclusiveMinimum: 0, maximum: AllocationRequest.maxResource)
+        let memoryGiB = r.number("memoryGiB", required: true, exclusiveMinimum: 0, maximum: AllocationRequest.maxResource)
+        let qos = r.enumeration("qos", QoS.self) ?? .default
+        let instanceType = r.string("instanceType", maxLength: 128)
+        r.finish()
+        guard errors.isEmpty, let computeClass, let cpu, let memoryGiB else {
+            throw ValidationFailure(errors: errors.errors)
+        }
+        return ComputeShape(computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount,
+                            cpu: cpu, memoryGiB: memoryGiB, instanceType: instanceType)
+    }
+}
