@@ -30,7 +30,7 @@ enum TenantRoutes {
         }
         routes.add("PATCH", "/v1/admin/tenants/{id}", .admin) { request, context in
             let id = try tenantId(request)
-            let spec = try TenantSpec.parse(try JSONBodies.read(request), partial: true)
+            let spec = try TenantSpec.parsePatch(try JSONBodies.read(request))
             return try JSONBodies.response(
                 200, try await context.services.tenants.update(id: id, name: spec.name, quota: spec.quota))
         }

@@ -132,35 +132,18 @@ public final class TestBroker: Sendable {
 }
 
 extension JSONValue {
-    /// Member of an object, nil for anything else.
-    public subscript(key: String) -> JSONValue? {
-        if case .object(let members) = self { return members[key] }
-        return nil
-    }
-
     /// Element of an array, nil out of range.
     public subscript(index: Int) -> JSONValue? {
         if case .array(let items) = self, items.indices.contains(index) { return items[index] }
         return nil
     }
 
-    public var string: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
+    public var string: String? { stringValue }
 
     public var int: Int? {
         if case .number(let value) = self, value == value.rounded() { return Int(value) }
         return nil
     }
 
-    public var double: Double? {
-        if case .number(let value) = self { return value }
-        return nil
-    }
-
-    public var array: [JSONValue] {
-        if case .array(let items) = self { return items }
-        return []
-    }
+    public var array: [JSONValue] { arrayValue ?? [] }
 }
