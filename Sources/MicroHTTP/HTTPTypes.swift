@@ -1,0 +1,159 @@
+/// Ordered HTTP header fields: (name, value) pairs in the order they were added,
+/// with case-insensitive lookup by name. Names keep the spelling they were given.
+public struct HTTPHeaders: Sendable, Sequence {
+    public typealias Element = (name: String, value: String)
+
+    private var fields: [Element]
+
+    public init(_ pairs: [(String, String)] = []) {
+        fields = pairs.map { (name: $0.0, value: $0.1) }
+    }
+
+    /// The first value for `name` (case-insensitive), or nil.
+    public subscript(name: String) -> String? {
+        let key = name.lowercased()
+        return fields.first { $0.name.lowercased() == key }?.value
+    }
+
+    /// All values for `name` (case-insensitive), in order.
+    public func values(for name: String) -> [String] {
+        let key = name.lowercased()
+        return fields.filter { $0.name.lowercased() == key }.map(\.value)
+    }
+
+    /// Appends a field, keeping any existing ones with the same name.
+    public mutating func add(_ name: String, _ value: String) {
+        fields.append((name: name, value: value))
+    }
+
+    /// Replaces the first field named `name` (case-insensitive) and removes the
+    /// others with that name; appends the field when there is none.
+    public mutating func replaceOrAdd(_ name: String, _ value: String) {
+        let key = name.lowercased()
+        guard let first = fields.firstIndex(where: { $0.name.lowercased() == key }) else {
+            fields.append((name: name, value: value))
+            return
+        }
+        fields[first] = (name: name, value: value)
+        var index = fields.index(after: first)
+        while index < fields.endIndex {
+            if fields[index].name.lowercased() == key {
+                fields.remove(at: index)
+            } else {
+                index = fields.index(after: index)
+            }
+        }
+    }
+
+    /// Removes every field named `name` (case-insensitive).
+    public mutating func remove(_ name: String) {
+        let key = name.lowercased()
+        fields.removeAll { $0.name.lowercased() == key }
+    }
+
+    public var count: Int { fields.count }
+
+    public func makeIterator() -> IndexingIterator<[Element]> {
+        fields.makeIterator()
+    }
+}
+
+/// A complete HTTP request as handed to an `HTTPHandler` (the body is fully read).
+public struct HTTPRequest: Sendable {
+    /// "GET", "POST", ... exactly as sent (methods are case-sensitive).
+    public var method: String
+    /// Percent-decoded path, without the query string.
+    public var path: String
+    /// Decoded query parameters; for a repeated name the last value wins.
+    /// A parameter without `=` has the value "".
+    public var query: [String: String]
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Filled by `Router` from `{name}` segments of the matched pattern.
+    public var pathParameters: [String: String]
+    /// Numeric address of the peer (no port), when known.
+    public var remoteAddress: String?
+
+    public init(
+        method: String, path: String, query: [String: String] = [:],
+        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.pathParameters = [:]
+        self.remoteAddress = nil
+    }
+}
+
+/// A response produced by a handler. The server sets `Content-Length` itself
+/// (a `Content-Length` or `Transfer-Encoding` header set here is ignored) and
+/// adds `Content-Type` only if the handler set one.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+/// What the server or the router answers by itself (not a handler). An
+/// `HTTPErrorResponder` renders it, so the embedding application can use its own
+/// error format.
+///
+/// Note: a request whose header does not fit `connectionMemoryLimit` is rejected
+/// by libmicrohttpd itself, before any Swift code runs, with its own body; so
+/// `requestHeaderFieldsTooLarge` is never passed to the responder by
+/// `HTTPServer` today. It exists for responders that want to be complete.
+public enum HTTPServerError: Sendable, Equatable {
+    case notFound
+    case methodNotAllowed(allowed: [String])
+    case payloadTooLarge(limit: Int)
+    case requestHeaderFieldsTooLarge
+    case internalError
+
+    /// The HTTP status code this error maps to.
+    public var status: Int {
+        switch self {
+        case .notFound: 404
+        case .methodNotAllowed: 405
+        case .payloadTooLarge: 413
+        case .requestHeaderFieldsTooLarge: 431
+        case .internalError: 500
+        }
+    }
+}
+
+/// Renders an `HTTPServerError`; the request is nil when it could not be built.
+public typealias HTTPErrorResponder = @Sendable (HTTPServerError, HTTPRequest?) -> HTTPResponse
+
+/// Built-in error responders.
+public enum HTTPServerErrors {
+    /// `text/plain` bodies such as "Not Found"; a 405 carries `Allow`.
+    public static let plainText: HTTPErrorResponder = { error, _ in
+        var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+        let text: String
+        switch error {
+        case .notFound:
+            text = "Not Found"
+        case .methodNotAllowed(let allowed):
+            text = "Method Not Allowed"
+            headers.add("Allow", allowed.joined(separator: ", "))
+        case .payloadTooLarge(let limit):
+            text = "Payload Too Large (limit \(limit) bytes)"
+        case .requestHeaderFieldsTooLarge:
+            text = "Request Header Fields Too Large"
+        case .internalError:
+            text = "Internal Server Error"
+        }
+        return HTTPResponse(status: error.status, headers: headers, body: Array((text + "\n").utf8))
+    }
+}
