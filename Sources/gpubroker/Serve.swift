@@ -193,12 +193,12 @@ enum AdminToken {
 
 /// Waits for SIGTERM or SIGINT.
 enum ShutdownSignal {
-    /// Signal sources must outlive the wait; only the first signal resumes it.
-    private static let sources = Mutex<[any DispatchSourceSignal]>([])
+    /// Only the first signal resumes the wait.
     private static let resumed = Mutex(false)
 
     static func wait() async -> String {
-        await withCheckedContinuation { continuation in
+        var sources: [any DispatchSourceSignal] = []
+        let name = await withCheckedContinuation { continuation in
             for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -210,8 +210,11 @@ enum ShutdownSignal {
                     if first { continuation.resume(returning: name) }
                 }
                 source.resume()
-                sources.withLock { $0.append(source) }
+                sources.append(source)
             }
         }
+        // The sources must outlive the wait, or their handlers never run.
+        withExtendedLifetime(sources) {}
+        return name
     }
 }
