@@ -338,6 +338,38 @@ final class MicroHTTPTests: XCTestCase {
         Self.blockingShutdown(server)
     }
 
+    func testClientGoneWhileHandlerRunsIsHarmless() throws {
+        let server = try startServer()
+        for _ in 0..<5 {
+            let client = try RawClient(port: server.port)
+            try client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.close()  // the handler is still running and its connection suspended
+        }
+        usleep(700_000)  // handlers finish, resume connections whose peer is gone
+        let next = try RawClient.request(port: server.port, "GET", "/hello")
+        XCTAssertEqual(next.status, 200)
+        let started = Date()
+        Self.blockingShutdown(server)  // nothing pending any more: prompt
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0)
+    }
+
+    func testShutdownClosesIdleAndHalfSentConnectionsPromptly() throws {
+        let server = try startServer()
+        let idle = try RawClient(port: server.port, timeoutSeconds: 3)
+        defer { idle.close() }
+        try idle.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try idle.readResponse().status, 200)  // now idle, kept alive
+        let halfSent = try RawClient(port: server.port, timeoutSeconds: 3)
+        defer { halfSent.close() }
+        try halfSent.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        usleep(50_000)
+        let started = Date()
+        Self.blockingShutdown(server)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0)
+        XCTAssertTrue(idle.isClosedByPeer())
+        XCTAssertTrue(halfSent.isClosedByPeer())
+    }
+
     func testStartFailsClearlyWhenPortIsTaken() throws {
         let first = try startServer()
         var configuration = HTTPServerConfiguration()
