@@ -32,6 +32,9 @@ final class MicroHTTPTests: XCTestCase {
         router.add("GET", "/v1/allocations/{id}") { request in
             text(200, "allocation \(request.pathParameters["id"] ?? "-")")
         }
+        router.add("POST", "/v1/allocations/{id}") { request in
+            text(200, "post allocation \(request.pathParameters["id"] ?? "-")")
+        }
         router.add("POST", "/v1/allocations/from-manifest") { _ in text(201, "manifest") }
         router.add("GET", "/query") { request in
             let rendered = request.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -73,7 +76,7 @@ final class MicroHTTPTests: XCTestCase {
 
     func testRouterInProcess() async {
         let router = Self.makeRouter()
-        XCTAssertEqual(router.routes.count, 9)
+        XCTAssertEqual(router.routes.count, 10)
         XCTAssertEqual(router.routes[3].method, "GET")
         XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
 
@@ -140,6 +143,8 @@ final class MicroHTTPTests: XCTestCase {
         let parameter = try RawClient.request(port: server.port, "GET", "/v1/allocations/abc")
         XCTAssertEqual(parameter.status, 200)
         XCTAssertEqual(parameter.text, "allocation abc")
+        let postParameter = try RawClient.request(port: server.port, "POST", "/v1/allocations/abc", body: Array("x".utf8))
+        XCTAssertEqual(postParameter.text, "post allocation abc")
     }
 
     func testNotFoundAndMethodNotAllowed() throws {
