@@ -109,10 +109,10 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
 /// `HTTPErrorResponder` renders it, so the embedding application can use its own
 /// error format.
 ///
-/// Note: a request whose header does not fit `connectionMemoryLimit` is rejected
-/// by libmicrohttpd itself, before any Swift code runs, with its own body; so
-/// `requestHeaderFieldsTooLarge` is never passed to the responder by
-/// `HTTPServer` today. It exists for responders that want to be complete.
+/// Note: `requestHeaderFieldsTooLarge` reaches the responder for headers above
+/// `maxHeaderBytes`; a header that does not even fit `connectionMemoryLimit` is
+/// rejected by libmicrohttpd itself (431 with its own HTML body) before any
+/// Swift code runs.
 public enum HTTPServerError: Sendable, Equatable {
     case notFound
     case methodNotAllowed(allowed: [String])

@@ -1,0 +1,398 @@
+import Foundation
+import MicroHTTP
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Test methods are synchronous on purpose: the raw client blocks, and blocking
+/// the cooperative pool (2 threads here) would starve the handlers under test.
+final class MicroHTTPTests: XCTestCase {
+
+    // MARK: Fixtures
+
+    static func text(_ status: Int, _ text: String) -> HTTPResponse {
+        HTTPResponse(
+            status: status, headers: HTTPHeaders([("Content-Type", "text/plain")]), body: Array(text.utf8))
+    }
+
+    static func makeRouter() -> Router {
+        var router = Router()
+        router.add("GET", "/hello") { _ in text(200, "hello") }
+        router.add("POST", "/echo") { request in
+            HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]),
+                body: request.body)
+        }
+        router.add("GET", "/v1/regions/{id}/pools/{poolId}") { request in
+            text(200, "region=\(request.pathParameters["id"] ?? "-") pool=\(request.pathParameters["poolId"] ?? "-")")
+        }
+        // Parameter route registered first: the literal one must still win.
+        router.add("GET", "/v1/allocations/{id}") { request in
+            text(200, "allocation \(request.pathParameters["id"] ?? "-")")
+        }
+        router.add("POST", "/v1/allocations/{id}") { request in
+            text(200, "post allocation \(request.pathParameters["id"] ?? "-")")
+        }
+        router.add("POST", "/v1/allocations/from-manifest") { _ in text(201, "manifest") }
+        router.add("GET", "/query") { request in
+            let rendered = request.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            return text(200, rendered.joined(separator: "&"))
+        }
+        router.add("GET", "/info") { request in
+            text(200, "\(request.remoteAddress ?? "nil") \(request.headers["x-custom"] ?? "nil")")
+        }
+        router.add("GET", "/slow") { _ in
+            try? await Task.sleep(for: .milliseconds(500))
+            return text(200, "slow done")
+        }
+        router.add("GET", "/bad-status") { _ in HTTPResponse(status: 42) }
+        return router
+    }
+
+    func startServer(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> HTTPServer {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configure(&configuration)
+        let router = Self.makeRouter()
+        let server = HTTPServer(configuration: configuration) { await router.handle($0) }
+        try server.start()
+        addTeardownBlock { Self.blockingShutdown(server) }
+        XCTAssertNotEqual(server.port, 0)
+        return server
+    }
+
+    static func blockingShutdown(_ server: HTTPServer) {
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            await server.shutdown()
+            done.signal()
+        }
+        done.wait()
+    }
+
+    // MARK: Router in process
+
+    func testRouterInProcess() async {
+        let router = Self.makeRouter()
+        XCTAssertEqual(router.routes.count, 10)
+        XCTAssertEqual(router.routes[3].method, "GET")
+        XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
+
+        var response = await router.handle(HTTPRequest(method: "POST", path: "/v1/allocations/from-manifest"))
+        XCTAssertEqual(response.status, 201)
+        XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "manifest")
+
+        response = await router.handle(HTTPRequest(method: "GET", path: "/v1/allocations/a-1"))
+        XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "allocation a-1")
+
+        response = await router.handle(HTTPRequest(method: "PUT", path: "/v1/allocations/from-manifest"))
+        XCTAssertEqual(response.status, 405)
+        XCTAssertEqual(response.headers["allow"], "GET, POST")
+
+        response = await router.handle(HTTPRequest(method: "GET", path: "/v1/allocations/"))
+        XCTAssertEqual(response.status, 404)
+
+        response = await router.handle(HTTPRequest(method: "HEAD", path: "/hello"))
+        XCTAssertEqual(response.status, 200)
+    }
+
+    func testCustomErrorResponderInRouter() async {
+        var router = Router { error, _ in
+            HTTPResponse(
+                status: error.status, headers: HTTPHeaders([("Content-Type", "application/problem+json")]),
+                body: Array("{\"status\":\(error.status)}".utf8))
+        }
+        router.add("GET", "/a") { _ in HTTPResponse(status: 204) }
+        let missing = await router.handle(HTTPRequest(method: "GET", path: "/b"))
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(missing.headers["content-type"], "application/problem+json")
+        let wrong = await router.handle(HTTPRequest(method: "POST", path: "/a"))
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET")  // added by the router
+    }
+
+    func testHeadersCaseInsensitiveAndOrdered() {
+        var headers = HTTPHeaders([("Set-Cookie", "a"), ("X-A", "1")])
+        headers.add("set-cookie", "b")
+        XCTAssertEqual(headers["SET-COOKIE"], "a")
+        XCTAssertEqual(headers.values(for: "Set-Cookie"), ["a", "b"])
+        headers.replaceOrAdd("Set-Cookie", "c")
+        XCTAssertEqual(headers.map(\.name), ["Set-Cookie", "X-A"])
+        XCTAssertEqual(headers["set-cookie"], "c")
+        headers.replaceOrAdd("X-B", "2")
+        XCTAssertEqual(headers.map(\.value), ["c", "1", "2"])
+    }
+
+    // MARK: Over a socket
+
+    func testRoutingWithPathParametersOverSocket() throws {
+        let server = try startServer()
+        let response = try RawClient.request(port: server.port, "GET", "/v1/regions/eu-1/pools/p%2042")
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.text, "region=eu-1 pool=p 42")
+        XCTAssertEqual(response.headers["Content-Type"], "text/plain")
+    }
+
+    func testLiteralSegmentBeatsParameterOverSocket() throws {
+        let server = try startServer()
+        let literal = try RawClient.request(port: server.port, "POST", "/v1/allocations/from-manifest", body: Array("x".utf8))
+        XCTAssertEqual(literal.status, 201)
+        XCTAssertEqual(literal.text, "manifest")
+        let parameter = try RawClient.request(port: server.port, "GET", "/v1/allocations/abc")
+        XCTAssertEqual(parameter.status, 200)
+        XCTAssertEqual(parameter.text, "allocation abc")
+        let postParameter = try RawClient.request(port: server.port, "POST", "/v1/allocations/abc", body: Array("x".utf8))
+        XCTAssertEqual(postParameter.text, "post allocation abc")
+    }
+
+    func testNotFoundAndMethodNotAllowed() throws {
+        let server = try startServer()
+        let missing = try RawClient.request(port: server.port, "GET", "/nope")
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(missing.text, "Not Found\n")
+        let wrong = try RawClient.request(port: server.port, "DELETE", "/v1/allocations/from-manifest")
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+    }
+
+    func testQueryHeadersRemoteAddressHead() throws {
+        let server = try startServer()
+        let query = try RawClient.request(port: server.port, "GET", "/query?a=1&b=x%20y&a=2&flag")
+        XCTAssertEqual(query.status, 200)
+        XCTAssertEqual(query.text, "a=2&b=x y&flag=")
+        let info = try RawClient.request(port: server.port, "GET", "/info", headers: ["X-Custom: yes"])
+        XCTAssertEqual(info.text, "127.0.0.1 yes")
+        let head = try RawClient.request(port: server.port, "HEAD", "/hello")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["Content-Length"], "5")
+    }
+
+    func testInvalidHandlerStatusBecomes500() throws {
+        let server = try startServer()
+        let response = try RawClient.request(port: server.port, "GET", "/bad-status")
+        XCTAssertEqual(response.status, 500)
+        XCTAssertEqual(response.text, "Internal Server Error\n")
+    }
+
+    func testBodyInManySmallPiecesIsReassembled() throws {
+        let server = try startServer()
+        let body = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n")
+        var offset = 0
+        var piece = 1
+        while offset < body.count {
+            let end = min(body.count, offset + piece * 37)
+            try client.send(Array(body[offset..<end]))
+            offset = end
+            piece += 1
+            usleep(3_000)
+        }
+        let response = try client.readResponse()
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.body.count, body.count)
+        XCTAssertTrue(response.body == body, "echoed body differs")
+    }
+
+    func testDeclaredContentLengthAboveLimitGets413() throws {
+        let server = try startServer()
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \((1 << 20) + 1)\r\n\r\n")
+        let response = try client.readResponse()
+        XCTAssertEqual(response.status, 413)
+        XCTAssertEqual(response.text, "Payload Too Large (limit 1048576 bytes)\n")
+        // Exactly the limit is accepted.
+        let atLimit = try RawClient.request(port: server.port, "POST", "/echo", body: [UInt8](repeating: 65, count: 1 << 20))
+        XCTAssertEqual(atLimit.status, 200)
+        XCTAssertEqual(atLimit.body.count, 1 << 20)
+    }
+
+    func testChunkedBodyGrowingPastLimitGets413() throws {
+        let server = try startServer { $0.errorResponder = { error, request in
+            HTTPResponse(status: error.status, body: Array("custom \(error.status) \(request?.path ?? "nil")".utf8))
+        } }
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let chunk = [UInt8](repeating: 66, count: 64 * 1024)
+        for _ in 0..<17 {  // 17 × 64 KiB = 1.0625 MiB
+            try client.send(Array("10000\r\n".utf8) + chunk + Array("\r\n".utf8))
+        }
+        try client.send("0\r\n\r\n")
+        let response = try client.readResponse()
+        XCTAssertEqual(response.status, 413)
+        XCTAssertEqual(response.text, "custom 413 /echo")
+        // A chunked body under the limit is reassembled.
+        let small = try RawClient(port: server.port)
+        defer { small.close() }
+        try small.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        let ok = try small.readResponse()
+        XCTAssertEqual(ok.status, 200)
+        XCTAssertEqual(ok.text, "abcde")
+    }
+
+    func testHugeHeaderGets431AndServerKeepsServing() throws {
+        let server = try startServer()
+        let big = String(repeating: "a", count: 40 * 1024)
+        let response = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Big: \(big)"])
+        XCTAssertEqual(response.status, 431)  // maxHeaderBytes (32 KiB), through the error responder
+        XCTAssertEqual(response.text, "Request Header Fields Too Large\n")
+        // Above connectionMemoryLimit (64 KiB) libmicrohttpd 0.9.75 answers 431 itself.
+        let huge = String(repeating: "b", count: 70 * 1024)
+        let rejectedByMHD = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Huge: \(huge)"])
+        XCTAssertEqual(rejectedByMHD.status, 431)
+        // Just under the limit is fine.
+        let fits = try RawClient.request(
+            port: server.port, "GET", "/hello", headers: ["X-Fits: \(String(repeating: "c", count: 30 * 1024))"])
+        XCTAssertEqual(fits.status, 200)
+        let next = try RawClient.request(port: server.port, "GET", "/hello")
+        XCTAssertEqual(next.status, 200)
+        XCTAssertEqual(next.text, "hello")
+    }
+
+    func testKeepAliveServesTwoRequestsOnOneConnection() throws {
+        let server = try startServer()
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        let first = try client.readResponse()
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(first.text, "hello")
+        XCTAssertNotEqual(first.headers["Connection"]?.lowercased(), "close")
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz")
+        let second = try client.readResponse()
+        XCTAssertEqual(second.status, 200)
+        XCTAssertEqual(second.text, "xyz")
+    }
+
+    func testTwoHundredConcurrentConnections() throws {
+        let server = try startServer()
+        var clients: [RawClient] = []
+        defer { clients.forEach { $0.close() } }
+        for _ in 0..<200 { clients.append(try RawClient(port: server.port)) }
+        for (index, client) in clients.enumerated() {
+            try client.send("GET /v1/allocations/n\(index) HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        var answered = 0
+        for (index, client) in clients.enumerated() {
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, 200)
+            if response.text == "allocation n\(index)" { answered += 1 }
+        }
+        XCTAssertEqual(answered, 200)
+    }
+
+    func testHalfSentRequestsDoNotDelayOthers() throws {
+        let server = try startServer()
+        var stalled: [RawClient] = []
+        defer { stalled.forEach { $0.close() } }
+        for _ in 0..<200 {
+            let client = try RawClient(port: server.port)
+            try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            stalled.append(client)
+        }
+        let started = Date()
+        let response = try RawClient.request(port: server.port, "GET", "/hello")
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertEqual(response.status, 200)
+        XCTAssertEqual(response.text, "hello")
+        XCTAssertLessThan(elapsed, 1.0)
+    }
+
+    func testGracefulShutdownFinishesInFlightAndRefusesNew() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        let router = Self.makeRouter()
+        let server = HTTPServer(configuration: configuration) { await router.handle($0) }
+        try server.start()
+        let port = server.port
+
+        let result = LockedBox<Result<RawResponse, Error>?>(nil)
+        let clientDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            result.set(Result { try RawClient.request(port: port, "GET", "/slow") })
+            clientDone.signal()
+        }
+        usleep(150_000)  // the slow handler is running now
+        let shutdownDone = DispatchSemaphore(value: 0)
+        let shutdownStarted = Date()
+        Task {
+            await server.shutdown()
+            shutdownDone.signal()
+        }
+        usleep(100_000)
+        XCTAssertEqual(RawClient.connectErrno(port: port), ECONNREFUSED, "new connections must be refused")
+        XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
+        XCTAssertGreaterThan(Date().timeIntervalSince(shutdownStarted), 0.2, "shutdown waited for the handler")
+        XCTAssertEqual(clientDone.wait(timeout: .now() + 5), .success)
+        switch result.get() {
+        case .success(let response):
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "slow done")
+            XCTAssertEqual(response.headers["Connection"]?.lowercased(), "close")
+        case .failure(let error):
+            XCTFail("in-flight request failed: \(error)")
+        case nil:
+            XCTFail("no result")
+        }
+        // Idempotent.
+        Self.blockingShutdown(server)
+    }
+
+    func testClientGoneWhileHandlerRunsIsHarmless() throws {
+        let server = try startServer()
+        for _ in 0..<5 {
+            let client = try RawClient(port: server.port)
+            try client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            client.close()  // the handler is still running and its connection suspended
+        }
+        usleep(700_000)  // handlers finish, resume connections whose peer is gone
+        let next = try RawClient.request(port: server.port, "GET", "/hello")
+        XCTAssertEqual(next.status, 200)
+        let started = Date()
+        Self.blockingShutdown(server)  // nothing pending any more: prompt
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0)
+    }
+
+    func testShutdownClosesIdleAndHalfSentConnectionsPromptly() throws {
+        let server = try startServer()
+        let idle = try RawClient(port: server.port, timeoutSeconds: 3)
+        defer { idle.close() }
+        try idle.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try idle.readResponse().status, 200)  // now idle, kept alive
+        let halfSent = try RawClient(port: server.port, timeoutSeconds: 3)
+        defer { halfSent.close() }
+        try halfSent.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        usleep(50_000)
+        let started = Date()
+        Self.blockingShutdown(server)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0)
+        XCTAssertTrue(idle.isClosedByPeer())
+        XCTAssertTrue(halfSent.isClosedByPeer())
+    }
+
+    func testStartFailsClearlyWhenPortIsTaken() throws {
+        let first = try startServer()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = first.port
+        let second = HTTPServer(configuration: configuration) { _ in HTTPResponse(status: 200) }
+        XCTAssertThrowsError(try second.start()) { error in
+            XCTAssertTrue("\(error)".contains("cannot listen on 127.0.0.1:\(first.port)"), "\(error)")
+        }
+        var badHost = HTTPServerConfiguration()
+        badHost.host = "localhost"
+        XCTAssertThrowsError(try HTTPServer(configuration: badHost) { _ in HTTPResponse(status: 200) }.start())
+    }
+}
+
+final class LockedBox<Value>: @unchecked Sendable {  // every access goes through `lock`
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
+}
