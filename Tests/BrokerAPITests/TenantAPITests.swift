@@ -94,8 +94,10 @@ final class TenantAPITests: XCTestCase {
         XCTAssertEqual(rotated.status, 201)
         let fresh = rotated.json["token"]!.string!
         XCTAssertNotEqual(fresh, old)
-        XCTAssertEqual(try await broker.call("GET", "/v1/allocations", token: old).status, 401)
-        XCTAssertEqual(try await broker.call("GET", "/v1/allocations", token: fresh).status, 200)
+        let r1 = try await broker.call("GET", "/v1/allocations", token: old)
+        XCTAssertEqual(r1.status, 401)
+        let r2 = try await broker.call("GET", "/v1/allocations", token: fresh)
+        XCTAssertEqual(r2.status, 200)
         let renamed = try await broker.call(
             "PATCH", "/v1/admin/tenants/\(id)", token: broker.adminToken, json: ["name": "renamed", "quota": ["instances": 1]])
         XCTAssertEqual(renamed.status, 200, renamed.text)
@@ -148,8 +150,11 @@ final class TenantAPITests: XCTestCase {
         let list = try await broker.call("GET", "/v1/policies", token: token)
         XCTAssertEqual(list.json["policies"]!.array.map { $0["name"]!.string! }, ["anything", "idc-first"])
         let stranger = try await broker.tenant("stranger").token
-        XCTAssertEqual(try await broker.call("GET", "/v1/policies/idc-first", token: stranger).status, 404)
-        XCTAssertEqual(try await broker.call("DELETE", "/v1/policies/idc-first", token: token).status, 204)
-        XCTAssertEqual(try await broker.call("GET", "/v1/policies/idc-first", token: token).status, 404)
+        let r3 = try await broker.call("GET", "/v1/policies/idc-first", token: stranger)
+        XCTAssertEqual(r3.status, 404)
+        let r4 = try await broker.call("DELETE", "/v1/policies/idc-first", token: token)
+        XCTAssertEqual(r4.status, 204)
+        let r5 = try await broker.call("GET", "/v1/policies/idc-first", token: token)
+        XCTAssertEqual(r5.status, 404)
     }
 }
