@@ -105,7 +105,7 @@ public struct AllocationStore: Sendable {
             """
             INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels,
                                      decisions, lease_seconds, lease_expires_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9, now() + make_interval(secs => $9))
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::int, now() + make_interval(secs => $9::int))
             """,
             [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
              try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),

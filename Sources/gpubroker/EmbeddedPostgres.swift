@@ -99,23 +99,11 @@ final class EmbeddedPostgres: Sendable {
     }
 
     private func run(_ executable: String, _ arguments: [String], asServerUser: Bool) throws {
-        let process = Process()
-        if asServerUser, let runAs {
-            process.executableURL = URL(fileURLWithPath: "/sbin/runuser")
-            process.arguments = ["-u", runAs, "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus != 0 {
+        let command = asServerUser && runAs != nil ? ["/sbin/runuser", "-u", runAs!, "--", executable] + arguments : [executable] + arguments
+        let (status, output) = try Subprocess.run(command)
+        if status != 0 {
             throw Failure(
-                description: "\((executable as NSString).lastPathComponent) failed (\(process.terminationStatus)): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+                description: "\((executable as NSString).lastPathComponent) failed (\(status)): \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
     }
 
@@ -124,17 +112,9 @@ final class EmbeddedPostgres: Sendable {
             FileManager.default.isExecutableFile(atPath: directory + "/initdb")
                 && FileManager.default.isExecutableFile(atPath: directory + "/pg_ctl")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["pg_config", "--bindir"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        if (try? process.run()) != nil {
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            let directory = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if process.terminationStatus == 0, usable(directory) { return directory }
+        if let (status, output) = try? Subprocess.run(["/usr/bin/env", "pg_config", "--bindir"]), status == 0 {
+            let directory = output.trimmingCharacters(in: .whitespacesAndNewlines)
+            if usable(directory) { return directory }
         }
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         return versions.compactMap(Int.init).sorted(by: >).map { "/usr/lib/postgresql/\($0)/bin" }.first(where: usable)
