@@ -24,22 +24,22 @@ enum AllocationRoutes {
             let key = try idempotencyKey(request)
             let allocationRequest = try AllocationRequest.parse(try JSONBodies.read(request))
             let view = try await context.services.allocations.create(
-                tenantId: tenant.id, request: allocationRequest, actor: context.actor, idempotencyKey: key)
+                tenantId: tenant.id.uuid, request: allocationRequest, actor: context.actor, idempotencyKey: key)
             return try JSONBodies.response(
                 view.status == .pending ? 202 : 201, view,
-                headers: [("Location", "/v1/allocations/\(view.id.uuidString.lowercased())")])
+                headers: [("Location", "/v1/allocations/\(view.id.description)")])
         }
         routes.add("GET", "/v1/allocations", .tenant) { request, context in
             let tenant = try context.tenant
             let query = try ListQuery.parse(request.query)
             let page = try await context.services.allocations.list(
-                tenantId: tenant.id, limit: query.limit, after: query.cursor, status: query.status,
+                tenantId: tenant.id.uuid, limit: query.limit, after: query.cursor, status: query.status,
                 region: query.region)
             return try JSONBodies.response(200, AllocationPage(allocations: page.allocations, nextCursor: page.nextCursor))
         }
         routes.add("GET", "/v1/allocations/{id}", .tenant) { request, context in
             try JSONBodies.response(
-                200, try await context.services.allocations.get(tenantId: try context.tenant.id, id: try allocationId(request)))
+                200, try await context.services.allocations.get(tenantId: try context.tenant.id.uuid, id: try allocationId(request)))
         }
         routes.add("PATCH", "/v1/allocations/{id}", .tenant) { request, context in
             let tenant = try context.tenant
@@ -47,7 +47,7 @@ enum AllocationRoutes {
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
             return try JSONBodies.response(
                 200, try await context.services.allocations.scale(
-                    tenantId: tenant.id, id: id, replicas: change.replicas, actor: context.actor))
+                    tenantId: tenant.id.uuid, id: id, replicas: change.replicas, actor: context.actor))
         }
         routes.add("POST", "/v1/allocations/{id}/renew", .tenant) { request, context in
             let tenant = try context.tenant
@@ -55,17 +55,17 @@ enum AllocationRoutes {
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
             return try JSONBodies.response(
                 200, try await context.services.allocations.renew(
-                    tenantId: tenant.id, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
+                    tenantId: tenant.id.uuid, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }
         routes.add("DELETE", "/v1/allocations/{id}", .tenant) { request, context in
             let tenant = try context.tenant
             return try JSONBodies.response(
                 200, try await context.services.allocations.release(
-                    tenantId: tenant.id, id: try allocationId(request), actor: context.actor))
+                    tenantId: tenant.id.uuid, id: try allocationId(request), actor: context.actor))
         }
         routes.add("GET", "/v1/allocations/{id}/events", .tenant) { request, context in
             let events = try await context.services.allocations.events(
-                tenantId: try context.tenant.id, id: try allocationId(request))
+                tenantId: try context.tenant.id.uuid, id: try allocationId(request))
             return try JSONBodies.response(200, ["events": events])
         }
     }

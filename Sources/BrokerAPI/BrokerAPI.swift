@@ -63,7 +63,7 @@ struct RequestContext: Sendable {
     var actor: String {
         switch principal {
         case .admin: "admin"
-        case .tenant(let tenant): "tenant:\(tenant.id.uuidString.lowercased())"
+        case .tenant(let tenant): "tenant:\(tenant.id)"
         case nil: "anonymous"
         }
     }

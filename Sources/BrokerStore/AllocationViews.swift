@@ -4,7 +4,7 @@ import PostgresClient
 
 /// One replica as the client sees it, with the labels to put on its pod.
 public struct InstanceView: Codable, Sendable, Equatable {
-    public var id: UUID
+    public var id: ResourceID
     public var region: String
     public var poolId: String
     public var instanceType: String
@@ -23,7 +23,7 @@ public struct InstanceView: Codable, Sendable, Equatable {
 }
 
 public struct AllocationView: Codable, Sendable, Equatable {
-    public var id: UUID
+    public var id: ResourceID
     public var status: AllocationStatus
     public var replicas: Int
     public var placedReplicas: Int
@@ -45,7 +45,7 @@ public struct LedgerEvent: Codable, Sendable, Equatable {
     public var kind: String
     public var region: String?
     public var poolId: String?
-    public var instanceId: UUID?
+    public var instanceId: ResourceID?
     public var delta: Int
     public var actor: String
 }
@@ -84,12 +84,12 @@ enum AllocationRows {
     static func instance(_ row: PostgresRow) throws -> InstanceView {
         let region: String = try row.decode("region_id")
         let instanceType: String = try row.decode("instance_type")
-        let allocationId: UUID = try row.decode("allocation_id")
+        let allocationId: ResourceID = try row.decode("allocation_id")
         let unit: Int? = try row.decodeIfPresent("unit")
         var labels = [
             "topology.kubernetes.io/region": region,
             "node.kubernetes.io/instance-type": instanceType,
-            "gpubroker.io/allocation-id": allocationId.uuidString.lowercased(),
+            "gpubroker.io/allocation-id": allocationId.description,
         ]
         if let unit { labels["gpubroker.io/unit"] = String(unit) }
         return InstanceView(

@@ -3,7 +3,7 @@ import Foundation
 import PostgresClient
 
 public struct Tenant: Codable, Sendable, Equatable {
-    public var id: UUID
+    public var id: ResourceID
     public var name: String
     public var quota: TenantQuota
     public var createdAt: Date

@@ -53,7 +53,7 @@ enum DemoData {
         let demo = try await tenants.list().first { $0.name == "demo" }
         let token: String
         if let demo {
-            token = try await tenants.rotateToken(id: demo.id).token
+            token = try await tenants.rotateToken(id: demo.id.uuid).token
         } else {
             token = try await tenants.create(name: "demo", quota: TenantQuota()).token
         }

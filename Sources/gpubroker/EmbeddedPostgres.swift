@@ -63,8 +63,10 @@ final class EmbeddedPostgres: Sendable {
                 asServerUser: true)
             let settings = """
 
-                # gpubroker embedded mode: Unix socket only, inside the data directory.
+                # gpubroker embedded mode: Unix socket only, inside the data directory. The port
+                # is set so that a PGPORT in the broker's environment cannot move the socket.
                 listen_addresses = ''
+                port = 5432
                 unix_socket_directories = '\(socketDirectory)'
                 unix_socket_permissions = 0700
                 max_connections = 200

@@ -125,7 +125,7 @@ final class WorkerTests: XCTestCase {
             for worker in 0..<8 {
                 group.addTask {
                     for _ in stride(from: worker, to: 1000, by: 8) {
-                        _ = try await store.create(tenantId: tenant.id, request: request, actor: "test")
+                        _ = try await store.create(tenantId: tenant.id.uuid, request: request, actor: "test")
                     }
                 }
             }
