@@ -1,10 +1,12 @@
-/// Rule 6: scale-in releases the instances of the last unit first, newest first.
+import Foundation
+
+/// Rule 6: which instances a scale-in releases.
 public enum ScaleInSelector {
     public struct HeldInstance: Sendable, Equatable {
         public var id: String
-        /// nil for the default policy, where every instance shares one unit.
+        /// The placement unit the instance was placed by; nil for the default policy or a pinned region.
         public var unit: Int?
-        /// Creation order: larger is newer.
+        /// Creation order, larger = newer.
         public var sequence: Int64
 
         public init(id: String, unit: Int?, sequence: Int64) {
@@ -14,26 +16,24 @@ public enum ScaleInSelector {
         }
     }
 
+    /// The ids of the `count` instances to release, in release order: the last unit first
+    /// (highest index), newest first (highest `sequence`) within a unit.
+    ///
+    /// - An instance without a unit (`nil`) ranks below every unit index, i.e. it is released
+    ///   after all instances that carry a unit. An allocation placed by the default policy has
+    ///   `nil` everywhere and so simply releases its newest instances first.
+    /// - Equal unit and sequence: the larger id (code-point order) goes first, so the answer is
+    ///   deterministic.
+    /// - `count <= 0` releases nothing; a count above the number of instances releases all.
     public static func select(_ instances: [HeldInstance], releasing count: Int) -> [String] {
-        instances.sorted { ($0.unit ?? -1, $0.sequence) > ($1.unit ?? -1, $1.sequence) }
-            .prefix(max(0, count)).map(\.id)
-    }
-}
-
-/// Rule 7: instances of one allocation in one region go round-robin over the
-/// region's vSwitches, continuing after the ones it already has there.
-public enum VSwitchAssigner {
-    public static func assign(vSwitchIds: [String], alreadyInRegion: Int, count: Int) -> [String] {
-        guard !vSwitchIds.isEmpty else { return [] }
-        return (0..<max(0, count)).map { vSwitchIds[(alreadyInRegion + $0) % vSwitchIds.count] }
-    }
-}
-
-/// Picks a tenant's named policy for a request without `placement`: the selector
-/// must be contained in the request's labels; the most specific wins, then the name.
-public enum PolicySelector {
-    public static func select(_ policies: [NamedPolicy], labels: [String: String]) -> NamedPolicy? {
-        policies.filter { $0.matches(labels: labels) }
-            .min { ($1.selector.count, $0.name) < ($0.selector.count, $1.name) }
+        guard count > 0, !instances.isEmpty else { return [] }
+        let ordered = instances.sorted { a, b in
+            let ua = a.unit ?? -1
+            let ub = b.unit ?? -1
+            if ua != ub { return ua > ub }
+            if a.sequence != b.sequence { return a.sequence > b.sequence }
+            return b.id.unicodeScalars.lexicographicallyPrecedes(a.id.unicodeScalars)
+        }
+        return ordered.prefix(count).map(\.id)
     }
 }
