@@ -118,6 +118,31 @@ final class PoolTests: XCTestCase {
         await pool.close()
     }
 
+    func testConnectionLostBeforeCommitIsRetriedOnAFreshConnection() async throws {
+        let pool = PostgresPool(configuration: try TestDatabase.configuration, size: 1)
+        try await pool.withConnection { connection in
+            try connection.executeScript("DROP TABLE IF EXISTS pgc_lost; CREATE TABLE pgc_lost (id int PRIMARY KEY, pid int)")
+        }
+        let attempts = Counter()
+        let pids = try await pool.withTransaction { connection -> [Int] in
+            let attempt = attempts.increment()
+            let pid = try connection.query("SELECT pg_backend_pid() AS pid")[0].decode("pid", as: Int.self)
+            try connection.query("INSERT INTO pgc_lost VALUES ($1, $2)", [1, pid])
+            if attempt == 1 {
+                // The server ends this session (57P01) before COMMIT is sent.
+                try connection.query("SELECT pg_terminate_backend(pg_backend_pid())")
+            }
+            return [pid]
+        }
+        XCTAssertEqual(attempts.current, 2)
+        let rows = try await pool.withConnection { connection in
+            try connection.query("SELECT pid FROM pgc_lost").map { try $0.decode("pid", as: Int.self) }
+        }
+        XCTAssertEqual(rows, pids)
+        try await pool.withConnection { try $0.executeScript("DROP TABLE pgc_lost") }
+        await pool.close()
+    }
+
     func testThirtyTwoTasksOnFourConnections() async throws {
         let pool = PostgresPool(configuration: try TestDatabase.configuration, size: 4)
         try await pool.withConnection { connection in
