@@ -83,7 +83,11 @@ public struct AllocationStore: Sendable {
         {
             request.placement = named.policy
         }
-        let (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [])
+        var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [])
+        var victims: [Int64] = []
+        if !acceptable(plan, request), let preemption = try planPreemption(c, request, replicas: request.replicas, held: []) {
+            (plan, inventory, victims) = preemption
+        }
         let id = UUID()
         if !acceptable(plan, request) {
             guard request.queue else {
@@ -110,6 +114,7 @@ public struct AllocationStore: Sendable {
             [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
              try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),
              try PostgresJSON(plan.decisions), request.leaseSeconds])
+        try preempt(c, instanceSeqs: victims, for: id, actor: actor)
         try reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
         return try load(c, id: id, tenantId: tenantId)
     }
@@ -189,12 +194,19 @@ public struct AllocationStore: Sendable {
                 var decisions: [PlacementDecision]? = nil
                 if replicas > live.count {
                     let held = Self.held(live)
-                    let (plan, inventory) = try Self.plan(c, request, replicas: replicas - live.count, held: held)
+                    var (plan, inventory) = try Self.plan(c, request, replicas: replicas - live.count, held: held)
+                    var victims: [Int64] = []
+                    if !Self.acceptable(plan, request),
+                        let preemption = try Self.planPreemption(c, request, replicas: replicas - live.count, held: held)
+                    {
+                        (plan, inventory, victims) = preemption
+                    }
                     if !Self.acceptable(plan, request) {
                         throw StoreError.insufficientCapacity(
                             Self.shortfall(replicas - live.count, plan), decisions: plan.decisions)
                     }
                     try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
+                    try Self.preempt(c, instanceSeqs: victims, for: id, actor: actor)
                     try Self.reserve(c, allocationId: id, plan: plan, inventory: inventory, held: held, actor: actor)
                     placed += plan.placed
                     decisions = plan.decisions
@@ -282,6 +294,87 @@ public struct AllocationStore: Sendable {
                 shape: effectiveShape(request), replicas: replicas, pinnedRegion: request.region,
                 policy: request.placement, allOrNothing: request.allOrNothing, held: held, inventory: inventory))
         return (plan, inventory)
+    }
+
+    /// Rule 8: a default-QoS request that cannot be met otherwise may reclaim
+    /// best-effort instances on its candidate pools, newest first, as few as it needs.
+    /// Returns the plan over the inventory with those instances freed, and the
+    /// instances to preempt; nil when even that would not meet the request. The
+    /// victims are locked here, so no one else releases or preempts them meanwhile.
+    static func planPreemption(
+        _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas]
+    ) throws -> (PlacementPlan, [RegionInventory], [Int64])? {
+        guard request.shape.qos == .default else { return nil }
+        let shape = effectiveShape(request)
+        var inventory = try InventoryStore.snapshot(c)
+        let candidatePools = inventory.flatMap { region in
+            PlacementPlanner.candidatePools(shape, in: region).map { "\(region.region.id)/\($0.pool.id)" }
+        }
+        if candidatePools.isEmpty { return nil }
+        let victims = try c.query(
+            """
+            SELECT i.seq, i.region_id, i.pool_id FROM instances i JOIN allocations a ON a.id = i.allocation_id
+            WHERE i.state = 'running' AND a.request->'shape'->>'qos' = 'best-effort'
+              AND i.region_id || '/' || i.pool_id = ANY($1::text[])
+            ORDER BY i.seq DESC LIMIT $2 FOR UPDATE OF i SKIP LOCKED
+            """,
+            [candidatePools, replicas]
+        ).map { (seq: try $0.decode("seq", as: Int64.self), key: "\(try $0.decode("region_id", as: String.self))/\(try $0.decode("pool_id", as: String.self))") }
+        var chosen: [Int64] = []
+        for victim in victims {
+            chosen.append(victim.seq)
+            for r in inventory.indices {
+                for p in inventory[r].pools.indices
+                where "\(inventory[r].region.id)/\(inventory[r].pools[p].pool.id)" == victim.key {
+                    inventory[r].pools[p].allocated -= 1
+                }
+            }
+            let plan = PlacementPlanner.plan(
+                PlacementInput(
+                    shape: shape, replicas: replicas, pinnedRegion: request.region, policy: request.placement,
+                    allOrNothing: request.allOrNothing, held: held, inventory: inventory))
+            if acceptable(plan, request) && (plan.satisfied || chosen.count == victims.count) {
+                var decisions = plan.decisions
+                decisions.append(
+                    PlacementDecision(
+                        region: "*", replicas: 0,
+                        reason: "preempted \(chosen.count) best-effort instance\(chosen.count == 1 ? "" : "s") to make room"))
+                return (
+                    PlacementPlan(placements: plan.placements, decisions: decisions, placed: plan.placed, satisfied: plan.satisfied),
+                    inventory, chosen
+                )
+            }
+        }
+        return nil
+    }
+
+    /// Takes preempted instances out of service at once (no warm idle: their capacity
+    /// goes to the preempting allocation) and marks their allocations partial.
+    static func preempt(_ c: PostgresConnection, instanceSeqs: [Int64], for allocationId: UUID, actor: String) throws {
+        if instanceSeqs.isEmpty { return }
+        try c.query(
+            """
+            WITH taken AS (
+                UPDATE instances SET state = 'preempted', ended_at = clock_timestamp()
+                WHERE seq = ANY($1::bigint[]) AND state = 'running'
+                RETURNING id, allocation_id, region_id, pool_id
+            ), counters AS (
+                UPDATE pools p SET allocated = p.allocated - t.n, updated_at = now()
+                FROM (SELECT region_id, pool_id, count(*)::int AS n FROM taken GROUP BY region_id, pool_id) t
+                WHERE p.region_id = t.region_id AND p.id = t.pool_id
+            ), victims AS (
+                UPDATE allocations a
+                SET placed_replicas = a.placed_replicas - v.n, status = 'partial', updated_at = clock_timestamp(),
+                    decisions = a.decisions || jsonb_build_array(jsonb_build_object(
+                        'region', '*', 'replicas', 0,
+                        'reason', format('%s instance(s) preempted by default-QoS allocation %s', v.n, $2::text)))
+                FROM (SELECT allocation_id, count(*)::int AS n FROM taken GROUP BY allocation_id) v
+                WHERE a.id = v.allocation_id
+            )
+            INSERT INTO ledger (kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
+            SELECT 'preempted', region_id, pool_id, allocation_id, id, -1, $3 FROM taken
+            """,
+            [instanceSeqs.map(String.init), allocationId.lowercased, actor])
     }
 
     /// Rule 5: all replicas, or with `allOrNothing: false` at least one.
