@@ -24,8 +24,17 @@ enum Authentication {
         case (.tenant, .admin):
             throw Problem.forbidden("this endpoint needs a tenant token: allocations and policies belong to tenants")
         default:
-            return principal
+            break
         }
+        if case .tenant(let tenant) = principal, let limiter = services.rateLimiter,
+            let wait = limiter.acquire(tenant.id.description)
+        {
+            throw Problem(
+                status: 429, code: "rate_limited", title: "Too many requests",
+                detail: "this tenant is limited to \(limiter.limit.rate) requests per second (burst \(Int(limiter.limit.burst)))",
+                retryAfterSeconds: wait)
+        }
+        return principal
     }
 
     /// Compares every byte whatever the first difference, so response time does not

@@ -17,11 +17,13 @@ public struct BrokerServices: Sendable {
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
     public var readinessProblem: @Sendable () async -> String?
     public var logger: Logger
+    /// Per-tenant request limit; nil = unlimited.
+    public var rateLimiter: RateLimiter?
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         adminToken: String, metricsText: @escaping @Sendable () -> String,
-        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger
+        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -31,6 +33,7 @@ public struct BrokerServices: Sendable {
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
         self.logger = logger
+        self.rateLimiter = rateLimiter
     }
 }
 

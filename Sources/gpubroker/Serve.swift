@@ -41,6 +41,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("HTTP server threads. Env: GPUBROKER_HTTP_THREADS. Default: 2 × cores.", valueName: "n"))
     var httpThreads: Int?
 
+    @Option(help: ArgumentHelp(
+        "Requests per second each tenant may make (token bucket); off when unset. Env: GPUBROKER_TENANT_RATE_LIMIT.",
+        valueName: "rps"))
+    var tenantRateLimit: Double?
+
+    @Option(help: ArgumentHelp(
+        "Burst size of the tenant rate limit. Env: GPUBROKER_TENANT_RATE_BURST. Default: 2 × the rate.", valueName: "n"))
+    var tenantRateBurst: Double?
+
     @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
     var demo = false
 
@@ -65,6 +74,13 @@ struct Serve: AsyncParsableCommand {
         let threads = Int(try Self.positive(
             setting(httpThreads.map(String.init), "GPUBROKER_HTTP_THREADS") ?? "\(2 * ProcessInfo.processInfo.activeProcessorCount)",
             "http-threads"))
+        let rateLimiter = try setting(tenantRateLimit.map { "\($0)" }, "GPUBROKER_TENANT_RATE_LIMIT").map { rate in
+            let rps = try Self.positive(rate, "tenant-rate-limit")
+            let burst = try setting(tenantRateBurst.map { "\($0)" }, "GPUBROKER_TENANT_RATE_BURST").map {
+                try Self.positive($0, "tenant-rate-burst")
+            }
+            return RateLimiter(limit: .init(rate: rps, burst: burst ?? 2 * rps))
+        }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
 
         var embedded: EmbeddedPostgres? = nil
@@ -97,7 +113,7 @@ struct Serve: AsyncParsableCommand {
                 return String(decoding: buffer, as: UTF8.self)
             },
             readinessProblem: { await Self.readinessProblem(pool) },
-            logger: logger)
+            logger: logger, rateLimiter: rateLimiter)
 
         var http = HTTPServerConfiguration()
         http.host = host

@@ -17,7 +17,7 @@ public final class TestBroker: Sendable {
     public let adminToken = "test-admin-token"
     public var baseURL: String { "http://127.0.0.1:\(server.port)" }
 
-    public init(databaseURL: String? = nil) throws {
+    public init(databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
@@ -26,7 +26,7 @@ public final class TestBroker: Sendable {
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             adminToken: adminToken, metricsText: { "" },
-            readinessProblem: { nil }, logger: logger)
+            readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.errorResponder = BrokerAPI.errorResponder

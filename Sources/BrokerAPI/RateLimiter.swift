@@ -1,0 +1,45 @@
+import Foundation
+import Synchronization
+
+/// Per-tenant token buckets: `rate` requests per second on average, bursts up to
+/// `burst`. One tenant flooding the broker gets 429s instead of starving the others.
+/// Buckets live in this process only: with several brokers each enforces its own share.
+public final class RateLimiter: Sendable {
+    public struct Limit: Sendable, Equatable {
+        public var rate: Double
+        public var burst: Double
+
+        public init(rate: Double, burst: Double) {
+            self.rate = rate
+            self.burst = max(1, burst)
+        }
+    }
+
+    struct Bucket {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+    }
+
+    let limit: Limit
+    private let buckets = Mutex<[String: Bucket]>([:])
+
+    public init(limit: Limit) {
+        self.limit = limit
+    }
+
+    /// Takes one token for `key`; nil when allowed, else the seconds until one is available.
+    public func acquire(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
+        buckets.withLock { buckets in
+            var bucket = buckets[key] ?? Bucket(tokens: limit.burst, updated: now)
+            let elapsed = Double((now - bucket.updated) / .nanoseconds(1)) / 1e9
+            bucket.tokens = min(limit.burst, bucket.tokens + max(0, elapsed) * limit.rate)
+            bucket.updated = now
+            defer { buckets[key] = bucket }
+            if bucket.tokens >= 1 {
+                bucket.tokens -= 1
+                return nil
+            }
+            return max(1, Int(((1 - bucket.tokens) / limit.rate).rounded(.up)))
+        }
+    }
+}
