@@ -229,6 +229,14 @@ final class AllocationAPITests: XCTestCase {
             cursor = page.json["nextCursor"]?.string
         } while cursor != nil
         XCTAssertEqual(seen, ids)
+        _ = try await broker.call("DELETE", "/v1/allocations/\(ids[1])", token: token)
+        let released = try await broker.call("GET", "/v1/allocations?status=released", token: token)
+        XCTAssertEqual(released.json["allocations"]!.array.map { $0["id"]!.string! }, [ids[1]])
+        let inRegion = try await broker.call("GET", "/v1/allocations?region=a&limit=100", token: token)
+        XCTAssertEqual(inRegion.json["allocations"]!.array.count, 5)
+        let elsewhere = try await broker.call("GET", "/v1/allocations?region=b", token: token)
+        XCTAssertEqual(elsewhere.json["allocations"]!.array.count, 0)
+        XCTAssertEqual(elsewhere.json["nextCursor"], .null)
         let otherSees = try await broker.call("GET", "/v1/allocations/\(ids[0])", token: other)
         XCTAssertEqual(otherSees.status, 404)
         let badLimit = try await broker.call("GET", "/v1/allocations?limit=0", token: token)
