@@ -455,73 +455,40 @@ public struct AllocationStore: Sendable {
         return try enumValue(row, "status")
     }
 
-    /// Reserves a plan: idle warm instances of each pool first (most recently idled),
-    /// then new capacity with a conditional counter update; throws `LostRace` when a
-    /// pool no longer has what the plan counted on. Instances and their ledger rows
-    /// are written in one statement.
+    /// Reserves a plan in one round trip (`gpb_reserve`, migration 2): idle warm
+    /// instances of each pool first, then new capacity with a conditional counter
+    /// update, instances and ledger rows written together. Throws `LostRace` when a
+    /// pool no longer has what the plan counted on. Returns the new instances.
+    @discardableResult
     static func reserve(
         _ c: PostgresConnection, allocationId: UUID, plan: PlacementPlan, inventory: [RegionInventory],
         held: [HeldReplicas], actor: String
-    ) throws {
-        var regions: [String: RegionInventory] = [:]
-        for region in inventory { regions[region.region.id] = region }
+    ) throws -> [InstanceView] {
+        var vSwitchIds: [String: [String]] = [:]
+        for region in inventory { vSwitchIds[region.region.id] = region.region.vSwitchIds }
         var inRegion: [String: Int] = [:]
         for h in held { inRegion[h.region, default: 0] += h.count }
-        var rows = InstanceRows()
+        var placements: [JSONValue] = []
         for placement in plan.placements {
-            guard let region = regions[placement.region],
-                let usage = region.pools.first(where: { $0.pool.id == placement.poolId })
-            else { throw LostRace() }
-            var reused: [UUID] = []
-            if usage.idle > 0 {
-                reused = try c.query(
-                    """
-                    UPDATE instances SET state = 'released', ended_at = clock_timestamp()
-                    WHERE seq IN (SELECT seq FROM instances
-                                  WHERE region_id = $1 AND pool_id = $2 AND state = 'idle'
-                                  ORDER BY idle_since DESC, seq DESC LIMIT $3 FOR UPDATE SKIP LOCKED)
-                    RETURNING id
-                    """,
-                    [placement.region, placement.poolId, placement.count]
-                ).map { try $0.decode("id") }
-            }
-            let fresh = placement.count - reused.count
-            let updated = try c.query(
-                """
-                UPDATE pools SET allocated = allocated + $3, idle = idle - $4, updated_at = now()
-                WHERE region_id = $1 AND id = $2 AND allocated + $3 <= capacity AND idle >= $4
-                RETURNING 1
-                """,
-                [placement.region, placement.poolId, fresh, reused.count])
-            if updated.isEmpty { throw LostRace() }
             let vSwitches = VSwitchAssigner.assign(
-                vSwitchIds: region.region.vSwitchIds, alreadyInRegion: inRegion[placement.region, default: 0],
+                vSwitchIds: vSwitchIds[placement.region] ?? [], alreadyInRegion: inRegion[placement.region, default: 0],
                 count: placement.count)
             inRegion[placement.region, default: 0] += placement.count
-            for index in 0..<placement.count {
-                rows.append(
-                    id: index < reused.count ? reused[index] : UUID(), reused: index < reused.count,
-                    pool: usage.pool, region: region.region, vSwitch: vSwitches[index], unit: placement.unit)
-            }
+            placements.append([
+                "region": .string(placement.region), "pool": .string(placement.poolId),
+                "count": .number(Double(placement.count)),
+                "unit": placement.unit.map { .number(Double($0)) } ?? .null,
+                "vSwitches": .array(vSwitches.map(JSONValue.string)),
+            ])
         }
-        try c.query(
-            """
-            WITH added AS (
-                INSERT INTO instances (id, allocation_id, region_id, pool_id, instance_type, gpu_series, gpu_count,
-                                       cpu, memory_gib, vpc_id, vswitch_id, security_group_id, unit, state, reused)
-                SELECT u.id::uuid, $1, u.region_id, u.pool_id, u.instance_type, nullif(u.gpu_series, ''),
-                       u.gpu_count::int, u.cpu::float8, u.memory_gib::float8, u.vpc_id, u.vswitch_id,
-                       u.security_group_id, nullif(u.unit, '')::int, 'running', u.reused::boolean
-                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                            $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
-                     AS u(id, region_id, pool_id, instance_type, gpu_series, gpu_count, cpu, memory_gib, vpc_id,
-                          vswitch_id, security_group_id, unit, reused)
-                RETURNING id, region_id, pool_id, reused
-            )
-            INSERT INTO ledger (kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
-            SELECT 'reserved', region_id, pool_id, $1, id, CASE WHEN reused THEN 0 ELSE 1 END, $15 FROM added
-            """,
-            [allocationId] + rows.columns + [actor])
+        do {
+            return try c.query(
+                "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)",
+                [allocationId, PostgresJSON(rawJSON: JSONValue.array(placements).jsonText), actor]
+            ).map(AllocationRows.instance)
+        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
+            throw LostRace()
+        }
     }
 
     /// Takes running instances out of service: idle (warm) when their pool defers
@@ -573,34 +540,6 @@ public struct AllocationStore: Sendable {
             result[try row.decode("allocation_id"), default: []].append(try AllocationRows.instance(row))
         }
         return result
-    }
-}
-
-/// Column-wise text arrays for the one-statement instance insert.
-struct InstanceRows {
-    private var ids: [String] = [], regions: [String] = [], pools: [String] = [], types: [String] = []
-    private var series: [String] = [], gpus: [String] = [], cpus: [String] = [], memory: [String] = []
-    private var vpcs: [String] = [], vSwitches: [String] = [], groups: [String] = [], units: [String] = []
-    private var reused: [String] = []
-
-    mutating func append(id: UUID, reused isReused: Bool, pool: Pool, region: Region, vSwitch: String, unit: Int?) {
-        ids.append(id.uuidString)
-        regions.append(region.id)
-        pools.append(pool.id)
-        types.append(pool.instanceType)
-        series.append(pool.gpuSeries ?? "")
-        gpus.append(String(pool.gpusPerInstance ?? 0))
-        cpus.append(String(pool.cpu))
-        memory.append(String(pool.memoryGiB))
-        vpcs.append(region.vpcId)
-        vSwitches.append(vSwitch)
-        groups.append(region.securityGroupId)
-        units.append(unit.map(String.init) ?? "")
-        reused.append(isReused ? "t" : "f")
-    }
-
-    var columns: [any PostgresEncodable] {
-        [ids, regions, pools, types, series, gpus, cpus, memory, vpcs, vSwitches, groups, units, reused]
     }
 }
 

@@ -6,6 +6,7 @@ import PostgresClient
 public enum Schema {
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "0001_init.sql", sql: text(PackageResources._001_init_sql)),
+        Migration(version: 2, name: "0002_grant_functions.sql", sql: text(PackageResources._002_grant_functions_sql)),
     ]
 
     public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

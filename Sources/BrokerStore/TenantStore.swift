@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import Synchronization
 
 public struct Tenant: Codable, Sendable, Equatable {
     public var id: ResourceID
@@ -14,9 +15,14 @@ public struct Tenant: Codable, Sendable, Equatable {
 /// their SHA-256: a stolen database does not hand out working tokens.
 public struct TenantStore: Sendable {
     let pool: PostgresPool
+    let cache: TokenCache
 
-    public init(pool: PostgresPool) {
+    /// `cacheSeconds`: how long a token lookup is reused by this process. A token
+    /// rotated through this process stops working at once; through another broker,
+    /// within that many seconds.
+    public init(pool: PostgresPool, cacheSeconds: Double = 1) {
         self.pool = pool
+        self.cache = TokenCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
     private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
@@ -47,7 +53,7 @@ public struct TenantStore: Sendable {
     }
 
     public func update(id: UUID, name: String?, quota: TenantQuota?) async throws -> Tenant {
-        try await StoreError.translating {
+        let tenant = try await StoreError.translating {
             try await pool.withConnection { c in
                 let rows = try c.query(
                     """
@@ -60,6 +66,8 @@ public struct TenantStore: Sendable {
                 return try Self.decode(row)
             }
         }
+        cache.forget(tenant: tenant.id)
+        return tenant
     }
 
     /// Issues a new token and revokes the previous one in the same statement.
@@ -77,13 +85,15 @@ public struct TenantStore: Sendable {
                 return try Self.decode(row)
             }
         }
+        cache.forget(tenant: tenant.id)
         return (tenant, token)
     }
 
     /// The tenant holding this bearer token, if any. The lookup is by hash, so the
     /// comparison never touches the token's bytes one by one.
     public func authenticate(token: String) async throws -> Tenant? {
-        try await StoreError.translating {
+        if let cached = cache.lookup(token) { return cached }
+        let found = try await StoreError.translating {
             try await pool.withConnection { c in
                 try c.query(
                     "SELECT \(Self.columns) FROM tenants WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
@@ -91,12 +101,54 @@ public struct TenantStore: Sendable {
                 ).first.map(Self.decode)
             }
         }
+        if let found { cache.remember(token, found) }
+        return found
     }
 
     static func decode(_ row: PostgresRow) throws -> Tenant {
         Tenant(
             id: try row.decode("id"), name: try row.decode("name"), quota: try row.decodeJSON("quota"),
             createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
+    }
+
+    /// Token lookups reused for a short while: authentication is otherwise one
+    /// database round trip on every request. Unknown tokens are never cached.
+    final class TokenCache: Sendable {
+        struct Entry {
+            var tenant: Tenant
+            var expires: ContinuousClock.Instant
+        }
+
+        let lifetime: Duration
+        private let entries = Mutex<[String: Entry]>([:])
+        private static let maxEntries = 10_000
+
+        init(lifetime: Duration) {
+            self.lifetime = lifetime
+        }
+
+        func lookup(_ token: String) -> Tenant? {
+            let now = ContinuousClock.now
+            return entries.withLock { entries in
+                guard let entry = entries[token] else { return nil }
+                if entry.expires > now { return entry.tenant }
+                entries[token] = nil
+                return nil
+            }
+        }
+
+        func remember(_ token: String, _ tenant: Tenant) {
+            guard lifetime > .zero else { return }
+            let entry = Entry(tenant: tenant, expires: .now + lifetime)
+            entries.withLock { entries in
+                if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
+                entries[token] = entry
+            }
+        }
+
+        func forget(tenant id: ResourceID) {
+            entries.withLock { entries in entries = entries.filter { $0.value.tenant.id != id } }
+        }
     }
 
     /// 256 random bits from the system's CSPRNG, hex-encoded, with a recognisable prefix.

@@ -23,7 +23,7 @@ final class SchemaTests: XCTestCase {
         let url = try TestDatabase.create()
         let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
         XCTAssertEqual(try MigrationRunner.migrate(connection, Schema.migrations), [])
-        XCTAssertEqual(try MigrationRunner.appliedVersions(connection), [Schema.latestVersion])
+        XCTAssertEqual(try MigrationRunner.appliedVersions(connection), Schema.migrations.map(\.version))
     }
 
     /// The database itself refuses a second primary region, whatever the code does.
