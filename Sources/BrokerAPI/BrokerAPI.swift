@@ -84,6 +84,7 @@ public enum BrokerAPI {
         AllocationRoutes.register(&builder)
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
+        ManifestRoutes.register(&builder)
         return builder.router
     }
 
