@@ -76,10 +76,12 @@ public struct AllocationStore: Sendable {
     }
 
     /// Plans and reserves a new allocation, or records it as pending with `queue`.
+    /// The answer is built from what the insert and the reservation return.
     static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+        let settings = try TenantSettings.load(c, tenantId: tenantId)
         var request = request
         if request.placement == nil, request.region == nil,
-            let named = PolicySelector.select(try PolicyStore.policies(c, tenantId: tenantId), labels: request.labels)
+            let named = PolicySelector.select(settings.policies, labels: request.labels)
         {
             request.placement = named.policy
         }
@@ -93,30 +95,32 @@ public struct AllocationStore: Sendable {
             guard request.queue else {
                 throw StoreError.insufficientCapacity(shortfall(request.replicas, plan), decisions: plan.decisions)
             }
-            try c.query(
+            let row = try c.query(
                 """
-                INSERT INTO allocations (id, tenant_id, status, request, replicas, labels, decisions,
-                                         lease_seconds, queue_deadline)
+                INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, labels, decisions,
+                                              lease_seconds, queue_deadline)
                 VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
                         now() + make_interval(secs => $8))
+                RETURNING \(AllocationRows.allocationColumns)
                 """,
                 [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
-                 try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])
-            return try load(c, id: id, tenantId: tenantId)
+                 try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
+            return try AllocationRows.allocation(row, instances: [])
         }
-        try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
-        try c.query(
+        try QuotaCheck.verify(c, tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
+        let row = try c.query(
             """
-            INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels,
-                                     decisions, lease_seconds, lease_expires_at)
+            INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, placed_replicas, labels,
+                                          decisions, lease_seconds, lease_expires_at)
             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::int, now() + make_interval(secs => $9::int))
+            RETURNING \(AllocationRows.allocationColumns)
             """,
             [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
              try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),
-             try PostgresJSON(plan.decisions), request.leaseSeconds])
+             try PostgresJSON(plan.decisions), request.leaseSeconds])[0]
         try preempt(c, instanceSeqs: victims, for: id, actor: actor)
-        try reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
-        return try load(c, id: id, tenantId: tenantId)
+        let instances = try reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
+        return try AllocationRows.allocation(row, instances: instances)
     }
 
     // MARK: read
@@ -205,7 +209,9 @@ public struct AllocationStore: Sendable {
                         throw StoreError.insufficientCapacity(
                             Self.shortfall(replicas - live.count, plan), decisions: plan.decisions)
                     }
-                    try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
+                    try QuotaCheck.verify(
+                        c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
+                        adding: plan.placed, shape: request.shape)
                     try Self.preempt(c, instanceSeqs: victims, for: id, actor: actor)
                     try Self.reserve(c, allocationId: id, plan: plan, inventory: inventory, held: held, actor: actor)
                     placed += plan.placed

@@ -126,7 +126,9 @@ public struct MaintenanceStore: Sendable {
                 return false
             }
             do {
-                try QuotaCheck.verify(c, tenantId: tenantId, adding: plan.placed, shape: request.shape)
+                try QuotaCheck.verify(
+                    c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
+                    adding: plan.placed, shape: request.shape)
             } catch StoreError.quotaExceeded {
                 return false
             }

@@ -7,10 +7,9 @@ import PostgresClient
 /// and exceed the quota together; tenants without a quota skip the lock. Use counts
 /// what the tenant asked for per replica, not the larger instance it may land on.
 enum QuotaCheck {
-    static func verify(_ c: PostgresConnection, tenantId: UUID, adding replicas: Int, shape: ComputeShape) throws {
-        let rows = try c.query("SELECT quota::text AS quota FROM tenants WHERE id = $1", [tenantId])
-        guard let row = rows.first else { throw StoreError.notFound("tenant \(tenantId.lowercased) not found") }
-        let quota: TenantQuota = try row.decodeJSON("quota")
+    static func verify(
+        _ c: PostgresConnection, tenantId: UUID, quota: TenantQuota, adding replicas: Int, shape: ComputeShape
+    ) throws {
         if quota.gpus == nil && quota.cpu == nil && quota.memoryGiB == nil && quota.instances == nil { return }
         try c.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", [tenantId])
         let used = try c.query(
@@ -40,5 +39,25 @@ enum QuotaCheck {
 
     private static func format(_ value: Double) -> String {
         value == value.rounded() ? String(Int(value)) : String(value)
+    }
+}
+
+/// What a grant needs to know about its tenant, read in one round trip.
+struct TenantSettings {
+    var quota: TenantQuota
+    var policies: [NamedPolicy]
+
+    static func load(_ c: PostgresConnection, tenantId: UUID) throws -> TenantSettings {
+        let rows = try c.query(
+            """
+            SELECT t.quota::text AS quota,
+                   coalesce((SELECT jsonb_agg(jsonb_build_object('name', p.name, 'selector', p.selector,
+                                                                 'policy', p.policy) ORDER BY p.name)
+                             FROM policies p WHERE p.tenant_id = t.id), '[]')::text AS policies
+            FROM tenants t WHERE t.id = $1
+            """,
+            [tenantId])
+        guard let row = rows.first else { throw StoreError.notFound("tenant \(tenantId.lowercased) not found") }
+        return TenantSettings(quota: try row.decodeJSON("quota"), policies: try row.decodeJSON("policies"))
     }
 }
