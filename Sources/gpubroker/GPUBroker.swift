@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PostgresClient
 
 @main
 struct GPUBroker: AsyncParsableCommand {
@@ -32,4 +33,12 @@ struct DatabaseOptions: ParsableArguments {
     var databaseURL: String?
 
     var resolvedURL: String? { setting(databaseURL, "GPUBROKER_DATABASE_URL") }
+
+    /// A connection for a one-shot command, which needs an explicit database.
+    func connect(for command: String) throws -> PostgresConnection {
+        guard let url = resolvedURL else {
+            throw ValidationError("\(command) needs --database-url (or GPUBROKER_DATABASE_URL)")
+        }
+        return try PostgresConnection.connect(PostgresConfiguration(url: url))
+    }
 }

@@ -10,10 +10,7 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        guard let url = database.resolvedURL else {
-            throw ValidationError("migrate needs --database-url (or GPUBROKER_DATABASE_URL)")
-        }
-        let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        let connection = try database.connect(for: "migrate")
         let applied = try MigrationRunner.migrate(connection, Schema.migrations)
         print(applied.isEmpty
             ? "schema is current (version \(Schema.latestVersion))"
@@ -28,16 +25,13 @@ struct Verify: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        guard let url = database.resolvedURL else {
-            throw ValidationError("verify needs --database-url (or GPUBROKER_DATABASE_URL)")
-        }
-        let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        let connection = try database.connect(for: "verify")
         let versions = try MigrationRunner.appliedVersions(connection)
         guard versions.max() == Schema.latestVersion else {
             print("schema version \(versions.max() ?? 0), expected \(Schema.latestVersion): run `gpubroker migrate`")
             throw ExitCode(1)
         }
-        let pool = PostgresPool(configuration: PostgresConfiguration(url: url), size: 1)
+        let pool = PostgresPool(configuration: PostgresConfiguration(url: database.resolvedURL!), size: 1)
         let report = try await LedgerVerifier(pool: pool).verify()
         await pool.close()
         if report.ok {

@@ -10,7 +10,7 @@ final class PlacementPropertyTests: XCTestCase {
         var input: PlacementInput
     }
 
-    static func randomInventory(_ rng: inout SeededRNG) -> [RegionInventory] {
+    static func randomInventory(_ rng: inout SplitMix64) -> [RegionInventory] {
         let regionCount = Int.random(in: 0...7, using: &rng)
         let primary = regionCount == 0 ? -1 : Int.random(in: 0..<regionCount, using: &rng)
         var result: [RegionInventory] = []
@@ -46,7 +46,7 @@ final class PlacementPropertyTests: XCTestCase {
         return result
     }
 
-    static func randomShape(_ rng: inout SeededRNG) -> ComputeShape {
+    static func randomShape(_ rng: inout SplitMix64) -> ComputeShape {
         let qos: QoS = Int.random(in: 0..<4, using: &rng) == 0 ? .bestEffort : .default
         let type: String? = Int.random(in: 0..<5, using: &rng) == 0 ? "ecs.a" : nil
         if Bool.random(using: &rng) {
@@ -61,7 +61,7 @@ final class PlacementPropertyTests: XCTestCase {
         return ComputeShape(computeClass: .gpu, qos: qos, gpuSeries: accepted, gpuCount: 1, cpu: 4, memoryGiB: 16, instanceType: type)
     }
 
-    static func randomPolicy(_ rng: inout SeededRNG, regionCount: Int) -> PlacementPolicy? {
+    static func randomPolicy(_ rng: inout SplitMix64, regionCount: Int) -> PlacementPolicy? {
         if Int.random(in: 0..<4, using: &rng) == 0 { return nil }
         let strategy: PlacementStrategy = Bool.random(using: &rng) ? .prefer : .spread
         var units: [PlacementUnit] = []
@@ -80,7 +80,7 @@ final class PlacementPropertyTests: XCTestCase {
         return PlacementPolicy(strategy: strategy, units: units)
     }
 
-    static func randomInput(_ rng: inout SeededRNG) -> PlacementInput {
+    static func randomInput(_ rng: inout SplitMix64) -> PlacementInput {
         let inventory = randomInventory(&rng)
         let pinned: String? = Int.random(in: 0..<6, using: &rng) == 0 ? "r\(Int.random(in: 0...inventory.count, using: &rng))" : nil
         return PlacementInput(
@@ -174,14 +174,14 @@ final class PlacementPropertyTests: XCTestCase {
         // Deterministic, and independent of the order regions and pools are listed in.
         XCTAssertEqual(PlacementPlanner.plan(input), plan, file: file, line: line)
         var shuffled = input
-        var rng = SeededRNG(seed: UInt64(truncatingIfNeeded: total &* 7919 &+ input.inventory.count))
+        var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: total &* 7919 &+ input.inventory.count))
         shuffled.inventory = input.inventory.shuffled(using: &rng).map { RegionInventory(region: $0.region, pools: $0.pools.shuffled(using: &rng)) }
         shuffled.held = input.held.shuffled(using: &rng)
         XCTAssertEqual(PlacementPlanner.plan(shuffled), plan, file: file, line: line)
     }
 
     func testRandomNewAllocations() {
-        var rng = SeededRNG(seed: 20_240_601)
+        var rng = SplitMix64(seed: 20_240_601)
         for _ in 0..<3000 {
             let input = Self.randomInput(&rng)
             check(input, PlacementPlanner.plan(input))
@@ -189,7 +189,7 @@ final class PlacementPropertyTests: XCTestCase {
     }
 
     func testRandomScaleOuts() {
-        var rng = SeededRNG(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<2000 {
             var input = Self.randomInput(&rng)
             input.pinnedRegion = nil
@@ -214,7 +214,7 @@ final class PlacementPropertyTests: XCTestCase {
     }
 
     func testSpreadMatchesLargestRemainderWhenEverythingFits() {
-        var rng = SeededRNG(seed: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<1000 {
             let caps = (0..<Int.random(in: 1...5, using: &rng)).map { _ in Int.random(in: 0...20, using: &rng) }
             let inventory = caps.enumerated().map { i, cap in inv(mkRegion("r\(i)", primary: i == 0), [cpuPool("p\(i)", "r\(i)", capacity: cap)]) }
@@ -229,7 +229,7 @@ final class PlacementPropertyTests: XCTestCase {
     }
 
     func testLargestRemainderProperties() {
-        var rng = SeededRNG(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for _ in 0..<3000 {
             let weights = (0..<Int.random(in: 0...6, using: &rng)).map { _ in Int.random(in: 0...50, using: &rng) }
             let total = Int.random(in: 0...200, using: &rng)
