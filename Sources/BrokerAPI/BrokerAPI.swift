@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Metrics
 import MicroHTTP
+import Synchronization
 
 /// Everything the routes need, built once by the executable.
 public struct BrokerServices: Sendable {
@@ -116,6 +117,34 @@ public enum BrokerAPI {
     }
 }
 
+/// A route's request counter and duration timer per status, made once and reused:
+/// asking the metrics factory on every request costs a lookup under its lock.
+final class RouteMetrics: Sendable {
+    let method: String
+    let route: String
+    private let byStatus = Mutex<[Int: (Counter, Timer)]>([:])
+
+    init(method: String, route: String) {
+        self.method = method
+        self.route = route
+    }
+
+    func record(status: Int, nanoseconds: Int64) {
+        let (counter, timer) = byStatus.withLock { cache in
+            if let made = cache[status] { return made }
+            let dimensions = [("method", method), ("route", route), ("status", String(status))]
+            let made = (
+                Counter(label: "http_requests_total", dimensions: dimensions),
+                Timer(label: "http_request_duration_seconds", dimensions: dimensions)
+            )
+            cache[status] = made
+            return made
+        }
+        counter.increment()
+        timer.recordNanoseconds(nanoseconds)
+    }
+}
+
 /// Registers routes with the cross-cutting steps every request goes through:
 /// request id, authentication, error mapping, metrics and one log line.
 struct RouteBuilder {
@@ -128,6 +157,7 @@ struct RouteBuilder {
 
     mutating func add(_ method: String, _ pattern: String, _ access: Access, _ handler: @escaping RouteHandler) {
         let services = self.services
+        let metrics = RouteMetrics(method: method, route: pattern)
         router.add(method, pattern) { request in
             let started = ContinuousClock.now
             let requestId = Self.requestId(request)
@@ -148,10 +178,8 @@ struct RouteBuilder {
             }
             response.headers.replaceOrAdd("X-Request-Id", requestId)
             let elapsed = ContinuousClock.now - started
-            let dimensions = [("method", method), ("route", pattern), ("status", String(response.status))]
-            Counter(label: "http_requests_total", dimensions: dimensions).increment()
             let nanoseconds = Int64(elapsed / .nanoseconds(1))
-            Timer(label: "http_request_duration_seconds", dimensions: dimensions).recordNanoseconds(nanoseconds)
+            metrics.record(status: response.status, nanoseconds: nanoseconds)
             services.logger.info(
                 "\(method) \(request.path) \(response.status)",
                 metadata: [
