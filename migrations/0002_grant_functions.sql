@@ -6,7 +6,8 @@
 -- Reserves planned placements for an allocation: idle warm instances of each pool
 -- first (most recently idled first), then new capacity through a conditional counter
 -- update. Writes the instances and their `reserved` ledger rows; returns the
--- instances. p_placements: [{"region", "pool", "count", "unit", "vSwitches": [...]}].
+-- instances, created at the transaction's time. p_placements:
+-- [{"region", "pool", "count", "unit", "vSwitches": [...]}].
 CREATE FUNCTION gpb_reserve(p_allocation_id uuid, p_placements jsonb, p_actor text)
 RETURNS SETOF instances
 LANGUAGE plpgsql AS $$
@@ -37,11 +38,12 @@ BEGIN
         RETURN QUERY
         WITH added AS (
             INSERT INTO instances (id, allocation_id, region_id, pool_id, instance_type, gpu_series, gpu_count,
-                                   cpu, memory_gib, vpc_id, vswitch_id, security_group_id, unit, state, reused)
+                                   cpu, memory_gib, vpc_id, vswitch_id, security_group_id, unit, state, reused,
+                                   created_at)
             SELECT coalesce(reused_ids[k], gen_random_uuid()), p_allocation_id, p.region_id, p.id, p.instance_type,
                    p.gpu_series, coalesce(p.gpus_per_instance, 0), p.cpu, p.memory_gib, r.vpc_id,
                    placement->'vSwitches'->>(k - 1), r.security_group_id, (placement->>'unit')::integer, 'running',
-                   k <= cardinality(reused_ids)
+                   k <= cardinality(reused_ids), now()
             FROM generate_series(1, wanted) AS k
             CROSS JOIN pools p JOIN regions r ON r.id = p.region_id
             WHERE p.region_id = placement->>'region' AND p.id = placement->>'pool'
@@ -54,5 +56,25 @@ BEGIN
         )
         SELECT * FROM added ORDER BY seq;
     END LOOP;
+END
+$$;
+
+-- Creates an allocation and reserves its placements in one statement: on its own it
+-- is one transaction, so a grant needs no BEGIN or COMMIT. The allocation is created
+-- at the transaction's time, like its instances, and its lease runs from then.
+-- p_allocation: {"id", "tenantId", "status", "request", "replicas", "placedReplicas",
+-- "labels", "decisions", "leaseSeconds"}.
+CREATE FUNCTION gpb_grant(p_allocation jsonb, p_placements jsonb, p_actor text)
+RETURNS SETOF instances
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels, decisions,
+                             lease_seconds, lease_expires_at, created_at, updated_at)
+    VALUES ((p_allocation->>'id')::uuid, (p_allocation->>'tenantId')::uuid, p_allocation->>'status',
+            p_allocation->'request', (p_allocation->>'replicas')::integer,
+            (p_allocation->>'placedReplicas')::integer, p_allocation->'labels', p_allocation->'decisions',
+            (p_allocation->>'leaseSeconds')::integer,
+            now() + make_interval(secs => (p_allocation->>'leaseSeconds')::integer), now(), now());
+    RETURN QUERY SELECT * FROM gpb_reserve((p_allocation->>'id')::uuid, p_placements, p_actor);
 END
 $$;

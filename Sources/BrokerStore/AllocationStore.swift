@@ -28,6 +28,17 @@ public struct AllocationStore: Sendable {
     public func create(
         tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String? = nil
     ) async throws -> AllocationView {
+        if idempotencyKey == nil {
+            do {
+                return try await retryingLostRaces {
+                    try await pool.withConnection { c in
+                        try Self.grant(c, tenantId: tenantId, request: request, actor: actor, inTransaction: false)
+                    }
+                }
+            } catch is NeedsTransaction {
+                // Quota or preemption: the general path below, in one transaction.
+            }
+        }
         let fingerprint = String(decoding: try Self.canonicalEncoder.encode(request), as: UTF8.self)
         return try await retryingLostRaces {
             try await pool.withTransaction { c in
@@ -36,7 +47,7 @@ public struct AllocationStore: Sendable {
                 {
                     return replay
                 }
-                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor)
+                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor, inTransaction: true)
                 if let key = idempotencyKey {
                     try c.query(
                         "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
@@ -75,9 +86,17 @@ public struct AllocationStore: Sendable {
         return try JSONDecoder().decode(AllocationView.self, from: Data(response.utf8))
     }
 
+    /// A grant that must run inside one transaction (a quota to check under the
+    /// tenant's lock, or instances to preempt first) was started without one.
+    struct NeedsTransaction: Error {}
+
     /// Plans and reserves a new allocation, or records it as pending with `queue`.
-    /// The answer is built from what the insert and the reservation return.
-    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+    /// Outside a transaction every write is one statement (`gpb_grant` or the pending
+    /// insert), so the grant is still atomic; what needs more throws `NeedsTransaction`.
+    /// The answer is built from the rows the grant returns, without reading back.
+    static func grant(
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool
+    ) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         var request = request
         if request.placement == nil, request.region == nil,
@@ -87,8 +106,11 @@ public struct AllocationStore: Sendable {
         }
         var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [])
         var victims: [Int64] = []
-        if !acceptable(plan, request), let preemption = try planPreemption(c, request, replicas: request.replicas, held: []) {
-            (plan, inventory, victims) = preemption
+        if !acceptable(plan, request) {
+            guard inTransaction || request.shape.qos != .default else { throw NeedsTransaction() }
+            if let preemption = try planPreemption(c, request, replicas: request.replicas, held: []) {
+                (plan, inventory, victims) = preemption
+            }
         }
         let id = UUID()
         if !acceptable(plan, request) {
@@ -107,20 +129,40 @@ public struct AllocationStore: Sendable {
                  try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
             return try AllocationRows.allocation(row, instances: [])
         }
-        try QuotaCheck.verify(c, tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
-        let row = try c.query(
-            """
-            INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, placed_replicas, labels,
-                                          decisions, lease_seconds, lease_expires_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8::jsonb, $9::int, now() + make_interval(secs => $9::int))
-            RETURNING \(AllocationRows.allocationColumns)
-            """,
-            [id, tenantId, (plan.satisfied ? AllocationStatus.active : .partial).rawValue,
-             try PostgresJSON(request), request.replicas, plan.placed, try PostgresJSON(request.labels),
-             try PostgresJSON(plan.decisions), request.leaseSeconds])[0]
+        if !settings.quota.isUnlimited {
+            guard inTransaction else { throw NeedsTransaction() }
+            try QuotaCheck.verify(c, tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
+        }
         try preempt(c, instanceSeqs: victims, for: id, actor: actor)
-        let instances = try reserve(c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: actor)
-        return try AllocationRows.allocation(row, instances: instances)
+        let status: AllocationStatus = plan.satisfied ? .active : .partial
+        let record = GrantRecord(
+            id: ResourceID(id), tenantId: ResourceID(tenantId), status: status, request: request,
+            replicas: request.replicas, placedReplicas: plan.placed, labels: request.labels,
+            decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
+        let instances = try reservation(
+            c, "SELECT * FROM gpb_grant($1::jsonb, $2::jsonb, $3)",
+            [try PostgresJSON(record), try placements(plan, inventory: inventory, held: []), actor])
+        // gpb_grant creates the allocation and its instances at the transaction's time.
+        let createdAt = instances[0].createdAt
+        return AllocationView(
+            id: record.id, status: status, replicas: request.replicas, placedReplicas: plan.placed,
+            instances: instances, leaseSeconds: request.leaseSeconds,
+            leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
+            createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: plan.decisions,
+            request: request)
+    }
+
+    /// The allocation row `gpb_grant` inserts.
+    struct GrantRecord: Encodable {
+        var id: ResourceID
+        var tenantId: ResourceID
+        var status: AllocationStatus
+        var request: AllocationRequest
+        var replicas: Int
+        var placedReplicas: Int
+        var labels: [String: String]
+        var decisions: [PlacementDecision]
+        var leaseSeconds: Int
     }
 
     // MARK: read
@@ -461,15 +503,33 @@ public struct AllocationStore: Sendable {
         return try enumValue(row, "status")
     }
 
-    /// Reserves a plan in one round trip (`gpb_reserve`, migration 2): idle warm
-    /// instances of each pool first, then new capacity with a conditional counter
-    /// update, instances and ledger rows written together. Throws `LostRace` when a
-    /// pool no longer has what the plan counted on. Returns the new instances.
+    /// Reserves a plan for an existing allocation in one round trip (`gpb_reserve`,
+    /// migration 2). Returns the new instances.
     @discardableResult
     static func reserve(
         _ c: PostgresConnection, allocationId: UUID, plan: PlacementPlan, inventory: [RegionInventory],
         held: [HeldReplicas], actor: String
     ) throws -> [InstanceView] {
+        try reservation(
+            c, "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)",
+            [allocationId, try placements(plan, inventory: inventory, held: held), actor])
+    }
+
+    /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
+    /// new capacity with a conditional counter update, instances and ledger rows
+    /// written together. Their SQLSTATE GB001 (a pool no longer has what the plan
+    /// counted on) becomes `LostRace`, and the caller plans again.
+    static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
+        do {
+            return try c.query(sql, binds).map(AllocationRows.instance)
+        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
+            throw LostRace()
+        }
+    }
+
+    /// A plan's placements as the reservation functions take them, each with its
+    /// instances' vSwitches (rule 7: round robin, after those the allocation holds).
+    static func placements(_ plan: PlacementPlan, inventory: [RegionInventory], held: [HeldReplicas]) throws -> PostgresJSON {
         var vSwitchIds: [String: [String]] = [:]
         for region in inventory { vSwitchIds[region.region.id] = region.region.vSwitchIds }
         var inRegion: [String: Int] = [:]
@@ -487,14 +547,7 @@ public struct AllocationStore: Sendable {
                 "vSwitches": .array(vSwitches.map(JSONValue.string)),
             ])
         }
-        do {
-            return try c.query(
-                "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)",
-                [allocationId, PostgresJSON(rawJSON: JSONValue.array(placements).jsonText), actor]
-            ).map(AllocationRows.instance)
-        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
-            throw LostRace()
-        }
+        return PostgresJSON(rawJSON: JSONValue.array(placements).jsonText)
     }
 
     /// Takes running instances out of service: idle (warm) when their pool defers

@@ -10,7 +10,7 @@ enum QuotaCheck {
     static func verify(
         _ c: PostgresConnection, tenantId: UUID, quota: TenantQuota, adding replicas: Int, shape: ComputeShape
     ) throws {
-        if quota.gpus == nil && quota.cpu == nil && quota.memoryGiB == nil && quota.instances == nil { return }
+        if quota.isUnlimited { return }
         try c.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", [tenantId])
         let used = try c.query(
             """

@@ -62,8 +62,11 @@ public struct HTTPServerStartError: Error, CustomStringConvertible {
 
 /// An HTTP/1.1 server over libmicrohttpd (MHD) with async Swift handlers.
 ///
-/// How a request flows: MHD's worker threads (`MHD_USE_INTERNAL_POLLING_THREAD`
-/// with automatic polling, epoll on Linux, and `MHD_OPTION_THREAD_POOL_SIZE`)
+/// How a request flows: MHD's worker threads (`MHD_USE_POLL_INTERNAL_THREAD` and
+/// `MHD_OPTION_THREAD_POOL_SIZE`; poll, not epoll: in 0.9.75's epoll mode
+/// `MHD_quiesce_daemon` races a worker that took the listen socket out of its epoll
+/// set at the connection limit, and MHD aborts the process with "Failed to remove
+/// listen FD from epoll set")
 /// parse the request and call the access handler: once for the headers (per-
 /// request state is created; a `Content-Length` above `maxBodyBytes` is answered
 /// 413 right there), once per body chunk (appended), and once with no data when
@@ -116,7 +119,7 @@ public final class HTTPServer: Sendable {
             guard (0...65535).contains(configuration.port) else {
                 throw HTTPServerStartError(description: "HTTPServer.start(): port \(configuration.port) is out of range")
             }
-            let flags = MHD_USE_AUTO_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+            let flags = MHD_USE_POLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
             var result: Int32 = 0
             var savedErrno: Int32 = 0
             // passRetained: MHD holds this pointer for both callbacks until
