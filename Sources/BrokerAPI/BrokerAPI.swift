@@ -90,8 +90,15 @@ public enum BrokerAPI {
     }
 
     /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
+    /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
-        let requestId = request?.headers["X-Request-Id"]
+        let requestId = request.map(RouteBuilder.requestId) ?? UUID().uuidString.lowercased()
+        var response = serverProblem(error, request, requestId)
+        response.headers.replaceOrAdd("X-Request-Id", requestId)
+        return response
+    }
+
+    private static func serverProblem(_ error: HTTPServerError, _ request: HTTPRequest?, _ requestId: String) -> HTTPResponse {
         switch error {
         case .notFound:
             return Problem.notFound("no such endpoint: \(request?.path ?? "")").response(requestId: requestId)

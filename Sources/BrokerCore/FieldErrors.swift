@@ -281,6 +281,11 @@ public struct ObjectReader {
             errors.add(path, "must not be empty")
             return nil
         }
+        // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database (a 500 once).
+        if s.unicodeScalars.contains("\u{0}") {
+            errors.add(path, "must not contain U+0000")
+            return nil
+        }
         if let maxLength, s.count > maxLength {
             errors.add(path, "must be at most \(maxLength) characters")
             return nil
@@ -385,8 +390,8 @@ public struct ObjectReader {
         var ok = true
         for key in members.keys.sorted() {
             let itemPath = FieldPath.child(path, key)
-            if key.isEmpty || key.count > Rules.labelKeyMax {
-                errors.add(itemPath, "label key must be 1 to \(Rules.labelKeyMax) characters")
+            if key.isEmpty || key.count > Rules.labelKeyMax || key.unicodeScalars.contains("\u{0}") {
+                errors.add(itemPath, "label key must be 1 to \(Rules.labelKeyMax) characters, without U+0000")
                 ok = false
                 continue
             }

@@ -103,7 +103,7 @@ public enum ModelSizing {
         let hiddenSize = reader.integer("hiddenSize", in: 1...10_000_000)
         let batchSize = reader.integer("batchSize", in: 1...1_000_000)
         let kvCacheGiB = reader.number("kvCacheGiB", minimum: 0, maximum: 1_000_000)
-        let usableFraction = reader.number("usableFraction", exclusiveMinimum: 0, maximum: 1)
+        let usableFraction = reader.number("usableFraction", minimum: 0.01, maximum: 1)
         // Present-but-invalid optional members have been reported; absent ones are nil.
         reader.finish()
         guard let parameters, let precision else { return nil }

@@ -196,7 +196,9 @@ final class AllocationRequestParserTests: XCTestCase {
         for bad: JSONValue in ["7X", "", "B", "-7B", "abc", 0, -1, true, "1e3B", "nan", "inf", 1e300] {
             assertError("model.parameters") { try parse(["parameters": bad, "precision": "fp16"]) }
         }
-        assertError("model.usableFraction", "greater than 0") { try parse(["parameters": "7B", "precision": "fp16", "usableFraction": 0]) }
+        assertError("model.usableFraction", "at least 0.01") { try parse(["parameters": "7B", "precision": "fp16", "usableFraction": 0]) }
+        // A vanishing fraction would divide the memory need to infinity (a 500 once).
+        assertError("model.usableFraction", "at least 0.01") { try parse(["parameters": "7B", "precision": "fp16", "usableFraction": 5e-324]) }
         assertError("model.usableFraction", "at most 1") { try parse(["parameters": "7B", "precision": "fp16", "usableFraction": 1.1]) }
         XCTAssertEqual(try parse(["parameters": "7B", "precision": "fp16", "usableFraction": 1]).model?.usableFraction, 1)
         assertError("model.contextLength", "integer") { try parse(["parameters": "7B", "precision": "fp16", "contextLength": 1.5]) }
