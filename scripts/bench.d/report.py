@@ -46,10 +46,11 @@ w("Written by `scripts/bench` (see README, \"Benchmark\"); the latest run replac
 w("")
 w(f"Machine: {r.get('nproc')} cores ({r.get('cpu')}), {r.get('memory')} memory, {r.get('kernel')}; "
   f"PostgreSQL {r.get('pg_version')} (fsync={r.get('fsync')}, otherwise defaults, TCP loopback); "
-  f"{r.get('date')}; commit {r.get('commit')}. Each figure: {r.get('seconds')} s after a warm-up; wrk and "
+  f"{r.get('date')}; commit {r.get('commit')}; load average before the runs {r.get('load_before')}, "
+  f"after {r.get('load_after')} (anything above 0 is other work sharing the cores). Each figure: {r.get('seconds')} s after a warm-up; wrk and "
   f"pgbench with 2 threads on the same 2 cores as the broker and PostgreSQL. Broker: default pool of 16 "
   f"database connections, {r.get('http_threads')} HTTP threads. Seeded: 10 regions × 4 pools (T4 pools of "
-  f"capacity 10,000,000), {int(num('history')):,} released allocations of history with their instances and "
+  f"capacity 1,000,000, the API maximum), {int(num('history')):,} released allocations of history with their instances and "
   f"ledger rows; `VACUUM ANALYZE` before the runs.")
 w("")
 w("## Allocations: `POST /v1/allocations` (1 T4 replica, default placement) vs pgbench")
@@ -131,4 +132,27 @@ w("| target | measured | |")
 w("|---|---|---|")
 for label, value, ok in targets:
     w(f"| {label} | {value} | {verdict(ok)} |")
+w("")
+w("## Round trips per request")
+w("")
+w("Statements PostgreSQL received while one request ran (`log_statement = all`), against 6 for the "
+  "pgbench transaction (BEGIN, UPDATE, 3 × INSERT, COMMIT) and 1 for `pgbench -S`.")
+w("")
+w("| request | statements |")
+w("|---|---|")
+for name, label in (("grant", "`POST /v1/allocations`"), ("inventory", "`GET /v1/inventory?…`"), ("get", "`GET /v1/allocations/{id}`")):
+    w(f"| {label} | {r.get(name + '.statements', '?')} |")
+if len(sys.argv) > 2:
+    import os, re
+    path = os.path.join(sys.argv[2], "grant.statements")
+    if os.path.exists(path):
+        w("")
+        w("The grant's statements, in order:")
+        w("")
+        w("```")
+        for line in open(path):
+            m = re.search(r"LOG:  (?:statement|execute [^:]*): (.*)", line)
+            text = " ".join((m.group(1) if m else line).split())
+            w(text[:110] + ("…" if len(text) > 110 else ""))
+        w("```")
 print("\n".join(out))
