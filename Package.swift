@@ -88,6 +88,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Placement decisions per second, run by scripts/bench.
+        .executableTarget(
+            name: "PlannerBenchmark",
+            dependencies: ["BrokerCore"],
+            swiftSettings: swiftSettings
+        ),
         // Shared by the integration tests: a fresh database per test and a live broker.
         .target(
             name: "TestSupport",
