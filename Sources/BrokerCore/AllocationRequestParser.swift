@@ -119,14 +119,14 @@ public struct ReplicaChange: Codable, Sendable, Equatable {
 }
 
 /// `POST /v1/allocations/{id}/renew`: `{"leaseSeconds"?}` (10...86400); nil keeps the
-/// allocation's lease length. An empty body may be passed as `.object([:])` or `.null`.
+/// allocation's lease length. The API reads an empty body as `{}`; a JSON `null` is
+/// not an object and is refused like any other non-object.
 public struct RenewRequest: Codable, Sendable, Equatable {
     public var leaseSeconds: Int?
 
     public init(leaseSeconds: Int? = nil) { self.leaseSeconds = leaseSeconds }
 
     public static func parse(_ json: JSONValue) throws(ValidationFailure) -> RenewRequest {
-        if json == .null { return RenewRequest() }
         let errors = FieldErrorCollector()
         var result: RenewRequest?
         if let r = errors.object(json) {

@@ -295,7 +295,7 @@ final class ReplicaChangeAndRenewTests: XCTestCase {
 
     func testRenew() throws {
         XCTAssertEqual(try RenewRequest.parse([:]), RenewRequest())
-        XCTAssertEqual(try RenewRequest.parse(.null), RenewRequest())
+        XCTAssertThrowsError(try RenewRequest.parse(.null), "null is not an object")
         XCTAssertEqual(try RenewRequest.parse(["leaseSeconds": 900]), RenewRequest(leaseSeconds: 900))
         assertError("leaseSeconds", "at least 10") { try RenewRequest.parse(["leaseSeconds": 5]) }
         assertError("leaseSeconds", "at most 86400") { try RenewRequest.parse(["leaseSeconds": 100_000]) }
