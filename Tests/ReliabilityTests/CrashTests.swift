@@ -43,7 +43,7 @@ final class CrashTests: XCTestCase {
 
         let all = outcomes.items
         let acknowledged = all.filter { [200, 201].contains($0.status) }
-        let inDoubt = all.filter { $0.transportErrors > 0 }
+        let inDoubt = all.filter { $0.inDoubt > 0 }
         XCTAssertGreaterThan(before, 0, "load ran before the kill")
         XCTAssertEqual(acknowledged.count, all.count, "every request answered 2xx in the end: \(all.filter { ![200, 201].contains($0.status) }.prefix(5))")
         XCTAssertTrue(all.allSatisfy { $0.ids.count <= 1 })
@@ -74,7 +74,7 @@ final class CrashTests: XCTestCase {
 
         let name = "1 broker killed"
         report(name, "requests \(all.count) (attempts \(all.map(\.attempts).reduce(0, +))), clients 16, brokers 2, faults 1 (kill -9 after \(before) requests)")
-        report(name, "acknowledged \(acknowledged.count), in-doubt retried \(inDoubt.count) (transport errors \(all.map(\.transportErrors).reduce(0, +))), lost \(lost.count), duplicated \(duplicated.count), replay mismatches \(replayMismatches), verify exit \(check.status)")
+        report(name, "acknowledged \(acknowledged.count), in-doubt (sent, no answer) retried with the same key \(inDoubt.count), refused connections retried elsewhere \(all.map(\.transportErrors).reduce(0, +) - all.map(\.inDoubt).reduce(0, +)), lost \(lost.count), duplicated \(duplicated.count), replay mismatches \(replayMismatches), verify exit \(check.status)")
     }
 
     /// `kill -9` of the postmaster mid-load and a restart 2 s later.
@@ -139,7 +139,9 @@ final class CrashTests: XCTestCase {
         let readyBack = readiness.items.filter { $0.status == 200 && $0.started >= backAt }.map { $0.started + $0.seconds }.min()
 
         XCTAssertGreaterThan(whileDown.filter { $0.status == 503 }.count, 0, "503s while the database was down")
-        XCTAssertEqual(servedWhileDown.count, 0)
+        // No assertion on servedWhileDown: after `kill -9` of the postmaster its backends
+        // live on until their next wait notices, and a few grants commit through them
+        // (measured: 3 in 150). They are durable (checked below with the others).
         XCTAssertEqual(fiveHundreds.count, 0, "no 500 ever: \(fiveHundreds.prefix(5))")
         XCTAssertEqual(without503RetryAfter.count, 0, "every 503 carries Retry-After")
         XCTAssertLessThan(slowest, 5, "no request hangs past a few seconds")
@@ -162,7 +164,7 @@ final class CrashTests: XCTestCase {
 
         let name = "2 postgres killed"
         report(name, "requests \(all.count) (attempts \(log.count)), clients 8, faults 1 (kill -9 postmaster at \(secs(killedAt)), back at \(secs(backAt)))")
-        report(name, "while down: \(whileDown.count) answers, 503 \(whileDown.filter { $0.status == 503 }.count), transport errors \(whileDown.filter { $0.status == 0 }.count), 500s overall \(fiveHundreds.count), slowest attempt \(secs(slowest)), readyz while down \(Set(readyDown.map(\.status)).sorted())")
+        report(name, "while down: \(whileDown.count) answers, 2xx through surviving backends \(servedWhileDown.count), 503 \(whileDown.filter { $0.status == 503 }.count), transport errors \(whileDown.filter { $0.status == 0 }.count), 500s overall \(fiveHundreds.count), slowest attempt \(secs(slowest)), readyz while down \(Set(readyDown.map(\.status)).sorted())")
         report(name, "recovery: first grant \(secs(recovery)) after the database's return, readyz 200 after \(secs((readyBack ?? .infinity) - backAt)); acknowledged \(acknowledged.count), lost \(lost.count), duplicated \(duplicated), verify exit \(check.status)")
     }
 }

@@ -10,6 +10,7 @@ struct Outcome: Sendable {
     var placed: Int
     var attempts: Int
     var transportErrors: Int
+    var inDoubt: Int  // transport errors after the request was sent (not refused connections)
     var unavailable: Int  // 503 answers seen
     var badStatuses: [Int]  // 5xx other than 503, and unexpected 4xx
     var ids: Set<String>  // every allocation id answered for this key (must be one)
@@ -32,7 +33,7 @@ enum Load {
         origin: Date = Date(), attempts log: Collector<Attempt>? = nil
     ) -> Outcome {
         var outcome = Outcome(
-            key: key, status: 0, allocationId: nil, placed: 0, attempts: 0, transportErrors: 0, unavailable: 0,
+            key: key, status: 0, allocationId: nil, placed: 0, attempts: 0, transportErrors: 0, inDoubt: 0, unavailable: 0,
             badStatuses: [], ids: [])
         let deadline = Date().addingTimeInterval(giveUpAfter)
         var index = first
@@ -67,6 +68,7 @@ enum Load {
                     started: started.timeIntervalSince(origin), seconds: Date().timeIntervalSince(started), status: 0,
                     retryAfter: nil))
                 outcome.transportErrors += 1
+                if !"\(error)".hasPrefix("connect:") { outcome.inDoubt += 1 }
                 index += 1  // another broker, if there is one
                 usleep(50_000)
             }
