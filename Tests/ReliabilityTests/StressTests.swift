@@ -103,7 +103,7 @@ final class StressTests: XCTestCase {
 
         let name = "3 overbooking stress"
         report(name, "requests \(all.count) (+\(releasedIds.count) releases) in \(secs(elapsed)) (\(Int(Double(all.count) / elapsed)) req/s), clients \(clients), brokers 3, demand \(demand) units, capacity \(capacity) (70%)")
-        report(name, "granted \(granted.count), refused 409 \(refused.count), unexpected \(bad.count); units running \(running) = held by clients \(heldUnits), idle \(idle), allocated \(allocated)/\(capacity)")
+        report(name, "granted \(granted.count), refused 409 \(refused.count), 503s retried \(all.map(\.unavailable).reduce(0, +)), unexpected \(bad.count); units running \(running) = held by clients \(heldUnits), idle \(idle), allocated \(allocated)/\(capacity)")
         report(name, "samples \(samples.items.count) (1/s, errors \(sampleErrors.count)): overbooked \(overbookedSamples), ledger disagreeing \(disagreeingSamples); verify exit \(check.status)")
     }
 
