@@ -352,10 +352,25 @@ enum TestCluster {
         return Int32(first.trimmingCharacters(in: .whitespaces))
     }
 
-    /// `kill -9` of the postmaster.
-    static func killPostmaster() throws {
+    /// `kill -9` of the postmaster and, by pid, of its children: a whole-server crash.
+    /// Killing only the postmaster lets its backends serve their open connections until
+    /// they notice (measured: a few grants and a /readyz 200 up to ~0.5 s later).
+    /// Returns how many children were killed.
+    @discardableResult
+    static func killPostmaster() throws -> Int {
         guard let pid = postmasterPID else { throw TestSetupError("no postmaster.pid") }
+        var children: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 2, Int32(fields[1]) == pid { children.append(child) }
+        }
         kill(pid, SIGKILL)
+        for child in children { kill(child, SIGKILL) }
+        return children.count
     }
 
     static var isUp: Bool {
