@@ -443,14 +443,21 @@ public struct AllocationStore: Sendable {
         "\(wanted) replicas requested, \(plan.placed) can be placed now"
     }
 
+    /// Plans again after a lost race, with a short random backoff so the losers of one
+    /// race do not collide again at once. When every attempt lost, the answer is 503
+    /// with Retry-After (nothing was reserved; retrying is safe), never a 500.
     func retryingLostRaces<T: Sendable>(_ body: () async throws -> T) async throws -> T {
         try await StoreError.translating {
             var attempt = 0
             while true {
                 do {
                     return try await body()
-                } catch is LostRace where attempt + 1 < Self.maxPlanningAttempts {
+                } catch is LostRace {
                     attempt += 1
+                    guard attempt < Self.maxPlanningAttempts else {
+                        throw StoreError.unavailable("lost \(attempt) reservation races in a row under contention")
+                    }
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 1...(4 << min(attempt, 4)))))
                 }
             }
         }

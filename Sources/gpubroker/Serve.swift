@@ -119,6 +119,10 @@ struct Serve: AsyncParsableCommand {
         http.host = host
         http.port = port
         http.threadPoolSize = threads
+        // 1,024 connections (MHD's share per worker thread is a quarter of that) let
+        // 1,200 slow or idle clients lock normal requests out until they time out.
+        // Allow 4,096 and make sure the descriptor limit covers them.
+        http.connectionLimit = Self.raiseDescriptorLimit(wanted: 4096 + 256) - 256
         http.errorResponder = BrokerAPI.errorResponder
         let router = BrokerAPI.router(services: services)
         let server = HTTPServer(configuration: http, handler: { await router.handle($0) })
@@ -154,6 +158,19 @@ struct Serve: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(500))
             }
         }
+    }
+
+    /// Raises the soft RLIMIT_NOFILE towards `wanted` (never above the hard limit) and
+    /// returns the limit in force.
+    static func raiseDescriptorLimit(wanted: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < rlim_t(wanted) {
+            var raised = limit
+            raised.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return max(512, Int(min(limit.rlim_cur, rlim_t(Int32.max))))
     }
 
     static func readinessProblem(_ pool: PostgresPool) async -> String? {
