@@ -83,7 +83,7 @@ public struct Problem: Error, Sendable {
                     status: 422, code: "idempotency_key_reused", title: "Idempotency key reused",
                     detail: "this Idempotency-Key was used with a different request body")
             case .validation(let errors): return .validation(errors)
-            case .unavailable: return .unavailable("the database is unreachable; retry shortly")
+            case .unavailable(let detail): return .unavailable(detail)
             }
         case let pg as PostgresError where pg.isConnectionProblem:
             return .unavailable("the database is unreachable; retry shortly")

@@ -455,7 +455,8 @@ public struct AllocationStore: Sendable {
                 } catch is LostRace {
                     attempt += 1
                     guard attempt < Self.maxPlanningAttempts else {
-                        throw StoreError.unavailable("lost \(attempt) reservation races in a row under contention")
+                        throw StoreError.unavailable(
+                            "capacity is heavily contended: \(attempt) reservations in a row lost the race; retry shortly")
                     }
                     try await Task.sleep(for: .milliseconds(Int.random(in: 1...(4 << min(attempt, 4)))))
                 }

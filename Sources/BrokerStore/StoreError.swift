@@ -10,7 +10,8 @@ public enum StoreError: Error, Sendable, Equatable {
     case quotaExceeded(String)
     case idempotencyKeyReused
     case validation([FieldError])
-    /// The database is unreachable or failed over; retrying later is safe.
+    /// Retrying later is safe: the database is unreachable or failed over, or the
+    /// capacity is too contended to reserve now. The text is shown to the client.
     case unavailable(String)
 }
 
@@ -20,7 +21,7 @@ extension StoreError {
         do {
             return try await body()
         } catch let error as PostgresError where error.isConnectionProblem {
-            throw StoreError.unavailable(error.description)
+            throw StoreError.unavailable("the database is unreachable; retry shortly")
         }
     }
 }
