@@ -5,16 +5,17 @@
 /// exact otherwise (no trailing-slash folding, no wildcards). The path is
 /// matched after percent-decoding, so an encoded `%2F` splits segments too.
 ///
-/// Among the routes whose method and pattern match, the most specific wins:
-/// segments are compared left to right and a literal beats a parameter, so
-/// `/v1/allocations/from-manifest` beats `/v1/allocations/{id}` whatever the
-/// registration order. A `HEAD` request uses the `GET` route when no `HEAD`
-/// route matches (the server sends no body for HEAD); `Allow` lists only
-/// registered methods.
+/// The path picks the resource first: of the patterns matching it, the most
+/// specific wins (segments compared left to right, a literal beats a parameter), so
+/// `/v1/allocations/from-manifest` is its own resource and never falls through to
+/// `/v1/allocations/{id}`, whatever the method or registration order. Then the
+/// method picks the route among that pattern's. A `HEAD` request uses the `GET`
+/// route when no `HEAD` route matches (the server sends no body for HEAD); `Allow`
+/// lists only registered methods.
 ///
-/// No match: 404 via the error responder. The path matches but not the method:
-/// 405 with `Allow` (the methods of every route matching the path, sorted,
-/// comma-separated); the router adds `Allow` itself if the responder did not.
+/// No match: 404 via the error responder. The resource exists but not the method:
+/// 405 with `Allow` (the resource's methods, sorted, comma-separated); the router
+/// adds `Allow` itself if the responder did not.
 public struct Router: Sendable {
     private struct Route: Sendable {
         var method: String
@@ -60,28 +61,28 @@ public struct Router: Sendable {
                 pathMatches.append((route, parameters))
             }
         }
-        if pathMatches.isEmpty {
+        guard var resource = pathMatches.first?.route.segments else {
             return errorResponder(.notFound, request)
         }
-        var candidates = pathMatches.filter { $0.route.method == request.method }
-        if candidates.isEmpty, request.method == "HEAD" {
-            candidates = pathMatches.filter { $0.route.method == "GET" }
+        for match in pathMatches.dropFirst() where Router.moreSpecific(match.route.segments, than: resource) {
+            resource = match.route.segments
         }
-        guard var best = candidates.first else {
-            let allowed = Array(Set(pathMatches.map(\.route.method))).sorted()
+        let resourceRoutes = pathMatches.filter { !Router.moreSpecific(resource, than: $0.route.segments) }
+        var candidates = resourceRoutes.filter { $0.route.method == request.method }
+        if candidates.isEmpty, request.method == "HEAD" {
+            candidates = resourceRoutes.filter { $0.route.method == "GET" }
+        }
+        guard let chosen = candidates.first else {
+            let allowed = Array(Set(resourceRoutes.map(\.route.method))).sorted()
             var response = errorResponder(.methodNotAllowed(allowed: allowed), request)
             if response.headers["Allow"] == nil {
                 response.headers.add("Allow", allowed.joined(separator: ", "))
             }
             return response
         }
-        for candidate in candidates.dropFirst()
-        where Router.moreSpecific(candidate.route.segments, than: best.route.segments) {
-            best = candidate
-        }
         var routed = request
-        routed.pathParameters = best.parameters
-        return await best.route.handler(routed)
+        routed.pathParameters = chosen.parameters
+        return await chosen.route.handler(routed)
     }
 
     private static func split(_ path: String) -> [Substring] {

@@ -87,8 +87,14 @@ final class MicroHTTPTests: XCTestCase {
         response = await router.handle(HTTPRequest(method: "GET", path: "/v1/allocations/a-1"))
         XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "allocation a-1")
 
+        // The literal path is its own resource: other methods do not fall through to {id}.
         response = await router.handle(HTTPRequest(method: "PUT", path: "/v1/allocations/from-manifest"))
         XCTAssertEqual(response.status, 405)
+        XCTAssertEqual(response.headers["allow"], "POST")
+        response = await router.handle(HTTPRequest(method: "GET", path: "/v1/allocations/from-manifest"))
+        XCTAssertEqual(response.status, 405)
+
+        response = await router.handle(HTTPRequest(method: "PUT", path: "/v1/allocations/a-1"))
         XCTAssertEqual(response.headers["allow"], "GET, POST")
 
         response = await router.handle(HTTPRequest(method: "GET", path: "/v1/allocations/"))
