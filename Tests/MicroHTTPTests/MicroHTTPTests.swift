@@ -160,7 +160,10 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(missing.text, "Not Found\n")
         let wrong = try RawClient.request(port: server.port, "DELETE", "/v1/allocations/from-manifest")
         XCTAssertEqual(wrong.status, 405)
-        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+        XCTAssertEqual(wrong.headers["Allow"], "POST")
+        let wrongOnParameter = try RawClient.request(port: server.port, "DELETE", "/v1/allocations/abc")
+        XCTAssertEqual(wrongOnParameter.status, 405)
+        XCTAssertEqual(wrongOnParameter.headers["Allow"], "GET, POST")
     }
 
     func testQueryHeadersRemoteAddressHead() throws {
