@@ -28,9 +28,12 @@ BEGIN
         )
         SELECT coalesce(array_agg(id), '{}') INTO reused_ids FROM taken;
         fresh := wanted - cardinality(reused_ids);
+        -- The region must still be active: a plan may come from a snapshot a few
+        -- milliseconds old, and a cordoned region gets nothing new.
         UPDATE pools SET allocated = allocated + fresh, idle = idle - cardinality(reused_ids), updated_at = now()
         WHERE region_id = placement->>'region' AND id = placement->>'pool'
-          AND allocated + fresh <= capacity AND idle >= cardinality(reused_ids);
+          AND allocated + fresh <= capacity AND idle >= cardinality(reused_ids)
+          AND EXISTS (SELECT 1 FROM regions WHERE id = placement->>'region' AND state = 'active');
         IF NOT FOUND THEN
             RAISE EXCEPTION 'pool %/% cannot take % more replicas', placement->>'region', placement->>'pool', wanted
                 USING ERRCODE = 'GB001';

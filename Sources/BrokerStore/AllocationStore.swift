@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import Synchronization
 
 /// Grants, scaling, renewal and release of allocations, and the ledger rows that
 /// record each change. Every method is one transaction; placement is planned inside
@@ -9,8 +10,15 @@ import PostgresClient
 public struct AllocationStore: Sendable {
     let pool: PostgresPool
 
-    public init(pool: PostgresPool) {
+    let snapshots: InventorySnapshots
+
+    /// `snapshotSeconds`: how long grants outside a transaction reuse one inventory
+    /// snapshot (0 = always read). Reuse is safe: reservations check capacity and region
+    /// state in the database, a lost race reads afresh, and a plan that cannot be met
+    /// from a reused snapshot is made again from a fresh one before any 409.
+    public init(pool: PostgresPool, snapshotSeconds: Double = 0.05) {
         self.pool = pool
+        self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
     }
 
     /// A conditional reservation found less capacity than the plan assumed: another
@@ -30,9 +38,12 @@ public struct AllocationStore: Sendable {
     ) async throws -> AllocationView {
         if idempotencyKey == nil {
             do {
+                let snapshots = self.snapshots
                 return try await retryingLostRaces {
                     try await pool.withConnection { c in
-                        try Self.grant(c, tenantId: tenantId, request: request, actor: actor, inTransaction: false)
+                        try Self.grant(
+                            c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
+                            snapshots: snapshots)
                     }
                 }
             } catch is NeedsTransaction {
@@ -95,7 +106,8 @@ public struct AllocationStore: Sendable {
     /// insert), so the grant is still atomic; what needs more throws `NeedsTransaction`.
     /// The answer is built from the rows the grant returns, without reading back.
     static func grant(
-        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
+        snapshots: InventorySnapshots? = nil
     ) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         var request = request
@@ -104,7 +116,10 @@ public struct AllocationStore: Sendable {
         {
             request.placement = named.policy
         }
-        var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [])
+        var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [], snapshots: snapshots)
+        if !acceptable(plan, request), snapshots != nil {
+            (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [], snapshots: nil)
+        }
         var victims: [Int64] = []
         if !acceptable(plan, request) {
             guard inTransaction || request.shape.qos != .default else { throw NeedsTransaction() }
@@ -334,9 +349,10 @@ public struct AllocationStore: Sendable {
 
     /// Plans `replicas` new replicas of a request from fresh inventory.
     static func plan(
-        _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas]
+        _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas],
+        snapshots: InventorySnapshots? = nil
     ) throws -> (PlacementPlan, [RegionInventory]) {
-        let inventory = try InventoryStore.snapshot(c)
+        let inventory = try snapshots?.inventory(c) ?? InventoryStore.snapshot(c)
         let plan = PlacementPlanner.plan(
             PlacementInput(
                 shape: effectiveShape(request), replicas: replicas, pinnedRegion: request.region,
@@ -453,6 +469,7 @@ public struct AllocationStore: Sendable {
                 do {
                     return try await body()
                 } catch is LostRace {
+                    snapshots.invalidate()
                     attempt += 1
                     guard attempt < Self.maxPlanningAttempts else {
                         throw StoreError.unavailable(
@@ -613,4 +630,27 @@ public struct AllocationStore: Sendable {
 extension UUID {
     /// The lowercase form the API prints.
     var lowercased: String { uuidString.lowercased() }
+}
+
+/// The inventory snapshot that grants outside a transaction reuse for a few
+/// milliseconds: reading and decoding every region and pool is most of a grant's cost.
+final class InventorySnapshots: Sendable {
+    let maxAge: Duration
+    private let latest = Mutex<(inventory: [RegionInventory], taken: ContinuousClock.Instant)?>(nil)
+
+    init(maxAge: Duration) {
+        self.maxAge = maxAge
+    }
+
+    func inventory(_ c: PostgresConnection) throws -> [RegionInventory] {
+        let now = ContinuousClock.now
+        if let cached = latest.withLock({ $0 }), now - cached.taken < maxAge { return cached.inventory }
+        let fresh = try InventoryStore.snapshot(c)
+        latest.withLock { $0 = (fresh, now) }
+        return fresh
+    }
+
+    func invalidate() {
+        latest.withLock { $0 = nil }
+    }
 }
