@@ -82,7 +82,6 @@ public struct Problem: Error, Sendable {
                 return Problem(
                     status: 422, code: "idempotency_key_reused", title: "Idempotency key reused",
                     detail: "this Idempotency-Key was used with a different request body")
-            case .validation(let errors): return .validation(errors)
             case .unavailable(let detail): return .unavailable(detail)
             }
         case let pg as PostgresError where pg.isConnectionProblem:

@@ -9,7 +9,6 @@ public enum StoreError: Error, Sendable, Equatable {
     case insufficientCapacity(String, decisions: [PlacementDecision])
     case quotaExceeded(String)
     case idempotencyKeyReused
-    case validation([FieldError])
     /// Retrying later is safe: the database is unreachable or failed over, or the
     /// capacity is too contended to reserve now. The text is shown to the client.
     case unavailable(String)
