@@ -89,7 +89,7 @@ enum InventoryRoutes {
         }
         routes.add("GET", "/v1/inventory", .anyToken) { request, context in
             let shape = try InventoryQuery.parse(request.query)
-            let inventory = try await context.services.inventory.inventory()
+            let inventory = try await context.services.inventory.recentInventory()
             let answer = PlacementPlanner.defaultRegionOrder(shape, inventory).map { region in
                 let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
                 return ShapeAvailability(

@@ -12,6 +12,8 @@ public struct AllocationStore: Sendable {
 
     let snapshots: InventorySnapshots
 
+    let batcher: GrantBatcher
+
     /// `snapshotSeconds`: how long grants outside a transaction reuse one inventory
     /// snapshot (0 = always read). Reuse is safe: reservations check capacity and region
     /// state in the database, a lost race reads afresh, and a plan that cannot be met
@@ -19,6 +21,7 @@ public struct AllocationStore: Sendable {
     public init(pool: PostgresPool, snapshotSeconds: Double = 0.05) {
         self.pool = pool
         self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
+        self.batcher = GrantBatcher(pool: pool)
     }
 
     /// A conditional reservation found less capacity than the plan assumed: another
@@ -40,10 +43,16 @@ public struct AllocationStore: Sendable {
             do {
                 let snapshots = self.snapshots
                 return try await retryingLostRaces {
-                    try await pool.withConnection { c in
-                        try Self.grant(
+                    let step = try await pool.withConnection { c in
+                        try Self.prepareGrant(
                             c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
                             snapshots: snapshots)
+                    }
+                    switch step {
+                    case .answered(let view):
+                        return view
+                    case .reserve(let grant):
+                        return grant.view(instances: try await batcher.grant(grant.reservation))
                     }
                 }
             } catch is NeedsTransaction {
@@ -58,7 +67,13 @@ public struct AllocationStore: Sendable {
                 {
                     return replay
                 }
-                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor, inTransaction: true)
+                let view: AllocationView
+                switch try Self.prepareGrant(c, tenantId: tenantId, request: request, actor: actor, inTransaction: true) {
+                case .answered(let answered):
+                    view = answered
+                case .reserve(let grant):
+                    view = grant.view(instances: try grant.reservation.reserve(c))
+                }
                 if let key = idempotencyKey {
                     try c.query(
                         "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
@@ -101,14 +116,40 @@ public struct AllocationStore: Sendable {
     /// tenant's lock, or instances to preempt first) was started without one.
     struct NeedsTransaction: Error {}
 
-    /// Plans and reserves a new allocation, or records it as pending with `queue`.
-    /// Outside a transaction every write is one statement (`gpb_grant` or the pending
-    /// insert), so the grant is still atomic; what needs more throws `NeedsTransaction`.
-    /// The answer is built from the rows the grant returns, without reading back.
-    static func grant(
+    /// What a grant decided before reserving.
+    enum GrantStep: Sendable {
+        /// Nothing to reserve: the allocation was recorded as pending.
+        case answered(AllocationView)
+        case reserve(PlannedGrant)
+    }
+
+    /// A plan to reserve, and how to answer once its instances exist.
+    struct PlannedGrant: Sendable {
+        var reservation: GrantReservation
+        var request: AllocationRequest
+        var plan: PlacementPlan
+
+        /// The answer, built from the rows the grant returned without reading back.
+        /// `gpb_grant` creates the allocation and its instances at the transaction's time.
+        func view(instances: [InstanceView]) -> AllocationView {
+            let createdAt = instances[0].createdAt
+            return AllocationView(
+                id: reservation.allocationId, status: plan.satisfied ? .active : .partial, replicas: request.replicas,
+                placedReplicas: plan.placed, instances: instances, leaseSeconds: request.leaseSeconds,
+                leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
+                createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: plan.decisions,
+                request: request)
+        }
+    }
+
+    /// Plans a new allocation, or records it as pending with `queue`. Outside a
+    /// transaction the only write is one statement (the pending insert, or later the
+    /// batched `gpb_grant`), so the grant is still atomic; what needs more (a quota to
+    /// check under the tenant's lock, instances to preempt) throws `NeedsTransaction`.
+    static func prepareGrant(
         _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
         snapshots: InventorySnapshots? = nil
-    ) throws -> AllocationView {
+    ) throws -> GrantStep {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         var request = request
         if request.placement == nil, request.region == nil,
@@ -142,29 +183,21 @@ public struct AllocationStore: Sendable {
                 """,
                 [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
                  try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
-            return try AllocationRows.allocation(row, instances: [])
+            return .answered(try AllocationRows.allocation(row, instances: []))
         }
         if !settings.quota.isUnlimited {
             guard inTransaction else { throw NeedsTransaction() }
             try QuotaCheck.verify(c, tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
         }
         try preempt(c, instanceSeqs: victims, for: id, actor: actor)
-        let status: AllocationStatus = plan.satisfied ? .active : .partial
         let record = GrantRecord(
-            id: ResourceID(id), tenantId: ResourceID(tenantId), status: status, request: request,
-            replicas: request.replicas, placedReplicas: plan.placed, labels: request.labels,
+            id: ResourceID(id), tenantId: ResourceID(tenantId), status: plan.satisfied ? .active : .partial,
+            request: request, replicas: request.replicas, placedReplicas: plan.placed, labels: request.labels,
             decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
-        let instances = try reservation(
-            c, "SELECT * FROM gpb_grant($1::jsonb, $2::jsonb, $3)",
-            [try PostgresJSON(record), try placements(plan, inventory: inventory, held: []), actor])
-        // gpb_grant creates the allocation and its instances at the transaction's time.
-        let createdAt = instances[0].createdAt
-        return AllocationView(
-            id: record.id, status: status, replicas: request.replicas, placedReplicas: plan.placed,
-            instances: instances, leaseSeconds: request.leaseSeconds,
-            leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
-            createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: plan.decisions,
-            request: request)
+        let reservation = GrantReservation(
+            allocationId: record.id, allocation: try PostgresJSON(record),
+            placements: try placements(plan, inventory: inventory, held: []), actor: actor)
+        return .reserve(PlannedGrant(reservation: reservation, request: request, plan: plan))
     }
 
     /// The allocation row `gpb_grant` inserts.
@@ -630,27 +663,4 @@ public struct AllocationStore: Sendable {
 extension UUID {
     /// The lowercase form the API prints.
     var lowercased: String { uuidString.lowercased() }
-}
-
-/// The inventory snapshot that grants outside a transaction reuse for a few
-/// milliseconds: reading and decoding every region and pool is most of a grant's cost.
-final class InventorySnapshots: Sendable {
-    let maxAge: Duration
-    private let latest = Mutex<(inventory: [RegionInventory], taken: ContinuousClock.Instant)?>(nil)
-
-    init(maxAge: Duration) {
-        self.maxAge = maxAge
-    }
-
-    func inventory(_ c: PostgresConnection) throws -> [RegionInventory] {
-        let now = ContinuousClock.now
-        if let cached = latest.withLock({ $0 }), now - cached.taken < maxAge { return cached.inventory }
-        let fresh = try InventoryStore.snapshot(c)
-        latest.withLock { $0 = (fresh, now) }
-        return fresh
-    }
-
-    func invalidate() {
-        latest.withLock { $0 = nil }
-    }
 }

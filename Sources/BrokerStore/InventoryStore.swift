@@ -1,13 +1,18 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import Synchronization
 
 /// Regions and their pools: what admins report and what placement reads.
 public struct InventoryStore: Sendable {
     let pool: PostgresPool
 
-    public init(pool: PostgresPool) {
+    let snapshots: InventorySnapshots
+
+    /// `snapshotSeconds`: how long `recentInventory()` reuses one snapshot (0 = always read).
+    public init(pool: PostgresPool, snapshotSeconds: Double = 0.05) {
         self.pool = pool
+        self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
     }
 
     // Region writes are rare and must keep "exactly one primary" across concurrent
@@ -15,82 +20,76 @@ public struct InventoryStore: Sendable {
     private static let regionWriteLock: Int64 = 0x6770_6272_6567_696f
 
     public func createRegion(_ region: Region) async throws -> Region {
-        try await StoreError.translating {
-            try await pool.withTransaction { c in
-                try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
-                let exists = try c.query("SELECT 1 FROM regions WHERE id = $1", [region.id])
-                if !exists.isEmpty { throw StoreError.conflict("region '\(region.id)' already exists") }
-                let hasPrimary = !(try c.query("SELECT 1 FROM regions WHERE is_primary")).isEmpty
-                let primary = region.primary || !hasPrimary
-                if primary { try c.query("UPDATE regions SET is_primary = false, updated_at = now() WHERE is_primary") }
-                try c.query(
-                    """
-                    INSERT INTO regions (id, display_name, kind, is_primary, vpc_id, vswitch_ids,
-                                         security_group_id, labels, state)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
-                    """,
-                    [region.id, region.displayName, region.kind.rawValue, primary, region.vpcId,
-                     region.vSwitchIds, region.securityGroupId, try PostgresJSON(region.labels), region.state.rawValue])
-                return try Self.region(c, id: region.id)!
-            }
+        try await write { c in
+            try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
+            let exists = try c.query("SELECT 1 FROM regions WHERE id = $1", [region.id])
+            if !exists.isEmpty { throw StoreError.conflict("region '\(region.id)' already exists") }
+            let hasPrimary = !(try c.query("SELECT 1 FROM regions WHERE is_primary")).isEmpty
+            let primary = region.primary || !hasPrimary
+            if primary { try c.query("UPDATE regions SET is_primary = false, updated_at = now() WHERE is_primary") }
+            try c.query(
+                """
+                INSERT INTO regions (id, display_name, kind, is_primary, vpc_id, vswitch_ids,
+                                     security_group_id, labels, state)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
+                """,
+                [region.id, region.displayName, region.kind.rawValue, primary, region.vpcId,
+                 region.vSwitchIds, region.securityGroupId, try PostgresJSON(region.labels), region.state.rawValue])
+            return try Self.region(c, id: region.id)!
         }
     }
 
     /// Replaces a region's settable fields. Promoting demotes the previous primary in
     /// the same transaction; demoting the primary is refused while it is the primary.
     public func replaceRegion(_ region: Region) async throws -> Region {
-        try await StoreError.translating {
-            try await pool.withTransaction { c in
-                try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
-                guard let current = try Self.region(c, id: region.id) else {
-                    throw StoreError.notFound("region '\(region.id)' not found")
-                }
-                if current.primary && !region.primary {
-                    throw StoreError.conflict(
-                        "region '\(region.id)' is the primary region: promote another region instead of demoting it")
-                }
-                if region.primary && !current.primary {
-                    try c.query("UPDATE regions SET is_primary = false, updated_at = now() WHERE is_primary")
-                }
-                try c.query(
-                    """
-                    UPDATE regions SET display_name = $2, kind = $3, is_primary = $4, vpc_id = $5,
-                           vswitch_ids = $6, security_group_id = $7, labels = $8::jsonb, state = $9,
-                           updated_at = now()
-                    WHERE id = $1
-                    """,
-                    [region.id, region.displayName, region.kind.rawValue, region.primary, region.vpcId,
-                     region.vSwitchIds, region.securityGroupId, try PostgresJSON(region.labels), region.state.rawValue])
-                return try Self.region(c, id: region.id)!
+        try await write { c in
+            try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
+            guard let current = try Self.region(c, id: region.id) else {
+                throw StoreError.notFound("region '\(region.id)' not found")
             }
+            if current.primary && !region.primary {
+                throw StoreError.conflict(
+                    "region '\(region.id)' is the primary region: promote another region instead of demoting it")
+            }
+            if region.primary && !current.primary {
+                try c.query("UPDATE regions SET is_primary = false, updated_at = now() WHERE is_primary")
+            }
+            try c.query(
+                """
+                UPDATE regions SET display_name = $2, kind = $3, is_primary = $4, vpc_id = $5,
+                       vswitch_ids = $6, security_group_id = $7, labels = $8::jsonb, state = $9,
+                       updated_at = now()
+                WHERE id = $1
+                """,
+                [region.id, region.displayName, region.kind.rawValue, region.primary, region.vpcId,
+                 region.vSwitchIds, region.securityGroupId, try PostgresJSON(region.labels), region.state.rawValue])
+            return try Self.region(c, id: region.id)!
         }
     }
 
     public func deleteRegion(id: String) async throws {
-        try await StoreError.translating {
-            try await pool.withTransaction { c in
-                try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
-                guard let region = try Self.region(c, id: id) else {
-                    throw StoreError.notFound("region '\(id)' not found")
-                }
-                // Lock the region's pools so no grant lands between the check and the delete.
-                let held = try c.query(
-                    "SELECT coalesce(sum(allocated), 0)::int AS held FROM (SELECT allocated FROM pools WHERE region_id = $1 FOR UPDATE) p",
-                    [id])
-                let live: Int = try held[0].decode("held")
-                if live > 0 {
-                    throw StoreError.conflict("region '\(id)' holds \(live) live instances: release them first")
-                }
-                if region.primary {
-                    let others = try c.query("SELECT 1 FROM regions WHERE id <> $1 LIMIT 1", [id])
-                    if !others.isEmpty {
-                        throw StoreError.conflict(
-                            "region '\(id)' is the primary region: promote another region before deleting it")
-                    }
-                }
-                try c.query("DELETE FROM pools WHERE region_id = $1", [id])
-                try c.query("DELETE FROM regions WHERE id = $1", [id])
+        try await write { c in
+            try c.query("SELECT pg_advisory_xact_lock($1)", [Self.regionWriteLock])
+            guard let region = try Self.region(c, id: id) else {
+                throw StoreError.notFound("region '\(id)' not found")
             }
+            // Lock the region's pools so no grant lands between the check and the delete.
+            let held = try c.query(
+                "SELECT coalesce(sum(allocated), 0)::int AS held FROM (SELECT allocated FROM pools WHERE region_id = $1 FOR UPDATE) p",
+                [id])
+            let live: Int = try held[0].decode("held")
+            if live > 0 {
+                throw StoreError.conflict("region '\(id)' holds \(live) live instances: release them first")
+            }
+            if region.primary {
+                let others = try c.query("SELECT 1 FROM regions WHERE id <> $1 LIMIT 1", [id])
+                if !others.isEmpty {
+                    throw StoreError.conflict(
+                        "region '\(id)' is the primary region: promote another region before deleting it")
+                }
+            }
+            try c.query("DELETE FROM pools WHERE region_id = $1", [id])
+            try c.query("DELETE FROM regions WHERE id = $1", [id])
         }
     }
 
@@ -116,48 +115,44 @@ public struct InventoryStore: Sendable {
     /// Creates or replaces a pool. Returns whether it was created. Lowering capacity
     /// below what is held takes nothing away: grants check against it.
     public func putPool(_ spec: Pool) async throws -> (pool: PoolUsage, created: Bool) {
-        try await StoreError.translating {
-            try await pool.withTransaction { c in
-                guard try Self.region(c, id: spec.regionId) != nil else {
-                    throw StoreError.notFound("region '\(spec.regionId)' not found")
-                }
-                let rows = try c.query(
-                    """
-                    INSERT INTO pools AS p (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib,
-                        gpus_per_instance, cpu, memory_gib, instance_type, capacity, price_per_hour,
-                        defer_scale_in_seconds)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                    ON CONFLICT (region_id, id) DO UPDATE SET
-                        compute_class = excluded.compute_class, qos = excluded.qos,
-                        gpu_series = excluded.gpu_series, gpu_memory_gib = excluded.gpu_memory_gib,
-                        gpus_per_instance = excluded.gpus_per_instance, cpu = excluded.cpu,
-                        memory_gib = excluded.memory_gib, instance_type = excluded.instance_type,
-                        capacity = excluded.capacity, price_per_hour = excluded.price_per_hour,
-                        defer_scale_in_seconds = excluded.defer_scale_in_seconds, updated_at = now()
-                    RETURNING (xmax = 0) AS created, \(PoolColumns.list)
-                    """,
-                    [spec.regionId, spec.id, spec.computeClass.rawValue, spec.qos.map(\.rawValue), spec.gpuSeries,
-                     spec.gpuMemoryGiB, spec.gpusPerInstance, spec.cpu, spec.memoryGiB, spec.instanceType,
-                     spec.capacity, spec.pricePerHour, spec.deferScaleInSeconds])
-                return (try PoolColumns.decode(rows[0]), try rows[0].decode("created"))
+        try await write { c in
+            guard try Self.region(c, id: spec.regionId) != nil else {
+                throw StoreError.notFound("region '\(spec.regionId)' not found")
             }
+            let rows = try c.query(
+                """
+                INSERT INTO pools AS p (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib,
+                    gpus_per_instance, cpu, memory_gib, instance_type, capacity, price_per_hour,
+                    defer_scale_in_seconds)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                ON CONFLICT (region_id, id) DO UPDATE SET
+                    compute_class = excluded.compute_class, qos = excluded.qos,
+                    gpu_series = excluded.gpu_series, gpu_memory_gib = excluded.gpu_memory_gib,
+                    gpus_per_instance = excluded.gpus_per_instance, cpu = excluded.cpu,
+                    memory_gib = excluded.memory_gib, instance_type = excluded.instance_type,
+                    capacity = excluded.capacity, price_per_hour = excluded.price_per_hour,
+                    defer_scale_in_seconds = excluded.defer_scale_in_seconds, updated_at = now()
+                RETURNING (xmax = 0) AS created, \(PoolColumns.list)
+                """,
+                [spec.regionId, spec.id, spec.computeClass.rawValue, spec.qos.map(\.rawValue), spec.gpuSeries,
+                 spec.gpuMemoryGiB, spec.gpusPerInstance, spec.cpu, spec.memoryGiB, spec.instanceType,
+                 spec.capacity, spec.pricePerHour, spec.deferScaleInSeconds])
+            return (try PoolColumns.decode(rows[0]), try rows[0].decode("created"))
         }
     }
 
     public func deletePool(regionId: String, poolId: String) async throws {
-        try await StoreError.translating {
-            try await pool.withTransaction { c in
-                let rows = try c.query(
-                    "SELECT allocated FROM pools WHERE region_id = $1 AND id = $2 FOR UPDATE", [regionId, poolId])
-                guard let row = rows.first else {
-                    throw StoreError.notFound("pool '\(poolId)' not found in region '\(regionId)'")
-                }
-                let held: Int = try row.decode("allocated")
-                if held > 0 {
-                    throw StoreError.conflict("pool '\(poolId)' holds \(held) live instances: release them first")
-                }
-                try c.query("DELETE FROM pools WHERE region_id = $1 AND id = $2", [regionId, poolId])
+        try await write { c in
+            let rows = try c.query(
+                "SELECT allocated FROM pools WHERE region_id = $1 AND id = $2 FOR UPDATE", [regionId, poolId])
+            guard let row = rows.first else {
+                throw StoreError.notFound("pool '\(poolId)' not found in region '\(regionId)'")
             }
+            let held: Int = try row.decode("allocated")
+            if held > 0 {
+                throw StoreError.conflict("pool '\(poolId)' holds \(held) live instances: release them first")
+            }
+            try c.query("DELETE FROM pools WHERE region_id = $1 AND id = $2", [regionId, poolId])
         }
     }
 
@@ -177,6 +172,25 @@ public struct InventoryStore: Sendable {
         try await StoreError.translating {
             try await pool.withConnection { c in try Self.snapshot(c) }
         }
+    }
+
+    /// Like `inventory()`, but from a snapshot up to `snapshotSeconds` old: for the
+    /// availability query, which many clients poll and which is a forecast anyway (a
+    /// grant checks capacity in the database). Region and pool changes made through
+    /// this store show at once.
+    public func recentInventory() async throws -> [RegionInventory] {
+        if let recent = snapshots.recent { return recent }
+        let snapshots = self.snapshots
+        return try await StoreError.translating {
+            try await pool.withConnection { c in try snapshots.inventory(c) }
+        }
+    }
+
+    /// Region and pool changes: one transaction, after which this store's snapshot is
+    /// read afresh, so an admin sees their own report in the next availability query.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        defer { snapshots.invalidate() }
+        return try await StoreError.translating { try await pool.withTransaction(body) }
     }
 
     static func region(_ c: PostgresConnection, id: String) throws -> Region? {
@@ -204,5 +218,48 @@ public struct InventoryStore: Sendable {
             }
         }
         return result
+    }
+}
+
+/// An inventory snapshot reused for a few milliseconds: reading and decoding every
+/// region and pool costs more than planning a grant or answering an availability query.
+final class InventorySnapshots: Sendable {
+    let maxAge: Duration
+
+    private struct State {
+        var snapshot: (inventory: [RegionInventory], taken: ContinuousClock.Instant)?
+        /// Bumped by `invalidate()`: a read that started before it is not kept.
+        var generation = 0
+    }
+
+    private let state = Mutex(State())
+
+    init(maxAge: Duration) {
+        self.maxAge = maxAge
+    }
+
+    /// The snapshot, when one younger than `maxAge` exists.
+    var recent: [RegionInventory]? {
+        guard let cached = state.withLock({ $0.snapshot }), ContinuousClock.now - cached.taken < maxAge else {
+            return nil
+        }
+        return cached.inventory
+    }
+
+    func inventory(_ c: PostgresConnection) throws -> [RegionInventory] {
+        if let recent { return recent }
+        let (taken, generation) = (ContinuousClock.now, state.withLock { $0.generation })
+        let fresh = try InventoryStore.snapshot(c)
+        state.withLock { state in
+            if state.generation == generation { state.snapshot = (fresh, taken) }
+        }
+        return fresh
+    }
+
+    func invalidate() {
+        state.withLock { state in
+            state.snapshot = nil
+            state.generation += 1
+        }
     }
 }

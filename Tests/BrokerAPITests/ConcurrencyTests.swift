@@ -56,26 +56,35 @@ final class ConcurrencyTests: XCTestCase {
             "computeClass": "general-purpose", "cpu": 2, "memoryGiB": 4, "replicas": 2, "allOrNothing": false,
             "placement": ["units": [["regions": ["b"], "max": 2], ["regions": ["*"]]]],
         ]
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
             for client in 0..<32 {
                 let broker = client.isMultiple(of: 2) ? first : second
                 group.addTask {
+                    var seen: [Int] = []
                     for round in 0..<4 {
                         let created = try await broker.call("POST", "/v1/allocations", token: token, json: body)
+                        seen.append(created.status)
                         guard created.status == 201, let id = created.json["id"]?.string else { continue }
                         let target = (client + round) % 4 + 1
-                        _ = try await broker.call("PATCH", "/v1/allocations/\(id)", token: token, json: ["replicas": .number(Double(target))])
+                        seen.append(
+                            try await broker.call(
+                                "PATCH", "/v1/allocations/\(id)", token: token, json: ["replicas": .number(Double(target))]
+                            ).status)
                         if (client + round).isMultiple(of: 3) {
-                            _ = try await broker.call("PATCH", "/v1/allocations/\(id)", token: token, json: ["replicas": 1])
+                            seen.append(
+                                try await broker.call("PATCH", "/v1/allocations/\(id)", token: token, json: ["replicas": 1]).status)
                         }
                         if !(client + round).isMultiple(of: 2) {
-                            _ = try await broker.call("DELETE", "/v1/allocations/\(id)", token: token)
+                            seen.append(try await broker.call("DELETE", "/v1/allocations/\(id)", token: token).status)
                         }
                     }
+                    return seen
                 }
             }
-            try await group.waitForAll()
+            return try await group.reduce(into: [Int]()) { $0 += $1 }
         }
+        // Contention is answered with 409 (no capacity) or 503 (retry), never a server error.
+        XCTAssertEqual(statuses.filter { $0 >= 500 && $0 != 503 }, [])
         let problems = try await LedgerCheck.run(first)
         XCTAssertEqual(problems, [])
         for region in ["a", "b"] {

@@ -1,0 +1,141 @@
+@testable import BrokerStore
+import Foundation
+import PostgresClient
+import TestSupport
+import XCTest
+
+/// Group commit of grants: `gpb_grant_batch` (migration 3) and `GrantBatcher`.
+final class GrantBatchTests: XCTestCase {
+    var url = ""
+    var connection: PostgresConnection!
+    let tenant = UUID()
+
+    override func setUpWithError() throws {
+        url = try TestDatabase.create()
+        connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        try connection.query(
+            """
+            INSERT INTO regions (id, kind, is_primary, vpc_id, vswitch_ids, security_group_id, state)
+            VALUES ('a', 'serverless', true, 'vpc-a', '{vsw-a}', 'sg-a', 'active')
+            """)
+        try connection.query(
+            """
+            INSERT INTO pools (region_id, id, compute_class, qos, cpu, memory_gib, instance_type, capacity, price_per_hour)
+            VALUES ('a', 'p', 'general-purpose', '{default,best-effort}', 2, 4, 'ecs.g8i.large', 30, 1)
+            """)
+        try connection.query(
+            "INSERT INTO tenants (id, name, token_hash) VALUES ($1, 'batch', sha256('batch-token'::bytea))", [tenant])
+    }
+
+    func reservation(tenant: UUID? = nil, count: Int = 1) -> GrantReservation {
+        let id = ResourceID(UUID())
+        let allocation = """
+            {"id":"\(id)","tenantId":"\(ResourceID(tenant ?? self.tenant))","status":"active",
+             "request":{"shape":{"computeClass":"general-purpose","qos":"default","gpuCount":0,"cpu":2,"memoryGiB":4},
+                        "replicas":\(count)},
+             "replicas":\(count),"placedReplicas":\(count),"labels":{},"decisions":[],"leaseSeconds":60}
+            """
+        let vSwitches = Array(repeating: #""vsw-a""#, count: count).joined(separator: ",")
+        let placements = #"[{"region":"a","pool":"p","count":\#(count),"unit":null,"vSwitches":[\#(vSwitches)]}]"#
+        return GrantReservation(
+            allocationId: id, allocation: PostgresJSON(rawJSON: allocation), placements: PostgresJSON(rawJSON: placements),
+            actor: "test")
+    }
+
+    func count(_ sql: String) throws -> Int {
+        try connection.query(sql)[0].decode("n")
+    }
+
+    func batch(_ grants: [GrantReservation]) throws -> Set<String> {
+        let rows = try connection.query(
+            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch($1::jsonb)",
+            [PostgresJSON(rawJSON: "[" + grants.map(\.batchElement).joined(separator: ",") + "]")])
+        return Set(try rows.map { try $0.decode("id") })
+    }
+
+    /// A grant that no longer fits is rolled back alone: the others in its statement land.
+    func testAGrantThatDoesNotFitIsSkippedAndTheOthersLand() throws {
+        let grants = [reservation(count: 20), reservation(count: 20), reservation(count: 10)]
+        let granted = try batch(grants)
+        XCTAssertEqual(granted, [grants[0].allocationId.description, grants[2].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 30)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 2)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances"), 30)
+        XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger"), 30)
+    }
+
+    /// Quotas are checked in a transaction of their own: a batch skips a tenant that has one.
+    func testAGrantOfATenantWithAQuotaIsSkipped() throws {
+        let limited = UUID()
+        try connection.query(
+            """
+            INSERT INTO tenants (id, name, token_hash, quota)
+            VALUES ($1, 'limited', sha256('limited-token'::bytea), '{"instances": 5}')
+            """,
+            [limited])
+        let grants = [reservation(tenant: limited), reservation()]
+        XCTAssertEqual(try batch(grants), [grants[1].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 1)
+    }
+
+    /// Grants that wait while a batch runs go out together, and each gets its own answer:
+    /// 40 grants against a capacity of 30 give exactly 30 grants and 10 lost races.
+    func testConcurrentGrantsShareStatementsAndNeverExceedCapacity() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
+        let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
+        let grants = (0..<40).map { _ in reservation() }
+        // Hold the only connection so that every grant is queued before the first batch runs.
+        let held = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(0.3)") } }
+        try await Task.sleep(for: .milliseconds(50))
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for grant in grants {
+                group.addTask {
+                    do {
+                        let instances = try await batcher.grant(grant)
+                        return instances.count == 1 ? "granted" : "wrong count"
+                    } catch is AllocationStore.LostRace {
+                        return "lost"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        _ = try await held.value
+        XCTAssertEqual(outcomes, ["granted": 30, "lost": 10])
+        XCTAssertEqual(batcher.statistics.grants, 40)
+        XCTAssertEqual(batcher.statistics.batches, 3, "one alone, then 32, then the last 7")
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 30)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 30)
+        await pool.close()
+    }
+
+    /// One grant that breaks the statement (its tenant does not exist) fails alone.
+    func testAGrantThatBreaksTheStatementFailsAlone() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
+        let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
+        let held = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(0.3)") } }
+        try await Task.sleep(for: .milliseconds(50))
+        // The first grant leads a batch of its own; the next two wait and go out together.
+        let (first, second, third) = (reservation(), reservation(), reservation(tenant: UUID()))
+        let leader = Task { try await batcher.grant(first) }
+        try await Task.sleep(for: .milliseconds(50))
+        let good = Task { try await batcher.grant(second) }
+        let orphan = Task { try await batcher.grant(third) }
+        _ = try await held.value
+        let led = try await leader.value
+        let granted = try await good.value
+        XCTAssertEqual(led.count, 1)
+        XCTAssertEqual(granted.count, 1)
+        do {
+            _ = try await orphan.value
+            XCTFail("a grant for a tenant that does not exist was accepted")
+        } catch {
+            XCTAssertEqual((error as? PostgresError)?.sqlState, .foreignKeyViolation)
+        }
+        XCTAssertEqual(batcher.statistics.batches, 2)
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 2)
+        await pool.close()
+    }
+}
