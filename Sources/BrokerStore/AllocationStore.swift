@@ -14,6 +14,10 @@ public struct AllocationStore: Sendable {
 
     let batcher: GrantBatcher
 
+    /// Tenant settings for grants outside a transaction, reused for a second: the
+    /// batch checks in the database that they still hold (migration 3).
+    let settings: ShortLivedCache<UUID, TenantSettings>
+
     /// `snapshotSeconds`: how long grants outside a transaction reuse one inventory
     /// snapshot (0 = always read). Reuse is safe: reservations check capacity and region
     /// state in the database, a lost race reads afresh, and a plan that cannot be met
@@ -22,6 +26,7 @@ public struct AllocationStore: Sendable {
         self.pool = pool
         self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
         self.batcher = GrantBatcher(pool: pool)
+        self.settings = ShortLivedCache(lifetime: .seconds(1))
     }
 
     /// A conditional reservation found less capacity than the plan assumed: another
@@ -41,18 +46,23 @@ public struct AllocationStore: Sendable {
     ) async throws -> AllocationView {
         if idempotencyKey == nil {
             do {
-                let snapshots = self.snapshots
+                let (snapshots, settings) = (self.snapshots, self.settings)
                 return try await retryingLostRaces {
                     let step = try await pool.withConnection { c in
                         try Self.prepareGrant(
                             c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
-                            snapshots: snapshots)
+                            snapshots: snapshots, settings: settings)
                     }
                     switch step {
                     case .answered(let view):
                         return view
                     case .reserve(let grant):
-                        return grant.view(instances: try await batcher.grant(grant.reservation))
+                        do {
+                            return grant.view(instances: try await batcher.grant(grant.reservation))
+                        } catch let lost as LostRace {
+                            settings.forget(tenantId)
+                            throw lost
+                        }
                     }
                 }
             } catch is NeedsTransaction {
@@ -148,9 +158,10 @@ public struct AllocationStore: Sendable {
     /// check under the tenant's lock, instances to preempt) throws `NeedsTransaction`.
     static func prepareGrant(
         _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
-        snapshots: InventorySnapshots? = nil
+        snapshots: InventorySnapshots? = nil, settings cache: ShortLivedCache<UUID, TenantSettings>? = nil
     ) throws -> GrantStep {
-        let settings = try TenantSettings.load(c, tenantId: tenantId)
+        let settings = try cache?.lookup(tenantId) ?? TenantSettings.load(c, tenantId: tenantId)
+        cache?.remember(tenantId, settings)
         var request = request
         if request.placement == nil, request.region == nil,
             let named = PolicySelector.select(settings.policies, labels: request.labels)
@@ -196,7 +207,8 @@ public struct AllocationStore: Sendable {
             decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
         let reservation = GrantReservation(
             allocationId: record.id, allocation: try PostgresJSON(record),
-            placements: try placements(plan, inventory: inventory, held: []), actor: actor)
+            placements: try placements(plan, inventory: inventory, held: []), actor: actor,
+            policiesVersion: settings.policiesVersion)
         return .reserve(PlannedGrant(reservation: reservation, request: request, plan: plan))
     }
 

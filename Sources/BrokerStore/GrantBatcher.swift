@@ -10,6 +10,7 @@ struct GrantReservation: Sendable {
     var allocation: PostgresJSON
     var placements: PostgresJSON
     var actor: String
+    var policiesVersion: String
 
     /// Inside a transaction, on its own.
     func reserve(_ c: PostgresConnection) throws -> [InstanceView] {
@@ -19,7 +20,7 @@ struct GrantReservation: Sendable {
 
     /// One element of `gpb_grant_batch`'s argument.
     var batchElement: String {
-        #"{"allocation":\#(allocation.rawJSON),"placements":\#(placements.rawJSON),"actor":\#(JSONValue.string(actor).jsonText)}"#
+        #"{"allocation":\#(allocation.rawJSON),"placements":\#(placements.rawJSON),"actor":\#(JSONValue.string(actor).jsonText),"policies":"\#(policiesVersion)"}"#
     }
 }
 
@@ -69,7 +70,7 @@ final class GrantBatcher: Sendable {
     }
 
     /// The granted instances; `AllocationStore.LostRace` when a pool fell short or the
-    /// tenant gained a quota meanwhile (nothing was written: plan again).
+    /// tenant changed meanwhile (nothing was written: read afresh and plan again).
     func grant(_ reservation: GrantReservation) async throws -> [InstanceView] {
         let role = await withCheckedContinuation { (continuation: CheckedContinuation<Role, Never>) in
             let leadNow = state.withLock { state -> Bool in

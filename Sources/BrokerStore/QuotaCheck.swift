@@ -43,21 +43,23 @@ enum QuotaCheck {
 }
 
 /// What a grant needs to know about its tenant, read in one round trip.
-struct TenantSettings {
+struct TenantSettings: Sendable {
     var quota: TenantQuota
     var policies: [NamedPolicy]
+    /// md5 of `gpb_tenant_policies`: a batched grant is skipped when its tenant's
+    /// policies no longer have it (migration 3).
+    var policiesVersion: String
 
     static func load(_ c: PostgresConnection, tenantId: UUID) throws -> TenantSettings {
         let rows = try c.query(
             """
-            SELECT t.quota::text AS quota,
-                   coalesce((SELECT jsonb_agg(jsonb_build_object('name', p.name, 'selector', p.selector,
-                                                                 'policy', p.policy) ORDER BY p.name)
-                             FROM policies p WHERE p.tenant_id = t.id), '[]')::text AS policies
-            FROM tenants t WHERE t.id = $1
+            SELECT t.quota::text AS quota, p.policies::text AS policies, md5(p.policies::text) AS policies_version
+            FROM tenants t, gpb_tenant_policies(t.id) AS p (policies) WHERE t.id = $1
             """,
             [tenantId])
         guard let row = rows.first else { throw StoreError.notFound("tenant \(tenantId.lowercased) not found") }
-        return TenantSettings(quota: try row.decodeJSON("quota"), policies: try row.decodeJSON("policies"))
+        return TenantSettings(
+            quota: try row.decodeJSON("quota"), policies: try row.decodeJSON("policies"),
+            policiesVersion: try row.decode("policies_version"))
     }
 }

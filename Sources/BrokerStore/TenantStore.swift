@@ -15,14 +15,16 @@ public struct Tenant: Codable, Sendable, Equatable {
 /// their SHA-256: a stolen database does not hand out working tokens.
 public struct TenantStore: Sendable {
     let pool: PostgresPool
-    let cache: TokenCache
+    /// Token lookups: authentication is otherwise one round trip on every request.
+    /// Unknown tokens are never cached.
+    let cache: ShortLivedCache<String, Tenant>
 
     /// `cacheSeconds`: how long a token lookup is reused by this process. A token
     /// rotated through this process stops working at once; through another broker,
     /// within that many seconds.
     public init(pool: PostgresPool, cacheSeconds: Double = 1) {
         self.pool = pool
-        self.cache = TokenCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
+        self.cache = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
     private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
@@ -66,7 +68,7 @@ public struct TenantStore: Sendable {
                 return try Self.decode(row)
             }
         }
-        cache.forget(tenant: tenant.id)
+        cache.forget { $0.id == tenant.id }
         return tenant
     }
 
@@ -85,7 +87,7 @@ public struct TenantStore: Sendable {
                 return try Self.decode(row)
             }
         }
-        cache.forget(tenant: tenant.id)
+        cache.forget { $0.id == tenant.id }
         return (tenant, token)
     }
 
@@ -109,46 +111,6 @@ public struct TenantStore: Sendable {
         Tenant(
             id: try row.decode("id"), name: try row.decode("name"), quota: try row.decodeJSON("quota"),
             createdAt: try row.decode("created_at"), updatedAt: try row.decode("updated_at"))
-    }
-
-    /// Token lookups reused for a short while: authentication is otherwise one
-    /// database round trip on every request. Unknown tokens are never cached.
-    final class TokenCache: Sendable {
-        struct Entry {
-            var tenant: Tenant
-            var expires: ContinuousClock.Instant
-        }
-
-        let lifetime: Duration
-        private let entries = Mutex<[String: Entry]>([:])
-        private static let maxEntries = 10_000
-
-        init(lifetime: Duration) {
-            self.lifetime = lifetime
-        }
-
-        func lookup(_ token: String) -> Tenant? {
-            let now = ContinuousClock.now
-            return entries.withLock { entries in
-                guard let entry = entries[token] else { return nil }
-                if entry.expires > now { return entry.tenant }
-                entries[token] = nil
-                return nil
-            }
-        }
-
-        func remember(_ token: String, _ tenant: Tenant) {
-            guard lifetime > .zero else { return }
-            let entry = Entry(tenant: tenant, expires: .now + lifetime)
-            entries.withLock { entries in
-                if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
-                entries[token] = entry
-            }
-        }
-
-        func forget(tenant id: ResourceID) {
-            entries.withLock { entries in entries = entries.filter { $0.value.tenant.id != id } }
-        }
     }
 
     /// 256 random bits from the system's CSPRNG, hex-encoded, with a recognisable prefix.

@@ -157,4 +157,23 @@ final class TenantAPITests: XCTestCase {
         let r5 = try await broker.call("GET", "/v1/policies/idc-first", token: token)
         XCTAssertEqual(r5.status, 404)
     }
+
+    /// Grants reuse a tenant's settings for a second, but the database checks them as
+    /// the grant commits: a new policy or quota applies to the very next grant.
+    func testPolicyAndQuotaChangesApplyToTheNextGrant() async throws {
+        let tenant = try await broker.tenant("changing")
+        let first = try await broker.call("POST", "/v1/allocations", token: tenant.token, json: small)
+        XCTAssertEqual(first.json["instances"]!.array.map { $0["region"]!.string! }, ["a"], first.text)
+        let put = try await broker.call(
+            "PUT", "/v1/policies/idc-only", token: tenant.token, json: ["selector": [:], "units": [["regions": ["idc"]]]])
+        XCTAssertEqual(put.status, 201, put.text)
+        let second = try await broker.call("POST", "/v1/allocations", token: tenant.token, json: small)
+        XCTAssertEqual(second.json["instances"]!.array.map { $0["region"]!.string! }, ["idc"], second.text)
+        let capped = try await broker.call(
+            "PATCH", "/v1/admin/tenants/\(tenant.id)", token: broker.adminToken, json: ["quota": ["instances": 2]])
+        XCTAssertEqual(capped.status, 200, capped.text)
+        let third = try await broker.call("POST", "/v1/allocations", token: tenant.token, json: small)
+        XCTAssertEqual(third.status, 403, third.text)
+        XCTAssertEqual(third.json["code"], "quota_exceeded")
+    }
 }

@@ -27,7 +27,10 @@ final class GrantBatchTests: XCTestCase {
             "INSERT INTO tenants (id, name, token_hash) VALUES ($1, 'batch', sha256('batch-token'::bytea))", [tenant])
     }
 
-    func reservation(tenant: UUID? = nil, count: Int = 1) -> GrantReservation {
+    /// md5 of an empty policy list, as `gpb_tenant_policies` gives it.
+    let noPolicies = "d751713988987e9331980363e24189ce"
+
+    func reservation(tenant: UUID? = nil, count: Int = 1, vSwitches: Int? = nil) -> GrantReservation {
         let id = ResourceID(UUID())
         let allocation = """
             {"id":"\(id)","tenantId":"\(ResourceID(tenant ?? self.tenant))","status":"active",
@@ -35,11 +38,11 @@ final class GrantBatchTests: XCTestCase {
                         "replicas":\(count)},
              "replicas":\(count),"placedReplicas":\(count),"labels":{},"decisions":[],"leaseSeconds":60}
             """
-        let vSwitches = Array(repeating: #""vsw-a""#, count: count).joined(separator: ",")
+        let vSwitches = Array(repeating: #""vsw-a""#, count: vSwitches ?? count).joined(separator: ",")
         let placements = #"[{"region":"a","pool":"p","count":\#(count),"unit":null,"vSwitches":[\#(vSwitches)]}]"#
         return GrantReservation(
             allocationId: id, allocation: PostgresJSON(rawJSON: allocation), placements: PostgresJSON(rawJSON: placements),
-            actor: "test")
+            actor: "test", policiesVersion: noPolicies)
     }
 
     func count(_ sql: String) throws -> Int {
@@ -64,8 +67,9 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger"), 30)
     }
 
-    /// Quotas are checked in a transaction of their own: a batch skips a tenant that has one.
-    func testAGrantOfATenantWithAQuotaIsSkipped() throws {
+    /// Quotas are checked in a transaction of their own: a batch skips a tenant that has
+    /// one, and a grant planned with policies that have changed since.
+    func testAGrantOfATenantThatChangedIsSkipped() throws {
         let limited = UUID()
         try connection.query(
             """
@@ -73,8 +77,10 @@ final class GrantBatchTests: XCTestCase {
             VALUES ($1, 'limited', sha256('limited-token'::bytea), '{"instances": 5}')
             """,
             [limited])
-        let grants = [reservation(tenant: limited), reservation()]
-        XCTAssertEqual(try batch(grants), [grants[1].allocationId.description])
+        var stale = reservation()
+        stale.policiesVersion = "0"
+        let grants = [reservation(tenant: limited), stale, reservation()]
+        XCTAssertEqual(try batch(grants), [grants[2].allocationId.description])
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 1)
     }
 
@@ -111,14 +117,14 @@ final class GrantBatchTests: XCTestCase {
         await pool.close()
     }
 
-    /// One grant that breaks the statement (its tenant does not exist) fails alone.
+    /// One grant that breaks the statement (an instance without a vSwitch) fails alone.
     func testAGrantThatBreaksTheStatementFailsAlone() async throws {
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
         let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
         let held = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(0.3)") } }
         try await Task.sleep(for: .milliseconds(50))
         // The first grant leads a batch of its own; the next two wait and go out together.
-        let (first, second, third) = (reservation(), reservation(), reservation(tenant: UUID()))
+        let (first, second, third) = (reservation(), reservation(), reservation(count: 2, vSwitches: 1))
         let leader = Task { try await batcher.grant(first) }
         try await Task.sleep(for: .milliseconds(50))
         let good = Task { try await batcher.grant(second) }
@@ -130,9 +136,9 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(granted.count, 1)
         do {
             _ = try await orphan.value
-            XCTFail("a grant for a tenant that does not exist was accepted")
+            XCTFail("an instance without a vSwitch was accepted")
         } catch {
-            XCTAssertEqual((error as? PostgresError)?.sqlState, .foreignKeyViolation)
+            XCTAssertEqual((error as? PostgresError)?.sqlState, .notNullViolation)
         }
         XCTAssertEqual(batcher.statistics.batches, 2)
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 2)
