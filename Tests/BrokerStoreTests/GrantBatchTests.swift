@@ -56,15 +56,34 @@ final class GrantBatchTests: XCTestCase {
         return Set(try rows.map { try $0.decode("id") })
     }
 
-    /// A grant that no longer fits is rolled back alone: the others in its statement land.
+    /// A grant that no longer fits is turned away alone: the others in its statement land.
+    /// It still counts in the demand of those after it (they would be planned again).
     func testAGrantThatDoesNotFitIsSkippedAndTheOthersLand() throws {
-        let grants = [reservation(count: 20), reservation(count: 20), reservation(count: 10)]
+        let grants = [reservation(count: 20), reservation(count: 5), reservation(count: 20), reservation(count: 5)]
         let granted = try batch(grants)
-        XCTAssertEqual(granted, [grants[0].allocationId.description, grants[2].allocationId.description])
-        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 30)
+        XCTAssertEqual(granted, [grants[0].allocationId.description, grants[1].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 25)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 2)
-        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances"), 30)
-        XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger"), 30)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances"), 25)
+        XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger"), 25)
+        let retried = reservation(count: 5)
+        XCTAssertEqual(try batch([retried]), [retried.allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 30)
+    }
+
+    /// With a warm instance to reuse, each grant runs on its own (in a subtransaction),
+    /// so one that does not fit takes nothing from those after it.
+    func testWithIdleInstancesEachGrantIsCountedAlone() throws {
+        let warm = reservation()
+        XCTAssertEqual(try batch([warm]).count, 1)
+        try connection.query(
+            "UPDATE instances SET state = 'idle', idle_since = now() WHERE allocation_id = $1", [warm.allocationId])
+        try connection.query("UPDATE pools SET idle = 1")
+        let grants = [reservation(count: 25), reservation(count: 10), reservation(count: 4)]
+        XCTAssertEqual(try batch(grants), [grants[0].allocationId.description, grants[2].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 29)
+        XCTAssertEqual(try count("SELECT idle AS n FROM pools"), 0)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances WHERE reused"), 1)
     }
 
     /// Quotas are checked in a transaction of their own: a batch skips a tenant that has
