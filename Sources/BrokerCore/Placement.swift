@@ -106,8 +106,7 @@ public enum PlacementPlanner {
     /// candidate pool that can give something now (regions that can give nothing come after all
     /// that can), then by available replicas (most first), then by id.
     public static func defaultRegionOrder(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [RegionInventory] {
-        let stats = inventory.map { RegionStat(shape, $0) }
-        return defaultOrder(inventory, stats, among: Array(inventory.indices)).map { inventory[$0] }
+        defaultOrder(inventory, among: Array(inventory.indices)) { RegionStat(shape, inventory[$0]) }.map { inventory[$0] }
     }
 
     /// Does `pool` fit `shape` (rule 1, region state aside)?
@@ -137,8 +136,9 @@ public enum PlacementPlanner {
 
     // MARK: Internals shared by the public functions
 
-    /// Per-region facts for one shape, computed once per plan without allocating: the default
-    /// order needs them for every region, the sorted pool list only regions actually used.
+    /// Per-region facts for one shape, computed at most once per plan without allocating: the
+    /// default order needs them for every region it ranks, the sorted pool list only for regions
+    /// actually used.
     struct RegionStat {
         var active: Bool
         var matching: Int
@@ -218,13 +218,17 @@ public enum PlacementPlanner {
         return true
     }
 
-    /// Active regions among `indices`, in the default order.
-    static func defaultOrder(_ inventory: [RegionInventory], _ stats: [RegionStat], among indices: [Int]) -> [Int] {
+    /// Active regions among `indices`, in the default order. `stat` is asked only for the active
+    /// ones: it scans their pools.
+    static func defaultOrder(
+        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+    ) -> [Int] {
         // Sort plain keys, not the regions: comparing copies of `Region` is slow.
         var keys: [(primary: Bool, price: Double, available: Int, index: Int)] = []
         keys.reserveCapacity(indices.count)
-        for i in indices where stats[i].active {
-            keys.append((inventory[i].region.primary, stats[i].bestPrice, stats[i].available, i))
+        for i in indices where inventory[i].region.state == .active {
+            let s = stat(i)
+            keys.append((inventory[i].region.primary, s.bestPrice, s.available, i))
         }
         keys.sort { a, b in
             if a.primary != b.primary { return a.primary }
@@ -297,16 +301,6 @@ extension PlacementPlanner {
             return s
         }
 
-        mutating func allStats() -> [RegionStat] {
-            let shape = input.shape
-            inventory.withUnsafeBufferPointer { regions in
-                for i in 0..<regions.count where stats[i] == nil {
-                    stats[i] = RegionStat(shape, regions[i])
-                }
-            }
-            return stats.map { $0! }
-        }
-
         /// The first region with this id.
         mutating func index(of id: String) -> Int? {
             if indexByIdCache == nil {
@@ -324,15 +318,24 @@ extension PlacementPlanner {
         /// the default order. Cordoned regions come first so that the decisions say why a
         /// region the client may have expected was not used even when the plan stops early.
         mutating func orderedRegions(_ indices: [Int]) -> [Int] {
-            let all = allStats()
-            var cordoned = indices.filter { !all[$0].active }
-            cordoned.sort { a, b in
-                let ra = inventory[a].region, rb = inventory[b].region
-                if ra.primary != rb.primary { return ra.primary }
-                if ra.id != rb.id { return PlacementPlanner.idBefore(ra.id, rb.id) }
+            cordoned(indices) + activeInDefaultOrder(indices)
+        }
+
+        func cordoned(_ indices: [Int]) -> [Int] {
+            var result = indices.filter { inventory[$0].region.state != .active }
+            result.sort { a, b in
+                // Field by field: a copy of `Region` costs a dozen reference-count operations.
+                let pa = inventory[a].region.primary, pb = inventory[b].region.primary
+                if pa != pb { return pa }
+                let ia = inventory[a].region.id, ib = inventory[b].region.id
+                if ia != ib { return PlacementPlanner.idBefore(ia, ib) }
                 return a < b
             }
-            return cordoned + PlacementPlanner.defaultOrder(inventory, all, among: indices)
+            return result
+        }
+
+        mutating func activeInDefaultOrder(_ indices: [Int]) -> [Int] {
+            PlacementPlanner.defaultOrder(inventory, among: indices) { stat($0) }
         }
 
         /// The regions each unit may use, in order; a region already used by an earlier unit
@@ -376,9 +379,14 @@ extension PlacementPlanner {
             return result
         }
 
+        /// The default policy's regions, all of them; `runDefaultPrefer` takes them in two steps.
         mutating func defaultEntries() -> [Entry] {
+            entries(orderedRegions(Array(inventory.indices)))
+        }
+
+        func entries(_ indices: [Int]) -> [Entry] {
             // Region ids are unique in a real inventory (the store's primary key): no dedupe here.
-            return orderedRegions(Array(inventory.indices)).map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
+            indices.map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
         }
 
         // MARK: run
@@ -394,7 +402,7 @@ extension PlacementPlanner {
             switch policy?.strategy ?? .prefer {
             case .prefer:
                 if units.isEmpty {
-                    runPrefer([defaultEntries()], maxes: [nil])
+                    runDefaultPrefer()
                 } else {
                     runPrefer(resolveUnits(units), maxes: units.map(\.max))
                 }
@@ -421,6 +429,18 @@ extension PlacementPlanner {
             var reason = describe(i, s)
             reason += "; pinned region, no fallback"
             decisions.append(PlacementDecision(region: id, replicas: got, reason: reason))
+        }
+
+        /// `runPrefer` over `defaultEntries()`, in two steps. The default order puts the active
+        /// primary regions before all others whatever those offer, so the others are ranked
+        /// (which scans every pool they have) only when the primaries fall short.
+        mutating func runDefaultPrefer() {
+            let all = Array(inventory.indices)
+            let primaries = all.filter { inventory[$0].region.primary }
+            runPrefer([entries(cordoned(all) + activeInDefaultOrder(primaries))], maxes: [nil])
+            guard placed < need else { return }
+            let others = all.filter { !inventory[$0].region.primary }
+            runPrefer([entries(activeInDefaultOrder(others))], maxes: [nil])
         }
 
         mutating func runPrefer(_ units: [[Entry]], maxes: [Int?]) {
