@@ -99,14 +99,16 @@ public enum PlacementPlanner {
 
     /// Sum of `grantable` over the candidate pools: replicas the region can give now.
     public static func replicasAvailable(_ shape: ComputeShape, in region: RegionInventory) -> Int {
-        RegionStat(shape, region).available
+        RegionStat(shape, region.region.state, region.pools).available
     }
 
     /// Active regions in the default order: primary first, then by the price of the cheapest
     /// candidate pool that can give something now (regions that can give nothing come after all
     /// that can), then by available replicas (most first), then by id.
     public static func defaultRegionOrder(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [RegionInventory] {
-        defaultOrder(inventory, among: Array(inventory.indices)) { RegionStat(shape, inventory[$0]) }.map { inventory[$0] }
+        defaultOrder(inventory, among: Array(inventory.indices)) {
+            RegionStat(shape, inventory[$0].region.state, inventory[$0].pools)
+        }.map { inventory[$0] }
     }
 
     /// Does `pool` fit `shape` (rule 1, region state aside)?
@@ -147,8 +149,10 @@ public enum PlacementPlanner {
         /// Cheapest candidate pool with grantable > 0; +inf when none.
         var bestPrice: Double
 
-        init(_ shape: ComputeShape, _ region: RegionInventory) {
-            active = region.region.state == .active
+        /// A region's state and pools, passed apart: passing the `RegionInventory` would copy
+        /// it, a dozen reference-count operations.
+        init(_ shape: borrowing ComputeShape, _ state: RegionState, _ pools: borrowing [PoolUsage]) {
+            active = state == .active
             matching = 0
             available = 0
             capacity = 0
@@ -156,7 +160,7 @@ public enum PlacementPlanner {
             guard active else { return }
             // Read the pools in place: copying a `PoolUsage` costs a dozen reference-count operations.
             var matching = 0, available = 0, capacity = 0, bestPrice = Double.infinity
-            region.pools.withUnsafeBufferPointer { pools in
+            pools.withUnsafeBufferPointer { pools in
                 for i in 0..<pools.count where PlacementPlanner.fits(pools, i, shape) {
                     let cap = pools[i].pool.capacity
                     let grantable = max(0, cap - pools[i].allocated) + pools[i].idle
@@ -207,7 +211,13 @@ public enum PlacementPlanner {
               pools[i].pool.cpu >= shape.cpu, pools[i].pool.memoryGiB >= shape.memoryGiB,
               (pools[i].pool.gpusPerInstance ?? 0) >= shape.gpuCount
         else { return false }
-        guard pools[i].pool.qos.contains(shape.qos) else { return false }
+        // By index: `contains` would retain the array for its iterator, once per pool.
+        var served = false
+        for k in 0..<pools[i].pool.qos.count where pools[i].pool.qos[k] == shape.qos {
+            served = true
+            break
+        }
+        guard served else { return false }
         if let type = shape.instanceType, pools[i].pool.instanceType != type { return false }
         if !shape.gpuSeries.isEmpty {
             guard let series = pools[i].pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
@@ -296,7 +306,7 @@ extension PlacementPlanner {
 
         mutating func stat(_ i: Int) -> RegionStat {
             if let s = stats[i] { return s }
-            let s = RegionStat(input.shape, inventory[i])
+            let s = RegionStat(input.shape, inventory[i].region.state, inventory[i].pools)
             stats[i] = s
             return s
         }
