@@ -233,22 +233,42 @@ public enum PlacementPlanner {
     static func defaultOrder(
         _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
     ) -> [Int] {
-        // Sort plain keys, not the regions: comparing copies of `Region` is slow.
-        var keys: [(primary: Bool, price: Double, available: Int, index: Int)] = []
+        rankKeys(inventory, among: indices, stat: stat)
+            .sorted { ranksBefore($0, $1, in: inventory) }
+            .map(\.index)
+    }
+
+    /// What the default order compares of a region. Sorting these plain keys instead of the
+    /// regions avoids copying `Region`, which is slow.
+    struct RankKey {
+        var primary: Bool
+        var price: Double
+        var available: Int
+        /// Into the inventory.
+        var index: Int
+    }
+
+    /// Keys of the active regions among `indices`; `stat` is asked only for those.
+    static func rankKeys(
+        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+    ) -> [RankKey] {
+        var keys: [RankKey] = []
         keys.reserveCapacity(indices.count)
         for i in indices where inventory[i].region.state == .active {
             let s = stat(i)
-            keys.append((inventory[i].region.primary, s.bestPrice, s.available, i))
+            keys.append(RankKey(primary: inventory[i].region.primary, price: s.bestPrice, available: s.available, index: i))
         }
-        keys.sort { a, b in
-            if a.primary != b.primary { return a.primary }
-            if a.price != b.price { return a.price < b.price }
-            if a.available != b.available { return a.available > b.available }
-            let ia = inventory[a.index].region.id, ib = inventory[b.index].region.id
-            if ia != ib { return ia < ib }
-            return a.index < b.index
-        }
-        return keys.map(\.index)
+        return keys
+    }
+
+    /// The default order: primary first, then price, then available (most first), then id.
+    static func ranksBefore(_ a: RankKey, _ b: RankKey, in inventory: [RegionInventory]) -> Bool {
+        if a.primary != b.primary { return a.primary }
+        if a.price != b.price { return a.price < b.price }
+        if a.available != b.available { return a.available > b.available }
+        let ia = inventory[a.index].region.id, ib = inventory[b.index].region.id
+        if ia != ib { return ia < ib }
+        return a.index < b.index
     }
 
     /// Id order: Swift's `String <` (Unicode scalar based, locale-independent, fast for ASCII).
@@ -441,16 +461,24 @@ extension PlacementPlanner {
             decisions.append(PlacementDecision(region: id, replicas: got, reason: reason))
         }
 
-        /// `runPrefer` over `defaultEntries()`, in two steps. The default order puts the active
+        /// `runPrefer` over `defaultEntries()`, in steps. The default order puts the active
         /// primary regions before all others whatever those offer, so the others are ranked
-        /// (which scans every pool they have) only when the primaries fall short.
+        /// (which scans every pool they have) only when the primaries fall short. Then the first
+        /// of the others usually completes the plan: it is found in one pass, and the rest are
+        /// sorted only when it does not.
         mutating func runDefaultPrefer() {
             let all = Array(inventory.indices)
             let primaries = all.filter { inventory[$0].region.primary }
             runPrefer([entries(cordoned(all) + activeInDefaultOrder(primaries))], maxes: [nil])
             guard placed < need else { return }
             let others = all.filter { !inventory[$0].region.primary }
-            runPrefer([entries(activeInDefaultOrder(others))], maxes: [nil])
+            var rest = PlacementPlanner.rankKeys(inventory, among: others) { stat($0) }
+            guard let first = rest.indices.min(by: { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) })
+            else { return }
+            runPrefer([entries([rest.remove(at: first).index])], maxes: [nil])
+            guard placed < need else { return }
+            rest.sort { PlacementPlanner.ranksBefore($0, $1, in: inventory) }
+            runPrefer([entries(rest.map(\.index))], maxes: [nil])
         }
 
         mutating func runPrefer(_ units: [[Entry]], maxes: [Int?]) {
