@@ -113,18 +113,9 @@ public enum PlacementPlanner {
 
     /// Does `pool` fit `shape` (rule 1, region state aside)?
     public static func poolFits(_ pool: Pool, _ shape: ComputeShape) -> Bool {
-        guard pool.computeClass == shape.computeClass else { return false }
-        guard pool.cpu >= shape.cpu, pool.memoryGiB >= shape.memoryGiB else { return false }
-        guard (pool.gpusPerInstance ?? 0) >= shape.gpuCount else { return false }
-        guard pool.qos.contains(shape.qos) else { return false }
-        if let type = shape.instanceType, pool.instanceType != type { return false }
-        if !shape.gpuSeries.isEmpty {
-            guard let series = pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
+        withUnsafePointer(to: PoolUsage(pool: pool, allocated: 0, idle: 0)) {
+            fits(UnsafeBufferPointer(start: $0, count: 1), 0, shape)
         }
-        if let required = shape.requiredGPUMemoryGiB {
-            guard let memory = pool.gpuMemoryGiB, memory * Double(shape.gpuCount) >= required else { return false }
-        }
-        return true
     }
 
     // MARK: Planning
@@ -204,11 +195,17 @@ public enum PlacementPlanner {
         return keyed.map(\.index)
     }
 
-    /// `poolFits` on a pool read in place.
+    /// `poolFits` on a pool read in place: copying a `PoolUsage` costs a dozen reference-count
+    /// operations, and the planner checks every pool of every region it ranks.
     @inline(__always)
     static func fits(_ pools: UnsafeBufferPointer<PoolUsage>, _ i: Int, _ shape: ComputeShape) -> Bool {
-        guard pools[i].pool.computeClass == shape.computeClass,
-              pools[i].pool.cpu >= shape.cpu, pools[i].pool.memoryGiB >= shape.memoryGiB,
+        // Class and series first: they reject most pools and sit in a pool's first bytes, so a
+        // rejected pool costs one cache line. Scanning every pool is bound by memory.
+        guard pools[i].pool.computeClass == shape.computeClass else { return false }
+        if !shape.gpuSeries.isEmpty {
+            guard let series = pools[i].pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
+        }
+        guard pools[i].pool.cpu >= shape.cpu, pools[i].pool.memoryGiB >= shape.memoryGiB,
               (pools[i].pool.gpusPerInstance ?? 0) >= shape.gpuCount
         else { return false }
         // By index: `contains` would retain the array for its iterator, once per pool.
@@ -219,9 +216,6 @@ public enum PlacementPlanner {
         }
         guard served else { return false }
         if let type = shape.instanceType, pools[i].pool.instanceType != type { return false }
-        if !shape.gpuSeries.isEmpty {
-            guard let series = pools[i].pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
-        }
         if let required = shape.requiredGPUMemoryGiB {
             guard let memory = pools[i].pool.gpuMemoryGiB, memory * Double(shape.gpuCount) >= required else { return false }
         }
