@@ -346,6 +346,8 @@ extension PlacementPlanner {
         }
 
         func cordoned(_ indices: [Int]) -> [Int] {
+            // A local: closures that read `self.inventory` here copy the whole planner.
+            let inventory = inventory
             var result = indices.filter { inventory[$0].region.state != .active }
             result.sort { a, b in
                 // Field by field: a copy of `Region` costs a dozen reference-count operations.
@@ -410,7 +412,8 @@ extension PlacementPlanner {
 
         func entries(_ indices: [Int]) -> [Entry] {
             // Region ids are unique in a real inventory (the store's primary key): no dedupe here.
-            indices.map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
+            let inventory = inventory  // as in `cordoned`
+            return indices.map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
         }
 
         // MARK: run
@@ -632,14 +635,14 @@ extension PlacementPlanner {
         /// Takes up to `want` replicas from region `i`'s candidate pools in order.
         mutating func take(_ i: Int, up want: Int, unit: Int?) -> Int {
             guard want > 0 else { return 0 }
-            let region = inventory[i]
             var got = 0
             for p in candidates(i) {
                 if got >= want { break }
-                let usage = region.pools[p]
-                let n = min(usage.grantable, want - got)
+                // Field by field: copies of the region and the pool cost reference counting.
+                let n = min(inventory[i].pools[p].grantable, want - got)
                 if n > 0 {
-                    placements.append(PlannedPlacement(region: region.region.id, poolId: usage.pool.id, count: n, unit: unit))
+                    placements.append(PlannedPlacement(
+                        region: inventory[i].region.id, poolId: inventory[i].pools[p].pool.id, count: n, unit: unit))
                     got += n
                 }
             }
