@@ -405,7 +405,8 @@ extension PlacementPlanner {
             return result
         }
 
-        /// The default policy's regions, all of them; `runDefaultPrefer` takes them in two steps.
+        /// The default policy's regions in order, all of them, as `spread` weighs them all;
+        /// `runDefaultPrefer` takes them in steps.
         mutating func defaultEntries() -> [Entry] {
             entries(orderedRegions(Array(inventory.indices)))
         }
@@ -470,8 +471,8 @@ extension PlacementPlanner {
             guard placed < need else { return }
             let others = all.filter { !inventory[$0].region.primary }
             var rest = PlacementPlanner.rankKeys(inventory, among: others) { stat($0) }
-            guard let first = rest.indices.min(by: { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) })
-            else { return }
+            let first = rest.indices.min { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) }
+            guard let first else { return }
             runPrefer([entries([rest.remove(at: first).index])], maxes: [nil])
             guard placed < need else { return }
             rest.sort { PlacementPlanner.ranksBefore($0, $1, in: inventory) }
