@@ -99,31 +99,23 @@ public enum PlacementPlanner {
 
     /// Sum of `grantable` over the candidate pools: replicas the region can give now.
     public static func replicasAvailable(_ shape: ComputeShape, in region: RegionInventory) -> Int {
-        RegionStat(shape, region).available
+        RegionStat(shape, region.region.state, region.pools).available
     }
 
     /// Active regions in the default order: primary first, then by the price of the cheapest
     /// candidate pool that can give something now (regions that can give nothing come after all
     /// that can), then by available replicas (most first), then by id.
     public static func defaultRegionOrder(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [RegionInventory] {
-        let stats = inventory.map { RegionStat(shape, $0) }
-        return defaultOrder(inventory, stats, among: Array(inventory.indices)).map { inventory[$0] }
+        defaultOrder(inventory, among: Array(inventory.indices)) {
+            RegionStat(shape, inventory[$0].region.state, inventory[$0].pools)
+        }.map { inventory[$0] }
     }
 
     /// Does `pool` fit `shape` (rule 1, region state aside)?
     public static func poolFits(_ pool: Pool, _ shape: ComputeShape) -> Bool {
-        guard pool.computeClass == shape.computeClass else { return false }
-        guard pool.cpu >= shape.cpu, pool.memoryGiB >= shape.memoryGiB else { return false }
-        guard (pool.gpusPerInstance ?? 0) >= shape.gpuCount else { return false }
-        guard pool.qos.contains(shape.qos) else { return false }
-        if let type = shape.instanceType, pool.instanceType != type { return false }
-        if !shape.gpuSeries.isEmpty {
-            guard let series = pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
+        withUnsafePointer(to: PoolUsage(pool: pool, allocated: 0, idle: 0)) {
+            fits(UnsafeBufferPointer(start: $0, count: 1), 0, shape)
         }
-        if let required = shape.requiredGPUMemoryGiB {
-            guard let memory = pool.gpuMemoryGiB, memory * Double(shape.gpuCount) >= required else { return false }
-        }
-        return true
     }
 
     // MARK: Planning
@@ -137,8 +129,9 @@ public enum PlacementPlanner {
 
     // MARK: Internals shared by the public functions
 
-    /// Per-region facts for one shape, computed once per plan without allocating: the default
-    /// order needs them for every region, the sorted pool list only regions actually used.
+    /// Per-region facts for one shape, computed at most once per plan without allocating: the
+    /// default order needs them for every region it ranks, the sorted pool list only for regions
+    /// actually used.
     struct RegionStat {
         var active: Bool
         var matching: Int
@@ -147,8 +140,10 @@ public enum PlacementPlanner {
         /// Cheapest candidate pool with grantable > 0; +inf when none.
         var bestPrice: Double
 
-        init(_ shape: ComputeShape, _ region: RegionInventory) {
-            active = region.region.state == .active
+        /// A region's state and pools, passed apart: passing the `RegionInventory` would copy
+        /// it, a dozen reference-count operations.
+        init(_ shape: borrowing ComputeShape, _ state: RegionState, _ pools: borrowing [PoolUsage]) {
+            active = state == .active
             matching = 0
             available = 0
             capacity = 0
@@ -156,7 +151,7 @@ public enum PlacementPlanner {
             guard active else { return }
             // Read the pools in place: copying a `PoolUsage` costs a dozen reference-count operations.
             var matching = 0, available = 0, capacity = 0, bestPrice = Double.infinity
-            region.pools.withUnsafeBufferPointer { pools in
+            pools.withUnsafeBufferPointer { pools in
                 for i in 0..<pools.count where PlacementPlanner.fits(pools, i, shape) {
                     let cap = pools[i].pool.capacity
                     let grantable = max(0, cap - pools[i].allocated) + pools[i].idle
@@ -200,41 +195,74 @@ public enum PlacementPlanner {
         return keyed.map(\.index)
     }
 
-    /// `poolFits` on a pool read in place.
+    /// `poolFits` on a pool read in place: copying a `PoolUsage` costs a dozen reference-count
+    /// operations, and the planner checks every pool of every region it ranks.
     @inline(__always)
     static func fits(_ pools: UnsafeBufferPointer<PoolUsage>, _ i: Int, _ shape: ComputeShape) -> Bool {
-        guard pools[i].pool.computeClass == shape.computeClass,
-              pools[i].pool.cpu >= shape.cpu, pools[i].pool.memoryGiB >= shape.memoryGiB,
-              (pools[i].pool.gpusPerInstance ?? 0) >= shape.gpuCount
-        else { return false }
-        guard pools[i].pool.qos.contains(shape.qos) else { return false }
-        if let type = shape.instanceType, pools[i].pool.instanceType != type { return false }
+        // Class and series first: they reject most pools and sit in a pool's first bytes, so a
+        // rejected pool costs one cache line. Scanning every pool is bound by memory.
+        guard pools[i].pool.computeClass == shape.computeClass else { return false }
         if !shape.gpuSeries.isEmpty {
             guard let series = pools[i].pool.gpuSeries, shape.gpuSeries.contains(series) else { return false }
         }
+        guard pools[i].pool.cpu >= shape.cpu, pools[i].pool.memoryGiB >= shape.memoryGiB,
+              (pools[i].pool.gpusPerInstance ?? 0) >= shape.gpuCount
+        else { return false }
+        // By index: `contains` would retain the array for its iterator, once per pool.
+        var served = false
+        for k in 0..<pools[i].pool.qos.count where pools[i].pool.qos[k] == shape.qos {
+            served = true
+            break
+        }
+        guard served else { return false }
+        if let type = shape.instanceType, pools[i].pool.instanceType != type { return false }
         if let required = shape.requiredGPUMemoryGiB {
             guard let memory = pools[i].pool.gpuMemoryGiB, memory * Double(shape.gpuCount) >= required else { return false }
         }
         return true
     }
 
-    /// Active regions among `indices`, in the default order.
-    static func defaultOrder(_ inventory: [RegionInventory], _ stats: [RegionStat], among indices: [Int]) -> [Int] {
-        // Sort plain keys, not the regions: comparing copies of `Region` is slow.
-        var keys: [(primary: Bool, price: Double, available: Int, index: Int)] = []
+    /// Active regions among `indices`, in the default order. `stat` is asked only for the active
+    /// ones: it scans their pools.
+    static func defaultOrder(
+        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+    ) -> [Int] {
+        rankKeys(inventory, among: indices, stat: stat)
+            .sorted { ranksBefore($0, $1, in: inventory) }
+            .map(\.index)
+    }
+
+    /// What the default order compares of a region. Sorting these plain keys instead of the
+    /// regions avoids copying `Region`, which is slow.
+    struct RankKey {
+        var primary: Bool
+        var price: Double
+        var available: Int
+        /// Into the inventory.
+        var index: Int
+    }
+
+    /// Keys of the active regions among `indices`; `stat` is asked only for those.
+    static func rankKeys(
+        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+    ) -> [RankKey] {
+        var keys: [RankKey] = []
         keys.reserveCapacity(indices.count)
-        for i in indices where stats[i].active {
-            keys.append((inventory[i].region.primary, stats[i].bestPrice, stats[i].available, i))
+        for i in indices where inventory[i].region.state == .active {
+            let s = stat(i)
+            keys.append(RankKey(primary: inventory[i].region.primary, price: s.bestPrice, available: s.available, index: i))
         }
-        keys.sort { a, b in
-            if a.primary != b.primary { return a.primary }
-            if a.price != b.price { return a.price < b.price }
-            if a.available != b.available { return a.available > b.available }
-            let ia = inventory[a.index].region.id, ib = inventory[b.index].region.id
-            if ia != ib { return ia < ib }
-            return a.index < b.index
-        }
-        return keys.map(\.index)
+        return keys
+    }
+
+    /// The default order: primary first, then price, then available (most first), then id.
+    static func ranksBefore(_ a: RankKey, _ b: RankKey, in inventory: [RegionInventory]) -> Bool {
+        if a.primary != b.primary { return a.primary }
+        if a.price != b.price { return a.price < b.price }
+        if a.available != b.available { return a.available > b.available }
+        let ia = inventory[a.index].region.id, ib = inventory[b.index].region.id
+        if ia != ib { return ia < ib }
+        return a.index < b.index
     }
 
     /// Id order: Swift's `String <` (Unicode scalar based, locale-independent, fast for ASCII).
@@ -292,19 +320,9 @@ extension PlacementPlanner {
 
         mutating func stat(_ i: Int) -> RegionStat {
             if let s = stats[i] { return s }
-            let s = RegionStat(input.shape, inventory[i])
+            let s = RegionStat(input.shape, inventory[i].region.state, inventory[i].pools)
             stats[i] = s
             return s
-        }
-
-        mutating func allStats() -> [RegionStat] {
-            let shape = input.shape
-            inventory.withUnsafeBufferPointer { regions in
-                for i in 0..<regions.count where stats[i] == nil {
-                    stats[i] = RegionStat(shape, regions[i])
-                }
-            }
-            return stats.map { $0! }
         }
 
         /// The first region with this id.
@@ -324,15 +342,26 @@ extension PlacementPlanner {
         /// the default order. Cordoned regions come first so that the decisions say why a
         /// region the client may have expected was not used even when the plan stops early.
         mutating func orderedRegions(_ indices: [Int]) -> [Int] {
-            let all = allStats()
-            var cordoned = indices.filter { !all[$0].active }
-            cordoned.sort { a, b in
-                let ra = inventory[a].region, rb = inventory[b].region
-                if ra.primary != rb.primary { return ra.primary }
-                if ra.id != rb.id { return PlacementPlanner.idBefore(ra.id, rb.id) }
+            cordoned(indices) + activeInDefaultOrder(indices)
+        }
+
+        func cordoned(_ indices: [Int]) -> [Int] {
+            // A local: closures that read `self.inventory` here copy the whole planner.
+            let inventory = inventory
+            var result = indices.filter { inventory[$0].region.state != .active }
+            result.sort { a, b in
+                // Field by field: a copy of `Region` costs a dozen reference-count operations.
+                let pa = inventory[a].region.primary, pb = inventory[b].region.primary
+                if pa != pb { return pa }
+                let ia = inventory[a].region.id, ib = inventory[b].region.id
+                if ia != ib { return PlacementPlanner.idBefore(ia, ib) }
                 return a < b
             }
-            return cordoned + PlacementPlanner.defaultOrder(inventory, all, among: indices)
+            return result
+        }
+
+        mutating func activeInDefaultOrder(_ indices: [Int]) -> [Int] {
+            PlacementPlanner.defaultOrder(inventory, among: indices) { stat($0) }
         }
 
         /// The regions each unit may use, in order; a region already used by an earlier unit
@@ -376,9 +405,16 @@ extension PlacementPlanner {
             return result
         }
 
+        /// The default policy's regions in order, all of them, as `spread` weighs them all;
+        /// `runDefaultPrefer` takes them in steps.
         mutating func defaultEntries() -> [Entry] {
+            entries(orderedRegions(Array(inventory.indices)))
+        }
+
+        func entries(_ indices: [Int]) -> [Entry] {
             // Region ids are unique in a real inventory (the store's primary key): no dedupe here.
-            return orderedRegions(Array(inventory.indices)).map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
+            let inventory = inventory  // as in `cordoned`
+            return indices.map { Entry(index: $0, id: inventory[$0].region.id, unit: nil) }
         }
 
         // MARK: run
@@ -394,7 +430,7 @@ extension PlacementPlanner {
             switch policy?.strategy ?? .prefer {
             case .prefer:
                 if units.isEmpty {
-                    runPrefer([defaultEntries()], maxes: [nil])
+                    runDefaultPrefer()
                 } else {
                     runPrefer(resolveUnits(units), maxes: units.map(\.max))
                 }
@@ -421,6 +457,26 @@ extension PlacementPlanner {
             var reason = describe(i, s)
             reason += "; pinned region, no fallback"
             decisions.append(PlacementDecision(region: id, replicas: got, reason: reason))
+        }
+
+        /// `runPrefer` over `defaultEntries()`, in steps. The default order puts the active
+        /// primary regions before all others whatever those offer, so the others are ranked
+        /// (which scans every pool they have) only when the primaries fall short. Then the first
+        /// of the others usually completes the plan: it is found in one pass, and the rest are
+        /// sorted only when it does not.
+        mutating func runDefaultPrefer() {
+            let all = Array(inventory.indices)
+            let primaries = all.filter { inventory[$0].region.primary }
+            runPrefer([entries(cordoned(all) + activeInDefaultOrder(primaries))], maxes: [nil])
+            guard placed < need else { return }
+            let others = all.filter { !inventory[$0].region.primary }
+            var rest = PlacementPlanner.rankKeys(inventory, among: others) { stat($0) }
+            let first = rest.indices.min { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) }
+            guard let first else { return }
+            runPrefer([entries([rest.remove(at: first).index])], maxes: [nil])
+            guard placed < need else { return }
+            rest.sort { PlacementPlanner.ranksBefore($0, $1, in: inventory) }
+            runPrefer([entries(rest.map(\.index))], maxes: [nil])
         }
 
         mutating func runPrefer(_ units: [[Entry]], maxes: [Int?]) {
@@ -580,14 +636,14 @@ extension PlacementPlanner {
         /// Takes up to `want` replicas from region `i`'s candidate pools in order.
         mutating func take(_ i: Int, up want: Int, unit: Int?) -> Int {
             guard want > 0 else { return 0 }
-            let region = inventory[i]
             var got = 0
             for p in candidates(i) {
                 if got >= want { break }
-                let usage = region.pools[p]
-                let n = min(usage.grantable, want - got)
+                // Field by field: copies of the region and the pool cost reference counting.
+                let n = min(inventory[i].pools[p].grantable, want - got)
                 if n > 0 {
-                    placements.append(PlannedPlacement(region: region.region.id, poolId: usage.pool.id, count: n, unit: unit))
+                    placements.append(PlannedPlacement(
+                        region: inventory[i].region.id, poolId: inventory[i].pools[p].pool.id, count: n, unit: unit))
                     got += n
                 }
             }

@@ -5,11 +5,16 @@ import Foundation
 // Each decision is one `PlacementPlanner.plan` call for a 1-GPU T4 replica under the default
 // policy, the shape of the benchmark's `POST /v1/allocations`. Usage values rotate so the
 // planner cannot see the same inventory twice in a row.
-// Usage: PlannerBenchmark [seconds]   (default 3). Prints `decisions/s N cpu N`: per second of
-// wall time, and per second of this thread's CPU time (what one core gives when the machine
-// is shared: other processes taking turns on the core lower the first figure, not the second).
+// Usage: PlannerBenchmark [seconds] [primary-full]   (default 3). Prints `decisions/s N cpu N`:
+// per second of wall time, and per second of this thread's CPU time (what one core gives when
+// the machine is shared: other processes taking turns on the core lower the first figure, not
+// the second). The primary region comes first whatever the others offer, so a plan it can
+// satisfy never looks at the other 99; `primary-full` leaves it nothing to give, so that every
+// plan ranks all 100 regions.
 
-let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 3 : 3
+let arguments = CommandLine.arguments.dropFirst()
+let seconds = arguments.first.flatMap(Double.init) ?? 3
+let primaryFull = arguments.contains("primary-full")
 let series = ["T4", "A10", "L20", "A100", "V100"]
 
 func makeInventory(seed: Int) -> [RegionInventory] {
@@ -26,6 +31,7 @@ func makeInventory(seed: Int) -> [RegionInventory] {
                 gpuSeries: gpu ? series[p % series.count] : nil, gpuMemoryGiB: gpu ? 24 : nil,
                 gpusPerInstance: gpu ? 1 + p % 2 : nil, cpu: Double(4 << (p % 3)), memoryGiB: Double(16 << (p % 3)),
                 instanceType: "ecs.type-\(p)", capacity: 1000, pricePerHour: 1.0 + Double((r * 7 + p * 3) % 50) / 10)
+            if primaryFull, region.primary { return PoolUsage(pool: pool, allocated: pool.capacity, idle: 0) }
             let allocated = (r * 31 + p * 17 + seed) % 1001
             return PoolUsage(pool: pool, allocated: allocated, idle: allocated % 3)
         }
