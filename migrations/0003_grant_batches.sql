@@ -6,12 +6,16 @@
 -- A tenant's named policies as one array in name order: what a grant selects its
 -- placement from, and (through its md5) how a batch knows the broker planned with
 -- the policies that hold now.
+-- (Functions here are plpgsql, which keeps their plans for the session; PostgreSQL
+-- 15 plans a SQL function's body again in every statement that calls it.)
 CREATE FUNCTION gpb_tenant_policies(p_tenant uuid)
 RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(jsonb_build_object('name', name, 'selector', selector, 'policy', policy) ORDER BY name),
-                    '[]')
-    FROM policies WHERE tenant_id = p_tenant
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name, 'selector', selector, 'policy', policy)
+                                      ORDER BY name), '[]')
+            FROM policies WHERE tenant_id = p_tenant);
+END
 $$;
 
 -- Whether a batched grant's tenant is as the broker read it (brokers reuse a tenant's
@@ -19,10 +23,12 @@ $$;
 -- transaction of their own) and the policies it planned with (p_policies: their md5).
 CREATE FUNCTION gpb_tenant_unchanged(p_tenant uuid, p_policies text)
 RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM tenants t
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM tenants t
                    WHERE t.id = p_tenant AND jsonb_strip_nulls(t.quota) = '{}'
-                     AND md5(gpb_tenant_policies(t.id)::text) = p_policies)
+                     AND md5(gpb_tenant_policies(t.id)::text) = p_policies);
+END
 $$;
 
 -- Grants on pools without idle instances, all in one statement: each grant's
@@ -30,10 +36,14 @@ $$;
 -- only if every placement fits, its regions are active and its tenant is unchanged.
 -- A grant that does not land still counts in the running demand, so a later one may
 -- be turned away although it would fit: it is planned again, like any lost race.
--- The caller has locked the pools. Writes what gpb_grant writes.
+-- The caller has locked the pools. Writes what gpb_grant writes. Its one plan is
+-- made once per session: the batch's shape is in the data, not in the statement.
 CREATE FUNCTION gpb_grant_fresh(p_grants jsonb)
 RETURNS SETOF instances
-LANGUAGE sql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN QUERY
     WITH grants AS (
         SELECT n, g.value AS item, (g.value->'allocation'->>'id')::uuid AS allocation_id
         FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n)
@@ -86,7 +96,8 @@ LANGUAGE sql AS $$
         FROM instances_added i JOIN granted USING (allocation_id)
         ORDER BY i.seq
     )
-    SELECT * FROM instances_added ORDER BY seq
+    SELECT * FROM instances_added ORDER BY seq;
+END
 $$;
 
 -- Many grants in one statement, each answered as if it ran alone: a grant that finds
