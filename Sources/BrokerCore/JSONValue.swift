@@ -23,17 +23,9 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
     /// Parses a JSON document (any top-level value). Throws, never traps, on invalid
     /// UTF-8, invalid JSON, numbers out of Double range and nesting beyond `maxDepth`.
     public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
-        try checkDepth(bytes)
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw JSONSyntaxError(describe(error))
-        } catch {
-            throw JSONSyntaxError("malformed JSON")
-        }
+        try JSONParser.parse(bytes)
     }
 
-    /// Convenience for tests and callers holding a string.
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
         try parse(Array(text.utf8))
     }
@@ -106,60 +98,6 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
 
     /// Rejects documents nested deeper than `maxDepth` before Foundation recurses into them,
     /// and trailing commas (`[1,]`, `{"a":1,}`), which Foundation's decoder tolerates.
-    private static func checkDepth(_ bytes: [UInt8]) throws(JSONSyntaxError) {
-        var depth = 0
-        var lastSignificant: UInt8 = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            let previous = lastSignificant
-            switch byte {
-            case 0x20, 0x0A, 0x0D, 0x09:
-                continue
-            default:
-                lastSignificant = byte
-            }
-            switch byte {
-            case UInt8(ascii: "\""):
-                inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > maxDepth {
-                    throw JSONSyntaxError("JSON nested deeper than \(maxDepth) levels")
-                }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                if previous == UInt8(ascii: ",") {
-                    throw JSONSyntaxError("malformed JSON: trailing comma")
-                }
-                depth -= 1
-            default:
-                break
-            }
-        }
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context):
-            if let underlying = context.underlyingError {
-                return "malformed JSON: \((underlying as NSError).userInfo[NSDebugDescriptionErrorKey] ?? context.debugDescription)"
-            }
-            return "malformed JSON: \(context.debugDescription)"
-        default:
-            return "malformed JSON"
-        }
-    }
-
     private func write(into out: inout [UInt8]) {
         switch self {
         case .null:

@@ -91,4 +91,55 @@ final class JSONValueTests: XCTestCase {
         let text = "[\"" + String(repeating: "[{", count: 500) + "\\\"]\"]"
         XCTAssertEqual(try JSONValue.parse(text).arrayValue?.count, 1)
     }
+
+    /// The parser agrees with Foundation's JSONDecoder, which it replaced, on valid
+    /// documents and on single-byte corruptions of them: same value, or both refuse.
+    /// Two differences are on purpose: a trailing comma is refused (it was before, by a
+    /// check in front of Foundation), and `0e1` is accepted (RFC 8259 allows it).
+    func testParserAgreesWithFoundationOnRandomDocumentsAndCorruptions() throws {
+        var rng = SplitMix64(seed: 20261123)
+        let alphabet = Array(#"{}[]:,"\ 0123456789.-+eEtrufalsn\u00e9abc/"#.utf8) + [0x0A, 0x09, 0xC3, 0xA9, 0x01]
+        func randomValue(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<(depth > 3 ? 4 : 6), using: &rng) {
+            case 0: return .null
+            case 1: return .bool(Bool.random(using: &rng))
+            case 2: return .number([0, -1, 2.5, 1e-7, 123456789, 0.1, -3e20][Int.random(in: 0..<7, using: &rng)])
+            case 3: return .string(["", "a", "é\"q\"", "tab\there", "\u{1F600}", "/x\\"][Int.random(in: 0..<6, using: &rng)])
+            case 4: return .array((0..<Int.random(in: 0..<4, using: &rng)).map { _ in randomValue(depth + 1) })
+            default:
+                return .object(Dictionary(
+                    (0..<Int.random(in: 0..<4, using: &rng)).map { ("k\($0)", randomValue(depth + 1)) },
+                    uniquingKeysWith: { a, _ in a }))
+            }
+        }
+        var checked = 0
+        for _ in 0..<600 {
+            let document = randomValue(0).encoded()
+            var inputs = [document]
+            for _ in 0..<8 {
+                var mutated = document
+                let position = Int.random(in: 0...mutated.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0 where position < mutated.count: mutated.remove(at: position)
+                case 1 where position < mutated.count: mutated[position] = alphabet.randomElement(using: &rng)!
+                default: mutated.insert(alphabet.randomElement(using: &rng)!, at: position)
+                }
+                inputs.append(mutated)
+            }
+            for input in inputs {
+                let text = String(decoding: input, as: UTF8.self)
+                let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(input))
+                do {
+                    let ours = try JSONValue.parse(input)
+                    if foundation == nil, text.contains("0e") || text.contains("0E") { continue }
+                    XCTAssertEqual(ours, foundation, text)
+                } catch {
+                    if "\(error)".contains("trailing comma") { continue }
+                    XCTAssertNil(foundation, "refused \(text): \(error)")
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 5000)
+    }
 }
