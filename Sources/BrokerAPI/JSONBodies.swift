@@ -4,17 +4,9 @@ import MicroHTTP
 
 /// Reading request bodies and writing JSON answers, the same way on every route.
 enum JSONBodies {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(timestamp(date))
-        }
-        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return encoder
-    }()
+    /// Answers' JSON: keys sorted, dates as ISO 8601 with milliseconds in UTC.
+    static let encoder = JSONValueEncoder(date: timestamp)
 
-    /// RFC 3339 in UTC with milliseconds.
     static func timestamp(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
     }
@@ -50,7 +42,7 @@ enum JSONBodies {
     static func response<T: Encodable>(_ status: Int, _ value: T, headers: [(String, String)] = []) throws -> HTTPResponse {
         var all = HTTPHeaders([("Content-Type", "application/json")])
         for (name, value) in headers { all.add(name, value) }
-        return HTTPResponse(status: status, headers: all, body: Array(try encoder.encode(value)))
+        return HTTPResponse(status: status, headers: all, body: try encoder.encode(value).encoded())
     }
 
     static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }

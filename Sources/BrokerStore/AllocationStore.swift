@@ -206,7 +206,8 @@ public struct AllocationStore: Sendable {
             request: request, replicas: request.replicas, placedReplicas: plan.placed, labels: request.labels,
             decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
         let reservation = GrantReservation(
-            allocationId: record.id, allocation: try PostgresJSON(record),
+            allocationId: record.id,
+            allocation: PostgresJSON(rawJSON: try JSONValueEncoder(date: PostgresTimestamp.format).encode(record).jsonText),
             placements: try placements(plan, inventory: inventory, held: []), actor: actor,
             policiesVersion: settings.policiesVersion)
         return .reserve(PlannedGrant(reservation: reservation, request: request, plan: plan))

@@ -260,8 +260,9 @@ public enum PostgresArrayLiteral {
 
 /// Formatting and parsing of timestamps without Foundation formatters (which are slow and
 /// stop at milliseconds).
-enum PostgresTimestamp {
-    static func format(_ date: Date) -> String {
+public enum PostgresTimestamp {
+    /// ISO 8601 in UTC with microseconds, e.g. `2026-11-23T07:24:03.123456Z`.
+    public static func format(_ date: Date) -> String {
         let interval = date.timeIntervalSince1970
         var seconds = Int64(interval.rounded(.down))
         var micros = Int64(((interval - Double(seconds)) * 1_000_000).rounded())
