@@ -13,7 +13,10 @@ enum JSONBodies {
 
     static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        let mediaType = contentType.split(separator: ";")[0].trimmingCharacters(in: .whitespaces).lowercased()
+        // Without Foundation's trimming: this runs on every request with a body.
+        let mediaType = String(contentType.split(separator: ";", omittingEmptySubsequences: false)[0]
+            .drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+            .lowercased()
         return mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
     }
 

@@ -17,12 +17,15 @@ public struct JSONValueEncoder: Sendable {
     }
 
     static func box<T: Encodable>(_ value: T, date: @escaping (Date) -> String, codingPath: [any CodingKey]) throws -> JSONValue {
-        if let value = value as? JSONValue { return value }
-        if let value = value as? Date { return .string(date(value)) }
+        // Checked on the type, not the value: a value cast boxes every value on the way.
+        if T.self == JSONValue.self { return value as! JSONValue }
+        if T.self == Date.self { return .string(date(value as! Date)) }
         // The containers' own methods take Int and Double; the other numeric types come
         // here, and encoding them through their Encodable would come back here forever.
-        if let value = value as? any BinaryInteger { return .number(Double(value)) }
-        if let value = value as? any BinaryFloatingPoint { return .number(Double(value)) }
+        if T.self is any BinaryInteger.Type, let value = value as? any BinaryInteger { return .number(Double(value)) }
+        if T.self is any BinaryFloatingPoint.Type, let value = value as? any BinaryFloatingPoint {
+            return .number(Double(value))
+        }
         let encoder = ValueEncoder(date: date, codingPath: codingPath)
         try value.encode(to: encoder)
         return encoder.slot.resolved()
