@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "BrokerCore", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import Metrics
 import PostgresClient
 import Synchronization
 
@@ -61,6 +62,9 @@ final class GrantBatcher: Sendable {
     var statistics: Statistics { state.withLock { $0.statistics } }
 
     private let state = Mutex(State())
+    // For /metrics: their ratio is the mean batch size.
+    private let batchesCounter = Counter(label: "grant_batches_total")
+    private let grantsCounter = Counter(label: "grant_batched_grants_total")
 
     init(pool: PostgresPool, maxBatch: Int = 32, maxConcurrentBatches: Int = 1) {
         precondition(maxBatch >= 1 && maxConcurrentBatches >= 1)
@@ -99,6 +103,8 @@ final class GrantBatcher: Sendable {
             state.statistics.grants += 1 + taken.count
             return taken
         }
+        batchesCounter.increment()
+        grantsCounter.increment(by: 1 + followers.count)
         let results = await run([own] + followers.map(\.reservation))
         for (follower, result) in zip(followers, results.dropFirst()) {
             follower.continuation.resume(returning: .done(result))
