@@ -46,12 +46,13 @@ public struct AllocationStore: Sendable {
     ) async throws -> AllocationView {
         if idempotencyKey == nil {
             do {
-                let (snapshots, settings) = (self.snapshots, self.settings)
+                let settings = self.settings
                 return try await retryingLostRaces {
+                    let inventory = try await snapshots.current(pool)
                     let step = try await pool.withConnection { c in
                         try Self.prepareGrant(
                             c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
-                            snapshots: snapshots, settings: settings)
+                            recentInventory: inventory, settings: settings)
                     }
                     switch step {
                     case .answered(let view):
@@ -158,7 +159,7 @@ public struct AllocationStore: Sendable {
     /// check under the tenant's lock, instances to preempt) throws `NeedsTransaction`.
     static func prepareGrant(
         _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
-        snapshots: InventorySnapshots? = nil, settings cache: ShortLivedCache<UUID, TenantSettings>? = nil
+        recentInventory: [RegionInventory]? = nil, settings cache: ShortLivedCache<UUID, TenantSettings>? = nil
     ) throws -> GrantStep {
         let settings = try cache?.lookup(tenantId) ?? TenantSettings.load(c, tenantId: tenantId)
         cache?.remember(tenantId, settings)
@@ -168,9 +169,9 @@ public struct AllocationStore: Sendable {
         {
             request.placement = named.policy
         }
-        var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [], snapshots: snapshots)
-        if !acceptable(plan, request), snapshots != nil {
-            (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [], snapshots: nil)
+        var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [], inventory: recentInventory)
+        if !acceptable(plan, request), recentInventory != nil {
+            (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [])
         }
         var victims: [Int64] = []
         if !acceptable(plan, request) {
@@ -393,12 +394,12 @@ public struct AllocationStore: Sendable {
 
     // MARK: shared steps
 
-    /// Plans `replicas` new replicas of a request from fresh inventory.
+    /// Plans `replicas` new replicas of a request, from `recent` or else from fresh inventory.
     static func plan(
         _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas],
-        snapshots: InventorySnapshots? = nil
+        inventory recent: [RegionInventory]? = nil
     ) throws -> (PlacementPlan, [RegionInventory]) {
-        let inventory = try snapshots?.inventory(c) ?? InventoryStore.snapshot(c)
+        let inventory = try recent ?? InventoryStore.snapshot(c)
         let plan = PlacementPlanner.plan(
             PlacementInput(
                 shape: effectiveShape(request), replicas: replicas, pinnedRegion: request.region,

@@ -179,11 +179,7 @@ public struct InventoryStore: Sendable {
     /// grant checks capacity in the database). Region and pool changes made through
     /// this store show at once.
     public func recentInventory() async throws -> [RegionInventory] {
-        if let recent = snapshots.recent { return recent }
-        let snapshots = self.snapshots
-        return try await StoreError.translating {
-            try await pool.withConnection { c in try snapshots.inventory(c) }
-        }
+        try await StoreError.translating { try await snapshots.current(pool) }
     }
 
     /// Region and pool changes: one transaction, after which this store's snapshot is
@@ -230,6 +226,9 @@ final class InventorySnapshots: Sendable {
         var snapshot: (inventory: [RegionInventory], taken: ContinuousClock.Instant)?
         /// Bumped by `invalidate()`: a read that started before it is not kept.
         var generation = 0
+        /// The read under way, which every caller that finds the snapshot stale awaits:
+        /// without it, all requests in flight when it expires read it at once.
+        var refresh: Task<[RegionInventory], any Error>?
     }
 
     private let state = Mutex(State())
@@ -246,14 +245,24 @@ final class InventorySnapshots: Sendable {
         return cached.inventory
     }
 
-    func inventory(_ c: PostgresConnection) throws -> [RegionInventory] {
+    /// The snapshot, read afresh (by one caller for all) when it is older than `maxAge`.
+    func current(_ pool: PostgresPool) async throws -> [RegionInventory] {
         if let recent { return recent }
-        let (taken, generation) = (ContinuousClock.now, state.withLock { $0.generation })
-        let fresh = try InventoryStore.snapshot(c)
-        state.withLock { state in
-            if state.generation == generation { state.snapshot = (fresh, taken) }
+        let refresh = state.withLock { state -> Task<[RegionInventory], any Error> in
+            if let running = state.refresh { return running }
+            let (taken, generation) = (ContinuousClock.now, state.generation)
+            let task = Task {
+                defer { self.state.withLock { $0.refresh = nil } }
+                let fresh = try await pool.withConnection { c in try InventoryStore.snapshot(c) }
+                self.state.withLock { state in
+                    if state.generation == generation { state.snapshot = (fresh, taken) }
+                }
+                return fresh
+            }
+            state.refresh = task
+            return task
         }
-        return fresh
+        return try await refresh.value
     }
 
     func invalidate() {
