@@ -229,6 +229,7 @@ final class InventorySnapshots: Sendable {
         /// The read under way, which every caller that finds the snapshot stale awaits:
         /// without it, all requests in flight when it expires read it at once.
         var refresh: Task<[RegionInventory], any Error>?
+        var reads = 0
     }
 
     private let state = Mutex(State())
@@ -236,6 +237,9 @@ final class InventorySnapshots: Sendable {
     init(maxAge: Duration) {
         self.maxAge = maxAge
     }
+
+    /// Snapshots read from the database so far.
+    var reads: Int { state.withLock { $0.reads } }
 
     /// The snapshot, when one younger than `maxAge` exists.
     var recent: [RegionInventory]? {
@@ -260,6 +264,7 @@ final class InventorySnapshots: Sendable {
                 return fresh
             }
             state.refresh = task
+            state.reads += 1
             return task
         }
         return try await refresh.value
