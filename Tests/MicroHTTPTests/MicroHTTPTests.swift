@@ -48,15 +48,40 @@ final class MicroHTTPTests: XCTestCase {
             return text(200, "slow done")
         }
         router.add("GET", "/bad-status") { _ in HTTPResponse(status: 42) }
+        router.add("GET", "/thread") { _ in text(200, threadName()) }
+        // Synchronous routes: run on the server's own thread.
+        router.addSynchronous("GET", "/sync/{id}") { request in
+            var response = text(
+                200,
+                "sync id=\(request.pathParameters["id"] ?? "-") q=\(request.query["q"] ?? "-") "
+                    + "custom=\(request.headers["x-custom"] ?? "-") from \(request.remoteAddress ?? "nil")")
+            response.headers.add("X-Thread", threadName())
+            return response
+        }
+        router.addSynchronous("PUT", "/sync-echo") { request in
+            HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]), body: request.body)
+        }
+        router.addSynchronous("GET", "/mixed") { _ in text(200, "mixed get") }
+        router.add("POST", "/mixed") { _ in text(201, "mixed post") }
+        router.addSynchronous("GET", "/sync-slow") { _ in
+            usleep(300_000)  // blocks its MHD thread: only for the shutdown test
+            return text(200, "slow sync done")
+        }
         return router
+    }
+
+    /// The calling thread's name (libmicrohttpd names its workers "MHD-...").
+    static func threadName() -> String {
+        let name = try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        return name?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
     }
 
     func startServer(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let router = Self.makeRouter()
-        let server = HTTPServer(configuration: configuration) { await router.handle($0) }
+        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
         try server.start()
         addTeardownBlock { Self.blockingShutdown(server) }
         XCTAssertNotEqual(server.port, 0)
@@ -76,7 +101,7 @@ final class MicroHTTPTests: XCTestCase {
 
     func testRouterInProcess() async {
         let router = Self.makeRouter()
-        XCTAssertEqual(router.routes.count, 10)
+        XCTAssertEqual(router.routes.count, 16)
         XCTAssertEqual(router.routes[3].method, "GET")
         XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
 
@@ -102,6 +127,39 @@ final class MicroHTTPTests: XCTestCase {
 
         response = await router.handle(HTTPRequest(method: "HEAD", path: "/hello"))
         XCTAssertEqual(response.status, 200)
+
+        response = await router.handle(HTTPRequest(method: "GET", path: "/sync/s-1"))
+        XCTAssertTrue(String(decoding: response.body, as: UTF8.self).hasPrefix("sync id=s-1 "))
+    }
+
+    func testRouteForTellsSynchronousAsynchronousAndErrors() {
+        let router = Self.makeRouter()
+        guard case .synchronous(let handler, let routed) = router.route(for: HTTPRequest(method: "GET", path: "/sync/a b"))
+        else { return XCTFail("GET /sync/{id} is synchronous") }
+        XCTAssertEqual(routed.pathParameters, ["id": "a b"])
+        XCTAssertTrue(String(decoding: handler(routed).body, as: UTF8.self).hasPrefix("sync id=a b "))
+        guard case .synchronous = router.route(for: HTTPRequest(method: "HEAD", path: "/mixed")) else {
+            return XCTFail("HEAD falls back to the synchronous GET route")
+        }
+        guard case .asynchronous(_, let asyncRouted) = router.route(for: HTTPRequest(method: "GET", path: "/v1/allocations/x"))
+        else { return XCTFail("GET /v1/allocations/{id} is async") }
+        XCTAssertEqual(asyncRouted.pathParameters, ["id": "x"])
+        guard case .asynchronous = router.route(for: HTTPRequest(method: "POST", path: "/mixed")) else {
+            return XCTFail("POST /mixed is async")
+        }
+        guard case .answer(let missing) = router.route(for: HTTPRequest(method: "GET", path: "/sync/")) else {
+            return XCTFail("an empty segment matches no parameter")
+        }
+        XCTAssertEqual(missing.status, 404)
+        guard case .answer(let wrong) = router.route(for: HTTPRequest(method: "PUT", path: "/mixed")) else {
+            return XCTFail("PUT /mixed is not routed")
+        }
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+        guard case .answer(let deeper) = router.route(for: HTTPRequest(method: "GET", path: "/sync/a/b")) else {
+            return XCTFail("one parameter matches one segment")
+        }
+        XCTAssertEqual(deeper.status, 404)
     }
 
     func testCustomErrorResponderInRouter() async {
@@ -129,6 +187,14 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(headers["set-cookie"], "c")
         headers.replaceOrAdd("X-B", "2")
         XCTAssertEqual(headers.map(\.value), ["c", "1", "2"])
+        // Names compare as lowercased() does, non-ASCII too.
+        headers.add("Straße", "s")
+        XCTAssertEqual(headers["STRAßE"], "s")
+        XCTAssertNil(headers["STRASSE"])
+        headers.add("\u{212A}ey", "kelvin")  // KELVIN SIGN lowercases to "k"
+        XCTAssertEqual(headers["KEY"], "kelvin")
+        XCTAssertNil(headers["X-"])
+        XCTAssertNil(headers["X-AB"])
     }
 
     // MARK: Over a socket
@@ -278,6 +344,62 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(second.text, "xyz")
     }
 
+    func testSynchronousRouteAnswersOnTheServerThreadAndKeepsAlive() throws {
+        let server = try startServer()
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        for round in 0..<3 {
+            try client.send("GET /sync/r\(round)?q=\(round) HTTP/1.1\r\nHost: x\r\nX-Custom: c\(round)\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "sync id=r\(round) q=\(round) custom=c\(round) from 127.0.0.1")
+            XCTAssertEqual(response.headers["Content-Type"], "text/plain")
+            XCTAssertNotEqual(response.headers["Connection"]?.lowercased(), "close", "kept alive")
+            XCTAssertEqual(response.headers["X-Thread"]?.hasPrefix("MHD"), true, "ran on a libmicrohttpd thread")
+        }
+        // A body reaches a synchronous handler; async and sync routes alternate on one connection.
+        try client.send("PUT /sync-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        let echoed = try client.readResponse()
+        XCTAssertEqual(echoed.status, 200)
+        XCTAssertEqual(echoed.text, "hello")
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz")
+        XCTAssertEqual(try client.readResponse().text, "xyz")
+        try client.send("GET /mixed HTTP/1.1\r\nHost: x\r\n\r\n")
+        let last = try client.readResponse()
+        XCTAssertEqual(last.text, "mixed get")
+        XCTAssertNotEqual(last.headers["Connection"]?.lowercased(), "close")
+        let thread = try RawClient.request(port: server.port, "GET", "/thread")
+        XCTAssertEqual(thread.status, 200)
+        XCTAssertFalse(thread.text.hasPrefix("MHD"), "async handlers run in tasks, not on \(thread.text)")
+    }
+
+    func testSynchronousRouteHeadAndErrorsOverSocket() throws {
+        let server = try startServer()
+        let head = try RawClient.request(port: server.port, "HEAD", "/mixed")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["Content-Length"], "9")
+        XCTAssertEqual(head.body, [])
+        let post = try RawClient.request(port: server.port, "POST", "/mixed", body: Array("x".utf8))
+        XCTAssertEqual(post.status, 201)
+        XCTAssertEqual(post.text, "mixed post")
+        let wrong = try RawClient.request(port: server.port, "PUT", "/mixed", body: Array("x".utf8))
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+        XCTAssertEqual(wrong.text, "Method Not Allowed\n")
+        let missing = try RawClient.request(port: server.port, "GET", "/sync/")
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(missing.text, "Not Found\n")
+        // Answered on the MHD thread too: 404 and 405 keep the connection alive.
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        let notFound = try client.readResponse()
+        XCTAssertEqual(notFound.status, 404)
+        XCTAssertNotEqual(notFound.headers["Connection"]?.lowercased(), "close")
+        try client.send("GET /sync/ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().status, 200)
+    }
+
     func testTwoHundredConcurrentConnections() throws {
         let server = try startServer()
         var clients: [RawClient] = []
@@ -350,6 +472,67 @@ final class MicroHTTPTests: XCTestCase {
         }
         // Idempotent.
         Self.blockingShutdown(server)
+    }
+
+    func testShutdownWaitsForARunningSynchronousHandler() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
+        try server.start()
+        let port = server.port
+        let result = LockedBox<Result<RawResponse, Error>?>(nil)
+        let clientDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            result.set(Result { try RawClient.request(port: port, "GET", "/sync-slow") })
+            clientDone.signal()
+        }
+        usleep(100_000)  // the synchronous handler is running on its MHD thread now
+        let started = Date()
+        Self.blockingShutdown(server)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.1, "shutdown waited for the handler")
+        XCTAssertEqual(clientDone.wait(timeout: .now() + 5), .success)
+        switch result.get() {
+        case .success(let response):
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "slow sync done")
+            XCTAssertEqual(response.headers["Connection"]?.lowercased(), "close")
+        case .failure(let error):
+            XCTFail("in-flight synchronous request failed: \(error)")
+        case nil:
+            XCTFail("no result")
+        }
+    }
+
+    func testSynchronousRouteDuringShutdownAnswersWithConnectionClose() throws {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
+        try server.start()
+        let port = server.port
+        let keptAlive = try RawClient(port: port)
+        defer { keptAlive.close() }
+        try keptAlive.send("GET /sync/before HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertNotEqual(try keptAlive.readResponse().headers["Connection"]?.lowercased(), "close")
+
+        let slowDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? RawClient.request(port: port, "GET", "/slow")  // keeps shutdown waiting
+            slowDone.signal()
+        }
+        usleep(100_000)
+        let shutdownDone = DispatchSemaphore(value: 0)
+        Task {
+            await server.shutdown()
+            shutdownDone.signal()
+        }
+        usleep(100_000)  // shutting down, waiting for /slow
+        try keptAlive.send("GET /sync/during HTTP/1.1\r\nHost: x\r\n\r\n")
+        let during = try keptAlive.readResponse()
+        XCTAssertEqual(during.status, 200)
+        XCTAssertTrue(during.text.hasPrefix("sync id=during "), during.text)
+        XCTAssertEqual(during.headers["Connection"]?.lowercased(), "close")
+        XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(slowDone.wait(timeout: .now() + 5), .success)
     }
 
     func testClientGoneWhileHandlerRunsIsHarmless() throws {
