@@ -6,20 +6,22 @@ import Metrics
 import MicroHTTP
 import Synchronization
 
-/// Everything the routes need, built once by the executable.
-public struct BrokerServices: Sendable {
-    public var inventory: InventoryStore
-    public var tenants: TenantStore
-    public var allocations: AllocationStore
-    public var policies: PolicyStore
-    public var adminToken: String
+/// Everything the routes need, built once by the executable. A class: every
+/// request's `RequestContext` carries it, and copying one reference is cheaper
+/// than copying every field.
+public final class BrokerServices: Sendable {
+    public let inventory: InventoryStore
+    public let tenants: TenantStore
+    public let allocations: AllocationStore
+    public let policies: PolicyStore
+    public let adminToken: String
     /// Prometheus text exposition of every metric, for `GET /metrics`.
-    public var metricsText: @Sendable () -> String
+    public let metricsText: @Sendable () -> String
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
-    public var readinessProblem: @Sendable () async -> String?
-    public var logger: Logger
+    public let readinessProblem: @Sendable () async -> String?
+    public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
-    public var rateLimiter: RateLimiter?
+    public let rateLimiter: RateLimiter?
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
@@ -75,6 +77,10 @@ struct RequestContext: Sendable {
 
 typealias RouteHandler = @Sendable (HTTPRequest, RequestContext) async throws -> HTTPResponse
 
+/// A handler run on the HTTP server's thread (`RouteBuilder.addSynchronous`): no
+/// authentication, no I/O, never blocks.
+typealias SynchronousRouteHandler = @Sendable (HTTPRequest, RequestContext) throws -> HTTPResponse
+
 public enum BrokerAPI {
     /// The router with every endpoint of `openapi/openapi.yaml`.
     public static func router(services: BrokerServices) -> Router {
@@ -92,7 +98,7 @@ public enum BrokerAPI {
     /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
-        let requestId = request.map(RouteBuilder.requestId) ?? UUID().uuidString.lowercased()
+        let requestId = request.map(RouteBuilder.requestId) ?? RequestIds.next()
         var response = serverProblem(error, request, requestId)
         response.headers.replaceOrAdd("X-Request-Id", requestId)
         return response
@@ -129,7 +135,25 @@ public enum BrokerAPI {
 final class RouteMetrics: Sendable {
     let method: String
     let route: String
-    private let byStatus = Mutex<[Int: (Counter, Timer)]>([:])
+    /// Owns every recorder made.
+    private let byStatus = Mutex<[Int: Recorder]>([:])
+    /// The recorder of the first status recorded (most routes nearly always answer
+    /// one), as an unretained pointer read without a lock (0 until then); `byStatus`
+    /// keeps it alive. Not an `AtomicLazyReference`: its `load` is not specialised
+    /// across modules and cost more than the lock.
+    private let first = Atomic<UInt>(0)
+
+    final class Recorder: Sendable {
+        let status: Int
+        let counter: Counter
+        let timer: Timer
+
+        init(status: Int, counter: Counter, timer: Timer) {
+            self.status = status
+            self.counter = counter
+            self.timer = timer
+        }
+    }
 
     init(method: String, route: String) {
         self.method = method
@@ -137,18 +161,125 @@ final class RouteMetrics: Sendable {
     }
 
     func record(status: Int, nanoseconds: Int64) {
-        let (counter, timer) = byStatus.withLock { cache in
-            if let made = cache[status] { return made }
-            let dimensions = [("method", method), ("route", route), ("status", String(status))]
-            let made = (
-                Counter(label: "http_requests_total", dimensions: dimensions),
-                Timer(label: "http_request_duration_seconds", dimensions: dimensions)
-            )
-            cache[status] = made
-            return made
+        let recorder: Recorder
+        if let first = UnsafeRawPointer(bitPattern: first.load(ordering: .acquiring)),
+            case let known = Unmanaged<Recorder>.fromOpaque(first).takeUnretainedValue(), known.status == status
+        {
+            recorder = known
+        } else {
+            recorder = byStatus.withLock { cache in
+                if let made = cache[status] { return made }
+                let dimensions = [("method", method), ("route", route), ("status", String(status))]
+                let made = Recorder(
+                    status: status,
+                    counter: Counter(label: "http_requests_total", dimensions: dimensions),
+                    timer: Timer(label: "http_request_duration_seconds", dimensions: dimensions))
+                cache[status] = made
+                return made
+            }
+            let bits = UInt(bitPattern: Unmanaged.passUnretained(recorder).toOpaque())
+            _ = first.compareExchange(expected: 0, desired: bits, ordering: .releasing)
         }
-        counter.increment()
-        timer.recordNanoseconds(nanoseconds)
+        recorder.counter.increment()
+        recorder.timer.recordNanoseconds(nanoseconds)
+    }
+}
+
+/// New request ids: UUIDs (RFC 9562 version 8, lowercase) made of a random prefix
+/// drawn once per process and a counter, so that a request needs neither a random
+/// draw nor Foundation's `UUID`. Unique within a process; across processes as
+/// likely as 74 random bits make it.
+enum RequestIds {
+    /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with the
+    /// version (8) and variant (0b10) bits of a UUID. The last 12 hex digits (the
+    /// 48-bit `node` field) are the counter.
+    private static let prefix: [UInt8] = {
+        var generator = SystemRandomNumberGenerator()
+        let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
+        let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
+        var text: [UInt8] = []
+        func put(_ value: UInt64, digits: Int) {
+            for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                text.append(hexDigits[Int(value >> UInt64(shift) & 0xF)])
+            }
+            text.append(UInt8(ascii: "-"))
+        }
+        put(high >> 32, digits: 8)
+        put(high >> 16, digits: 4)
+        put(high, digits: 4)
+        put(clockSequence, digits: 4)
+        return text
+    }()
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            prefix.withUnsafeBufferPointer { prefix in
+                hexDigits.withUnsafeBufferPointer { hexDigits in
+                    _ = buffer.initialize(from: prefix)
+                    for index in 0..<12 {
+                        buffer[24 + index] = hexDigits[Int(count >> UInt64(44 - 4 * index) & 0xF)]
+                    }
+                }
+            }
+            return 36
+        }
+    }
+}
+
+/// The steps every routed request goes through around its handler, whether it runs
+/// async or on the HTTP thread: request id, error mapping, `X-Request-Id`,
+/// metrics and one log line.
+struct RouteSteps: Sendable {
+    let services: BrokerServices
+    let metrics: RouteMetrics
+    /// Whether the log line is written, read once: the services' logger is a
+    /// value that nothing changes after start-up.
+    let logsRequests: Bool
+
+    init(services: BrokerServices, method: String, pattern: String) {
+        self.services = services
+        metrics = RouteMetrics(method: method, route: pattern)
+        logsRequests = services.logger.logLevel <= .info
+    }
+
+    /// Before the handler.
+    struct Started {
+        var requestId: String
+        var at: ContinuousClock.Instant
+    }
+
+    func start(_ request: HTTPRequest) -> Started {
+        Started(requestId: RouteBuilder.requestId(request), at: .now)
+    }
+
+    /// The answer to an error thrown by authentication or the handler.
+    func response(to error: any Error, _ started: Started) -> HTTPResponse {
+        if let problem = Problem.from(error) {
+            return problem.response(requestId: started.requestId)
+        }
+        services.logger.error(
+            "request failed", metadata: ["request.id": "\(started.requestId)", "error": "\(String(reflecting: error))"])
+        return Problem.internalError.response(requestId: started.requestId)
+    }
+
+    /// After the handler: adds `X-Request-Id`, records metrics, logs.
+    func finish(_ request: HTTPRequest, _ started: Started, _ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.headers.replaceOrAdd("X-Request-Id", started.requestId)
+        let elapsed = (ContinuousClock.now - started.at).components
+        let nanoseconds = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
+        metrics.record(status: response.status, nanoseconds: nanoseconds)
+        guard logsRequests else { return response }
+        services.logger.info(
+            "\(metrics.method) \(request.path) \(response.status)",
+            metadata: [
+                "request.id": "\(started.requestId)", "http.route": "\(metrics.route)",
+                "http.duration_ms": "\(Double(nanoseconds) / 1e6)",
+            ])
+        return response
     }
 }
 
@@ -163,37 +294,36 @@ struct RouteBuilder {
     }
 
     mutating func add(_ method: String, _ pattern: String, _ access: Access, _ handler: @escaping RouteHandler) {
-        let services = self.services
-        let metrics = RouteMetrics(method: method, route: pattern)
+        let steps = RouteSteps(services: services, method: method, pattern: pattern)
         router.add(method, pattern) { request in
-            let started = ContinuousClock.now
-            let requestId = Self.requestId(request)
-            var principal: Principal? = nil
+            let started = steps.start(request)
             var response: HTTPResponse
             do {
-                principal = try await Authentication.authenticate(request, access, services)
+                let principal = try await Authentication.authenticate(request, access, steps.services)
                 response = try await handler(
-                    request, RequestContext(principal: principal, requestId: requestId, services: services))
+                    request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
             } catch {
-                if let problem = Problem.from(error) {
-                    response = problem.response(requestId: requestId)
-                } else {
-                    services.logger.error(
-                        "request failed", metadata: ["request.id": "\(requestId)", "error": "\(String(reflecting: error))"])
-                    response = Problem.internalError.response(requestId: requestId)
-                }
+                response = steps.response(to: error, started)
             }
-            response.headers.replaceOrAdd("X-Request-Id", requestId)
-            let elapsed = ContinuousClock.now - started
-            let nanoseconds = Int64(elapsed / .nanoseconds(1))
-            metrics.record(status: response.status, nanoseconds: nanoseconds)
-            services.logger.info(
-                "\(method) \(request.path) \(response.status)",
-                metadata: [
-                    "request.id": "\(requestId)", "http.route": "\(pattern)",
-                    "http.duration_ms": "\(Double(nanoseconds) / 1e6)",
-                ])
-            return response
+            return steps.finish(request, started, response)
+        }
+    }
+
+    /// A route whose handler runs on the HTTP server's thread, with no task hop
+    /// (`Router.addSynchronous`): only for cheap handlers that need no token, do no
+    /// I/O and never block. Same request id, error mapping, metrics and log line as `add`.
+    mutating func addSynchronous(_ method: String, _ pattern: String, _ handler: @escaping SynchronousRouteHandler) {
+        let steps = RouteSteps(services: services, method: method, pattern: pattern)
+        router.addSynchronous(method, pattern) { request in
+            let started = steps.start(request)
+            var response: HTTPResponse
+            do {
+                response = try handler(
+                    request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
+            } catch {
+                response = steps.response(to: error, started)
+            }
+            return steps.finish(request, started, response)
         }
     }
 
@@ -204,6 +334,6 @@ struct RouteBuilder {
         {
             return given
         }
-        return UUID().uuidString.lowercased()
+        return RequestIds.next()
     }
 }
