@@ -650,7 +650,14 @@ final class ServerCore: Sendable {
         guard let mhdResponse = created else { return .NO }
         defer { MHD_destroy_response(mhdResponse) }
         for (name, value) in response.headers {
-            if name.equalsIgnoringCase("Content-Length") || name.equalsIgnoringCase("Transfer-Encoding") { continue }
+            // The byte count rules out most names at once, exactly: the only non-ASCII
+            // character that lowercases to ASCII is U+212A KELVIN SIGN ("k"), in neither name.
+            let length = name.utf8.count
+            if length == 14 && name.equalsIgnoringCase("Content-Length")
+                || length == 17 && name.equalsIgnoringCase("Transfer-Encoding")
+            {
+                continue
+            }
             // withCString, not the implicit String-to-pointer conversion, which copies into an array.
             _ = name.withCString { name in value.withCString { MHD_add_response_header(mhdResponse, name, $0) } }
         }
