@@ -312,17 +312,18 @@ final class MicroHTTPTests: XCTestCase {
 
     func testHugeHeaderGets431AndServerKeepsServing() throws {
         let server = try startServer()
-        let big = String(repeating: "a", count: 40 * 1024)
+        let big = String(repeating: "a", count: 20 * 1024)
         let response = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Big: \(big)"])
-        XCTAssertEqual(response.status, 431)  // maxHeaderBytes (32 KiB), through the error responder
+        XCTAssertEqual(response.status, 431)  // maxHeaderBytes (16 KiB), through the error responder
         XCTAssertEqual(response.text, "Request Header Fields Too Large\n")
-        // Above connectionMemoryLimit (64 KiB) libmicrohttpd 0.9.75 answers 431 itself.
-        let huge = String(repeating: "b", count: 70 * 1024)
+        // Above connectionMemoryLimit (32 KiB) libmicrohttpd 0.9.75 answers 431 itself.
+        let huge = String(repeating: "b", count: 40 * 1024)
         let rejectedByMHD = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Huge: \(huge)"])
         XCTAssertEqual(rejectedByMHD.status, 431)
+        XCTAssertNotEqual(rejectedByMHD.text, "Request Header Fields Too Large\n")
         // Just under the limit is fine.
         let fits = try RawClient.request(
-            port: server.port, "GET", "/hello", headers: ["X-Fits: \(String(repeating: "c", count: 30 * 1024))"])
+            port: server.port, "GET", "/hello", headers: ["X-Fits: \(String(repeating: "c", count: 15 * 1024))"])
         XCTAssertEqual(fits.status, 200)
         let next = try RawClient.request(port: server.port, "GET", "/hello")
         XCTAssertEqual(next.status, 200)
