@@ -190,39 +190,44 @@ final class RouteMetrics: Sendable {
 /// draw nor Foundation's `UUID`. Unique within a process; across processes as
 /// likely as 74 random bits make it.
 enum RequestIds {
-    /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with the
-    /// version (8) and variant (0b10) bits of a UUID. The last 12 hex digits (the
-    /// 48-bit `node` field) are the counter.
-    private static let prefix: [UInt8] = {
-        var generator = SystemRandomNumberGenerator()
-        let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
-        let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
-        var text: [UInt8] = []
-        func put(_ value: UInt64, digits: Int) {
-            for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
-                text.append(hexDigits[Int(value >> UInt64(shift) & 0xF)])
+    /// One global (one lazy-initialisation check per id, not one per field).
+    private static let state = State()
+
+    private final class State: Sendable {
+        /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with
+        /// the version (8) and variant (0b10) bits of a UUID. The last 12 hex digits
+        /// (the 48-bit `node` field) are the counter.
+        let prefix: [UInt8]
+        let counter = Atomic<UInt64>(0)
+
+        init() {
+            var generator = SystemRandomNumberGenerator()
+            let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
+            let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
+            var text: [UInt8] = []
+            func put(_ value: UInt64, digits: Int) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    text.append(RequestIds.hexDigits.utf8Start[Int(value >> UInt64(shift) & 0xF)])
+                }
+                text.append(UInt8(ascii: "-"))
             }
-            text.append(UInt8(ascii: "-"))
+            put(high >> 32, digits: 8)
+            put(high >> 16, digits: 4)
+            put(high, digits: 4)
+            put(clockSequence, digits: 4)
+            prefix = text
         }
-        put(high >> 32, digits: 8)
-        put(high >> 16, digits: 4)
-        put(high, digits: 4)
-        put(clockSequence, digits: 4)
-        return text
-    }()
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-    private static let counter = Atomic<UInt64>(0)
+    }
+
+    private static let hexDigits: StaticString = "0123456789abcdef"
 
     static func next() -> String {
-        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let state = state
+        let count = state.counter.wrappingAdd(1, ordering: .relaxed).newValue
         return String(unsafeUninitializedCapacity: 36) { buffer in
-            prefix.withUnsafeBufferPointer { prefix in
-                hexDigits.withUnsafeBufferPointer { hexDigits in
-                    _ = buffer.initialize(from: prefix)
-                    for index in 0..<12 {
-                        buffer[24 + index] = hexDigits[Int(count >> UInt64(44 - 4 * index) & 0xF)]
-                    }
-                }
+            _ = state.prefix.withUnsafeBufferPointer { buffer.initialize(from: $0) }
+            for index in 0..<12 {
+                buffer[24 + index] = hexDigits.utf8Start[Int(count >> UInt64(44 - 4 * index) & 0xF)]
             }
             return 36
         }

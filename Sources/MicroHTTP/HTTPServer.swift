@@ -598,7 +598,7 @@ final class ServerCore: Sendable {
         _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8]
     ) -> HTTPRequest {
         // Straight into the request's containers (no intermediate array of pairs).
-        var query: [String: String] = [:]
+        var query = [String: String]()  // not `[:]`, which calls init(dictionaryLiteral:)
         withUnsafeMutablePointer(to: &query) { pointer in
             _ = MHD_get_connection_values(
                 connection, .GET_ARGUMENT_KIND,

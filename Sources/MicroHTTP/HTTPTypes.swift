@@ -113,7 +113,7 @@ public struct HTTPRequest: Sendable {
         self.query = query
         self.headers = headers
         self.body = body
-        self.pathParameters = [:]
+        self.pathParameters = [String: String]()
         self.remoteAddress = nil
     }
 }
