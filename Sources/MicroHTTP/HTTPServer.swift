@@ -76,13 +76,14 @@ public struct HTTPServerStartError: Error, CustomStringConvertible {
 /// `MHD_quiesce_daemon` races a worker that took the listen socket out of its epoll
 /// set at the connection limit, and MHD aborts the process with "Failed to remove
 /// listen FD from epoll set")
-/// parse the request and call the access handler: once for the headers (per-
-/// request state is created; headers above `maxHeaderBytes` are answered 431 and a
-/// `Content-Length` above `maxBodyBytes` 413 right there), once per body chunk
-/// (appended), and once with no data when the body is complete. That last call
-/// builds the `HTTPRequest`, counts the handler as pending (or answers 503 once
-/// shutdown closed the server for handlers) and routes it (`Router.route(for:)`;
-/// with `init(configuration:handler:)` every request goes to that one async handler):
+/// parse the request and call the access handler: once for the headers (headers
+/// above `maxHeaderBytes` are answered 431 and a `Content-Length` above
+/// `maxBodyBytes` 413 right there), once per body chunk (appended to the
+/// per-request state, a `RequestContext`), and once with no data when the body is
+/// complete. That last call builds the `HTTPRequest`, counts the handler as
+/// pending (or answers 503 once shutdown closed the server for handlers) and
+/// routes it (`Router.route(for:)`; with `init(configuration:handler:)` every
+/// request goes to that one async handler):
 ///
 /// - a synchronous route (`Router.addSynchronous`) runs right there on the MHD
 ///   thread and its response is queued in that same call, as are the router's own
@@ -102,6 +103,9 @@ public struct HTTPServerStartError: Error, CustomStringConvertible {
 /// that never block. Responses are never queued on the first call (the headers
 /// one) except the 413 and 431 above: 0.9.75 answers `Connection: close` to a
 /// response queued there, which those deserve and a normal answer does not.
+///
+/// A request without a body answered on the MHD thread allocates no per-request
+/// state (see `RequestSlot`).
 ///
 /// Lifecycle: per-request state is released in `MHD_OPTION_NOTIFY_COMPLETED`,
 /// which also runs on aborts; a request stops counting as pending there too. A
