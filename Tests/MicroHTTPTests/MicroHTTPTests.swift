@@ -443,12 +443,7 @@ final class MicroHTTPTests: XCTestCase {
         try server.start()
         let port = server.port
 
-        let result = LockedBox<Result<RawResponse, Error>?>(nil)
-        let clientDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            result.set(Result { try RawClient.request(port: port, "GET", "/slow") })
-            clientDone.signal()
-        }
+        let slow = BackgroundRequest(port: port, "GET", "/slow")
         usleep(150_000)  // the slow handler is running now
         let shutdownDone = DispatchSemaphore(value: 0)
         let shutdownStarted = Date()
@@ -460,66 +455,36 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(RawClient.connectErrno(port: port), ECONNREFUSED, "new connections must be refused")
         XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
         XCTAssertGreaterThan(Date().timeIntervalSince(shutdownStarted), 0.2, "shutdown waited for the handler")
-        XCTAssertEqual(clientDone.wait(timeout: .now() + 5), .success)
-        switch result.get() {
-        case .success(let response):
-            XCTAssertEqual(response.status, 200)
-            XCTAssertEqual(response.text, "slow done")
-            XCTAssertEqual(response.headers["Connection"]?.lowercased(), "close")
-        case .failure(let error):
-            XCTFail("in-flight request failed: \(error)")
-        case nil:
-            XCTFail("no result")
-        }
+        let response = slow.response()
+        XCTAssertEqual(response?.status, 200)
+        XCTAssertEqual(response?.text, "slow done")
+        XCTAssertEqual(response?.headers["Connection"]?.lowercased(), "close")
         // Idempotent.
         Self.blockingShutdown(server)
     }
 
     func testShutdownWaitsForARunningSynchronousHandler() throws {
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
-        try server.start()
-        let port = server.port
-        let result = LockedBox<Result<RawResponse, Error>?>(nil)
-        let clientDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            result.set(Result { try RawClient.request(port: port, "GET", "/sync-slow") })
-            clientDone.signal()
-        }
+        let server = try startServer()
+        let slow = BackgroundRequest(port: server.port, "GET", "/sync-slow")
         usleep(100_000)  // the synchronous handler is running on its MHD thread now
         let started = Date()
         Self.blockingShutdown(server)
         XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.1, "shutdown waited for the handler")
-        XCTAssertEqual(clientDone.wait(timeout: .now() + 5), .success)
-        switch result.get() {
-        case .success(let response):
-            XCTAssertEqual(response.status, 200)
-            XCTAssertEqual(response.text, "slow sync done")
-            XCTAssertEqual(response.headers["Connection"]?.lowercased(), "close")
-        case .failure(let error):
-            XCTFail("in-flight synchronous request failed: \(error)")
-        case nil:
-            XCTFail("no result")
-        }
+        let response = slow.response()
+        XCTAssertEqual(response?.status, 200)
+        XCTAssertEqual(response?.text, "slow sync done")
+        XCTAssertEqual(response?.headers["Connection"]?.lowercased(), "close")
     }
 
     func testSynchronousRouteDuringShutdownAnswersWithConnectionClose() throws {
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
-        try server.start()
+        let server = try startServer()
         let port = server.port
         let keptAlive = try RawClient(port: port)
         defer { keptAlive.close() }
         try keptAlive.send("GET /sync/before HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertNotEqual(try keptAlive.readResponse().headers["Connection"]?.lowercased(), "close")
 
-        let slowDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            _ = try? RawClient.request(port: port, "GET", "/slow")  // keeps shutdown waiting
-            slowDone.signal()
-        }
+        let slow = BackgroundRequest(port: port, "GET", "/slow")  // keeps shutdown waiting
         usleep(100_000)
         let shutdownDone = DispatchSemaphore(value: 0)
         Task {
@@ -533,7 +498,7 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertTrue(during.text.hasPrefix("sync id=during "), during.text)
         XCTAssertEqual(during.headers["Connection"]?.lowercased(), "close")
         XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
-        XCTAssertEqual(slowDone.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(slow.response()?.text, "slow done")
     }
 
     func testClientGoneWhileHandlerRunsIsHarmless() throws {
@@ -579,6 +544,36 @@ final class MicroHTTPTests: XCTestCase {
         var badHost = HTTPServerConfiguration()
         badHost.host = "localhost"
         XCTAssertThrowsError(try HTTPServer(configuration: badHost) { _ in HTTPResponse(status: 200) }.start())
+    }
+}
+
+/// One request sent from its own thread (the raw client blocks).
+final class BackgroundRequest {
+    private let result = LockedBox<Result<RawResponse, Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(port: Int, _ method: String, _ target: String) {
+        Thread.detachNewThread { [result, done] in
+            result.set(Result { try RawClient.request(port: port, method, target) })
+            done.signal()
+        }
+    }
+
+    /// Waits up to 5 s for the response; nil (and a test failure) if there is none.
+    func response(file: StaticString = #filePath, line: UInt = #line) -> RawResponse? {
+        guard done.wait(timeout: .now() + 5) == .success else {
+            XCTFail("no response within 5 s", file: file, line: line)
+            return nil
+        }
+        switch result.get() {
+        case .success(let response):
+            return response
+        case .failure(let error):
+            XCTFail("request failed: \(error)", file: file, line: line)
+        case nil:
+            XCTFail("no result", file: file, line: line)
+        }
+        return nil
     }
 }
 
