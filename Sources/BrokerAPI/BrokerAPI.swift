@@ -153,6 +153,11 @@ final class RouteMetrics: Sendable {
             self.counter = counter
             self.timer = timer
         }
+
+        func record(_ nanoseconds: Int64) {
+            counter.increment()
+            timer.recordNanoseconds(nanoseconds)
+        }
     }
 
     init(method: String, route: String) {
@@ -161,27 +166,28 @@ final class RouteMetrics: Sendable {
     }
 
     func record(status: Int, nanoseconds: Int64) {
-        let recorder: Recorder
-        if let first = UnsafeRawPointer(bitPattern: first.load(ordering: .acquiring)),
-            case let known = Unmanaged<Recorder>.fromOpaque(first).takeUnretainedValue(), known.status == status
-        {
-            recorder = known
-        } else {
-            recorder = byStatus.withLock { cache in
-                if let made = cache[status] { return made }
-                let dimensions = [("method", method), ("route", route), ("status", String(status))]
-                let made = Recorder(
-                    status: status,
-                    counter: Counter(label: "http_requests_total", dimensions: dimensions),
-                    timer: Timer(label: "http_request_duration_seconds", dimensions: dimensions))
-                cache[status] = made
-                return made
+        if let first = UnsafeRawPointer(bitPattern: first.load(ordering: .acquiring)) {
+            // Without retaining it: every HTTP thread shares it.
+            let recorded = Unmanaged<Recorder>.fromOpaque(first)._withUnsafeGuaranteedRef { recorder in
+                guard recorder.status == status else { return false }
+                recorder.record(nanoseconds)
+                return true
             }
-            let bits = UInt(bitPattern: Unmanaged.passUnretained(recorder).toOpaque())
-            _ = first.compareExchange(expected: 0, desired: bits, ordering: .releasing)
+            if recorded { return }
         }
-        recorder.counter.increment()
-        recorder.timer.recordNanoseconds(nanoseconds)
+        let recorder = byStatus.withLock { cache in
+            if let made = cache[status] { return made }
+            let dimensions = [("method", method), ("route", route), ("status", String(status))]
+            let made = Recorder(
+                status: status,
+                counter: Counter(label: "http_requests_total", dimensions: dimensions),
+                timer: Timer(label: "http_request_duration_seconds", dimensions: dimensions))
+            cache[status] = made
+            return made
+        }
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(recorder).toOpaque())
+        _ = first.compareExchange(expected: 0, desired: bits, ordering: .releasing)
+        recorder.record(nanoseconds)
     }
 }
 

@@ -129,14 +129,14 @@ public final class HTTPServer: Sendable {
 
     /// Every request goes to `handler`, in a task.
     public init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler) {
-        core = ServerCore(configuration: configuration, dispatch: { .asynchronous(handler, $0) })
+        core = ServerCore(configuration: configuration, dispatch: { _ in .asynchronous(handler) })
         lifecycle = Mutex(.idle)
     }
 
     /// Requests go through `router`: its synchronous routes and its 404 and 405
     /// answers on the MHD thread, its async routes in a task.
     public init(configuration: HTTPServerConfiguration, router: Router) {
-        core = ServerCore(configuration: configuration, dispatch: { router.route(for: $0) })
+        core = ServerCore(configuration: configuration, dispatch: { router.route(for: &$0) })
         lifecycle = Mutex(.idle)
     }
 
@@ -165,18 +165,22 @@ public final class HTTPServer: Sendable {
                 UInt32(clamping: max(0, configuration.perIPConnectionLimit)),
                 UInt32(clamping: max(0, configuration.connectionTimeoutSeconds)),
                 max(4096, configuration.connectionMemoryLimit),
+                // _withUnsafeGuaranteedRef: MHD's reference keeps the core alive, and
+                // every MHD thread retaining and releasing the one shared core on every
+                // call would bounce its reference count between the cores.
                 { cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
                     guard let cls, let connection, let uploadDataSize, let conCls else { return .NO }
-                    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-                    return core.access(
-                        connection: connection, url: url, method: method,
-                        uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+                    return Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { core in
+                        core.access(
+                            connection: connection, url: url, method: method,
+                            uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+                    }
                 },
                 unmanaged.toOpaque(),
                 { cls, _, conCls, _ in
                     guard let cls, let conCls, let raw = conCls.pointee else { return }
                     conCls.pointee = nil
-                    Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue().completed(raw)
+                    Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { $0.completed(raw) }
                 },
                 unmanaged.toOpaque(),
                 &result, &savedErrno)
@@ -322,7 +326,7 @@ final class ServerCore: Sendable {
 
     let configuration: HTTPServerConfiguration
     /// The route for a complete request (`Router.route(for:)`, or the one handler).
-    let dispatch: @Sendable (HTTPRequest) -> Router.Match
+    let dispatch: @Sendable (inout HTTPRequest) -> Router.Match
     let state = Mutex(State())
     /// Set by `beginShutdown()` and never cleared; read without the lock by every
     /// response (`Connection: close`). `completed` reads it after taking the lock
@@ -330,7 +334,7 @@ final class ServerCore: Sendable {
     let shuttingDown = Atomic<Bool>(false)
     let lastPort = Mutex<Int?>(nil)
 
-    init(configuration: HTTPServerConfiguration, dispatch: @escaping @Sendable (HTTPRequest) -> Router.Match) {
+    init(configuration: HTTPServerConfiguration, dispatch: @escaping @Sendable (inout HTTPRequest) -> Router.Match) {
         self.configuration = configuration
         self.dispatch = dispatch
     }
@@ -450,7 +454,7 @@ final class ServerCore: Sendable {
         _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8],
         context: RequestContext?, conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
-        let request = makeRequest(connection, url: url, method: method, body: body)
+        var request = makeRequest(connection, url: url, method: method, body: body)
         guard admit() else {
             if let context {
                 context.state.withLock { $0.phase = .queued }
@@ -473,14 +477,14 @@ final class ServerCore: Sendable {
                 conCls.pointee = RequestSlot.answeredCounted
             }
         }
-        switch dispatch(request) {
-        case .synchronous(let handler, let routed):
+        switch dispatch(&request) {
+        case .synchronous(let handler):
             countAnswered()
-            return queue(connection, handler(routed), request: routed)
+            return queue(connection, handler(request), request: request)
         case .answer(let response):
             countAnswered()
             return queue(connection, response, request: request)
-        case .asynchronous(let handler, let routed):
+        case .asynchronous(let handler):
             let context = context ?? {
                 let made = RequestContext(connection: ConnectionPointer(raw: connection), phase: .handling)
                 conCls.pointee = Unmanaged.passRetained(made).toOpaque()
@@ -488,8 +492,8 @@ final class ServerCore: Sendable {
             }()
             context.state.withLock { $0.counted = true }
             MHD_suspend_connection(connection)
-            Task {
-                let response = await handler(routed)
+            Task { [request] in
+                let response = await handler(request)
                 self.handlerFinished(context, response)
             }
             return .YES

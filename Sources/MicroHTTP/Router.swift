@@ -30,10 +30,10 @@
 public struct Router: Sendable {
     /// What `route(for:)` found for a request.
     public enum Match: Sendable {
-        /// An `add` route: run the handler on this request (path parameters filled in).
-        case asynchronous(HTTPHandler, HTTPRequest)
-        /// An `addSynchronous` route: run the handler on this request (path parameters filled in).
-        case synchronous(HTTPSynchronousHandler, HTTPRequest)
+        /// An `add` route: run this handler on the request.
+        case asynchronous(HTTPHandler)
+        /// An `addSynchronous` route: run this handler on the request.
+        case synchronous(HTTPSynchronousHandler)
         /// No route: the 404 or 405 answer, already rendered by the error responder.
         case answer(HTTPResponse)
     }
@@ -97,8 +97,9 @@ public struct Router: Sendable {
         table.map { (method: $0.method, pattern: $0.pattern) }
     }
 
-    /// Finds the route for `request`, or renders the 404 or 405 answer.
-    public func route(for request: HTTPRequest) -> Match {
+    /// Finds the route for `request` and fills in its `pathParameters`, or renders
+    /// the 404 or 405 answer. (In place: a request is not cheap to copy.)
+    public func route(for request: inout HTTPRequest) -> Match {
         let found: (resource: Int, parameterValues: [String])?
         if let result = request.path.utf8.withContiguousStorageIfAvailable({ find($0) }) {
             found = result
@@ -119,7 +120,6 @@ public struct Router: Sendable {
             }
             return .answer(response)
         }
-        var routed = request
         if !found.parameterValues.isEmpty {
             // Names of the chosen route, values of the matched path (same segments
             // for every route of the resource); a repeated name keeps the last value.
@@ -127,20 +127,21 @@ public struct Router: Sendable {
             for (name, value) in zip(table[chosen].parameterNames, found.parameterValues) {
                 parameters[name] = value
             }
-            routed.pathParameters = parameters
+            request.pathParameters = parameters
         }
         switch table[chosen].handler {
-        case .asynchronous(let handler): return .asynchronous(handler, routed)
-        case .synchronous(let handler): return .synchronous(handler, routed)
+        case .asynchronous(let handler): return .asynchronous(handler)
+        case .synchronous(let handler): return .synchronous(handler)
         }
     }
 
     /// Runs the matched route (a synchronous one inline) or returns the 404 or 405 answer.
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
-        switch route(for: request) {
-        case .asynchronous(let handler, let routed): await handler(routed)
-        case .synchronous(let handler, let routed): handler(routed)
-        case .answer(let response): response
+        var request = request
+        switch route(for: &request) {
+        case .asynchronous(let handler): return await handler(request)
+        case .synchronous(let handler): return handler(request)
+        case .answer(let response): return response
         }
     }
 
