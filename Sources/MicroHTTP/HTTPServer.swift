@@ -436,7 +436,7 @@ final class ServerCore: Sendable {
         case .nothing:
             return .YES
         case .queue(let response):
-            return queue(connection, response, request: nil)
+            return queue(connection, response)
         case .tooLarge:
             let request = makeRequest(connection, url: url, method: method, body: [])
             return queue(
@@ -644,15 +644,25 @@ final class ServerCore: Sendable {
         return request
     }
 
+    /// Queues `response`, or the error responder's 500 (rendered for `request`)
+    /// when its status is not in 200...599.
+    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, request: HTTPRequest) -> MHD_Result {
+        // Not one function with an optional request: making the optional copies it.
+        queueValid(connection, (200...599).contains(response.status) ? response : internalError(request))
+    }
+
+    /// `queue` for an async handler's response (the request is no longer at hand).
+    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
+        queueValid(connection, (200...599).contains(response.status) ? response : internalError(nil))
+    }
+
+    private func internalError(_ request: HTTPRequest?) -> HTTPResponse {
+        let response = configuration.errorResponder(.internalError, request)
+        return (200...599).contains(response.status) ? response : HTTPServerErrors.plainText(.internalError, request)
+    }
+
     /// Builds an MHD response from `response` and queues it (`MHD_queue_response`).
-    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, request: HTTPRequest?) -> MHD_Result {
-        var response = response
-        if !(200...599).contains(response.status) {
-            response = configuration.errorResponder(.internalError, request)
-            if !(200...599).contains(response.status) {
-                response = HTTPServerErrors.plainText(.internalError, request)
-            }
-        }
+    private func queueValid(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
         let created: OpaquePointer? =
             if response.body.isEmpty {
                 MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)

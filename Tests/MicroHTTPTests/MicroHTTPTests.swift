@@ -63,6 +63,7 @@ final class MicroHTTPTests: XCTestCase {
                 status: 200, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]), body: request.body)
         }
         router.addSynchronous("GET", "/mixed") { _ in text(200, "mixed get") }
+        router.addSynchronous("GET", "/sync-bad-status") { _ in HTTPResponse(status: 1000) }
         router.add("POST", "/mixed") { _ in text(201, "mixed post") }
         router.addSynchronous("GET", "/sync-slow") { _ in
             usleep(300_000)  // blocks its MHD thread: only for the shutdown test
@@ -101,7 +102,7 @@ final class MicroHTTPTests: XCTestCase {
 
     func testRouterInProcess() async {
         let router = Self.makeRouter()
-        XCTAssertEqual(router.routes.count, 16)
+        XCTAssertEqual(router.routes.count, 17)
         XCTAssertEqual(router.routes[3].method, "GET")
         XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
 
@@ -252,9 +253,11 @@ final class MicroHTTPTests: XCTestCase {
 
     func testInvalidHandlerStatusBecomes500() throws {
         let server = try startServer()
-        let response = try RawClient.request(port: server.port, "GET", "/bad-status")
-        XCTAssertEqual(response.status, 500)
-        XCTAssertEqual(response.text, "Internal Server Error\n")
+        for path in ["/bad-status", "/sync-bad-status"] {
+            let response = try RawClient.request(port: server.port, "GET", path)
+            XCTAssertEqual(response.status, 500, path)
+            XCTAssertEqual(response.text, "Internal Server Error\n", path)
+        }
     }
 
     func testBodyInManySmallPiecesIsReassembled() throws {
