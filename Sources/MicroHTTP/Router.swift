@@ -191,42 +191,46 @@ public struct Router: Sendable {
     // MARK: Matching
 
     /// The most specific resource whose pattern matches `path`, with the values of
-    /// its parameter segments, left to right.
+    /// its parameter segments, left to right. Walks the path once per candidate (a
+    /// few per segment count), comparing as it goes: no allocation unless a
+    /// parameter matches.
     private func find(_ path: UnsafeBufferPointer<UInt8>) -> (resource: Int, parameterValues: [String])? {
         let slash = UInt8(ascii: "/")
         var segmentCount = 1
         for byte in path where byte == slash { segmentCount += 1 }
-        guard segmentCount < bySegmentCount.count, !bySegmentCount[segmentCount].isEmpty else { return nil }
-        return withUnsafeTemporaryAllocation(of: Int.self, capacity: segmentCount + 1) { starts in
-            // Segment i is path[starts[i] ..< starts[i + 1] - 1].
-            var count = 0
-            starts[0] = 0
-            for (offset, byte) in path.enumerated() where byte == slash {
-                count += 1
-                starts[count] = offset + 1
-            }
-            starts[segmentCount] = path.count + 1
-            func segment(_ index: Int) -> UnsafeBufferPointer<UInt8> {
-                UnsafeBufferPointer(rebasing: path[starts[index] ..< starts[index + 1] - 1])
-            }
-            for candidate in bySegmentCount[segmentCount] {
-                let segments = resources[candidate].segments
-                let matches = segments.indices.allSatisfy { index in
-                    switch segments[index] {
-                    case .parameter: !segment(index).isEmpty
-                    case .literal(let literal): segment(index).elementsEqual(literal)
-                    }
+        guard segmentCount < bySegmentCount.count else { return nil }
+        for candidate in bySegmentCount[segmentCount] where Router.matches(resources[candidate].segments, path) {
+            var values: [String] = []
+            var start = 0
+            for segment in resources[candidate].segments {
+                var end = start
+                while end < path.count, path[end] != slash { end += 1 }
+                if case .parameter = segment {
+                    values.append(String(decoding: UnsafeBufferPointer(rebasing: path[start..<end]), as: UTF8.self))
                 }
-                guard matches else { continue }
-                var values: [String] = []
-                for index in segments.indices {
-                    if case .parameter = segments[index] {
-                        values.append(String(decoding: segment(index), as: UTF8.self))
-                    }
-                }
-                return (candidate, values)
+                start = end + 1
             }
-            return nil
+            return (candidate, values)
         }
+        return nil
+    }
+
+    /// Whether `path` (with as many segments as `segments`) matches them.
+    private static func matches(_ segments: [Segment], _ path: UnsafeBufferPointer<UInt8>) -> Bool {
+        let slash = UInt8(ascii: "/")
+        var start = 0
+        for segment in segments {
+            var end = start
+            while end < path.count, path[end] != slash { end += 1 }
+            switch segment {
+            case .parameter:
+                if end == start { return false }
+            case .literal(let literal):
+                if literal.count != end - start { return false }
+                for (offset, byte) in literal.enumerated() where path[start + offset] != byte { return false }
+            }
+            start = end + 1
+        }
+        return true
     }
 }
