@@ -6,20 +6,22 @@ import Metrics
 import MicroHTTP
 import Synchronization
 
-/// Everything the routes need, built once by the executable.
-public struct BrokerServices: Sendable {
-    public var inventory: InventoryStore
-    public var tenants: TenantStore
-    public var allocations: AllocationStore
-    public var policies: PolicyStore
-    public var adminToken: String
+/// Everything the routes need, built once by the executable. A class: every
+/// request's `RequestContext` carries it, and copying one reference is cheaper
+/// than copying every field.
+public final class BrokerServices: Sendable {
+    public let inventory: InventoryStore
+    public let tenants: TenantStore
+    public let allocations: AllocationStore
+    public let policies: PolicyStore
+    public let adminToken: String
     /// Prometheus text exposition of every metric, for `GET /metrics`.
-    public var metricsText: @Sendable () -> String
+    public let metricsText: @Sendable () -> String
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
-    public var readinessProblem: @Sendable () async -> String?
-    public var logger: Logger
+    public let readinessProblem: @Sendable () async -> String?
+    public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
-    public var rateLimiter: RateLimiter?
+    public let rateLimiter: RateLimiter?
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
@@ -75,6 +77,10 @@ struct RequestContext: Sendable {
 
 typealias RouteHandler = @Sendable (HTTPRequest, RequestContext) async throws -> HTTPResponse
 
+/// A handler run on the HTTP server's thread (`RouteBuilder.addSynchronous`): no
+/// authentication, no I/O, never blocks.
+typealias SynchronousRouteHandler = @Sendable (HTTPRequest, RequestContext) throws -> HTTPResponse
+
 public enum BrokerAPI {
     /// The router with every endpoint of `openapi/openapi.yaml`.
     public static func router(services: BrokerServices) -> Router {
@@ -92,7 +98,7 @@ public enum BrokerAPI {
     /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
-        let requestId = request.map(RouteBuilder.requestId) ?? UUID().uuidString.lowercased()
+        let requestId = request.map(RouteBuilder.requestId) ?? RequestIds.next()
         var response = serverProblem(error, request, requestId)
         response.headers.replaceOrAdd("X-Request-Id", requestId)
         return response
@@ -129,7 +135,30 @@ public enum BrokerAPI {
 final class RouteMetrics: Sendable {
     let method: String
     let route: String
-    private let byStatus = Mutex<[Int: (Counter, Timer)]>([:])
+    /// Owns every recorder made.
+    private let byStatus = Mutex<[Int: Recorder]>([:])
+    /// The recorder of the first status recorded (most routes nearly always answer
+    /// one), as an unretained pointer read without a lock (0 until then); `byStatus`
+    /// keeps it alive. Not an `AtomicLazyReference`: its `load` is not specialised
+    /// across modules and cost more than the lock.
+    private let first = Atomic<UInt>(0)
+
+    final class Recorder: Sendable {
+        let status: Int
+        let counter: Counter
+        let timer: Timer
+
+        init(status: Int, counter: Counter, timer: Timer) {
+            self.status = status
+            self.counter = counter
+            self.timer = timer
+        }
+
+        func record(_ nanoseconds: Int64) {
+            counter.increment()
+            timer.recordNanoseconds(nanoseconds)
+        }
+    }
 
     init(method: String, route: String) {
         self.method = method
@@ -137,18 +166,131 @@ final class RouteMetrics: Sendable {
     }
 
     func record(status: Int, nanoseconds: Int64) {
-        let (counter, timer) = byStatus.withLock { cache in
+        if let first = UnsafeRawPointer(bitPattern: first.load(ordering: .acquiring)) {
+            // Without retaining it: every HTTP thread shares it.
+            let recorded = Unmanaged<Recorder>.fromOpaque(first)._withUnsafeGuaranteedRef { recorder in
+                guard recorder.status == status else { return false }
+                recorder.record(nanoseconds)
+                return true
+            }
+            if recorded { return }
+        }
+        let recorder = byStatus.withLock { cache in
             if let made = cache[status] { return made }
             let dimensions = [("method", method), ("route", route), ("status", String(status))]
-            let made = (
-                Counter(label: "http_requests_total", dimensions: dimensions),
-                Timer(label: "http_request_duration_seconds", dimensions: dimensions)
-            )
+            let made = Recorder(
+                status: status,
+                counter: Counter(label: "http_requests_total", dimensions: dimensions),
+                timer: Timer(label: "http_request_duration_seconds", dimensions: dimensions))
             cache[status] = made
             return made
         }
-        counter.increment()
-        timer.recordNanoseconds(nanoseconds)
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(recorder).toOpaque())
+        _ = first.compareExchange(expected: 0, desired: bits, ordering: .releasing)
+        recorder.record(nanoseconds)
+    }
+}
+
+/// New request ids: UUIDs (RFC 9562 version 8, lowercase) made of a random prefix
+/// drawn once per process and a counter, so that a request needs neither a random
+/// draw nor Foundation's `UUID`. Unique within a process; across processes as
+/// likely as 74 random bits make it.
+enum RequestIds {
+    /// One global (one lazy-initialisation check per id, not one per field).
+    private static let state = State()
+
+    private final class State: Sendable {
+        /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with
+        /// the version (8) and variant (0b10) bits of a UUID. The last 12 hex digits
+        /// (the 48-bit `node` field) are the counter.
+        let prefix: [UInt8]
+        let counter = Atomic<UInt64>(0)
+
+        init() {
+            var generator = SystemRandomNumberGenerator()
+            let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
+            let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
+            var text: [UInt8] = []
+            func put(_ value: UInt64, digits: Int) {
+                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                    text.append(RequestIds.hexDigits.utf8Start[Int(value >> UInt64(shift) & 0xF)])
+                }
+                text.append(UInt8(ascii: "-"))
+            }
+            put(high >> 32, digits: 8)
+            put(high >> 16, digits: 4)
+            put(high, digits: 4)
+            put(clockSequence, digits: 4)
+            prefix = text
+        }
+    }
+
+    private static let hexDigits: StaticString = "0123456789abcdef"
+
+    static func next() -> String {
+        let state = state
+        let count = state.counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            _ = state.prefix.withUnsafeBufferPointer { buffer.initialize(from: $0) }
+            for index in 0..<12 {
+                buffer[24 + index] = hexDigits.utf8Start[Int(count >> UInt64(44 - 4 * index) & 0xF)]
+            }
+            return 36
+        }
+    }
+}
+
+/// The steps every routed request goes through around its handler, whether it runs
+/// async or on the HTTP thread: request id, error mapping, `X-Request-Id`,
+/// metrics and one log line.
+struct RouteSteps: Sendable {
+    let services: BrokerServices
+    let metrics: RouteMetrics
+    /// Whether the log line is written, read once: the services' logger is a
+    /// value that nothing changes after start-up.
+    let logsRequests: Bool
+
+    init(services: BrokerServices, method: String, pattern: String) {
+        self.services = services
+        metrics = RouteMetrics(method: method, route: pattern)
+        logsRequests = services.logger.logLevel <= .info
+    }
+
+    /// Before the handler.
+    struct Started {
+        var requestId: String
+        /// `DispatchTime` nanoseconds: plain integers, cheaper than `ContinuousClock`'s `Duration`s.
+        var at: UInt64
+    }
+
+    func start(_ request: HTTPRequest) -> Started {
+        Started(requestId: RouteBuilder.requestId(request), at: DispatchTime.now().uptimeNanoseconds)
+    }
+
+    /// The answer to an error thrown by authentication or the handler.
+    func response(to error: any Error, _ started: Started) -> HTTPResponse {
+        if let problem = Problem.from(error) {
+            return problem.response(requestId: started.requestId)
+        }
+        services.logger.error(
+            "request failed", metadata: ["request.id": "\(started.requestId)", "error": "\(String(reflecting: error))"])
+        return Problem.internalError.response(requestId: started.requestId)
+    }
+
+    /// After the handler: adds `X-Request-Id`, records metrics, logs.
+    func finish(_ request: HTTPRequest, _ started: Started, _ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.headers.replaceOrAdd("X-Request-Id", started.requestId)
+        let nanoseconds = Int64(clamping: DispatchTime.now().uptimeNanoseconds &- started.at)
+        metrics.record(status: response.status, nanoseconds: nanoseconds)
+        guard logsRequests else { return response }
+        services.logger.info(
+            "\(metrics.method) \(request.path) \(response.status)",
+            metadata: [
+                "request.id": "\(started.requestId)", "http.route": "\(metrics.route)",
+                "http.duration_ms": "\(Double(nanoseconds) / 1e6)",
+            ])
+        return response
     }
 }
 
@@ -163,37 +305,36 @@ struct RouteBuilder {
     }
 
     mutating func add(_ method: String, _ pattern: String, _ access: Access, _ handler: @escaping RouteHandler) {
-        let services = self.services
-        let metrics = RouteMetrics(method: method, route: pattern)
+        let steps = RouteSteps(services: services, method: method, pattern: pattern)
         router.add(method, pattern) { request in
-            let started = ContinuousClock.now
-            let requestId = Self.requestId(request)
-            var principal: Principal? = nil
+            let started = steps.start(request)
             var response: HTTPResponse
             do {
-                principal = try await Authentication.authenticate(request, access, services)
+                let principal = try await Authentication.authenticate(request, access, steps.services)
                 response = try await handler(
-                    request, RequestContext(principal: principal, requestId: requestId, services: services))
+                    request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
             } catch {
-                if let problem = Problem.from(error) {
-                    response = problem.response(requestId: requestId)
-                } else {
-                    services.logger.error(
-                        "request failed", metadata: ["request.id": "\(requestId)", "error": "\(String(reflecting: error))"])
-                    response = Problem.internalError.response(requestId: requestId)
-                }
+                response = steps.response(to: error, started)
             }
-            response.headers.replaceOrAdd("X-Request-Id", requestId)
-            let elapsed = ContinuousClock.now - started
-            let nanoseconds = Int64(elapsed / .nanoseconds(1))
-            metrics.record(status: response.status, nanoseconds: nanoseconds)
-            services.logger.info(
-                "\(method) \(request.path) \(response.status)",
-                metadata: [
-                    "request.id": "\(requestId)", "http.route": "\(pattern)",
-                    "http.duration_ms": "\(Double(nanoseconds) / 1e6)",
-                ])
-            return response
+            return steps.finish(request, started, response)
+        }
+    }
+
+    /// A route whose handler runs on the HTTP server's thread, with no task hop
+    /// (`Router.addSynchronous`): only for cheap handlers that need no token, do no
+    /// I/O and never block. Same request id, error mapping, metrics and log line as `add`.
+    mutating func addSynchronous(_ method: String, _ pattern: String, _ handler: @escaping SynchronousRouteHandler) {
+        let steps = RouteSteps(services: services, method: method, pattern: pattern)
+        router.addSynchronous(method, pattern) { request in
+            let started = steps.start(request)
+            var response: HTTPResponse
+            do {
+                response = try handler(
+                    request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
+            } catch {
+                response = steps.response(to: error, started)
+            }
+            return steps.finish(request, started, response)
         }
     }
 
@@ -204,6 +345,6 @@ struct RouteBuilder {
         {
             return given
         }
-        return UUID().uuidString.lowercased()
+        return RequestIds.next()
     }
 }

@@ -4,11 +4,12 @@ import MicroHTTP
 /// Liveness, readiness, metrics and the API document: no token needed.
 enum SystemRoutes {
     static let openAPIDocument: [UInt8] = PackageResources.openapi_yaml
+    static let healthy = HTTPResponse(
+        status: 200, headers: HTTPHeaders([("Content-Type", "application/json")]), body: Array(#"{"status":"ok"}"#.utf8))
 
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("GET", "/healthz", .none) { _, _ in
-            try JSONBodies.response(200, ["status": "ok"])
-        }
+        // On the HTTP thread: liveness probes and load balancers call it often.
+        routes.addSynchronous("GET", "/healthz") { _, _ in healthy }
         routes.add("GET", "/readyz", .none) { _, context in
             if let problem = await context.services.readinessProblem() {
                 throw Problem.unavailable("not ready: \(problem)")

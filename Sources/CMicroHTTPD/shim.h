@@ -109,7 +109,9 @@ gpb_mhd_bind_port (struct MHD_Daemon *daemon)
 }
 
 /* Wraps MHD_get_connection_info(MHD_CONNECTION_INFO_CLIENT_ADDRESS): writes the
-   numeric client address (no port) into buf; returns 1 on success, 0 otherwise. */
+   numeric client address (no port) into buf; returns 1 on success, 0 otherwise.
+   IPv4 is formatted here, as inet_ntop does but without its sprintf (a cost on
+   every request); IPv6 goes through inet_ntop. */
 static inline int
 gpb_mhd_client_address (struct MHD_Connection *connection, char *buf, size_t len)
 {
@@ -118,9 +120,24 @@ gpb_mhd_client_address (struct MHD_Connection *connection, char *buf, size_t len
   if ( (NULL == info) || (NULL == info->client_addr) || (0 == len) )
     return 0;
   if (AF_INET == info->client_addr->sa_family)
-    return NULL != inet_ntop (AF_INET,
-                              &((const struct sockaddr_in *) info->client_addr)->sin_addr,
-                              buf, (socklen_t) len);
+  {
+    const unsigned char *octets = (const unsigned char *)
+      &((const struct sockaddr_in *) info->client_addr)->sin_addr.s_addr;
+    size_t at = 0;
+    if (len < INET_ADDRSTRLEN)
+      return 0;
+    for (int i = 0; i < 4; i++)
+    {
+      unsigned int octet = octets[i];
+      if (octet >= 100)
+        buf[at++] = (char) ('0' + octet / 100);
+      if (octet >= 10)
+        buf[at++] = (char) ('0' + octet / 10 % 10);
+      buf[at++] = (char) ('0' + octet % 10);
+      buf[at++] = (i < 3) ? '.' : '\0';
+    }
+    return 1;
+  }
   if (AF_INET6 == info->client_addr->sa_family)
     return NULL != inet_ntop (AF_INET6,
                               &((const struct sockaddr_in6 *) info->client_addr)->sin6_addr,

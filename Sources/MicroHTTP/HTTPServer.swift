@@ -14,8 +14,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// Port to bind; 0 = ephemeral, read the bound port from `HTTPServer.port`.
     public var port: Int = 8080
-    /// libmicrohttpd worker threads (`MHD_OPTION_THREAD_POOL_SIZE`). They only
-    /// parse and write HTTP: handlers run as Swift tasks, not on these threads.
+    /// libmicrohttpd worker threads (`MHD_OPTION_THREAD_POOL_SIZE`). They parse
+    /// and write HTTP and run the router's synchronous routes; every other handler
+    /// runs as a Swift task, not on these threads.
     public var threadPoolSize: Int = HTTPServerConfiguration.onlineCores
     /// Maximum simultaneous connections (`MHD_OPTION_CONNECTION_LIMIT`).
     public var connectionLimit: Int = 1024
@@ -29,16 +30,23 @@ public struct HTTPServerConfiguration: Sendable {
     /// runs (the connection is suspended then): handlers need their own deadlines.
     public var connectionTimeoutSeconds: Int = 30
     /// Memory per connection for the request line, headers and buffers
-    /// (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`). A header that does not fit is
-    /// answered 431 by libmicrohttpd itself, with its own HTML body (measured
-    /// with 0.9.75 and 64 KiB: a 63 KB header still fits, 70 KB gets 431).
-    public var connectionMemoryLimit: Int = 64 * 1024
+    /// (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`), 32 KiB as libmicrohttpd's own
+    /// default. A header that does not fit is answered 431 by libmicrohttpd
+    /// itself, with its own HTML body (measured with 0.9.75 and 32 KiB: a
+    /// 32,200-byte header still fits, 32,500 bytes get 431; in between the
+    /// connection is closed without an answer).
+    ///
+    /// It costs CPU on every request, not only memory: 0.9.75 zeroes the whole
+    /// pool when a kept-alive connection starts its next request
+    /// (`MHD_pool_reset`). 64 KiB took about 3.5 µs more CPU per request than
+    /// 32 KiB (`GET /healthz`, 2 cores), a sixth of the whole answer.
+    public var connectionMemoryLimit: Int = 32 * 1024
     /// Maximum size of the request line plus header fields (names, values and
     /// separators), checked before the body is read; above it the answer is 431
     /// through `errorResponder` (`.requestHeaderFieldsTooLarge`) and the
-    /// connection is closed. Keep it below `connectionMemoryLimit`: larger
-    /// headers never reach this check (see there). A 40 KB header gets 431.
-    public var maxHeaderBytes: Int = 32 * 1024
+    /// connection is closed. Keep it well below `connectionMemoryLimit`: larger
+    /// headers never reach this check (see there). A 20 KB header gets 431.
+    public var maxHeaderBytes: Int = 16 * 1024
     /// Maximum request body. Above it the answer is 413, decided from
     /// `Content-Length` before reading the body, or once an accumulating
     /// (chunked) body exceeds it; the rest of such a body is drained and
@@ -60,38 +68,54 @@ public struct HTTPServerStartError: Error, CustomStringConvertible {
     public let description: String
 }
 
-/// An HTTP/1.1 server over libmicrohttpd (MHD) with async Swift handlers.
+/// An HTTP/1.1 server over libmicrohttpd (MHD) with async Swift handlers, and
+/// synchronous ones for cheap routes.
 ///
 /// How a request flows: MHD's worker threads (`MHD_USE_POLL_INTERNAL_THREAD` and
 /// `MHD_OPTION_THREAD_POOL_SIZE`; poll, not epoll: in 0.9.75's epoll mode
 /// `MHD_quiesce_daemon` races a worker that took the listen socket out of its epoll
 /// set at the connection limit, and MHD aborts the process with "Failed to remove
 /// listen FD from epoll set")
-/// parse the request and call the access handler: once for the headers (per-
-/// request state is created; a `Content-Length` above `maxBodyBytes` is answered
-/// 413 right there), once per body chunk (appended), and once with no data when
-/// the body is complete. Then the connection is suspended
-/// (`MHD_suspend_connection`), the handler runs in a Swift `Task`, its response
-/// is stored in the per-request state and the connection is resumed
-/// (`MHD_resume_connection`); MHD calls the access handler again and the
-/// response is queued there.
+/// parse the request and call the access handler: once for the headers (headers
+/// above `maxHeaderBytes` are answered 431 and a `Content-Length` above
+/// `maxBodyBytes` 413 right there), once per body chunk (appended to the
+/// per-request state, a `RequestContext`), and once with no data when the body is
+/// complete. That last call builds the `HTTPRequest`, counts the handler as
+/// pending (or answers 503 once shutdown closed the server for handlers) and
+/// routes it (`Router.route(for:)`; with `init(configuration:handler:)` every
+/// request goes to that one async handler):
 ///
-/// Why: a handler never occupies an MHD thread, so a slow handler (database,
-/// upstream call) does not stall the other connections that MHD's uneven
-/// thread pool put on the same thread, and handlers can be ordinary `async`
-/// code. Keeping blocking work (libpq) off the cooperative pool is the job of
-/// the module doing it. Queueing on a later callback rather than the first one
-/// also keeps connections alive: 0.9.75 answers `Connection: close` to a
-/// response queued on the first call.
+/// - a synchronous route (`Router.addSynchronous`) runs right there on the MHD
+///   thread and its response is queued in that same call, as are the router's own
+///   404 and 405 answers;
+/// - an async route suspends the connection (`MHD_suspend_connection`), the
+///   handler runs in a Swift `Task`, its response is stored in the per-request
+///   state and the connection is resumed (`MHD_resume_connection`, which wakes the
+///   MHD thread through its inter-thread channel); MHD calls the access handler
+///   again and the response is queued there.
+///
+/// Why: an async handler never occupies an MHD thread, so a slow handler
+/// (database, upstream call) does not stall the other connections that MHD's
+/// uneven thread pool put on the same thread, and handlers can be ordinary `async`
+/// code. Keeping blocking work (libpq) off the cooperative pool is the job of the
+/// module doing it. A synchronous route skips the suspend, task, resume and extra
+/// wake-up, several times the cost of a cheap handler: use it only for handlers
+/// that never block. Responses are never queued on the first call (the headers
+/// one) except the 413 and 431 above: 0.9.75 answers `Connection: close` to a
+/// response queued there, which those deserve and a normal answer does not.
+///
+/// A request without a body answered on the MHD thread allocates no per-request
+/// state (see `RequestSlot`).
 ///
 /// Lifecycle: per-request state is released in `MHD_OPTION_NOTIFY_COMPLETED`,
-/// which also runs on aborts. A suspended connection cannot be closed by MHD
-/// (it is not polled, and never times out) except by `MHD_stop_daemon`, which
-/// this type only calls once no handler is pending; so a finished handler can
-/// always resume its connection. `shutdown()` stops accepting
-/// (`MHD_quiesce_daemon`), waits until every started handler has finished and
-/// its response has been sent (or the client went away), then stops the daemon.
-/// Handlers are assumed to finish: give them deadlines.
+/// which also runs on aborts; a request stops counting as pending there too. A
+/// suspended connection cannot be closed by MHD (it is not polled, and never
+/// times out) except by `MHD_stop_daemon`, which this type only calls once no
+/// handler is pending; so a finished handler can always resume its connection.
+/// `shutdown()` stops accepting (`MHD_quiesce_daemon`), waits until every started
+/// handler, synchronous or not, has finished and its response has been sent (or
+/// the client went away), then stops the daemon. Handlers are assumed to finish:
+/// give them deadlines.
 public final class HTTPServer: Sendable {
     private let core: ServerCore
     private let lifecycle: Mutex<Lifecycle>
@@ -103,8 +127,16 @@ public final class HTTPServer: Sendable {
         case stopped
     }
 
+    /// Every request goes to `handler`, in a task.
     public init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler) {
-        core = ServerCore(configuration: configuration, handler: handler)
+        core = ServerCore(configuration: configuration, dispatch: { _ in .asynchronous(handler) })
+        lifecycle = Mutex(.idle)
+    }
+
+    /// Requests go through `router`: its synchronous routes and its 404 and 405
+    /// answers on the MHD thread, its async routes in a task.
+    public init(configuration: HTTPServerConfiguration, router: Router) {
+        core = ServerCore(configuration: configuration, dispatch: { router.route(for: &$0) })
         lifecycle = Mutex(.idle)
     }
 
@@ -133,21 +165,22 @@ public final class HTTPServer: Sendable {
                 UInt32(clamping: max(0, configuration.perIPConnectionLimit)),
                 UInt32(clamping: max(0, configuration.connectionTimeoutSeconds)),
                 max(4096, configuration.connectionMemoryLimit),
+                // _withUnsafeGuaranteedRef: MHD's reference keeps the core alive, and
+                // every MHD thread retaining and releasing the one shared core on every
+                // call would bounce its reference count between the cores.
                 { cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
                     guard let cls, let connection, let uploadDataSize, let conCls else { return .NO }
-                    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-                    return core.access(
-                        connection: connection, url: url, method: method,
-                        uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+                    return Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { core in
+                        core.access(
+                            connection: connection, url: url, method: method,
+                            uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
+                    }
                 },
                 unmanaged.toOpaque(),
                 { cls, _, conCls, _ in
                     guard let cls, let conCls, let raw = conCls.pointee else { return }
                     conCls.pointee = nil
-                    let core = Unmanaged<ServerCore>.fromOpaque(cls).takeUnretainedValue()
-                    // Balances the passRetained of the first access-handler call.
-                    let request = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
-                    core.completed(request)
+                    Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { $0.completed(raw) }
                 },
                 unmanaged.toOpaque(),
                 &result, &savedErrno)
@@ -182,10 +215,11 @@ public final class HTTPServer: Sendable {
 
     /// Graceful stop: stop accepting (`MHD_quiesce_daemon`, the listening socket
     /// is closed so new connections are refused), let in-flight handlers finish
-    /// and their responses be sent (`Connection: close` is added to them), then
-    /// `MHD_stop_daemon`, which closes idle and half-sent connections. Requests
-    /// completing on kept-alive connections during the wait still run; after it
-    /// they get 503. Does nothing if not running; a second concurrent call
+    /// and their responses be sent (`Connection: close` is added to them and to
+    /// every response queued from now on), then `MHD_stop_daemon`, which closes
+    /// idle and half-sent connections. Requests completing on kept-alive
+    /// connections during the wait still run, synchronous routes included; after
+    /// it they get 503. Does nothing if not running; a second concurrent call
     /// returns at once.
     public func shutdown() async {
         let daemon: DaemonPointer? = lifecycle.withLock { lifecycle in
@@ -234,18 +268,34 @@ struct ConnectionPointer: @unchecked Sendable {
     let raw: OpaquePointer
 }
 
-/// Per-request state, owned by MHD's `*con_cls` (retained from the first
-/// access-handler call until NOTIFY_COMPLETED) and by the handler task.
+/// What MHD's `*con_cls` holds between the callbacks of one request: a
+/// `RequestContext`, or for the common case of a request without a body that is
+/// answered on the MHD thread, one of these markers, so such a request allocates
+/// no per-request state. Markers are small odd addresses, never a Swift object's.
+enum RequestSlot {
+    /// The headers were seen (first call) and no body so far.
+    static var headersOnly: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x1)! }
+    /// Answered on the final call, not counted as pending (503 during shutdown).
+    static var answered: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x3)! }
+    /// Answered on the final call, with the request counted as pending.
+    static var answeredCounted: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x5)! }
+}
+
+/// Per-request state for a request with a body, an async handler or an answer
+/// queued on the first call: owned by MHD's `*con_cls` (retained until
+/// NOTIFY_COMPLETED) and by an async handler's task.
 final class RequestContext: Sendable {
     enum Phase {
         case receiving
+        /// Routed: an async handler runs, or a response was queued on this call.
         case handling
+        /// An async handler's response, to queue on the next call.
         case ready(HTTPResponse)
         case queued
     }
 
     struct State {
-        var phase: Phase = .receiving
+        var phase: Phase
         var body: [UInt8] = []
         var tooLarge = false
         var discarded = 0
@@ -256,18 +306,18 @@ final class RequestContext: Sendable {
     }
 
     let connection: ConnectionPointer
-    let state = Mutex(State())
+    let state: Mutex<State>
 
-    init(connection: ConnectionPointer) {
+    init(connection: ConnectionPointer, phase: Phase) {
         self.connection = connection
+        state = Mutex(State(phase: phase))
     }
 }
 
-/// What the C callbacks see: configuration, handler and shutdown bookkeeping.
+/// What the C callbacks see: configuration, routing and shutdown bookkeeping.
 final class ServerCore: Sendable {
     struct State {
         var pending = 0
-        var shuttingDown = false
         /// Set once pending reached 0 during shutdown: no new handler may start
         /// (a suspended connection would make MHD_stop_daemon abort).
         var closedForHandlers = false
@@ -275,13 +325,18 @@ final class ServerCore: Sendable {
     }
 
     let configuration: HTTPServerConfiguration
-    let handler: HTTPHandler
+    /// The route for a complete request (`Router.route(for:)`, or the one handler).
+    let dispatch: @Sendable (inout HTTPRequest) -> Router.Match
     let state = Mutex(State())
+    /// Set by `beginShutdown()` and never cleared; read without the lock by every
+    /// response (`Connection: close`). `completed` reads it after taking the lock
+    /// that `waitUntilNoPendingHandlers` takes after setting it, so it sees it.
+    let shuttingDown = Atomic<Bool>(false)
     let lastPort = Mutex<Int?>(nil)
 
-    init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler) {
+    init(configuration: HTTPServerConfiguration, dispatch: @escaping @Sendable (inout HTTPRequest) -> Router.Match) {
         self.configuration = configuration
-        self.handler = handler
+        self.dispatch = dispatch
     }
 
     // MARK: MHD callbacks (on MHD's threads)
@@ -296,31 +351,42 @@ final class ServerCore: Sendable {
     ) -> MHD_Result {
         guard let raw = conCls.pointee else {
             // First call: headers only. Answering here closes the connection,
-            // which is what a too-large body declared upfront deserves.
-            let context = RequestContext(connection: ConnectionPointer(raw: connection))
+            // which is what oversized headers or a too-large body declared upfront deserve.
+            let tooLarge: HTTPServerError?
+            if headerBytes(connection, url: url, method: method) > configuration.maxHeaderBytes {
+                tooLarge = .requestHeaderFieldsTooLarge
+            } else if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
+                let length = Int(String(cString: declared).trimmingSpaces()),
+                length > configuration.maxBodyBytes
+            {
+                tooLarge = .payloadTooLarge(limit: configuration.maxBodyBytes)
+            } else {
+                tooLarge = nil
+            }
+            guard let tooLarge else {
+                conCls.pointee = RequestSlot.headersOnly
+                return .YES
+            }
+            let context = RequestContext(connection: ConnectionPointer(raw: connection), phase: .queued)
             conCls.pointee = Unmanaged.passRetained(context).toOpaque()
-            var headerBytes = (method.map { strlen($0) } ?? 0) + (url.map { strlen($0) } ?? 0) + 12
-            for (name, value) in collectValues(connection, .HEADER_KIND) {
-                headerBytes += name.utf8.count + value.utf8.count + 4
-            }
-            if headerBytes > configuration.maxHeaderBytes {
-                context.state.withLock { $0.phase = .queued }
-                let request = makeRequest(connection, url: url, method: method, body: [])
-                return queue(connection, configuration.errorResponder(.requestHeaderFieldsTooLarge, request), request: request)
-            }
-            if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
-               let length = Int(String(cString: declared).trimmingSpaces()),
-               length > configuration.maxBodyBytes {
-                context.state.withLock { $0.phase = .queued }
-                let request = makeRequest(connection, url: url, method: method, body: [])
-                return queue(
-                    connection, configuration.errorResponder(.payloadTooLarge(limit: configuration.maxBodyBytes), request),
-                    request: request)
-            }
-            return .YES
+            let request = makeRequest(connection, url: url, method: method, body: [])
+            return queue(connection, configuration.errorResponder(tooLarge, request), request: request)
         }
-        let context = Unmanaged<RequestContext>.fromOpaque(raw).takeUnretainedValue()
         let size = uploadDataSize.pointee
+        let context: RequestContext
+        switch raw {
+        case RequestSlot.headersOnly:
+            guard size > 0 else {
+                // The request is complete and has no body.
+                return route(connection, url: url, method: method, body: [], context: nil, conCls: conCls)
+            }
+            context = RequestContext(connection: ConnectionPointer(raw: connection), phase: .receiving)
+            conCls.pointee = Unmanaged.passRetained(context).toOpaque()
+        case RequestSlot.answered, RequestSlot.answeredCounted:
+            return .YES  // the response is queued: nothing left to do
+        default:
+            context = Unmanaged<RequestContext>.fromOpaque(raw).takeUnretainedValue()
+        }
         if size > 0 {
             let limit = configuration.maxBodyBytes
             let keep = context.state.withLock { state -> Bool in
@@ -343,7 +409,7 @@ final class ServerCore: Sendable {
         }
 
         enum Action {
-            case startHandler([UInt8])
+            case route([UInt8])
             case tooLarge
             case queue(HTTPResponse)
             case nothing
@@ -358,7 +424,7 @@ final class ServerCore: Sendable {
                 state.phase = .handling
                 let body = state.body
                 state.body = []
-                return .startHandler(body)
+                return .route(body)
             case .ready(let response):
                 state.phase = .queued
                 return .queue(response)
@@ -370,32 +436,63 @@ final class ServerCore: Sendable {
         case .nothing:
             return .YES
         case .queue(let response):
-            return queue(connection, response, request: nil)
+            return queue(connection, response)
         case .tooLarge:
             let request = makeRequest(connection, url: url, method: method, body: [])
             return queue(
                 connection, configuration.errorResponder(.payloadTooLarge(limit: configuration.maxBodyBytes), request),
                 request: request)
-        case .startHandler(let body):
-            let request = makeRequest(connection, url: url, method: method, body: body)
-            let admitted = state.withLock { state -> Bool in
-                guard !state.closedForHandlers else { return false }
-                state.pending += 1
-                return true
-            }
-            guard admitted else {
+        case .route(let body):
+            return route(connection, url: url, method: method, body: body, context: context, conCls: conCls)
+        }
+    }
+
+    /// The request is complete: admit it (503 once closed for handlers), route it,
+    /// then answer right away (synchronous route, 404, 405) or start its async
+    /// handler. `context` is nil for a request without a body so far.
+    private func route(
+        _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8],
+        context: RequestContext?, conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    ) -> MHD_Result {
+        var request = makeRequest(connection, url: url, method: method, body: body)
+        guard admit() else {
+            if let context {
                 context.state.withLock { $0.phase = .queued }
-                return queue(
-                    connection,
-                    HTTPResponse(
-                        status: 503, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
-                        body: Array("Service Unavailable: shutting down\n".utf8)),
-                    request: request)
+            } else {
+                conCls.pointee = RequestSlot.answered
             }
+            return queue(
+                connection,
+                HTTPResponse(
+                    status: 503, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
+                    body: Array("Service Unavailable: shutting down\n".utf8)),
+                request: request)
+        }
+        // Counted from here until NOTIFY_COMPLETED, whatever answers: marked so in
+        // the context, or by the marker when answering at once without one.
+        func countAnswered() {
+            if let context {
+                context.state.withLock { $0.counted = true }
+            } else {
+                conCls.pointee = RequestSlot.answeredCounted
+            }
+        }
+        switch dispatch(&request) {
+        case .synchronous(let handler):
+            countAnswered()
+            return queue(connection, handler(request), request: request)
+        case .answer(let response):
+            countAnswered()
+            return queue(connection, response, request: request)
+        case .asynchronous(let handler):
+            let context = context ?? {
+                let made = RequestContext(connection: ConnectionPointer(raw: connection), phase: .handling)
+                conCls.pointee = Unmanaged.passRetained(made).toOpaque()
+                return made
+            }()
             context.state.withLock { $0.counted = true }
             MHD_suspend_connection(connection)
-            let handler = handler
-            Task {
+            Task { [request] in
                 let response = await handler(request)
                 self.handlerFinished(context, response)
             }
@@ -403,18 +500,29 @@ final class ServerCore: Sendable {
         }
     }
 
-    /// NOTIFY_COMPLETED: the request is over (response sent, or aborted).
-    func completed(_ context: RequestContext) {
-        let counted = context.state.withLock { state -> Bool in
-            state.closed = true
-            let counted = state.counted
-            state.counted = false
-            return counted
+    /// NOTIFY_COMPLETED with the request's `*con_cls`: the request is over
+    /// (response sent, or aborted).
+    func completed(_ raw: UnsafeMutableRawPointer) {
+        let counted: Bool
+        switch raw {
+        case RequestSlot.headersOnly, RequestSlot.answered:
+            counted = false
+        case RequestSlot.answeredCounted:
+            counted = true
+        default:
+            // Balances the passRetained when the context was made.
+            let context = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
+            counted = context.state.withLock { state -> Bool in
+                state.closed = true
+                let counted = state.counted
+                state.counted = false
+                return counted
+            }
         }
         guard counted else { return }
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.pending -= 1
-            guard state.shuttingDown, state.pending == 0 else { return [] }
+            guard state.pending == 0, shuttingDown.load(ordering: .relaxed) else { return [] }
             state.closedForHandlers = true
             defer { state.waiters = [] }
             return state.waiters
@@ -422,8 +530,18 @@ final class ServerCore: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    // MARK: Handler tasks
+    // MARK: Handlers
 
+    /// Counts a handler as pending; false once shutdown closed the server for handlers.
+    private func admit() -> Bool {
+        state.withLock { state in
+            guard !state.closedForHandlers else { return false }
+            state.pending += 1
+            return true
+        }
+    }
+
+    /// In an async handler's task.
     private func handlerFinished(_ context: RequestContext, _ response: HTTPResponse) {
         let resume = context.state.withLock { state -> Bool in
             guard !state.closed else { return false }
@@ -438,7 +556,7 @@ final class ServerCore: Sendable {
     // MARK: Shutdown
 
     func beginShutdown() {
-        state.withLock { $0.shuttingDown = true }
+        shuttingDown.store(true, ordering: .relaxed)
     }
 
     func waitUntilNoPendingHandlers() async {
@@ -466,52 +584,85 @@ final class ServerCore: Sendable {
 
     // MARK: Helpers
 
+    /// Request line plus header fields, as `maxHeaderBytes` counts them, without
+    /// making strings: method, path, "HTTP/1.1" and separators, then name, value,
+    /// ": " and CRLF per field.
+    private func headerBytes(
+        _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?
+    ) -> Int {
+        var total = (method.map { strlen($0) } ?? 0) + (url.map { strlen($0) } ?? 0) + 12
+        _ = MHD_get_connection_values(
+            connection, .HEADER_KIND,
+            { cls, _, key, value in
+                guard let cls, let key else { return .YES }
+                cls.assumingMemoryBound(to: Int.self).pointee += strlen(key) + (value.map { strlen($0) } ?? 0) + 4
+                return .YES
+            },
+            &total)
+        return total
+    }
+
     private func makeRequest(
         _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8]
     ) -> HTTPRequest {
-        var query: [String: String] = [:]
-        for (name, value) in collectValues(connection, .GET_ARGUMENT_KIND) {
-            query[name] = value
+        // Straight into the request's containers (no intermediate array of pairs).
+        var query = [String: String]()  // not `[:]`, which calls init(dictionaryLiteral:)
+        withUnsafeMutablePointer(to: &query) { pointer in
+            _ = MHD_get_connection_values(
+                connection, .GET_ARGUMENT_KIND,
+                { cls, _, key, value in
+                    guard let cls, let key else { return .YES }
+                    cls.assumingMemoryBound(to: [String: String].self).pointee[String(cString: key)] =
+                        value.map { String(cString: $0) } ?? ""
+                    return .YES
+                },
+                pointer)
+        }
+        var headers = HTTPHeaders()
+        withUnsafeMutablePointer(to: &headers) { pointer in
+            _ = MHD_get_connection_values(
+                connection, .HEADER_KIND,
+                { cls, _, key, value in
+                    guard let cls, let key else { return .YES }
+                    cls.assumingMemoryBound(to: HTTPHeaders.self).pointee.add(
+                        String(cString: key), value.map { String(cString: $0) } ?? "")
+                    return .YES
+                },
+                pointer)
         }
         var request = HTTPRequest(
             method: method.map { String(cString: $0) } ?? "",
             path: url.map { String(cString: $0) } ?? "/",
             query: query,
-            headers: HTTPHeaders(collectValues(connection, .HEADER_KIND)),
+            headers: headers,
             body: body)
-        var buffer = [CChar](repeating: 0, count: 64)
-        if gpb_mhd_client_address(connection, &buffer, buffer.count) == 1 {
-            request.remoteAddress = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        // INET6_ADDRSTRLEN is 46.
+        request.remoteAddress = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            guard gpb_mhd_client_address(connection, buffer.baseAddress, buffer.count) == 1 else { return nil }
+            return String(cString: buffer.baseAddress!)
         }
         return request
     }
 
-    /// Wraps `MHD_get_connection_values`: all (key, value) pairs of one kind, in order.
-    private func collectValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(String, String)] {
-        var pairs: [(String, String)] = []
-        withUnsafeMutablePointer(to: &pairs) { pointer in
-            _ = MHD_get_connection_values(
-                connection, kind,
-                { cls, _, key, value in
-                    guard let cls, let key else { return .YES }
-                    let pairs = cls.assumingMemoryBound(to: [(String, String)].self)
-                    pairs.pointee.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
-                    return .YES
-                },
-                pointer)
-        }
-        return pairs
+    /// Queues `response`, or the error responder's 500 (rendered for `request`)
+    /// when its status is not in 200...599.
+    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, request: HTTPRequest) -> MHD_Result {
+        // Not one function with an optional request: making the optional copies it.
+        queueValid(connection, (200...599).contains(response.status) ? response : internalError(request))
+    }
+
+    /// `queue` for an async handler's response (the request is no longer at hand).
+    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
+        queueValid(connection, (200...599).contains(response.status) ? response : internalError(nil))
+    }
+
+    private func internalError(_ request: HTTPRequest?) -> HTTPResponse {
+        let response = configuration.errorResponder(.internalError, request)
+        return (200...599).contains(response.status) ? response : HTTPServerErrors.plainText(.internalError, request)
     }
 
     /// Builds an MHD response from `response` and queues it (`MHD_queue_response`).
-    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse, request: HTTPRequest?) -> MHD_Result {
-        var response = response
-        if !(200...599).contains(response.status) {
-            response = configuration.errorResponder(.internalError, request)
-            if !(200...599).contains(response.status) {
-                response = HTTPServerErrors.plainText(.internalError, request)
-            }
-        }
+    private func queueValid(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
         let created: OpaquePointer? =
             if response.body.isEmpty {
                 MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)
@@ -524,11 +675,18 @@ final class ServerCore: Sendable {
         guard let mhdResponse = created else { return .NO }
         defer { MHD_destroy_response(mhdResponse) }
         for (name, value) in response.headers {
-            let lowered = name.lowercased()
-            if lowered == "content-length" || lowered == "transfer-encoding" { continue }
-            _ = MHD_add_response_header(mhdResponse, name, value)
+            // The byte count rules out most names at once, exactly: the only non-ASCII
+            // character that lowercases to ASCII is U+212A KELVIN SIGN ("k"), in neither name.
+            let length = name.utf8.count
+            if length == 14 && name.equalsIgnoringCase("Content-Length")
+                || length == 17 && name.equalsIgnoringCase("Transfer-Encoding")
+            {
+                continue
+            }
+            // withCString, not the implicit String-to-pointer conversion, which copies into an array.
+            _ = name.withCString { name in value.withCString { MHD_add_response_header(mhdResponse, name, $0) } }
         }
-        if state.withLock({ $0.shuttingDown }) {
+        if shuttingDown.load(ordering: .relaxed) {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)

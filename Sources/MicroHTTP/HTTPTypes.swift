@@ -11,14 +11,12 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// The first value for `name` (case-insensitive), or nil.
     public subscript(name: String) -> String? {
-        let key = name.lowercased()
-        return fields.first { $0.name.lowercased() == key }?.value
+        fields.first { $0.name.equalsIgnoringCase(name) }?.value
     }
 
     /// All values for `name` (case-insensitive), in order.
     public func values(for name: String) -> [String] {
-        let key = name.lowercased()
-        return fields.filter { $0.name.lowercased() == key }.map(\.value)
+        fields.filter { $0.name.equalsIgnoringCase(name) }.map(\.value)
     }
 
     /// Appends a field, keeping any existing ones with the same name.
@@ -29,15 +27,14 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// Replaces the first field named `name` (case-insensitive) and removes the
     /// others with that name; appends the field when there is none.
     public mutating func replaceOrAdd(_ name: String, _ value: String) {
-        let key = name.lowercased()
-        guard let first = fields.firstIndex(where: { $0.name.lowercased() == key }) else {
+        guard let first = fields.firstIndex(where: { $0.name.equalsIgnoringCase(name) }) else {
             fields.append((name: name, value: value))
             return
         }
         fields[first] = (name: name, value: value)
         var index = fields.index(after: first)
         while index < fields.endIndex {
-            if fields[index].name.lowercased() == key {
+            if fields[index].name.equalsIgnoringCase(name) {
                 fields.remove(at: index)
             } else {
                 index = fields.index(after: index)
@@ -47,14 +44,47 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// Removes every field named `name` (case-insensitive).
     public mutating func remove(_ name: String) {
-        let key = name.lowercased()
-        fields.removeAll { $0.name.lowercased() == key }
+        fields.removeAll { $0.name.equalsIgnoringCase(name) }
     }
 
     public var count: Int { fields.count }
 
     public func makeIterator() -> IndexingIterator<[Element]> {
         fields.makeIterator()
+    }
+}
+
+extension String {
+    /// `lowercased() == other.lowercased()`, without allocating when both are
+    /// ASCII (header names always are in practice).
+    func equalsIgnoringCase(_ other: String) -> Bool {
+        let decided = utf8.withContiguousStorageIfAvailable { left in
+            other.utf8.withContiguousStorageIfAvailable { right in
+                String.asciiEqualIgnoringCase(left, right)
+            } ?? nil
+        } ?? nil
+        // Non-ASCII (or not contiguous): decide as lowercased() does.
+        return decided ?? (lowercased() == other.lowercased())
+    }
+
+    /// true or false when the ASCII bytes decide; nil when a non-ASCII byte comes first.
+    /// A difference between two ASCII bytes after an equal ASCII prefix decides,
+    /// whatever follows: an ASCII character is a starter whose canonical
+    /// decomposition is itself, so the lowercased strings cannot be equivalent.
+    private static func asciiEqualIgnoringCase(
+        _ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>
+    ) -> Bool? {
+        for index in 0..<Swift.min(left.count, right.count) {
+            let a = left[index], b = right[index]
+            if a | b >= 0x80 { return nil }
+            if a != b, a | 0x20 != b | 0x20 || !(UInt8(ascii: "a")...UInt8(ascii: "z")).contains(a | 0x20) {
+                return false
+            }
+        }
+        if left.count == right.count { return true }
+        let rest = left.count > right.count
+            ? UnsafeBufferPointer(rebasing: left[right.count...]) : UnsafeBufferPointer(rebasing: right[left.count...])
+        return rest.allSatisfy { $0 < 0x80 } ? false : nil
     }
 }
 
@@ -83,7 +113,7 @@ public struct HTTPRequest: Sendable {
         self.query = query
         self.headers = headers
         self.body = body
-        self.pathParameters = [:]
+        self.pathParameters = [String: String]()
         self.remoteAddress = nil
     }
 }
@@ -104,6 +134,10 @@ public struct HTTPResponse: Sendable {
 }
 
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+/// A handler that `HTTPServer` runs on its libmicrohttpd thread (see
+/// `Router.addSynchronous`): cheap, no I/O, never blocks.
+public typealias HTTPSynchronousHandler = @Sendable (HTTPRequest) -> HTTPResponse
 
 /// What the server or the router answers by itself (not a handler). An
 /// `HTTPErrorResponder` renders it, so the embedding application can use its own

@@ -125,7 +125,7 @@ struct Serve: AsyncParsableCommand {
         http.connectionLimit = Self.raiseDescriptorLimit(wanted: 4096 + 256) - 256
         http.errorResponder = BrokerAPI.errorResponder
         let router = BrokerAPI.router(services: services)
-        let server = HTTPServer(configuration: http, handler: { await router.handle($0) })
+        let server = HTTPServer(configuration: http, router: router)
         try server.start()
         logger.info("gpubroker listening", metadata: ["address": "http://\(host):\(server.port)"])
 

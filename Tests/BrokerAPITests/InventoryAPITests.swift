@@ -79,6 +79,31 @@ final class InventoryAPITests: XCTestCase {
         XCTAssertNotNil(none.header("X-Request-Id"), "every answer carries a request id")
     }
 
+    func testHealthzAnswersWithARequestId() async throws {
+        let health = try await broker.call("GET", "/healthz")
+        XCTAssertEqual(health.status, 200)
+        XCTAssertEqual(health.text, #"{"status":"ok"}"#)
+        XCTAssertEqual(health.header("Content-Type"), "application/json")
+        // A new id is a UUID (version 8: a per-process random prefix and a counter).
+        let id = try XCTUnwrap(health.header("X-Request-Id"))
+        let uuid = /[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}/
+        XCTAssertNotNil(id.wholeMatch(of: uuid), id)
+        let again = try await broker.call("GET", "/healthz")
+        let second = try XCTUnwrap(again.header("X-Request-Id"))
+        XCTAssertNotNil(second.wholeMatch(of: uuid), second)
+        XCTAssertNotEqual(second, id)
+        let notSane = try await broker.call("GET", "/healthz", headers: ["X-Request-Id": String(repeating: "x", count: 129)])
+        XCTAssertNotNil(notSane.header("X-Request-Id")?.wholeMatch(of: uuid), "a 129-character id is replaced")
+        let head = try await broker.call("HEAD", "/healthz", headers: ["X-Request-Id": "probe-1"])
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.body, [])
+        XCTAssertEqual(head.header("X-Request-Id"), "probe-1")
+        let wrong = try await broker.call("POST", "/healthz")
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.header("Allow"), "GET")
+        XCTAssertEqual(wrong.json["code"], "method_not_allowed")
+    }
+
     func testTenantTokenIsShownOnceAndStoredOnlyAsAHash() async throws {
         let tenant = try await broker.tenant("platform", quota: ["gpus": 8])
         let list = try await broker.call("GET", "/v1/admin/tenants", token: broker.adminToken)

@@ -82,10 +82,19 @@ final class ExecutableTests: XCTestCase {
             print("embedded start \(attempt): ready in \(String(format: "%.1f", seconds)) s")
             let tokenFile = FileManager.default.fileExists(atPath: directory + "/admin-token")
             XCTAssertTrue(tokenFile, "the generated admin token is kept in the data directory")
+            let healthz = await status("http://127.0.0.1:\(port)/healthz")
+            XCTAssertEqual(healthz, 200)
             let metrics = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
             let text = String(decoding: metrics.0, as: UTF8.self)
             XCTAssertTrue(text.contains("http_requests_total"), "Prometheus text counts requests by route and status")
             XCTAssertTrue(text.contains("route=\"/readyz\""), text)
+            // /healthz answers on the HTTP thread and is counted like every route.
+            let lines = text.split(separator: "\n")
+            for family in ["http_requests_total{", "http_request_duration_seconds_count{"] {
+                XCTAssertTrue(
+                    lines.contains { $0.hasPrefix(family) && $0.contains("route=\"/healthz\"") && $0.contains("status=\"200\"") },
+                    "\(family) for /healthz in:\n\(text)")
+            }
             let spec = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/openapi.yaml")!)
             XCTAssertTrue(String(decoding: spec.0, as: UTF8.self).hasPrefix("openapi: 3.1"))
             let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/admin-token")

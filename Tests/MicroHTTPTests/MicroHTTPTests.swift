@@ -48,15 +48,41 @@ final class MicroHTTPTests: XCTestCase {
             return text(200, "slow done")
         }
         router.add("GET", "/bad-status") { _ in HTTPResponse(status: 42) }
+        router.add("GET", "/thread") { _ in text(200, threadName()) }
+        // Synchronous routes: run on the server's own thread.
+        router.addSynchronous("GET", "/sync/{id}") { request in
+            var response = text(
+                200,
+                "sync id=\(request.pathParameters["id"] ?? "-") q=\(request.query["q"] ?? "-") "
+                    + "custom=\(request.headers["x-custom"] ?? "-") from \(request.remoteAddress ?? "nil")")
+            response.headers.add("X-Thread", threadName())
+            return response
+        }
+        router.addSynchronous("PUT", "/sync-echo") { request in
+            HTTPResponse(
+                status: 200, headers: HTTPHeaders([("Content-Type", "application/octet-stream")]), body: request.body)
+        }
+        router.addSynchronous("GET", "/mixed") { _ in text(200, "mixed get") }
+        router.addSynchronous("GET", "/sync-bad-status") { _ in HTTPResponse(status: 1000) }
+        router.add("POST", "/mixed") { _ in text(201, "mixed post") }
+        router.addSynchronous("GET", "/sync-slow") { _ in
+            usleep(300_000)  // blocks its MHD thread: only for the shutdown test
+            return text(200, "slow sync done")
+        }
         return router
+    }
+
+    /// The calling thread's name (libmicrohttpd names its workers "MHD-...").
+    static func threadName() -> String {
+        let name = try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)
+        return name?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
     }
 
     func startServer(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configure(&configuration)
-        let router = Self.makeRouter()
-        let server = HTTPServer(configuration: configuration) { await router.handle($0) }
+        let server = HTTPServer(configuration: configuration, router: Self.makeRouter())
         try server.start()
         addTeardownBlock { Self.blockingShutdown(server) }
         XCTAssertNotEqual(server.port, 0)
@@ -76,7 +102,7 @@ final class MicroHTTPTests: XCTestCase {
 
     func testRouterInProcess() async {
         let router = Self.makeRouter()
-        XCTAssertEqual(router.routes.count, 10)
+        XCTAssertEqual(router.routes.count, 17)
         XCTAssertEqual(router.routes[3].method, "GET")
         XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
 
@@ -102,6 +128,45 @@ final class MicroHTTPTests: XCTestCase {
 
         response = await router.handle(HTTPRequest(method: "HEAD", path: "/hello"))
         XCTAssertEqual(response.status, 200)
+
+        response = await router.handle(HTTPRequest(method: "GET", path: "/sync/s-1"))
+        XCTAssertTrue(String(decoding: response.body, as: UTF8.self).hasPrefix("sync id=s-1 "))
+    }
+
+    func testRouteForTellsSynchronousAsynchronousAndErrors() {
+        let router = Self.makeRouter()
+        var request = HTTPRequest(method: "GET", path: "/sync/a b")
+        guard case .synchronous(let handler) = router.route(for: &request) else {
+            return XCTFail("GET /sync/{id} is synchronous")
+        }
+        XCTAssertEqual(request.pathParameters, ["id": "a b"])
+        XCTAssertTrue(String(decoding: handler(request).body, as: UTF8.self).hasPrefix("sync id=a b "))
+        request = HTTPRequest(method: "HEAD", path: "/mixed")
+        guard case .synchronous = router.route(for: &request) else {
+            return XCTFail("HEAD falls back to the synchronous GET route")
+        }
+        request = HTTPRequest(method: "GET", path: "/v1/allocations/x")
+        guard case .asynchronous = router.route(for: &request) else {
+            return XCTFail("GET /v1/allocations/{id} is async")
+        }
+        XCTAssertEqual(request.pathParameters, ["id": "x"])
+        request = HTTPRequest(method: "POST", path: "/mixed")
+        guard case .asynchronous = router.route(for: &request) else { return XCTFail("POST /mixed is async") }
+        request = HTTPRequest(method: "GET", path: "/sync/")
+        guard case .answer(let missing) = router.route(for: &request) else {
+            return XCTFail("an empty segment matches no parameter")
+        }
+        XCTAssertEqual(missing.status, 404)
+        request = HTTPRequest(method: "PUT", path: "/mixed")
+        guard case .answer(let wrong) = router.route(for: &request) else { return XCTFail("PUT /mixed is not routed") }
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+        request = HTTPRequest(method: "GET", path: "/sync/a/b")
+        guard case .answer(let deeper) = router.route(for: &request) else {
+            return XCTFail("one parameter matches one segment")
+        }
+        XCTAssertEqual(deeper.status, 404)
+        XCTAssertEqual(request.pathParameters, [:], "no route, no parameters")
     }
 
     func testCustomErrorResponderInRouter() async {
@@ -129,6 +194,14 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(headers["set-cookie"], "c")
         headers.replaceOrAdd("X-B", "2")
         XCTAssertEqual(headers.map(\.value), ["c", "1", "2"])
+        // Names compare as lowercased() does, non-ASCII too.
+        headers.add("Straße", "s")
+        XCTAssertEqual(headers["STRAßE"], "s")
+        XCTAssertNil(headers["STRASSE"])
+        headers.add("\u{212A}ey", "kelvin")  // KELVIN SIGN lowercases to "k"
+        XCTAssertEqual(headers["KEY"], "kelvin")
+        XCTAssertNil(headers["X-"])
+        XCTAssertNil(headers["X-AB"])
     }
 
     // MARK: Over a socket
@@ -180,9 +253,11 @@ final class MicroHTTPTests: XCTestCase {
 
     func testInvalidHandlerStatusBecomes500() throws {
         let server = try startServer()
-        let response = try RawClient.request(port: server.port, "GET", "/bad-status")
-        XCTAssertEqual(response.status, 500)
-        XCTAssertEqual(response.text, "Internal Server Error\n")
+        for path in ["/bad-status", "/sync-bad-status"] {
+            let response = try RawClient.request(port: server.port, "GET", path)
+            XCTAssertEqual(response.status, 500, path)
+            XCTAssertEqual(response.text, "Internal Server Error\n", path)
+        }
     }
 
     func testBodyInManySmallPiecesIsReassembled() throws {
@@ -246,17 +321,18 @@ final class MicroHTTPTests: XCTestCase {
 
     func testHugeHeaderGets431AndServerKeepsServing() throws {
         let server = try startServer()
-        let big = String(repeating: "a", count: 40 * 1024)
+        let big = String(repeating: "a", count: 20 * 1024)
         let response = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Big: \(big)"])
-        XCTAssertEqual(response.status, 431)  // maxHeaderBytes (32 KiB), through the error responder
+        XCTAssertEqual(response.status, 431)  // maxHeaderBytes (16 KiB), through the error responder
         XCTAssertEqual(response.text, "Request Header Fields Too Large\n")
-        // Above connectionMemoryLimit (64 KiB) libmicrohttpd 0.9.75 answers 431 itself.
-        let huge = String(repeating: "b", count: 70 * 1024)
+        // Above connectionMemoryLimit (32 KiB) libmicrohttpd 0.9.75 answers 431 itself.
+        let huge = String(repeating: "b", count: 40 * 1024)
         let rejectedByMHD = try RawClient.request(port: server.port, "GET", "/hello", headers: ["X-Huge: \(huge)"])
         XCTAssertEqual(rejectedByMHD.status, 431)
+        XCTAssertNotEqual(rejectedByMHD.text, "Request Header Fields Too Large\n")
         // Just under the limit is fine.
         let fits = try RawClient.request(
-            port: server.port, "GET", "/hello", headers: ["X-Fits: \(String(repeating: "c", count: 30 * 1024))"])
+            port: server.port, "GET", "/hello", headers: ["X-Fits: \(String(repeating: "c", count: 15 * 1024))"])
         XCTAssertEqual(fits.status, 200)
         let next = try RawClient.request(port: server.port, "GET", "/hello")
         XCTAssertEqual(next.status, 200)
@@ -276,6 +352,62 @@ final class MicroHTTPTests: XCTestCase {
         let second = try client.readResponse()
         XCTAssertEqual(second.status, 200)
         XCTAssertEqual(second.text, "xyz")
+    }
+
+    func testSynchronousRouteAnswersOnTheServerThreadAndKeepsAlive() throws {
+        let server = try startServer()
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        for round in 0..<3 {
+            try client.send("GET /sync/r\(round)?q=\(round) HTTP/1.1\r\nHost: x\r\nX-Custom: c\(round)\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, 200)
+            XCTAssertEqual(response.text, "sync id=r\(round) q=\(round) custom=c\(round) from 127.0.0.1")
+            XCTAssertEqual(response.headers["Content-Type"], "text/plain")
+            XCTAssertNotEqual(response.headers["Connection"]?.lowercased(), "close", "kept alive")
+            XCTAssertEqual(response.headers["X-Thread"]?.hasPrefix("MHD"), true, "ran on a libmicrohttpd thread")
+        }
+        // A body reaches a synchronous handler; async and sync routes alternate on one connection.
+        try client.send("PUT /sync-echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        let echoed = try client.readResponse()
+        XCTAssertEqual(echoed.status, 200)
+        XCTAssertEqual(echoed.text, "hello")
+        try client.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz")
+        XCTAssertEqual(try client.readResponse().text, "xyz")
+        try client.send("GET /mixed HTTP/1.1\r\nHost: x\r\n\r\n")
+        let last = try client.readResponse()
+        XCTAssertEqual(last.text, "mixed get")
+        XCTAssertNotEqual(last.headers["Connection"]?.lowercased(), "close")
+        let thread = try RawClient.request(port: server.port, "GET", "/thread")
+        XCTAssertEqual(thread.status, 200)
+        XCTAssertFalse(thread.text.hasPrefix("MHD"), "async handlers run in tasks, not on \(thread.text)")
+    }
+
+    func testSynchronousRouteHeadAndErrorsOverSocket() throws {
+        let server = try startServer()
+        let head = try RawClient.request(port: server.port, "HEAD", "/mixed")
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["Content-Length"], "9")
+        XCTAssertEqual(head.body, [])
+        let post = try RawClient.request(port: server.port, "POST", "/mixed", body: Array("x".utf8))
+        XCTAssertEqual(post.status, 201)
+        XCTAssertEqual(post.text, "mixed post")
+        let wrong = try RawClient.request(port: server.port, "PUT", "/mixed", body: Array("x".utf8))
+        XCTAssertEqual(wrong.status, 405)
+        XCTAssertEqual(wrong.headers["Allow"], "GET, POST")
+        XCTAssertEqual(wrong.text, "Method Not Allowed\n")
+        let missing = try RawClient.request(port: server.port, "GET", "/sync/")
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(missing.text, "Not Found\n")
+        // Answered on the MHD thread too: 404 and 405 keep the connection alive.
+        let client = try RawClient(port: server.port)
+        defer { client.close() }
+        try client.send("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        let notFound = try client.readResponse()
+        XCTAssertEqual(notFound.status, 404)
+        XCTAssertNotEqual(notFound.headers["Connection"]?.lowercased(), "close")
+        try client.send("GET /sync/ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try client.readResponse().status, 200)
     }
 
     func testTwoHundredConcurrentConnections() throws {
@@ -320,12 +452,7 @@ final class MicroHTTPTests: XCTestCase {
         try server.start()
         let port = server.port
 
-        let result = LockedBox<Result<RawResponse, Error>?>(nil)
-        let clientDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            result.set(Result { try RawClient.request(port: port, "GET", "/slow") })
-            clientDone.signal()
-        }
+        let slow = BackgroundRequest(port: port, "GET", "/slow")
         usleep(150_000)  // the slow handler is running now
         let shutdownDone = DispatchSemaphore(value: 0)
         let shutdownStarted = Date()
@@ -337,19 +464,50 @@ final class MicroHTTPTests: XCTestCase {
         XCTAssertEqual(RawClient.connectErrno(port: port), ECONNREFUSED, "new connections must be refused")
         XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
         XCTAssertGreaterThan(Date().timeIntervalSince(shutdownStarted), 0.2, "shutdown waited for the handler")
-        XCTAssertEqual(clientDone.wait(timeout: .now() + 5), .success)
-        switch result.get() {
-        case .success(let response):
-            XCTAssertEqual(response.status, 200)
-            XCTAssertEqual(response.text, "slow done")
-            XCTAssertEqual(response.headers["Connection"]?.lowercased(), "close")
-        case .failure(let error):
-            XCTFail("in-flight request failed: \(error)")
-        case nil:
-            XCTFail("no result")
-        }
+        let response = slow.response()
+        XCTAssertEqual(response?.status, 200)
+        XCTAssertEqual(response?.text, "slow done")
+        XCTAssertEqual(response?.headers["Connection"]?.lowercased(), "close")
         // Idempotent.
         Self.blockingShutdown(server)
+    }
+
+    func testShutdownWaitsForARunningSynchronousHandler() throws {
+        let server = try startServer()
+        let slow = BackgroundRequest(port: server.port, "GET", "/sync-slow")
+        usleep(100_000)  // the synchronous handler is running on its MHD thread now
+        let started = Date()
+        Self.blockingShutdown(server)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.1, "shutdown waited for the handler")
+        let response = slow.response()
+        XCTAssertEqual(response?.status, 200)
+        XCTAssertEqual(response?.text, "slow sync done")
+        XCTAssertEqual(response?.headers["Connection"]?.lowercased(), "close")
+    }
+
+    func testSynchronousRouteDuringShutdownAnswersWithConnectionClose() throws {
+        let server = try startServer()
+        let port = server.port
+        let keptAlive = try RawClient(port: port)
+        defer { keptAlive.close() }
+        try keptAlive.send("GET /sync/before HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertNotEqual(try keptAlive.readResponse().headers["Connection"]?.lowercased(), "close")
+
+        let slow = BackgroundRequest(port: port, "GET", "/slow")  // keeps shutdown waiting
+        usleep(100_000)
+        let shutdownDone = DispatchSemaphore(value: 0)
+        Task {
+            await server.shutdown()
+            shutdownDone.signal()
+        }
+        usleep(100_000)  // shutting down, waiting for /slow
+        try keptAlive.send("GET /sync/during HTTP/1.1\r\nHost: x\r\n\r\n")
+        let during = try keptAlive.readResponse()
+        XCTAssertEqual(during.status, 200)
+        XCTAssertTrue(during.text.hasPrefix("sync id=during "), during.text)
+        XCTAssertEqual(during.headers["Connection"]?.lowercased(), "close")
+        XCTAssertEqual(shutdownDone.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(slow.response()?.text, "slow done")
     }
 
     func testClientGoneWhileHandlerRunsIsHarmless() throws {
@@ -395,6 +553,36 @@ final class MicroHTTPTests: XCTestCase {
         var badHost = HTTPServerConfiguration()
         badHost.host = "localhost"
         XCTAssertThrowsError(try HTTPServer(configuration: badHost) { _ in HTTPResponse(status: 200) }.start())
+    }
+}
+
+/// One request sent from its own thread (the raw client blocks).
+final class BackgroundRequest {
+    private let result = LockedBox<Result<RawResponse, Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(port: Int, _ method: String, _ target: String) {
+        Thread.detachNewThread { [result, done] in
+            result.set(Result { try RawClient.request(port: port, method, target) })
+            done.signal()
+        }
+    }
+
+    /// Waits up to 5 s for the response; nil (and a test failure) if there is none.
+    func response(file: StaticString = #filePath, line: UInt = #line) -> RawResponse? {
+        guard done.wait(timeout: .now() + 5) == .success else {
+            XCTFail("no response within 5 s", file: file, line: line)
+            return nil
+        }
+        switch result.get() {
+        case .success(let response):
+            return response
+        case .failure(let error):
+            XCTFail("request failed: \(error)", file: file, line: line)
+        case nil:
+            XCTFail("no result", file: file, line: line)
+        }
+        return nil
     }
 }
 

@@ -31,7 +31,7 @@ public final class TestBroker: Sendable {
         configuration.port = 0
         configuration.errorResponder = BrokerAPI.errorResponder
         let router = BrokerAPI.router(services: services)
-        server = HTTPServer(configuration: configuration, handler: { await router.handle($0) })
+        server = HTTPServer(configuration: configuration, router: router)
         try server.start()
     }
 

@@ -1,6 +1,10 @@
-/* The HTTP layer's ceiling: GET /healthz on libmicrohttpd configured like the broker's server
- * (MHD_USE_AUTO_INTERNAL_THREAD = internal polling with epoll, a thread pool), bound to 127.0.0.1. Answers {"status":"ok"} and keeps connections alive
- * by queueing on the second handler call. Usage: healthz PORT THREADS */
+/* The HTTP layer's ceiling: GET /healthz on a minimal libmicrohttpd server with an internal thread pool,
+ * bound to 127.0.0.1. Answers {"status":"ok"} on the MHD thread and keeps connections alive by
+ * queueing on the second handler call.
+ * Usage: healthz PORT THREADS [poll|epoll]
+ *   poll (default): MHD_USE_POLL_INTERNAL_THREAD, the broker's own mode (its HTTPServer cannot use
+ *     epoll: MHD_quiesce_daemon aborts in 0.9.75's epoll mode, see Sources/MicroHTTP/HTTPServer.swift);
+ *   epoll: MHD_USE_EPOLL_INTERNAL_THREAD, what MHD_USE_AUTO_INTERNAL_THREAD picks on Linux. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -28,14 +32,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: healthz PORT THREADS\n"); return 2; }
+    const char *polling = argc == 4 ? argv[3] : "poll";
+    int poll = strcmp(polling, "poll") == 0, epoll = strcmp(polling, "epoll") == 0;
+    if ((argc != 3 && argc != 4) || !(poll || epoll)) {
+        fprintf(stderr, "usage: healthz PORT THREADS [poll|epoll]\n");
+        return 2;
+    }
+    unsigned int mode = poll ? MHD_USE_POLL_INTERNAL_THREAD : MHD_USE_EPOLL_INTERNAL_THREAD;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)atoi(argv[1]));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, (uint16_t)atoi(argv[1]), NULL, NULL, handle, NULL,
+        mode, (uint16_t)atoi(argv[1]), NULL, NULL, handle, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)atoi(argv[2]),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
