@@ -98,7 +98,8 @@ public enum BrokerAPI {
     /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
-        let requestId = request.map(RouteBuilder.requestId) ?? RequestIds.next()
+        let ids = RequestIds.shared
+        let requestId = request.map(ids.id(for:)) ?? ids.next()
         var response = serverProblem(error, request, requestId)
         response.headers.replaceOrAdd("X-Request-Id", requestId)
         return response
@@ -195,48 +196,55 @@ final class RouteMetrics: Sendable {
 /// drawn once per process and a counter, so that a request needs neither a random
 /// draw nor Foundation's `UUID`. Unique within a process; across processes as
 /// likely as 74 random bits make it.
-enum RequestIds {
-    /// One global (one lazy-initialisation check per id, not one per field).
-    private static let state = State()
+final class RequestIds: Sendable {
+    /// The process's ids. Per-request code keeps a reference to it: reading a
+    /// global costs a lazy-initialisation check (`swift_once`) on every use.
+    static let shared = RequestIds()
 
-    private final class State: Sendable {
-        /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with
-        /// the version (8) and variant (0b10) bits of a UUID. The last 12 hex digits
-        /// (the 48-bit `node` field) are the counter.
-        let prefix: [UInt8]
-        let counter = Atomic<UInt64>(0)
-
-        init() {
-            var generator = SystemRandomNumberGenerator()
-            let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
-            let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
-            var text: [UInt8] = []
-            func put(_ value: UInt64, digits: Int) {
-                for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
-                    text.append(RequestIds.hexDigits.utf8Start[Int(value >> UInt64(shift) & 0xF)])
-                }
-                text.append(UInt8(ascii: "-"))
-            }
-            put(high >> 32, digits: 8)
-            put(high >> 16, digits: 4)
-            put(high, digits: 4)
-            put(clockSequence, digits: 4)
-            prefix = text
-        }
-    }
-
+    /// The first 24 characters, "xxxxxxxx-xxxx-8xxx-yxxx-": 74 random bits with the
+    /// version (8) and variant (0b10) bits of a UUID. The last 12 hex digits (the
+    /// 48-bit `node` field) are the counter.
+    private let prefix: [UInt8]
+    private let counter = Atomic<UInt64>(0)
     private static let hexDigits: StaticString = "0123456789abcdef"
 
-    static func next() -> String {
-        let state = state
-        let count = state.counter.wrappingAdd(1, ordering: .relaxed).newValue
+    private init() {
+        var generator = SystemRandomNumberGenerator()
+        let high = (generator.next() as UInt64) & ~0xF000 | 0x8000
+        let clockSequence = (generator.next() as UInt64) & 0x3FFF | 0x8000
+        var text: [UInt8] = []
+        func put(_ value: UInt64, digits: Int) {
+            for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+                text.append(Self.hexDigits.utf8Start[Int(value >> UInt64(shift) & 0xF)])
+            }
+            text.append(UInt8(ascii: "-"))
+        }
+        put(high >> 32, digits: 8)
+        put(high >> 16, digits: 4)
+        put(high, digits: 4)
+        put(clockSequence, digits: 4)
+        prefix = text
+    }
+
+    func next() -> String {
+        let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
         return String(unsafeUninitializedCapacity: 36) { buffer in
-            _ = state.prefix.withUnsafeBufferPointer { buffer.initialize(from: $0) }
+            _ = prefix.withUnsafeBufferPointer { buffer.initialize(from: $0) }
             for index in 0..<12 {
-                buffer[24 + index] = hexDigits.utf8Start[Int(count >> UInt64(44 - 4 * index) & 0xF)]
+                buffer[24 + index] = Self.hexDigits.utf8Start[Int(count >> UInt64(44 - 4 * index) & 0xF)]
             }
             return 36
         }
+    }
+
+    /// The client's `X-Request-Id` when it is a sane token, else a new one.
+    func id(for request: HTTPRequest) -> String {
+        if let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
+        {
+            return given
+        }
+        return next()
     }
 }
 
@@ -249,6 +257,7 @@ struct RouteSteps: Sendable {
     /// Whether the log line is written, read once: the services' logger is a
     /// value that nothing changes after start-up.
     let logsRequests: Bool
+    let ids = RequestIds.shared
 
     init(services: BrokerServices, method: String, pattern: String) {
         self.services = services
@@ -264,7 +273,7 @@ struct RouteSteps: Sendable {
     }
 
     func start(_ request: HTTPRequest) -> Started {
-        Started(requestId: RouteBuilder.requestId(request), at: DispatchTime.now().uptimeNanoseconds)
+        Started(requestId: ids.id(for: request), at: DispatchTime.now().uptimeNanoseconds)
     }
 
     /// The answer to an error thrown by authentication or the handler.
@@ -338,13 +347,4 @@ struct RouteBuilder {
         }
     }
 
-    /// The client's `X-Request-Id` when it is a sane token, else a new one.
-    static func requestId(_ request: HTTPRequest) -> String {
-        if let given = request.headers["X-Request-Id"], (1...128).contains(given.utf8.count),
-            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
-        {
-            return given
-        }
-        return RequestIds.next()
-    }
 }

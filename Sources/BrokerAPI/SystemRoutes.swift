@@ -9,6 +9,7 @@ enum SystemRoutes {
 
     static func register(_ routes: inout RouteBuilder) {
         // On the HTTP thread: liveness probes and load balancers call it often.
+        let healthy = Self.healthy  // captured: no lazy-global check per request
         routes.addSynchronous("GET", "/healthz") { _, _ in healthy }
         routes.add("GET", "/readyz", .none) { _, context in
             if let problem = await context.services.readinessProblem() {

@@ -520,10 +520,16 @@ final class ServerCore: Sendable {
             }
         }
         guard counted else { return }
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let closed = state.withLock { state -> Bool in
             state.pending -= 1
-            guard state.pending == 0, shuttingDown.load(ordering: .relaxed) else { return [] }
+            guard state.pending == 0, shuttingDown.load(ordering: .relaxed) else { return false }
             state.closedForHandlers = true
+            return true
+        }
+        // Rare, and apart so the common path handles no array of continuations. A
+        // waiter that comes after this sees pending at 0 and does not wait.
+        guard closed else { return }
+        let waiters = state.withLock { state in
             defer { state.waiters = [] }
             return state.waiters
         }

@@ -402,12 +402,12 @@ final class MicroHTTPTests: XCTestCase {
         // Answered on the MHD thread too: 404 and 405 keep the connection alive.
         let client = try RawClient(port: server.port)
         defer { client.close() }
-        try client.send("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
-        let notFound = try client.readResponse()
-        XCTAssertEqual(notFound.status, 404)
-        XCTAssertNotEqual(notFound.headers["Connection"]?.lowercased(), "close")
-        try client.send("GET /sync/ok HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try client.readResponse().status, 200)
+        for (method, target, status) in [("GET", "/nope", 404), ("DELETE", "/mixed", 405), ("GET", "/sync/ok", 200)] {
+            try client.send("\(method) \(target) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try client.readResponse()
+            XCTAssertEqual(response.status, status, target)
+            XCTAssertNotEqual(response.headers["Connection"]?.lowercased(), "close", target)
+        }
     }
 
     func testTwoHundredConcurrentConnections() throws {
