@@ -8,7 +8,7 @@ enum Authentication {
         guard let header = request.headers["Authorization"], header.lowercased().hasPrefix("bearer ") else {
             throw Problem.unauthorized
         }
-        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        let token = String(header.dropFirst("bearer ".count).trimmingOptionalWhitespace())
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
         if constantTimeEqual(token, services.adminToken) {

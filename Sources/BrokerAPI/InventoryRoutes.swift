@@ -2,6 +2,7 @@ import BrokerCore
 import BrokerStore
 import Foundation
 import MicroHTTP
+import Synchronization
 
 /// A pool as the API shows it: the report plus what is in use now.
 struct PoolView: Encodable {
@@ -47,6 +48,35 @@ struct ShapeAvailability: Encodable {
     var pricePerHour: Double?
 }
 
+/// `GET /v1/inventory` answers by query, for the latest inventory snapshot only: an
+/// answer follows from the query and the snapshot alone, and parsing the query and
+/// writing the answer took most of the request's time while the snapshot is reused
+/// by every request for 50 ms. Refused queries are not kept (they are answered anew).
+final class AvailabilityAnswers: Sendable {
+    private struct State {
+        var serial = Int.min
+        var bodies: [[String: String]: [UInt8]] = [:]
+    }
+
+    private let state = Mutex(State())
+    /// Distinct queries kept per snapshot; more start the set over.
+    static let maxQueries = 256
+
+    func body(
+        for query: [String: String], snapshot serial: Int, answer: () throws -> [UInt8]
+    ) throws -> [UInt8] {
+        if let kept = state.withLock({ $0.serial == serial ? $0.bodies[query] : nil }) { return kept }
+        let body = try answer()
+        state.withLock { state in
+            if serial > state.serial { state = State(serial: serial) }
+            guard serial == state.serial else { return }  // an older snapshot's answer
+            if state.bodies.count >= Self.maxQueries { state.bodies.removeAll(keepingCapacity: true) }
+            state.bodies[query] = body
+        }
+        return body
+    }
+}
+
 /// Regions and pools: admins write them, every token reads them.
 enum InventoryRoutes {
     static func register(_ routes: inout RouteBuilder) {
@@ -87,17 +117,21 @@ enum InventoryRoutes {
             return try JSONBodies.response(
                 200, RegionInventoryView(region: found.region.id, pools: found.pools.map(PoolView.init)))
         }
+        let answers = AvailabilityAnswers()
         routes.add("GET", "/v1/inventory", .anyToken) { request, context in
-            let shape = try InventoryQuery.parse(request.query)
-            let inventory = try await context.services.inventory.recentInventory()
-            let answer = PlacementPlanner.defaultRegionOrder(shape, inventory).map { region in
-                let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
-                return ShapeAvailability(
-                    region: region.region.id,
-                    availableReplicas: PlacementPlanner.replicasAvailable(shape, in: region),
-                    bestPool: best?.pool.id, pricePerHour: best?.pool.pricePerHour)
+            let snapshot = try await context.services.inventory.recentInventory()
+            let body = try answers.body(for: request.query, snapshot: snapshot.serial) {
+                let shape = try InventoryQuery.parse(request.query)
+                let answer = PlacementPlanner.defaultRegionOrder(shape, snapshot.regions).map { region in
+                    let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
+                    return ShapeAvailability(
+                        region: region.region.id,
+                        availableReplicas: PlacementPlanner.replicasAvailable(shape, in: region),
+                        bestPool: best?.pool.id, pricePerHour: best?.pool.pricePerHour)
+                }
+                return try JSONBodies.encode(["regions": answer])
             }
-            return try JSONBodies.response(200, ["regions": answer])
+            return JSONBodies.response(200, encoded: body)
         }
     }
 }

@@ -13,10 +13,8 @@ enum JSONBodies {
 
     static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
-        // Without Foundation's trimming: this runs on every request with a body.
-        let mediaType = String(contentType.split(separator: ";", omittingEmptySubsequences: false)[0]
-            .drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-            .lowercased()
+        let mediaType = contentType[..<(contentType.firstIndex(of: ";") ?? contentType.endIndex)]
+            .trimmingOptionalWhitespace().lowercased()
         return mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
     }
 
@@ -43,9 +41,18 @@ enum JSONBodies {
     }
 
     static func response<T: Encodable>(_ status: Int, _ value: T, headers: [(String, String)] = []) throws -> HTTPResponse {
+        response(status, encoded: try encode(value), headers: headers)
+    }
+
+    /// An answer whose body `encode` wrote before.
+    static func response(_ status: Int, encoded body: [UInt8], headers: [(String, String)] = []) -> HTTPResponse {
         var all = HTTPHeaders([("Content-Type", "application/json")])
         for (name, value) in headers { all.add(name, value) }
-        return HTTPResponse(status: status, headers: all, body: try encoder.encode(value).encoded())
+        return HTTPResponse(status: status, headers: all, body: body)
+    }
+
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        try encoder.encode(value).encoded()
     }
 
     static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }

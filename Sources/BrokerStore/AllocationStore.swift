@@ -48,7 +48,7 @@ public struct AllocationStore: Sendable {
             do {
                 let settings = self.settings
                 return try await retryingLostRaces {
-                    let inventory = try await snapshots.current(pool)
+                    let inventory = try await snapshots.current(pool).regions
                     let step = try await pool.withConnection { c in
                         try Self.prepareGrant(
                             c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,

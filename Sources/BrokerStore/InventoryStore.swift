@@ -178,7 +178,7 @@ public struct InventoryStore: Sendable {
     /// availability query, which many clients poll and which is a forecast anyway (a
     /// grant checks capacity in the database). Region and pool changes made through
     /// this store show at once.
-    public func recentInventory() async throws -> [RegionInventory] {
+    public func recentInventory() async throws -> InventorySnapshot {
         try await StoreError.translating { try await snapshots.current(pool) }
     }
 
@@ -217,18 +217,26 @@ public struct InventoryStore: Sendable {
     }
 }
 
+/// Every region with its pools as one read saw them.
+public struct InventorySnapshot: Sendable {
+    public let regions: [RegionInventory]
+    /// Distinct for every read, and larger for a later one: what is computed from a
+    /// snapshot alone can be kept under its serial.
+    public let serial: Int
+}
+
 /// An inventory snapshot reused for a few milliseconds: reading and decoding every
 /// region and pool costs more than planning a grant or answering an availability query.
 final class InventorySnapshots: Sendable {
     let maxAge: Duration
 
     private struct State {
-        var snapshot: (inventory: [RegionInventory], taken: ContinuousClock.Instant)?
+        var snapshot: (inventory: InventorySnapshot, taken: ContinuousClock.Instant)?
         /// Bumped by `invalidate()`: a read that started before it is not kept.
         var generation = 0
         /// The read under way, which every caller that finds the snapshot stale awaits:
         /// without it, all requests in flight when it expires read it at once.
-        var refresh: Task<[RegionInventory], any Error>?
+        var refresh: Task<InventorySnapshot, any Error>?
         var reads = 0
     }
 
@@ -242,7 +250,7 @@ final class InventorySnapshots: Sendable {
     var reads: Int { state.withLock { $0.reads } }
 
     /// The snapshot, when one younger than `maxAge` exists.
-    var recent: [RegionInventory]? {
+    var recent: InventorySnapshot? {
         guard let cached = state.withLock({ $0.snapshot }), ContinuousClock.now - cached.taken < maxAge else {
             return nil
         }
@@ -250,29 +258,33 @@ final class InventorySnapshots: Sendable {
     }
 
     /// The snapshot, read afresh (by one caller for all) when it is older than `maxAge`.
-    func current(_ pool: PostgresPool) async throws -> [RegionInventory] {
+    func current(_ pool: PostgresPool) async throws -> InventorySnapshot {
         if let recent { return recent }
-        let refresh = state.withLock { state -> Task<[RegionInventory], any Error> in
+        let refresh = state.withLock { state -> Task<InventorySnapshot, any Error> in
             if let running = state.refresh { return running }
-            let (taken, generation) = (ContinuousClock.now, state.generation)
+            state.reads += 1
+            let (taken, generation, serial) = (ContinuousClock.now, state.generation, state.reads)
             let task = Task {
-                defer { self.state.withLock { $0.refresh = nil } }
-                let fresh = try await pool.withConnection { c in try InventoryStore.snapshot(c) }
+                defer { self.state.withLock { if $0.generation == generation { $0.refresh = nil } } }
+                let fresh = InventorySnapshot(
+                    regions: try await pool.withConnection { c in try InventoryStore.snapshot(c) }, serial: serial)
                 self.state.withLock { state in
                     if state.generation == generation { state.snapshot = (fresh, taken) }
                 }
                 return fresh
             }
             state.refresh = task
-            state.reads += 1
             return task
         }
         return try await refresh.value
     }
 
+    /// After a write: the next caller reads afresh, even while a read that began
+    /// before the write is still under way.
     func invalidate() {
         state.withLock { state in
             state.snapshot = nil
+            state.refresh = nil
             state.generation += 1
         }
     }

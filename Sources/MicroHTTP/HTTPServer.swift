@@ -356,7 +356,7 @@ final class ServerCore: Sendable {
             if headerBytes(connection, url: url, method: method) > configuration.maxHeaderBytes {
                 tooLarge = .requestHeaderFieldsTooLarge
             } else if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
-                let length = Int(String(cString: declared).trimmingSpaces()),
+                let length = Int(String(cString: declared).trimmingOptionalWhitespace()),
                 length > configuration.maxBodyBytes
             {
                 tooLarge = .payloadTooLarge(limit: configuration.maxBodyBytes)
@@ -696,14 +696,5 @@ final class ServerCore: Sendable {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
-        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
-        return String(scalars)
     }
 }

@@ -54,6 +54,22 @@ public struct HTTPHeaders: Sendable, Sequence {
     }
 }
 
+extension StringProtocol where SubSequence == Substring {
+    /// Without the optional whitespace (spaces and tabs) HTTP allows around a field
+    /// value. It walks the UTF-8 bytes: header values are trimmed on every request.
+    public func trimmingOptionalWhitespace() -> Substring {
+        let bytes = self[...].utf8
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { bytes.formIndex(after: &start) }
+        while start < end {
+            let last = bytes.index(before: end)
+            guard bytes[last] == 0x20 || bytes[last] == 0x09 else { break }
+            end = last
+        }
+        return self[...][start..<end]
+    }
+}
+
 extension String {
     /// `lowercased() == other.lowercased()`, without allocating when both are
     /// ASCII (header names always are in practice).

@@ -212,6 +212,29 @@ final class InventoryAPITests: XCTestCase {
         XCTAssertEqual(missing.status, 422)
     }
 
+    // Answers are kept per query for the snapshot they came from: another query gets
+    // its own answer, and a report shows in the next answer to the same query.
+    func testInventoryAnswersFollowTheQueryAndTheLatestReport() async throws {
+        try await broker.region("cn-beijing")
+        try await broker.pool("cn-beijing", "t4", series: "T4", gpuMemory: 16, cpu: 4, memory: 15, capacity: 2, price: 1.3)
+        try await broker.pool("cn-beijing", "small", series: "T4", gpuMemory: 16, cpu: 2, memory: 8, capacity: 50, price: 0.5)
+        func available(_ query: String) async throws -> [Int] {
+            let response = try await broker.call("GET", "/v1/inventory?" + query, token: broker.adminToken)
+            XCTAssertEqual(response.status, 200, response.text)
+            return response.json["regions"]!.array.map { $0["availableReplicas"]!.int! }
+        }
+        let large = "computeClass=gpu&gpuSeries=T4&cpu=4&memoryGiB=15"
+        let first = try await available(large)
+        let smaller = try await available("computeClass=gpu&gpuSeries=T4&cpu=2&memoryGiB=8")
+        let reordered = try await available("memoryGiB=15&cpu=4&gpuSeries=T4&computeClass=gpu")
+        XCTAssertEqual([first, smaller, reordered], [[2], [52], [2]])
+        let refused = try await broker.call("GET", "/v1/inventory?" + large + "&colour=red", token: broker.adminToken)
+        XCTAssertEqual(refused.status, 422)
+        try await broker.pool("cn-beijing", "t4", series: "T4", gpuMemory: 16, cpu: 4, memory: 15, capacity: 7, price: 1.3)
+        let reported = try await available(large)
+        XCTAssertEqual(reported, [7])
+    }
+
     func testUnknownRouteAndMethod() async throws {
         let notFound = try await broker.call("GET", "/v1/nothing", token: broker.adminToken)
         XCTAssertEqual(notFound.status, 404)

@@ -12,7 +12,7 @@ final class InventorySnapshotTests: XCTestCase {
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: try TestDatabase.create()), size: 4)
         let store = InventoryStore(pool: pool, snapshotSeconds: 60)
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<32 { group.addTask { try await store.recentInventory().count } }
+            for _ in 0..<32 { group.addTask { try await store.recentInventory().regions.count } }
             return try await group.reduce(into: [Int]()) { $0.append($1) }
         }
         XCTAssertEqual(counts, Array(repeating: 0, count: 32))
@@ -20,7 +20,7 @@ final class InventorySnapshotTests: XCTestCase {
         _ = try await store.createRegion(
             Region(id: "a", kind: .serverless, primary: true, vpcId: "v", vSwitchIds: ["s"], securityGroupId: "g"))
         let after = try await store.recentInventory()
-        XCTAssertEqual(after.map(\.region.id), ["a"])
+        XCTAssertEqual(after.regions.map(\.region.id), ["a"])
         XCTAssertEqual(store.snapshots.reads, 2)
         await pool.close()
     }
