@@ -5,7 +5,7 @@ import MicroHTTP
 /// Reading request bodies and writing JSON answers, the same way on every route.
 enum JSONBodies {
     /// Answers' JSON: keys sorted, dates as ISO 8601 with milliseconds in UTC.
-    static let encoder = JSONValueEncoder(date: timestamp)
+    static let encoder = SortedJSONEncoder(date: timestamp)
 
     static func timestamp(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
@@ -52,7 +52,7 @@ enum JSONBodies {
     }
 
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        try encoder.encode(value).encoded()
+        try encoder.encode(value)
     }
 
     static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }

@@ -28,7 +28,7 @@ enum ManifestRoutes {
                 manifests: ManifestTranslator.regionManifests(translation, shares: shares, instanceType: chosenType))
             let location = ("Location", "/v1/allocations/\(view.id.description)")
             guard asYAML else { return try JSONBodies.response(201, answer, headers: [location]) }
-            let json = try JSONBodies.encoder.encode(answer)
+            let json = try JSONValue.parse(JSONBodies.encode(answer))
             return HTTPResponse(
                 status: 201, headers: HTTPHeaders([("Content-Type", "application/yaml"), location]),
                 body: Array(try YAMLBodies.text(json).utf8))

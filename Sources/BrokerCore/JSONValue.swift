@@ -94,11 +94,10 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    // MARK: private
+    // MARK: writing
 
-    /// Rejects documents nested deeper than `maxDepth` before Foundation recurses into them,
-    /// and trailing commas (`[1,]`, `{"a":1,}`), which Foundation's decoder tolerates.
-    private func write(into out: inout [UInt8]) {
+    /// Keys sorted, as `SortedJSONEncoder` writes objects.
+    func write(into out: inout [UInt8]) {
         switch self {
         case .null:
             out.append(contentsOf: "null".utf8)
@@ -135,7 +134,7 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         return "\(value)"  // Swift's shortest round-tripping form, e.g. 0.1, 1e+300
     }
 
-    private static func writeString(_ string: String, into out: inout [UInt8]) {
+    static func writeString(_ string: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
             out.append(contentsOf: string.utf8)

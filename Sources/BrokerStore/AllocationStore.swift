@@ -208,7 +208,7 @@ public struct AllocationStore: Sendable {
             decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
         let reservation = GrantReservation(
             allocationId: record.id,
-            allocation: PostgresJSON(rawJSON: try JSONValueEncoder(date: PostgresTimestamp.format).encode(record).jsonText),
+            allocation: PostgresJSON(rawJSON: try SortedJSONEncoder(date: PostgresTimestamp.format).encodeText(record)),
             placements: try placements(plan, inventory: inventory, held: []), actor: actor,
             policiesVersion: settings.policiesVersion)
         return .reserve(PlannedGrant(reservation: reservation, request: request, plan: plan))

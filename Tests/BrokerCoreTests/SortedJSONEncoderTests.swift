@@ -2,9 +2,9 @@ import BrokerCore
 import Foundation
 import XCTest
 
-/// `JSONValueEncoder` writes what JSONEncoder with sorted keys and unescaped slashes
+/// `SortedJSONEncoder` writes what JSONEncoder with sorted keys and unescaped slashes
 /// wrote before it, byte for byte.
-final class JSONValueEncoderTests: XCTestCase {
+final class SortedJSONEncoderTests: XCTestCase {
     static let foundation: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -18,7 +18,7 @@ final class JSONValueEncoderTests: XCTestCase {
     static func timestamp(_ date: Date) -> String { "t\(Int(date.timeIntervalSince1970))" }
 
     func assertSameBytes<T: Encodable>(_ value: T, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ours = try JSONValueEncoder(date: Self.timestamp).encode(value).jsonText
+        let ours = try SortedJSONEncoder(date: Self.timestamp).encodeText(value)
         let theirs = String(decoding: try Self.foundation.encode(value), as: UTF8.self)
         XCTAssertEqual(ours, theirs, file: file, line: line)
     }
@@ -35,6 +35,8 @@ final class JSONValueEncoderTests: XCTestCase {
         try assertSameBytes([0.1, 1, -2.5, 1e-7, 123456789, 1e21, Double(Int64.max)])
         try assertSameBytes(Optional<Int>.none)
         try assertSameBytes(["seq": Int64(42), "small": Int64(-7)])
+        // Integers are written exactly, also past 2^53 where a Double would round them.
+        try assertSameBytes(["big": Int64(9_007_199_254_740_993), "max": Int64.max, "min": Int64.min])
         try assertSameBytes([UInt8(1), UInt8(255)])
     }
 
