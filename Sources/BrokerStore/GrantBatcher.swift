@@ -25,26 +25,24 @@ struct GrantReservation: Sendable {
     }
 }
 
-/// Group commit for grants outside a transaction. A grant that arrives while
-/// `maxConcurrentBatches` batches are running waits; when a batch ends, its leader
-/// hands over to the oldest waiter, which sends everything queued by then (up to
-/// `maxBatch`) as one `gpb_grant_batch` statement: one round trip and one commit for
-/// all of them, and on a hot pool one row lock per batch instead of one per grant.
-/// A grant that arrives with no batch running leads at once, so a lone request waits
-/// for nobody. Every grant is answered after its batch commits.
+/// Group commit for grants outside a transaction. A grant joins the queue; a sender
+/// takes everything queued (up to `maxBatch`) and sends it as one `gpb_grant_batch`
+/// statement: one round trip and one commit for all of them, and on a hot pool one row
+/// lock per batch instead of one per grant. A sender keeps its connection and its
+/// thread while grants keep coming and sends the next batch as soon as the last one
+/// commits, with no task switch in between; it ends when the queue is empty. At most
+/// `maxConcurrentBatches` senders run; a grant that finds none starts one, so a lone
+/// request waits for nobody. Every grant is answered after its batch commits.
 final class GrantBatcher: Sendable {
     let pool: PostgresPool
     let maxBatch: Int
     let maxConcurrentBatches: Int
 
-    private enum Role: Sendable {
-        case lead
-        case done(Result<[InstanceView], any Error>)
-    }
+    private typealias Outcome = Result<[InstanceView], any Error>
 
     private struct Waiter {
         var reservation: GrantReservation
-        var continuation: CheckedContinuation<Role, Never>
+        var continuation: CheckedContinuation<Outcome, Never>
     }
 
     /// Batches sent and the grants in them, since start: their ratio is the mean batch size.
@@ -54,7 +52,7 @@ final class GrantBatcher: Sendable {
     }
 
     private struct State {
-        var running = 0
+        var senders = 0
         var waiting: [Waiter] = []
         var statistics = Statistics()
     }
@@ -76,63 +74,76 @@ final class GrantBatcher: Sendable {
     /// The granted instances; `AllocationStore.LostRace` when a pool fell short or the
     /// tenant changed meanwhile (nothing was written: read afresh and plan again).
     func grant(_ reservation: GrantReservation) async throws -> [InstanceView] {
-        let role = await withCheckedContinuation { (continuation: CheckedContinuation<Role, Never>) in
-            let leadNow = state.withLock { state -> Bool in
-                if state.running < maxConcurrentBatches {
-                    state.running += 1
-                    return true
-                }
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            let startSender = state.withLock { state -> Bool in
                 state.waiting.append(Waiter(reservation: reservation, continuation: continuation))
-                return false
+                guard state.senders < maxConcurrentBatches else { return false }
+                state.senders += 1
+                return true
             }
-            if leadNow { continuation.resume(returning: .lead) }
-        }
-        switch role {
-        case .done(let result):
-            return try result.get()
-        case .lead:
-            return try await lead(with: reservation)
+            if startSender { self.startSender() }
+        }.get()
+    }
+
+    private func startSender() {
+        Task {
+            do {
+                try await pool.withConnection { c in self.send(on: c) }
+            } catch {
+                // No connection to be had: what waits would wait for it again; answer it.
+                let stranded = state.withLock { state -> [Waiter] in
+                    state.senders -= 1
+                    defer { state.waiting.removeAll() }
+                    return state.waiting
+                }
+                for waiter in stranded { waiter.continuation.resume(returning: .failure(error)) }
+            }
         }
     }
 
-    private func lead(with own: GrantReservation) async throws -> [InstanceView] {
-        let followers = state.withLock { state -> [Waiter] in
-            let taken = Array(state.waiting.prefix(maxBatch - 1))
-            state.waiting.removeFirst(taken.count)
-            state.statistics.batches += 1
-            state.statistics.grants += 1 + taken.count
-            return taken
-        }
-        batchesCounter.increment()
-        grantsCounter.increment(by: 1 + followers.count)
-        let results = await run([own] + followers.map(\.reservation))
-        for (follower, result) in zip(followers, results.dropFirst()) {
-            follower.continuation.resume(returning: .done(result))
-        }
-        let next = state.withLock { state -> Waiter? in
-            if state.waiting.isEmpty {
-                state.running -= 1
-                return nil
+    /// Sends batch after batch until nothing waits, or until the connection breaks (a
+    /// new sender then takes over, on a new connection).
+    private func send(on c: PostgresConnection) {
+        while true {
+            let batch = state.withLock { state -> [Waiter] in
+                let taken = Array(state.waiting.prefix(maxBatch))
+                state.waiting.removeFirst(taken.count)
+                if taken.isEmpty {
+                    state.senders -= 1
+                } else {
+                    state.statistics.batches += 1
+                    state.statistics.grants += taken.count
+                }
+                return taken
             }
-            return state.waiting.removeFirst()
+            if batch.isEmpty { return }
+            batchesCounter.increment()
+            grantsCounter.increment(by: batch.count)
+            let results = Self.run(c, batch.map(\.reservation))
+            for (waiter, result) in zip(batch, results) { waiter.continuation.resume(returning: result) }
+            if case .failure(let error as PostgresError) = results[0], error.isConnectionProblem {
+                let handOver = state.withLock { state -> Bool in
+                    if state.waiting.isEmpty {
+                        state.senders -= 1
+                        return false
+                    }
+                    return true
+                }
+                if handOver { startSender() }
+                return
+            }
         }
-        next?.continuation.resume(returning: .lead)
-        return try results[0].get()
     }
 
     /// One result per reservation, in order; never throws.
-    private func run(_ batch: [GrantReservation]) async -> [Result<[InstanceView], any Error>] {
+    private static func run(_ c: PostgresConnection, _ batch: [GrantReservation]) -> [Outcome] {
         do {
-            return try await pool.withConnection { c in
-                do {
-                    return try Self.executeRetrying(c, batch)
-                } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
-                    // One grant broke the statement (say its tenant was deleted): run
-                    // them one by one so each gets its own answer.
-                    return batch.map { reservation in
-                        Result { try Self.executeRetrying(c, [reservation])[0].get() }
-                    }
-                }
+            return try executeRetrying(c, batch)
+        } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {
+            // One grant broke the statement (say its tenant was deleted): run them one
+            // by one so each gets its own answer.
+            return batch.map { reservation in
+                Result { try executeRetrying(c, [reservation])[0].get() }
             }
         } catch {
             return batch.map { _ in .failure(error) }
@@ -144,7 +155,7 @@ final class GrantBatcher: Sendable {
     /// writers, such as a release touching several pools, do not).
     private static func executeRetrying(
         _ c: PostgresConnection, _ batch: [GrantReservation]
-    ) throws -> [Result<[InstanceView], any Error>] {
+    ) throws -> [Outcome] {
         var attempt = 1
         while true {
             do {
@@ -160,7 +171,7 @@ final class GrantBatcher: Sendable {
 
     private static func execute(
         _ c: PostgresConnection, _ batch: [GrantReservation]
-    ) throws -> [Result<[InstanceView], any Error>] {
+    ) throws -> [Outcome] {
         let rows = try c.query(
             "SELECT * FROM gpb_grant_batch($1::jsonb)",
             [PostgresJSON(rawJSON: "[" + batch.map(\.batchElement).joined(separator: ",") + "]")])

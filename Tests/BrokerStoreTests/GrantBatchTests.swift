@@ -130,9 +130,32 @@ final class GrantBatchTests: XCTestCase {
         _ = try await held.value
         XCTAssertEqual(outcomes, ["granted": 30, "lost": 10])
         XCTAssertEqual(batcher.statistics.grants, 40)
-        XCTAssertEqual(batcher.statistics.batches, 3, "one alone, then 32, then the last 7")
+        XCTAssertEqual(batcher.statistics.batches, 2, "32, then the last 8")
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 30)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 30)
+        await pool.close()
+    }
+
+    /// A sender whose connection breaks answers its batch with the error and ends; the
+    /// grants after it get a sender on a fresh connection.
+    func testGrantsAfterALostConnectionGoOutOnANewOne() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
+        let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
+        let before = try await batcher.grant(reservation())
+        XCTAssertEqual(before.count, 1)
+        let pid: Int = try await pool.withConnection { c in try c.query("SELECT pg_backend_pid() AS n")[0].decode("n") }
+        try connection.query("SELECT pg_terminate_backend($1)", [pid])
+        var outcomes: [String] = []
+        for _ in 0..<3 {
+            do {
+                outcomes.append("granted \(try await batcher.grant(reservation()).count)")
+            } catch let error as PostgresError where error.isConnectionProblem {
+                outcomes.append("connection lost")
+            }
+        }
+        XCTAssertEqual(outcomes.last, "granted 1", "\(outcomes)")
+        XCTAssertEqual(
+            try count("SELECT count(*)::int AS n FROM allocations"), 1 + outcomes.filter { $0 == "granted 1" }.count)
         await pool.close()
     }
 
@@ -142,16 +165,17 @@ final class GrantBatchTests: XCTestCase {
         let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
         let held = Task { try await pool.withConnection { c in try c.query("SELECT pg_sleep(0.3)") } }
         try await Task.sleep(for: .milliseconds(50))
-        // The first grant leads a batch of its own; the next two wait and go out together.
+        // All three wait for the connection and go out together; the statement fails, and
+        // each grant then runs alone.
         let (first, second, third) = (reservation(), reservation(), reservation(count: 2, vSwitches: 1))
-        let leader = Task { try await batcher.grant(first) }
+        let alone = Task { try await batcher.grant(first) }
         try await Task.sleep(for: .milliseconds(50))
         let good = Task { try await batcher.grant(second) }
         let orphan = Task { try await batcher.grant(third) }
         _ = try await held.value
-        let led = try await leader.value
+        let firstGranted = try await alone.value
         let granted = try await good.value
-        XCTAssertEqual(led.count, 1)
+        XCTAssertEqual(firstGranted.count, 1)
         XCTAssertEqual(granted.count, 1)
         do {
             _ = try await orphan.value
@@ -159,7 +183,7 @@ final class GrantBatchTests: XCTestCase {
         } catch {
             XCTAssertEqual((error as? PostgresError)?.sqlState, .notNullViolation)
         }
-        XCTAssertEqual(batcher.statistics.batches, 2)
+        XCTAssertEqual(batcher.statistics.batches, 1)
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 2)
         await pool.close()
     }
