@@ -14,6 +14,11 @@ public struct SortedJSONEncoder: Sendable {
     }
 
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        if let writable = value as? any JSONWritable {
+            var json = JSONWriter(date: date)
+            writable.write(to: &json)
+            return json.bytes
+        }
         let node = Node()
         try Self.box(value, into: node, encoder: nil, key: nil, date: date)
         var out: [UInt8] = []
@@ -33,6 +38,11 @@ public struct SortedJSONEncoder: Sendable {
         // Checked on the type, not the value: a value cast boxes every value on the way.
         if T.self == JSONValue.self { return node.setScalar { (value as! JSONValue).write(into: &$0) } }
         if T.self == Date.self { return node.setScalar { JSONValue.writeString(date(value as! Date), into: &$0) } }
+        if T.self is any JSONWritable.Type, let writable = value as? any JSONWritable {
+            var json = JSONWriter(date: date)
+            writable.write(to: &json)
+            return node.setScalar { $0.append(contentsOf: json.bytes) }
+        }
         // The containers' own methods take Int and Double; the other numeric types come
         // here, and encoding them through their Encodable would come back here forever.
         if T.self is any BinaryInteger.Type, let value = value as? any BinaryInteger {

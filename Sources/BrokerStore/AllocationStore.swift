@@ -215,7 +215,7 @@ public struct AllocationStore: Sendable {
     }
 
     /// The allocation row `gpb_grant` inserts.
-    struct GrantRecord: Encodable {
+    struct GrantRecord: JSONWritable {
         var id: ResourceID
         var tenantId: ResourceID
         var status: AllocationStatus
@@ -225,6 +225,20 @@ public struct AllocationStore: Sendable {
         var labels: [String: String]
         var decisions: [PlacementDecision]
         var leaseSeconds: Int
+
+        func write(to json: inout JSONWriter) {
+            json.beginObject()
+            json.member("decisions", decisions)
+            json.member("id", id)
+            json.member("labels", labels)
+            json.member("leaseSeconds", leaseSeconds)
+            json.member("placedReplicas", placedReplicas)
+            json.member("replicas", replicas)
+            json.member("request", request)
+            json.member("status", status)
+            json.member("tenantId", tenantId)
+            json.endObject()
+        }
     }
 
     // MARK: read

@@ -112,3 +112,52 @@ enum AllocationRows {
         )
     }
 }
+
+extension ResourceID: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.value(description)
+    }
+}
+
+extension InstanceView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("cpu", cpu)
+        json.member("createdAt", createdAt)
+        json.member("gpuCount", gpuCount)
+        json.member("gpuSeries", gpuSeries)
+        json.member("id", id)
+        json.member("instanceType", instanceType)
+        json.member("labels", labels)
+        json.member("memoryGiB", memoryGiB)
+        json.member("poolId", poolId)
+        json.member("region", region)
+        json.member("reused", reused)
+        json.member("securityGroupId", securityGroupId)
+        json.member("state", state)
+        json.member("unit", unit)
+        json.member("vSwitchId", vSwitchId)
+        json.member("vpcId", vpcId)
+        json.endObject()
+    }
+}
+
+extension AllocationView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("createdAt", createdAt)
+        json.member("decisions", decisions)
+        json.member("id", id)
+        json.member("instances", instances)
+        json.member("labels", labels)
+        json.member("leaseExpiresAt", leaseExpiresAt)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("placedReplicas", placedReplicas)
+        json.member("queueDeadline", queueDeadline)
+        json.member("replicas", replicas)
+        json.member("request", request)
+        json.member("status", status)
+        json.member("updatedAt", updatedAt)
+        json.endObject()
+    }
+}

@@ -30,6 +30,16 @@ final class SortedJSONEncoderTests: XCTestCase {
                 strategy: .spread, units: [PlacementUnit(regions: ["a", "b"], max: 2), PlacementUnit(selector: RegionSelector(kind: .onPremises, labels: ["tier": "gold"]))]),
             allOrNothing: false, labels: ["app": "web \"quoted\"", "é": "tab\there\u{1}"])
         try assertSameBytes(request)
+        // Every optional member present, through JSONWritable, top level and nested.
+        let sized = AllocationRequest(
+            shape: ComputeShape(computeClass: .gpu, gpuCount: 1, cpu: 8, memoryGiB: 30.5, instanceType: "ecs.gn7i",
+                                requiredGPUMemoryGiB: 22.25),
+            replicas: 1, model: ModelSpec(parameters: 7e9, precision: .bf16, contextLength: 4096, layers: 32, hiddenSize: 4096,
+                                          batchSize: 2, kvCacheGiB: 1.5, usableFraction: 0.9),
+            placement: PlacementPolicy(units: [PlacementUnit(regions: ["*"], max: 0), PlacementUnit(selector: RegionSelector())]),
+            leaseSeconds: 86400, queue: true, queueTimeoutSeconds: 60)
+        try assertSameBytes(sized)
+        try assertSameBytes(["requests": [sized, request]])
         try assertSameBytes([PlacementDecision(region: "a", replicas: 1, reason: "1e-07 of 3.5")])
         try assertSameBytes(["at": Date(timeIntervalSince1970: 1_700_000_000)])
         try assertSameBytes([0.1, 1, -2.5, 1e-7, 123456789, 1e21, Double(Int64.max)])
