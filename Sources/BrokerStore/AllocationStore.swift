@@ -49,10 +49,19 @@ public struct AllocationStore: Sendable {
                 let settings = self.settings
                 return try await retryingLostRaces {
                     let inventory = try await snapshots.current(pool).regions
-                    let step = try await pool.withConnection { c in
-                        try Self.prepareGrant(
-                            c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
+                    let step: GrantStep
+                    do {
+                        // Planned on this task: with the tenant's settings cached, a grant
+                        // needs the database only for the batched statement.
+                        step = try Self.prepareGrant(
+                            nil, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
                             recentInventory: inventory, settings: settings)
+                    } catch is NeedsConnection {
+                        step = try await pool.withConnection { c in
+                            try Self.prepareGrant(
+                                c, tenantId: tenantId, request: request, actor: actor, inTransaction: false,
+                                recentInventory: inventory, settings: settings)
+                        }
                     }
                     switch step {
                     case .answered(let view):
@@ -127,6 +136,15 @@ public struct AllocationStore: Sendable {
     /// tenant's lock, or instances to preempt first) was started without one.
     struct NeedsTransaction: Error {}
 
+    /// Planning without a connection (`prepareGrant(nil, ...)`) came to a step that reads
+    /// or writes; it is planned again with one.
+    struct NeedsConnection: Error {}
+
+    static func connection(_ c: PostgresConnection?) throws -> PostgresConnection {
+        guard let c else { throw NeedsConnection() }
+        return c
+    }
+
     /// What a grant decided before reserving.
     enum GrantStep: Sendable {
         /// Nothing to reserve: the allocation was recorded as pending.
@@ -157,11 +175,12 @@ public struct AllocationStore: Sendable {
     /// transaction the only write is one statement (the pending insert, or later the
     /// batched `gpb_grant`), so the grant is still atomic; what needs more (a quota to
     /// check under the tenant's lock, instances to preempt) throws `NeedsTransaction`.
+    /// Without a connection (`c` nil), what needs one throws `NeedsConnection`.
     static func prepareGrant(
-        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
+        _ c: PostgresConnection?, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
         recentInventory: [RegionInventory]? = nil, settings cache: ShortLivedCache<UUID, TenantSettings>? = nil
     ) throws -> GrantStep {
-        let settings = try cache?.lookup(tenantId) ?? TenantSettings.load(c, tenantId: tenantId)
+        let settings = try cache?.lookup(tenantId) ?? TenantSettings.load(connection(c), tenantId: tenantId)
         cache?.remember(tenantId, settings)
         var request = request
         if request.placement == nil, request.region == nil,
@@ -171,12 +190,12 @@ public struct AllocationStore: Sendable {
         }
         var (plan, inventory) = try plan(c, request, replicas: request.replicas, held: [], inventory: recentInventory)
         if !acceptable(plan, request), recentInventory != nil {
-            (plan, inventory) = try Self.plan(c, request, replicas: request.replicas, held: [])
+            (plan, inventory) = try Self.plan(connection(c), request, replicas: request.replicas, held: [])
         }
         var victims: [Int64] = []
         if !acceptable(plan, request) {
             guard inTransaction || request.shape.qos != .default else { throw NeedsTransaction() }
-            if let preemption = try planPreemption(c, request, replicas: request.replicas, held: []) {
+            if let preemption = try planPreemption(connection(c), request, replicas: request.replicas, held: []) {
                 (plan, inventory, victims) = preemption
             }
         }
@@ -185,7 +204,7 @@ public struct AllocationStore: Sendable {
             guard request.queue else {
                 throw StoreError.insufficientCapacity(shortfall(request.replicas, plan), decisions: plan.decisions)
             }
-            let row = try c.query(
+            let row = try connection(c).query(
                 """
                 INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, labels, decisions,
                                               lease_seconds, queue_deadline)
@@ -199,9 +218,10 @@ public struct AllocationStore: Sendable {
         }
         if !settings.quota.isUnlimited {
             guard inTransaction else { throw NeedsTransaction() }
-            try QuotaCheck.verify(c, tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
+            try QuotaCheck.verify(
+                connection(c), tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
         }
-        try preempt(c, instanceSeqs: victims, for: id, actor: actor)
+        if !victims.isEmpty { try preempt(connection(c), instanceSeqs: victims, for: id, actor: actor) }
         let record = GrantRecord(
             id: ResourceID(id), tenantId: ResourceID(tenantId), status: plan.satisfied ? .active : .partial,
             request: request, replicas: request.replicas, placedReplicas: plan.placed, labels: request.labels,
@@ -410,10 +430,10 @@ public struct AllocationStore: Sendable {
 
     /// Plans `replicas` new replicas of a request, from `recent` or else from fresh inventory.
     static func plan(
-        _ c: PostgresConnection, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas],
+        _ c: PostgresConnection?, _ request: AllocationRequest, replicas: Int, held: [HeldReplicas],
         inventory recent: [RegionInventory]? = nil
     ) throws -> (PlacementPlan, [RegionInventory]) {
-        let inventory = try recent ?? InventoryStore.snapshot(c)
+        let inventory = try recent ?? InventoryStore.snapshot(connection(c))
         let plan = PlacementPlanner.plan(
             PlacementInput(
                 shape: effectiveShape(request), replicas: replicas, pinnedRegion: request.region,
