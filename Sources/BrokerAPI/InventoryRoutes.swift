@@ -119,7 +119,13 @@ enum InventoryRoutes {
         }
         let answers = AvailabilityAnswers()
         routes.add("GET", "/v1/inventory", .anyToken) { request, context in
-            let snapshot = try await context.services.inventory.recentInventory()
+            let snapshot: InventorySnapshot
+            do {
+                snapshot = try await context.services.inventory.recentInventory()
+            } catch {
+                _ = try InventoryQuery.parse(request.query)  // a refused query says so, database or not
+                throw error
+            }
             let body = try answers.body(for: request.query, snapshot: snapshot.serial) {
                 let shape = try InventoryQuery.parse(request.query)
                 let answer = PlacementPlanner.defaultRegionOrder(shape, snapshot.regions).map { region in
