@@ -4,8 +4,9 @@ import Foundation
 /// JSONEncoder with `.sortedKeys` and `.withoutEscapingSlashes` writes them. It exists
 /// for speed: JSONEncoder checks every value against Foundation's special types on the
 /// way and took about a quarter of a grant's CPU time. This one checks for `Date` only
-/// (written by `date`) and writes scalars as bytes at once; only objects wait, to be
-/// written in key order when the whole value is done.
+/// (written by `date`) and for `JSONWritable` values (which write themselves), and writes
+/// scalars as bytes at once; only objects wait, to be written in key order when the whole
+/// value is done.
 public struct SortedJSONEncoder: Sendable {
     public let date: @Sendable (Date) -> String
 
@@ -14,11 +15,7 @@ public struct SortedJSONEncoder: Sendable {
     }
 
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        if let writable = value as? any JSONWritable {
-            var json = JSONWriter(date: date)
-            writable.write(to: &json)
-            return json.bytes
-        }
+        if let written = Self.written(value, date: date) { return written }
         let node = Node()
         try Self.box(value, into: node, encoder: nil, key: nil, date: date)
         var out: [UInt8] = []
@@ -31,6 +28,15 @@ public struct SortedJSONEncoder: Sendable {
         String(decoding: try encode(value), as: UTF8.self)
     }
 
+    /// The bytes of a value that writes itself; nil for any other.
+    private static func written<T: Encodable>(_ value: T, date: @escaping (Date) -> String) -> [UInt8]? {
+        // Checked on the type, not the value: a value cast boxes every value on the way.
+        guard T.self is any JSONWritable.Type, let writable = value as? any JSONWritable else { return nil }
+        var json = JSONWriter(date: date)
+        writable.write(to: &json)
+        return json.bytes
+    }
+
     /// Encodes `value` as the whole of `node`.
     static func box<T: Encodable>(
         _ value: T, into node: Node, encoder parent: ValueEncoder?, key: (any CodingKey)?, date: @escaping (Date) -> String
@@ -38,11 +44,7 @@ public struct SortedJSONEncoder: Sendable {
         // Checked on the type, not the value: a value cast boxes every value on the way.
         if T.self == JSONValue.self { return node.setScalar { (value as! JSONValue).write(into: &$0) } }
         if T.self == Date.self { return node.setScalar { JSONValue.writeString(date(value as! Date), into: &$0) } }
-        if T.self is any JSONWritable.Type, let writable = value as? any JSONWritable {
-            var json = JSONWriter(date: date)
-            writable.write(to: &json)
-            return node.setScalar { $0.append(contentsOf: json.bytes) }
-        }
+        if let written = written(value, date: date) { return node.setScalar { $0.append(contentsOf: written) } }
         // The containers' own methods take Int and Double; the other numeric types come
         // here, and encoding them through their Encodable would come back here forever.
         if T.self is any BinaryInteger.Type, let value = value as? any BinaryInteger {
