@@ -71,12 +71,17 @@ public struct AllocationStore: Sendable {
                             return grant.view(instances: try await batcher.grant(grant.reservation))
                         } catch let lost as LostRace {
                             settings.forget(tenantId)
+                            if let problem = try await pool.withConnection({ c in
+                                try QuotaCheck.problem(c, grant.reservation)
+                            }) {
+                                throw StoreError.quotaExceeded(problem)
+                            }
                             throw lost
                         }
                     }
                 }
             } catch is NeedsTransaction {
-                // Quota or preemption: the general path below, in one transaction.
+                // Preemption: the general path below, in one transaction.
             }
         }
         let fingerprint = String(decoding: try Self.canonicalEncoder.encode(request), as: UTF8.self)
@@ -132,8 +137,8 @@ public struct AllocationStore: Sendable {
         return try JSONDecoder().decode(AllocationView.self, from: Data(response.utf8))
     }
 
-    /// A grant that must run inside one transaction (a quota to check under the
-    /// tenant's lock, or instances to preempt first) was started without one.
+    /// A grant that must run inside one transaction (instances to preempt first) was
+    /// started without one.
     struct NeedsTransaction: Error {}
 
     /// Planning without a connection (`prepareGrant(nil, ...)`) came to a step that reads
@@ -173,8 +178,9 @@ public struct AllocationStore: Sendable {
 
     /// Plans a new allocation, or records it as pending with `queue`. Outside a
     /// transaction the only write is one statement (the pending insert, or later the
-    /// batched `gpb_grant`), so the grant is still atomic; what needs more (a quota to
-    /// check under the tenant's lock, instances to preempt) throws `NeedsTransaction`.
+    /// batched `gpb_grant`), so the grant is still atomic; what needs more (instances
+    /// to preempt) throws `NeedsTransaction`. Quotas are checked where usage is counted
+    /// (migration 5).
     /// Without a connection (`c` nil), what needs one throws `NeedsConnection`.
     static func prepareGrant(
         _ c: PostgresConnection?, tenantId: UUID, request: AllocationRequest, actor: String, inTransaction: Bool,
@@ -215,11 +221,6 @@ public struct AllocationStore: Sendable {
                 [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
                  try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
             return .answered(try AllocationRows.allocation(row, instances: []))
-        }
-        if !settings.quota.isUnlimited {
-            guard inTransaction else { throw NeedsTransaction() }
-            try QuotaCheck.verify(
-                connection(c), tenantId: tenantId, quota: settings.quota, adding: plan.placed, shape: request.shape)
         }
         if !victims.isEmpty { try preempt(connection(c), instanceSeqs: victims, for: id, actor: actor) }
         let record = GrantRecord(
@@ -347,9 +348,6 @@ public struct AllocationStore: Sendable {
                         throw StoreError.insufficientCapacity(
                             Self.shortfall(replicas - live.count, plan), decisions: plan.decisions)
                     }
-                    try QuotaCheck.verify(
-                        c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
-                        adding: plan.placed, shape: request.shape)
                     try Self.preempt(c, instanceSeqs: victims, for: id, actor: actor)
                     try Self.reserve(c, allocationId: id, plan: plan, inventory: inventory, held: held, actor: actor)
                     placed += plan.placed
@@ -624,12 +622,15 @@ public struct AllocationStore: Sendable {
     /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
     /// new capacity with a conditional counter update, instances and ledger rows
     /// written together. Their SQLSTATE GB001 (a pool no longer has what the plan
-    /// counted on) becomes `LostRace`, and the caller plans again.
+    /// counted on) becomes `LostRace`, and the caller plans again; GB002 (the tenant's
+    /// quota) becomes `quotaExceeded`.
     static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
         do {
             return try c.query(sql, binds).map(AllocationRows.instance)
         } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
             throw LostRace()
+        } catch let error as PostgresError where error.sqlState == QuotaCheck.exceeded {
+            throw StoreError.quotaExceeded(error.message)
         }
     }
 

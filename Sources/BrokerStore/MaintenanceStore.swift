@@ -103,6 +103,8 @@ public struct MaintenanceStore: Sendable {
                     if try await admit(id) { admitted += 1 }
                 } catch is AllocationStore.LostRace {
                     continue  // capacity moved under us: the next round plans again
+                } catch StoreError.quotaExceeded {
+                    continue  // waits until its tenant's usage falls
                 }
             }
             return (admitted, timedOut)
@@ -113,23 +115,15 @@ public struct MaintenanceStore: Sendable {
         try await pool.withTransaction { c in
             let rows = try c.query(
                 """
-                SELECT tenant_id, request::text AS request FROM allocations
+                SELECT request::text AS request FROM allocations
                 WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
                 """,
                 [id])
             guard let row = rows.first else { return false }
-            let tenantId: UUID = try row.decode("tenant_id")
             let request: AllocationRequest = try row.decodeJSON("request")
             let (plan, inventory) = try AllocationStore.plan(c, request, replicas: request.replicas, held: [])
             guard AllocationStore.acceptable(plan, request) else {
                 try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
-                return false
-            }
-            do {
-                try QuotaCheck.verify(
-                    c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
-                    adding: plan.placed, shape: request.shape)
-            } catch StoreError.quotaExceeded {
                 return false
             }
             try AllocationStore.reserve(

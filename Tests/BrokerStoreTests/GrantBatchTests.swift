@@ -86,9 +86,9 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances WHERE reused"), 1)
     }
 
-    /// Quotas are checked in a transaction of their own: a batch skips a tenant that has
-    /// one, and a grant planned with policies that have changed since.
-    func testAGrantOfATenantThatChangedIsSkipped() throws {
+    /// A grant planned with policies that have changed since is skipped; a tenant's
+    /// quota is checked in the batch, counting its earlier grants in the batch as granted.
+    func testAGrantOfATenantThatChangedOrWouldPassItsQuotaIsSkipped() throws {
         let limited = UUID()
         try connection.query(
             """
@@ -98,9 +98,15 @@ final class GrantBatchTests: XCTestCase {
             [limited])
         var stale = reservation()
         stale.policiesVersion = "0"
-        let grants = [reservation(tenant: limited), stale, reservation()]
-        XCTAssertEqual(try batch(grants), [grants[2].allocationId.description])
-        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 1)
+        let grants = [
+            reservation(tenant: limited, count: 3), stale, reservation(tenant: limited, count: 3), reservation(),
+            reservation(tenant: limited, count: 2),
+        ]
+        XCTAssertEqual(try batch(grants), [grants[0].allocationId.description, grants[3].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 4)
+        XCTAssertEqual(try count("SELECT instances AS n FROM tenant_usage WHERE tenant_id = '\(limited)'"), 3)
+        let fits = reservation(tenant: limited, count: 2)
+        XCTAssertEqual(try batch([fits]), [fits.allocationId.description])
     }
 
     /// Grants that wait while a batch runs go out together, and each gets its own answer:
