@@ -1,7 +1,25 @@
 -- gpubroker schema, version 5: per-tenant usage counters, kept by triggers in the very
 -- statement that changes an instance's state, so a quota is checked against one row
 -- instead of the tenant's instances; quotas become a constraint of that row, and
--- grants of tenants with a quota go out in batches like the others.
+-- grants of tenants with a quota go out in batches like the others. And an index for
+-- every list's filters and order, so a page costs the same however long the history.
+
+-- GET /v1/allocations?status= (newest first: read backwards) and GET /v1/admin/tenants.
+CREATE INDEX allocations_by_tenant_status ON allocations (tenant_id, status, seq);
+CREATE INDEX tenants_by_creation ON tenants (created_at, id);
+
+-- GET /v1/allocations?region=: every region an allocation ever had an instance in, in
+-- its tenant's allocation order. Kept by the instances trigger below. (No foreign key:
+-- history may be archived.)
+CREATE TABLE allocation_regions (
+    tenant_id      uuid NOT NULL,
+    region_id      text NOT NULL,
+    allocation_seq bigint NOT NULL,
+    allocation_id  uuid NOT NULL,
+    PRIMARY KEY (tenant_id, region_id, allocation_seq)
+);
+INSERT INTO allocation_regions (tenant_id, region_id, allocation_seq, allocation_id)
+SELECT DISTINCT a.tenant_id, i.region_id, a.seq, a.id FROM instances i JOIN allocations a ON a.id = i.allocation_id;
 
 -- What each tenant's running instances use, counted as their requests asked per
 -- replica (not the larger instance a replica may land on): what quotas limit.
@@ -127,7 +145,8 @@ END
 $$;
 
 -- Once per statement on instances: the running instances it added or took away, per
--- allocation. (A trigger with transition tables takes one event, hence three.)
+-- allocation, and the regions of new instances. (A trigger with transition tables
+-- takes one event, hence three.)
 CREATE FUNCTION gpb_instances_changed()
 RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -136,6 +155,9 @@ DECLARE
     changes integer[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
+        INSERT INTO allocation_regions (tenant_id, region_id, allocation_seq, allocation_id)
+        SELECT DISTINCT a.tenant_id, n.region_id, a.seq, a.id FROM new_rows n JOIN allocations a ON a.id = n.allocation_id
+        ON CONFLICT DO NOTHING;
         SELECT array_agg(allocation_id), array_agg(n) INTO allocation_ids, changes
         FROM (SELECT allocation_id, count(*)::integer AS n FROM new_rows WHERE state = 'running'
               GROUP BY allocation_id) c;

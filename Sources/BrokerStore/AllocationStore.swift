@@ -270,39 +270,6 @@ public struct AllocationStore: Sendable {
         }
     }
 
-    public struct Page: Sendable {
-        public var allocations: [AllocationView]
-        public var nextCursor: String?
-    }
-
-    /// Allocations in creation order. The cursor is the last sequence number seen,
-    /// so pages stay stable while new allocations arrive.
-    public func list(
-        tenantId: UUID, limit: Int, after cursor: Int64?, status: AllocationStatus?, region: String?
-    ) async throws -> Page {
-        try await StoreError.translating {
-            try await pool.withConnection { c in
-                let rows = try c.query(
-                    """
-                    SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                    WHERE a.tenant_id = $1 AND a.seq > $2 AND ($3::text IS NULL OR a.status = $3)
-                      AND ($4::text IS NULL OR EXISTS (
-                          SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.region_id = $4))
-                    ORDER BY a.seq LIMIT $5
-                    """,
-                    [tenantId, cursor ?? 0, status?.rawValue, region, limit + 1])
-                let page = Array(rows.prefix(limit))
-                let ids = try page.map { row -> String in (try row.decode("id") as UUID).uuidString }
-                let instances = try Self.instances(c, allocationIds: ids)
-                let views = try page.map { row in
-                    try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
-                }
-                let next: String? = rows.count > limit ? String(try page[page.count - 1].decode("seq") as Int64) : nil
-                return Page(allocations: views, nextCursor: next)
-            }
-        }
-    }
-
     public func events(tenantId: UUID, id: UUID) async throws -> [LedgerEvent] {
         try await StoreError.translating {
             try await pool.withConnection { c in

@@ -27,7 +27,7 @@ public struct TenantStore: Sendable {
         self.cache = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
-    private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
+    static let columns = "id, name, quota::text AS quota, created_at, updated_at"
 
     public func create(name: String, quota: TenantQuota) async throws -> (tenant: Tenant, token: String) {
         let token = Self.newToken()
