@@ -24,7 +24,7 @@ def curves(r):
 
     history = int(num("scale.history"))
     out = ["## Scale: grants against history, with and without a quota; lease expiry", "",
-           "| tenant | grants/s, no history | grants/s, %s released allocations | × vs no history | p99 ms (no history / history) |"
+           "| what | per s, no history | per s, %s released allocations | × vs no history | p99 ms (no history / history) |"
            % f"{history:,}", "|---|---:|---:|---:|---:|"]
     for kind in ("free", "quota"):
         a, b = f"scale.{kind}.h0", f"scale.{kind}.h{history}"
@@ -32,6 +32,9 @@ def curves(r):
                    f"{ratio(rate(b), rate(a))} | {num(a + '.p99_us') / 1000:.1f} / {num(b + '.p99_us') / 1000:.1f} |")
     out.append(f"| quota ÷ no quota | {ratio(rate('scale.quota.h0'), rate('scale.free.h0'))} | "
                f"{ratio(rate(f'scale.quota.h{history}'), rate(f'scale.free.h{history}'))} | | |")
+    a, b = "scale.list.h0", f"scale.list.h{history}"
+    out.append(f"| `GET /v1/allocations?status=active&limit=50` of the quota tenant, /s | {rate(a):,.0f} | "
+               f"{rate(b):,.0f} | {ratio(rate(b), rate(a))} | {num(a + '.p99_us') / 1000:.1f} / {num(b + '.p99_us') / 1000:.1f} |")
     base, load = num("scale.expiry_baseline.p99_us"), num("scale.expiry_load.p99_us")
     out += ["", f"Lease expiry: {int(num('scale.expiries')):,} leases due at once, "
             f"{num('scale.expiry_ms') / 1000:.1f} s until all were expired by the workers "

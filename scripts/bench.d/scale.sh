@@ -2,8 +2,9 @@
 # work grows, each figure also as a ratio against the smallest point of the same run.
 #
 # - grants (1 T4 replica, 10 pools, 16 connections) of a tenant without a quota and of one
-#   with a quota (never reached), at no history of their own and after BENCH_SCALE_HISTORY
-#   (1000000) released allocations each;
+#   with a quota (never reached), and GET /v1/allocations?status=active&limit=50 of the
+#   latter, at no history of their own and after BENCH_SCALE_HISTORY (1000000) released
+#   allocations each;
 # - BENCH_EXPIRIES (10000) leases made due at once while grants run: seconds until the
 #   broker's workers have expired them all (given up after BENCH_EXPIRY_LIMIT, 120 s), the
 #   grants' p99 against the same load without expiries, and deadlocks logged meanwhile.
@@ -24,6 +25,7 @@ for point in 0 "$scale_history"; do
     fi
     wrk_run "scale.free.h$point" 16 201 "$here/allocate.lua" "$base" BENCH_TYPES="$alltypes" BENCH_TOKEN="$free_token"
     wrk_run "scale.quota.h$point" 16 201 "$here/allocate.lua" "$base" BENCH_TYPES="$alltypes" BENCH_TOKEN="$quota_token"
+    wrk_run "scale.list.h$point" 16 200 "$here/get.lua" "$base/v1/allocations?status=active&limit=50" BENCH_TOKEN="$quota_token"
 done
 put scale.history "$scale_history"
 
