@@ -596,8 +596,8 @@ public struct AllocationStore: Sendable {
             return try c.query(sql, binds).map(AllocationRows.instance)
         } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
             throw LostRace()
-        } catch let error as PostgresError where error.sqlState == QuotaCheck.exceeded {
-            throw StoreError.quotaExceeded(error.message)
+        } catch {
+            throw QuotaCheck.translating(error)
         }
     }
 
