@@ -1,0 +1,36 @@
+import ArgumentParser
+import BrokerClient
+import BrokerCore
+import Foundation
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a server and token, then keep them in ~/.config/gpubroker/config (mode 0600).",
+        discussion: "The token comes from --token, else GPUBROKER_TOKEN, else the first line of stdin (so it stays out of shell history).")
+
+    @Option(help: ArgumentHelp("Broker URL. Env: GPUBROKER_URL. Default http://127.0.0.1:8080.", valueName: "url"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Bearer token (tenant or admin). Env: GPUBROKER_TOKEN.", valueName: "token"))
+    var token: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let server = server ?? environment["GPUBROKER_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? ClientConfiguration.defaultServer
+        guard let token = token ?? environment["GPUBROKER_TOKEN"].flatMap({ $0.isEmpty ? nil : $0 }) ?? Self.tokenFromStdin() else {
+            throw ValidationError("no token: pass --token, set GPUBROKER_TOKEN, or write it to stdin")
+        }
+        let path = ClientConfiguration.defaultPath(environment: environment)
+        try await reportingFailures {
+            let regions = try await BrokerClient(server: try ClientConfiguration.serverURL(server), token: token).regions()
+            try ClientConfiguration(server: server, token: token).write(path: path)
+            let count = regions["regions"]?.arrayValue?.count ?? 0
+            Terminal.write("logged in to \(server) (\(count) regions); settings in \(path)\n", to: .standardError)
+        }
+    }
+
+    static func tokenFromStdin() -> String? {
+        guard let line = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces), !line.isEmpty else { return nil }
+        return line
+    }
+}
