@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "BrokerClient", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

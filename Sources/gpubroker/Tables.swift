@@ -29,13 +29,15 @@ enum Tables {
         return details.render(colour: colour)
     }
 
-    /// Pools of one region (`RegionInventory`) or of several (`{"regions": [RegionInventory]}`).
+    /// One pool (`PoolView`), the pools of one region (`RegionInventory`) or of several
+    /// (`{"regions": [RegionInventory]}`).
     static func pools(_ document: JSONValue, colour: Bool) -> String {
-        let inventories = document["regions"]?.arrayValue ?? [document]
+        let pools = document["pools"] == nil && document["regions"] == nil
+            ? [document] : (document["regions"]?.arrayValue ?? [document]).flatMap { $0["pools"]?.arrayValue ?? [] }
         var table = Table(
             "REGION", "POOL", "CLASS", "SERIES", "GPUS", "CPU", "MEMORY", "INSTANCE TYPE", "CAPACITY", "USED", "IDLE",
             "FREE", "PRICE/H")
-        for pool in inventories.flatMap({ $0["pools"]?.arrayValue ?? [] }) {
+        for pool in pools {
             let free = pool["available"]?.numberValue ?? 0
             let freeStyle: Style = pool["overcommitted"]?.boolValue == true ? .bad : free == 0 ? .warn : .plain
             table.add(
@@ -85,7 +87,9 @@ enum Tables {
         let request = allocation["request"]
         if let region = request?["region"]?.stringValue { details.add("Region", Cell("\(region) (pinned)")) }
         if let placement = request?["placement"] { details.add("Placement", Cell(placementText(placement))) }
-        details.add("Lease", Cell(lease(allocation)))
+        if let expires = allocation["leaseExpiresAt"]?.stringValue {
+            details.add("Lease", Cell("expires \(age(expires)) (\(expires))"))
+        }
         if let deadline = allocation["queueDeadline"]?.stringValue {
             details.add("Queue deadline", Cell("\(deadline) (\(age(deadline)))"))
         }
