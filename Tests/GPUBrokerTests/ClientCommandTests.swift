@@ -89,6 +89,23 @@ final class ClientCommandTests: XCTestCase {
         let afterRelease = try await broker.api("GET", "/v1/allocations/\(id)", token: token).body
         XCTAssertEqual(released.json, afterRelease)
 
+        // --policy places with the tenant's named policy: r2 takes at most one, then the rest.
+        let policy: JSONValue = .object([
+            "units": .array([.object(["regions": .array([.string("r2")]), "max": .number(1)]), .object(["regions": .array([.string("*")])])]),
+        ])
+        let put = try await broker.api("PUT", "/v1/policies/onprem-first", token: token, json: policy)
+        XCTAssertEqual(put.status, 201)
+        let placed = try cli(
+            ["allocate", "--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15", "--replicas", "3", "--policy", "onprem-first", "-o", "json"],
+            token: token)
+        XCTAssertEqual(placed.status, 0, placed.stderr)
+        XCTAssertEqual(placed.json["instances"]?.array.map { "\($0["region"]?.string ?? "")/\($0["unit"]?.int ?? -1)" }, ["r2/0", "r1/1", "r1/1"])
+        XCTAssertEqual(placed.json["request"]?["placement"], put.body["policy"])
+        let unknownPolicy = try cli(
+            ["allocate", "--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15", "--policy", "nope"], token: token)
+        XCTAssertEqual(unknownPolicy.status, 1)
+        XCTAssertTrue(unknownPolicy.stderr.hasPrefix("error: 404 not_found: "), unknownPolicy.stderr)
+
         // update reads the region first: only the fields given change.
         let cordoned = try cli(["admin", "regions", "update", "r1", "--state", "cordoned", "--label", "tier=gold", "-o", "json"], token: admin)
         XCTAssertEqual(cordoned.status, 0, cordoned.stderr)
