@@ -58,9 +58,7 @@ struct AdminRegions: AsyncParsableCommand {
         func run() async throws {
             var body = try fields.body(over: .object([:])).objectValue ?? [:]
             body["id"] = .string(id)
-            try await options.run { client, printer in
-                try printer.print(try await client.createRegion(.object(body))) { Tables.region($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.region) { client in try await client.createRegion(.object(body)) }
         }
     }
 
@@ -197,9 +195,7 @@ struct AdminTenants: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.tenants()) { Tables.tenants($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.tenants) { client in try await client.tenants() }
         }
     }
 
@@ -212,9 +208,7 @@ struct AdminTenants: AsyncParsableCommand {
         func run() async throws {
             var body: [String: JSONValue] = ["name": .string(name)]
             body["quota"] = quota.quota
-            try await options.run { client, printer in
-                try printer.print(try await client.createTenant(.object(body))) { Tables.tenant($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.tenant) { client in try await client.createTenant(.object(body)) }
         }
     }
 
@@ -236,9 +230,7 @@ struct AdminTenants: AsyncParsableCommand {
             var body: [String: JSONValue] = [:]
             if let name { body["name"] = .string(name) }
             body["quota"] = unlimited ? .object([:]) : quota.quota
-            try await options.run { client, printer in
-                try printer.print(try await client.updateTenant(id, .object(body))) { Tables.tenant($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.tenant) { client in try await client.updateTenant(id, .object(body)) }
         }
     }
 
@@ -248,9 +240,7 @@ struct AdminTenants: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.rotateToken(tenant: id)) { Tables.tenant($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.tenant) { client in try await client.rotateToken(tenant: id) }
         }
     }
 }

@@ -175,9 +175,7 @@ struct Allocations: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.scale(id, replicas: replicas)) { Tables.allocation($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas) }
         }
     }
 
@@ -190,9 +188,7 @@ struct Allocations: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.renew(id, leaseSeconds: lease)) { Tables.allocation($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease) }
         }
     }
 
@@ -203,9 +199,7 @@ struct Allocations: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.release(id)) { Tables.allocation($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.allocation) { client in try await client.release(id) }
         }
     }
 
@@ -216,9 +210,7 @@ struct Allocations: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, printer in
-                try printer.print(try await client.events(id)) { Tables.events($0, colour: printer.colour) }
-            }
+            try await options.show(Tables.events) { client in try await client.events(id) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerClient
+import BrokerCore
 import Foundation
 
 /// What every client command takes: where the broker is, the token, the output format.
@@ -31,6 +32,15 @@ struct ClientOptions: ParsableArguments {
                     "no token: pass --token, set GPUBROKER_TOKEN, or run 'gpubroker login --token TOKEN'")
             }
             try await body(BrokerClient(server: url, token: token), printer)
+        }
+    }
+}
+
+extension ClientOptions {
+    /// Runs one call and prints its answer; `table` renders the table form.
+    func show(_ table: @escaping (JSONValue, Bool) -> String, _ call: (BrokerClient) async throws -> JSONValue) async throws {
+        try await run { client, printer in
+            try printer.print(try await call(client)) { table($0, printer.colour) }
         }
     }
 }
