@@ -47,7 +47,16 @@ struct RegionFields: ParsableArguments {
 struct AdminRegions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regions", abstract: "Register, change and remove regions.",
-        subcommands: [Create.self, Update.self, Delete.self])
+        subcommands: [List.self, Create.self, Update.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every region (as 'gpubroker regions').")
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.regions) { client in try await client.regions() }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a region (POST /v1/admin/regions).")

@@ -48,7 +48,12 @@ enum AllocationWaiter {
                 frame += 1
             }
             try await Task.sleep(for: interval)
-            allocation = try await client.allocation(id)
+            do {
+                allocation = try await client.allocation(id)
+            } catch {
+                clearLine()
+                throw error
+            }
         }
     }
 

@@ -29,7 +29,22 @@ struct Login: AsyncParsableCommand {
         }
     }
 
+    /// The first line of stdin; at a terminal after a prompt, not echoed.
     static func tokenFromStdin() -> String? {
+        let terminal = isatty(STDIN_FILENO) == 1
+        var saved = termios()
+        if terminal, tcgetattr(STDIN_FILENO, &saved) == 0 {
+            Terminal.write("token: ", to: .standardError)
+            var silent = saved
+            silent.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(STDIN_FILENO, TCSANOW, &silent)
+        }
+        defer {
+            if terminal {
+                tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+                Terminal.write("\n", to: .standardError)
+            }
+        }
         guard let line = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces), !line.isEmpty else { return nil }
         return line
     }
