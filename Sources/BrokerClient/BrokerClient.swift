@@ -17,10 +17,12 @@ public struct BrokerClient: Sendable {
         self.token = token
     }
 
-    /// One answer: its status, its `X-Request-Id`, and its body (`.null` when empty).
+    /// One answer: its status, its `X-Request-Id`, its `Retry-After` seconds, and its body
+    /// (`.null` when empty).
     public struct Response: Sendable {
         public var status: Int
         public var requestId: String?
+        public var retryAfter: Int?
         public var body: JSONValue
     }
 
@@ -36,7 +38,8 @@ public struct BrokerClient: Sendable {
 
     /// Sends one request and returns a 2xx answer; any other status throws `APIProblem`.
     /// `retry` is for requests the broker may safely see twice (reads, and writes with an
-    /// `Idempotency-Key`): a lost connection or a 503 is then tried again, twice at most.
+    /// `Idempotency-Key`): a lost connection is then tried again, and a 429 or 503 after its
+    /// `Retry-After` (at most 5 s), twice at most.
     public func send(
         _ method: String, _ path: String, query: [URLQueryItem] = [], json: JSONValue? = nil, raw: RawBody? = nil,
         headers: [String: String] = [:], retry: Bool = false
@@ -54,8 +57,8 @@ public struct BrokerClient: Sendable {
             }
             if (200..<300).contains(response.status) { return response }
             let problem = APIProblem(status: response.status, requestId: response.requestId, document: response.body)
-            if retry && attempt < 3 && response.status == 503 {
-                try await Task.sleep(for: .seconds(attempt))
+            if retry && attempt < 3 && (response.status == 429 || response.status == 503) {
+                try await Task.sleep(for: .seconds(min(response.retryAfter ?? 1, 5)))
                 continue
             }
             throw problem
@@ -112,7 +115,8 @@ public struct BrokerClient: Sendable {
             // Not the broker's JSON (a proxy's HTML page, say): keep the text for the message.
             body = .string(String(decoding: data.prefix(200), as: UTF8.self))
         }
-        return Response(status: http.statusCode, requestId: requestId, body: body)
+        let retryAfter = http.value(forHTTPHeaderField: "Retry-After").flatMap { Int($0) }
+        return Response(status: http.statusCode, requestId: requestId, retryAfter: retryAfter, body: body)
     }
 
     /// `value` as one path segment: `/`, `?`, `#` and `%` percent-encoded.

@@ -154,7 +154,7 @@ final class ServedBroker {
     let logPath = NSTemporaryDirectory() + "gpb-cli-broker-\(UUID().uuidString.prefix(8)).log"
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init() throws {
+    init(environment extra: [String: String] = [:]) throws {
         databaseURL = try TestDatabase.create()
         port = try Self.freePort()
         pid = try Binary.spawn(
@@ -162,7 +162,7 @@ final class ServedBroker {
             environment: [
                 "GPUBROKER_DATABASE_URL": databaseURL, "GPUBROKER_LISTEN": "127.0.0.1:\(port)",
                 "GPUBROKER_ADMIN_TOKEN": adminToken, "GPUBROKER_RECONCILE_INTERVAL": "0.3", "GPUBROKER_LOG_LEVEL": "warning",
-            ],
+            ].merging(extra) { $1 },
             stdin: "/dev/null", stdout: logPath, stderr: logPath)
     }
 

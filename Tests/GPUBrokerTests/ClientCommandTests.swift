@@ -329,6 +329,24 @@ final class ClientCommandTests: XCTestCase {
         }
     }
 
+    /// Reads wait out a tenant's rate limit (429 with Retry-After) instead of failing.
+    func testReadsWaitOutTheRateLimit() async throws {
+        broker.stop()
+        broker = try ServedBroker(environment: ["GPUBROKER_TENANT_RATE_LIMIT": "1", "GPUBROKER_TENANT_RATE_BURST": "1"])
+        try await broker.waitReady()
+        let token = try await seed()
+        let first = try cli(["regions", "-o", "json"], token: token)
+        let started = Date()
+        let second = try cli(["regions", "-o", "json"], token: token)
+        XCTAssertEqual([first.status, second.status], [0, 0], first.stderr + second.stderr)
+        XCTAssertEqual(second.json["regions"]?.array.count, 2)
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 0.3, "the second waited for the bucket")
+        // A write without an idempotency key is not sent twice: the 429 is the answer.
+        let refused = try cli(["allocations", "scale", "00000000-0000-4000-8000-000000000000", "--replicas", "2"], token: token)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.hasPrefix("error: 429 rate_limited: "), refused.stderr)
+    }
+
     func lastAllocation(_ token: String) async throws -> String? {
         try await broker.api("GET", "/v1/allocations", token: token).body["allocations"]?.array.last?["id"]?.string
     }
