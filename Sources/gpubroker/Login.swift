@@ -15,12 +15,11 @@ struct Login: AsyncParsableCommand {
     var token: String?
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let server = server ?? environment["GPUBROKER_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? ClientConfiguration.defaultServer
-        guard let token = token ?? environment["GPUBROKER_TOKEN"].flatMap({ $0.isEmpty ? nil : $0 }) ?? Self.tokenFromStdin() else {
+        let server = setting(server, "GPUBROKER_URL") ?? ClientConfiguration.defaultServer
+        guard let token = setting(token, "GPUBROKER_TOKEN") ?? Self.tokenFromStdin() else {
             throw ValidationError("no token: pass --token, set GPUBROKER_TOKEN, or write it to stdin")
         }
-        let path = ClientConfiguration.defaultPath(environment: environment)
+        let path = ClientConfiguration.defaultPath()
         try await reportingFailures {
             let regions = try await BrokerClient(server: try ClientConfiguration.serverURL(server), token: token).regions()
             try ClientConfiguration(server: server, token: token).write(path: path)
