@@ -147,8 +147,10 @@ public struct APIProblem: Error, Sendable, CustomStringConvertible {
 
     public var code: String { document["code"]?.stringValue ?? "http_\(status)" }
     public var detail: String {
-        document["detail"]?.stringValue ?? document["title"]?.stringValue ?? document.stringValue
+        let text = document["detail"]?.stringValue ?? document["title"]?.stringValue ?? document.stringValue
             ?? HTTPURLResponse.localizedString(forStatusCode: status)
+        // A proxy's HTML page, say, on one line.
+        return text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
     }
     /// One line: status, code, detail, the placement decisions of a refused grant, the request id.
     public var description: String {
