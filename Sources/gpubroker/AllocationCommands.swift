@@ -7,7 +7,8 @@ struct Allocate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Request capacity: replicas of a shape, placed across regions.",
         discussion: """
-            POST /v1/allocations. Without --region or --policy the broker uses the tenant's \
+            POST /v1/allocations of --replicas of a shape (--class, --cpu and --memory \
+            required). Without --region or --policy the broker uses the tenant's \
             policy whose selector matches the --label values, else the default placement \
             (primary region first, then the others by price and free capacity). \
             With --queue a request that cannot be met now waits as pending; --wait then \
@@ -15,26 +16,10 @@ struct Allocate: AsyncParsableCommand {
             (exit 3), or after --timeout (exit 4).
             """)
 
-    @Option(name: .customLong("class"), help: ArgumentHelp("general-purpose, performance or gpu.", valueName: "class"))
-    var computeClass: String
-
-    @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
-    var series: [String] = []
-
-    @Option(help: ArgumentHelp("GPUs per replica (gpu class; default 1).", valueName: "n"))
-    var gpus: Int?
-
-    @Option(help: ArgumentHelp("CPU cores per replica.", valueName: "cores"))
-    var cpu: Double
-
-    @Option(help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
-    var memory: Double
+    @OptionGroup(title: "Replica shape") var shape: ShapeOptions
 
     @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n"))
     var replicas = 1
-
-    @Option(help: ArgumentHelp("default or best-effort (preemptible).", valueName: "qos"))
-    var qos: String?
 
     @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"))
     var region: String?
@@ -69,16 +54,18 @@ struct Allocate: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
+        _ = try shape.query()
         if region != nil && policy != nil { throw ValidationError("--region and --policy exclude each other") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     func run() async throws {
         try await options.run { client, printer in
-            var spec = AllocationSpec(computeClass: computeClass, cpu: cpu, memoryGiB: memory, replicas: replicas)
-            spec.gpuSeries = commaList(series)
-            spec.gpuCount = gpus
-            spec.qos = qos
+            let query = try shape.query()
+            var spec = AllocationSpec(computeClass: query.computeClass, cpu: query.cpu, memoryGiB: query.memoryGiB, replicas: replicas)
+            spec.gpuSeries = query.gpuSeries
+            spec.gpuCount = query.gpuCount
+            spec.qos = query.qos
             spec.region = region
             spec.instanceType = instanceType
             spec.labels = try keyValues(labels, option: "--label")

@@ -34,23 +34,7 @@ struct Inventory: AsyncParsableCommand {
             free instances and price (GET /v1/regions/{id}/inventory).
             """)
 
-    @Option(name: .customLong("class"), help: ArgumentHelp("general-purpose, performance or gpu.", valueName: "class"))
-    var computeClass: String?
-
-    @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
-    var series: [String] = []
-
-    @Option(help: ArgumentHelp("GPUs per replica (gpu class; default 1).", valueName: "n"))
-    var gpus: Int?
-
-    @Option(help: ArgumentHelp("CPU cores per replica.", valueName: "cores"))
-    var cpu: Double?
-
-    @Option(help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
-    var memory: Double?
-
-    @Option(help: ArgumentHelp("default or best-effort.", valueName: "qos"))
-    var qos: String?
+    @OptionGroup(title: "Replica shape") var shape: ShapeOptions
 
     @Option(help: ArgumentHelp("Without --class: only this region's pools.", valueName: "region"))
     var region: String?
@@ -58,22 +42,15 @@ struct Inventory: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
-        if computeClass == nil {
-            guard series.isEmpty, gpus == nil, cpu == nil, memory == nil, qos == nil else {
-                throw ValidationError("--series, --gpus, --cpu, --memory and --qos describe a shape: give --class too")
-            }
-        } else {
-            guard cpu != nil, memory != nil else { throw ValidationError("a shape needs --cpu and --memory") }
-            guard region == nil else { throw ValidationError("--region lists one region's pools: leave out --class") }
-        }
+        guard !shape.isEmpty else { return }
+        _ = try shape.query()
+        guard region == nil else { throw ValidationError("--region lists one region's pools: leave out the shape") }
     }
 
     func run() async throws {
         try await options.run { client, printer in
-            if let computeClass, let cpu, let memory {
-                let shape = ShapeQuery(
-                    computeClass: computeClass, gpuSeries: commaList(series), gpuCount: gpus, cpu: cpu, memoryGiB: memory, qos: qos)
-                try printer.print(try await client.inventory(shape)) { Tables.shapeAvailability($0, colour: printer.colour) }
+            if !shape.isEmpty {
+                try printer.print(try await client.inventory(try shape.query())) { Tables.shapeAvailability($0, colour: printer.colour) }
             } else {
                 try printer.print(try await Self.pools(client, region: region)) { Tables.pools($0, colour: printer.colour) }
             }
@@ -89,5 +66,36 @@ struct Inventory: AsyncParsableCommand {
             inventories.append(try await client.regionInventory(id))
         }
         return .object(["regions": .array(inventories)])
+    }
+}
+
+/// A replica shape, as `inventory` and `allocate` take it.
+struct ShapeOptions: ParsableArguments {
+    @Option(name: .customLong("class"), help: ArgumentHelp("general-purpose, performance or gpu.", valueName: "class"))
+    var computeClass: String?
+
+    @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
+    var series: [String] = []
+
+    @Option(help: ArgumentHelp("GPUs per replica (gpu class; default 1).", valueName: "n"))
+    var gpus: Int?
+
+    @Option(help: ArgumentHelp("CPU cores per replica.", valueName: "cores"))
+    var cpu: Double?
+
+    @Option(help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
+    var memory: Double?
+
+    @Option(help: ArgumentHelp("default or best-effort (preemptible).", valueName: "qos"))
+    var qos: String?
+
+    var isEmpty: Bool { computeClass == nil && series.isEmpty && gpus == nil && cpu == nil && memory == nil && qos == nil }
+
+    /// The shape; a usage error unless --class, --cpu and --memory are given.
+    func query() throws -> ShapeQuery {
+        guard let computeClass, let cpu, let memory else {
+            throw ValidationError("a replica shape needs --class, --cpu and --memory")
+        }
+        return ShapeQuery(computeClass: computeClass, gpuSeries: commaList(series), gpuCount: gpus, cpu: cpu, memoryGiB: memory, qos: qos)
     }
 }
