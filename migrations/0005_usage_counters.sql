@@ -197,29 +197,24 @@ BEGIN
 END
 $$;
 
--- As in migration 3, and with quotas: after the pools, the batch locks its tenants'
--- counters in key order, so their usage holds until it commits, and leaves out every
--- grant that would take its tenant past a quota, counting the tenant's grants before it
--- in the batch as granted (a grant left out returns no rows; the broker asks
--- gpb_quota_problem whether it was the quota, or plans it again). The tenant_usage
--- trigger still refuses what gets past this (GB002), in the reuse path per grant.
-CREATE OR REPLACE FUNCTION gpb_grant_batch(p_grants jsonb)
+-- gpb_grant_batch (migration 3) with quotas: locks the pools and then the tenants'
+-- counters of the batch, each in key order (the order every statement takes them in),
+-- so usage holds until the batch commits, and leaves out every grant that would take
+-- its tenant past a quota, counting the tenant's grants before it in the batch as
+-- granted. A grant left out returns no rows, like any other: the broker asks
+-- gpb_quota_problem whether it was the quota, or plans it again. Whatever would get
+-- past this (a quota lowered meanwhile) the tenant_usage trigger refuses (GB002): the
+-- statement fails, and the broker runs its grants one by one.
+CREATE FUNCTION gpb_grant_batch_within_quotas(p_grants jsonb)
 RETURNS SETOF instances
 LANGUAGE plpgsql AS $$
-DECLARE
-    g jsonb;
-    granted instances[];
-    reuse boolean;
 BEGIN
-    WITH touched AS (
-        SELECT idle > 0 AS has_idle FROM pools
-        WHERE (region_id, id) IN (SELECT placement->>'region', placement->>'pool'
-                                  FROM jsonb_array_elements(p_grants) AS grants,
-                                       jsonb_array_elements(grants.value->'placements') AS placement)
-        ORDER BY region_id, id
-        FOR UPDATE
-    )
-    SELECT coalesce(bool_or(has_idle), false) INTO reuse FROM touched;
+    PERFORM 1 FROM pools
+    WHERE (region_id, id) IN (SELECT placement->>'region', placement->>'pool'
+                              FROM jsonb_array_elements(p_grants) AS grants,
+                                   jsonb_array_elements(grants.value->'placements') AS placement)
+    ORDER BY region_id, id
+    FOR UPDATE;
     PERFORM 1 FROM tenant_usage
     WHERE tenant_id IN (SELECT (value->'allocation'->>'tenantId')::uuid FROM jsonb_array_elements(p_grants))
     ORDER BY tenant_id
@@ -235,25 +230,6 @@ BEGIN
           LEFT JOIN tenant_usage u ON u.tenant_id = d.tenant_id
           WINDOW w AS (PARTITION BY d.tenant_id ORDER BY g.n)) checked
     WHERE problem IS NULL;
-    IF NOT reuse THEN
-        RETURN QUERY SELECT * FROM gpb_grant_fresh(p_grants);
-        RETURN;
-    END IF;
-    FOR g IN SELECT value FROM jsonb_array_elements(p_grants) LOOP
-        granted := NULL;
-        BEGIN
-            IF NOT gpb_tenant_unchanged((g->'allocation'->>'tenantId')::uuid, g->>'policies') THEN
-                RAISE EXCEPTION 'tenant % changed', g->'allocation'->>'tenantId' USING ERRCODE = 'GB001';
-            END IF;
-            -- Collected before returning: rows already returned would survive a rollback.
-            SELECT array_agg(i ORDER BY i.seq) INTO granted
-            FROM gpb_grant(g->'allocation', g->'placements', g->>'actor') AS i;
-        EXCEPTION WHEN SQLSTATE 'GB001' OR SQLSTATE 'GB002' THEN
-            granted := NULL;
-        END;
-        IF granted IS NOT NULL THEN
-            RETURN QUERY SELECT * FROM unnest(granted);
-        END IF;
-    END LOOP;
+    RETURN QUERY SELECT * FROM gpb_grant_batch(p_grants);
 END
 $$;

@@ -51,7 +51,7 @@ final class GrantBatchTests: XCTestCase {
 
     func batch(_ grants: [GrantReservation]) throws -> Set<String> {
         let rows = try connection.query(
-            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch($1::jsonb)",
+            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch_within_quotas($1::jsonb)",
             [PostgresJSON(rawJSON: "[" + grants.map(\.batchElement).joined(separator: ",") + "]")])
         return Set(try rows.map { try $0.decode("id") })
     }
