@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerAPI
+import BrokerConsole
 import BrokerStore
 import BrokerWorkers
 import Foundation
@@ -124,7 +125,9 @@ struct Serve: AsyncParsableCommand {
         // Allow 4,096 and make sure the descriptor limit covers them.
         http.connectionLimit = Self.raiseDescriptorLimit(wanted: 4096 + 256) - 256
         http.errorResponder = BrokerAPI.errorResponder
-        let router = BrokerAPI.router(services: services)
+        let api = BrokerAPI.router(services: services)
+        var router = api
+        BrokerConsole.register(on: &router, api: api)
         let server = HTTPServer(configuration: http, router: router)
         try server.start()
         logger.info("gpubroker listening", metadata: ["address": "http://\(host):\(server.port)"])
