@@ -112,7 +112,7 @@ enum AllocationPages {
 
     /// "gpu T4,A10 ×1 · 4 CPU · 15 GiB" from the request the broker understood.
     static func shape(_ request: JSONValue?) -> String {
-        guard let request else { return "" }
+        guard let request = request?["shape"] else { return "" }
         var parts = [request["computeClass"]?.stringValue ?? ""]
         if let series = request["gpuSeries"]?.arrayValue, !series.isEmpty {
             parts[0] += " " + series.compactMap(\.stringValue).joined(separator: ",")

@@ -56,7 +56,8 @@ enum ChartsPage {
                 format: "\(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits)",
                 timeZone: .gmt, calendar: Calendar(identifier: .gregorian)))
             let position = left + plotWidth * index / Double(count - 1)
-            grid.append(HTML(trusted: "<text class=\"tick\" x=\"\(position)\" y=\"\(height - 8)\" text-anchor=\"middle\">"
+            let anchor = position > width - right - 30 ? "end" : "middle"  // the last label stays inside
+            grid.append(HTML(trusted: "<text class=\"tick\" x=\"\(position)\" y=\"\(height - 8)\" text-anchor=\"\(anchor)\">"
                 + HTML.escape(label) + "</text>"))
         }
         var paths: [HTML] = []
@@ -75,7 +76,7 @@ enum ChartsPage {
             <h2 id="chart-\(id)">\(title)</h2>
             <svg viewBox="0 0 \(Int(width)) \(Int(height))" role="img" aria-label="\(title): \(summary)">\(grid)\(paths)</svg>
             <ul class="chart-legend">\(legend)</ul>
-            \(Layout.table(["", "Running now", "Peak in 24 h"], rows, empty: "", caption: "\(title), figures"))
+            \(Layout.table(["", "Running now", "Highest sample"], rows, empty: "", caption: "\(title), figures"))
             </section>
             """
     }
