@@ -90,6 +90,9 @@ final class Console: Sendable {
             let page: Page
             do {
                 page = try await handler(context)
+            } catch let failure as APIClient.Failure where failure.answer.status == 401 {
+                sessions.end(session.id)  // the token was rotated or removed since sign-in
+                return Self.redirect("/console/signin")
             } catch let failure as APIClient.Failure {
                 page = Page(
                     title: "Error", section: "",

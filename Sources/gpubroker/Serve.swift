@@ -13,7 +13,7 @@ import Synchronization
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the broker: HTTP API and background workers (the default command).",
+        abstract: "Run the broker: HTTP API, web console (/console/) and background workers (the default command).",
         discussion: "Without --database-url it starts an embedded PostgreSQL under --data-dir and stops it on exit.")
 
     @Option(help: ArgumentHelp("Address to listen on. Env: GPUBROKER_LISTEN. Default 127.0.0.1:8080.", valueName: "host:port"))

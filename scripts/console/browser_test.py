@@ -291,7 +291,7 @@ def run(browser, url, api, alpha, beta, hostile):
         replay = page.request.get(url + "/console/", headers={"Cookie": f"gpb_session={cookie}"}, max_redirects=0)
         assert replay.status == 303, replay.status
 
-    @step("the admin cordons a region, reports a pool, creates a tenant and rotates its token")
+    @step("the admin cordons a region, reports a pool, creates a tenant and rotates its token (its session ends)")
     def admin():
         sign_in(page, url, ADMIN)
         page.get_by_role("link", name="Regions").click()
@@ -314,10 +314,16 @@ def run(browser, url, api, alpha, beta, hostile):
         form.get_by_role("button", name="Create").click()
         token = page.locator("code.secret").inner_text()
         assert api.call("GET", "/v1/allocations", token)["allocations"] == []
+        gamma = browser.new_context(viewport={"width": 1280, "height": 900})
+        gamma_page = gamma.new_page()
+        sign_in(gamma_page, url, token)
         page.get_by_role("row", name=re.compile("team-gamma")).get_by_role("button", name="Rotate token").click()
         rotated = page.locator("code.secret").inner_text()
         assert rotated != token
         api.call("GET", "/v1/allocations", token, expect=(401,))
+        gamma_page.goto(url + "/console/allocations")  # a session on the old token ends
+        expect(gamma_page).to_have_url(re.compile(r"/console/signin$"))
+        gamma.close()
         shot(page, "tenants-1280.png")
         page.get_by_role("link", name="Overview").click()
         shot(page, "overview-admin-1280.png")
