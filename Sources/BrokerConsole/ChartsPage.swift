@@ -6,7 +6,7 @@ import MicroHTTP
 /// inline SVG from `GET /v1/history/running` (the ledger).
 enum ChartsPage {
     static let width = 960.0, height = 260.0
-    static let left = 44.0, right = 12.0, top = 12.0, bottom = 28.0
+    static let left = 44.0, right = 12.0, top = 22.0, bottom = 28.0
     static let palette = 8
 
     static func register(_ console: Console, _ router: inout Router) {
