@@ -14,20 +14,33 @@ enum AllocationPages {
             for name in ["status", "region", "cursor"] {
                 if let value = context.request.query[name], !value.isEmpty { query[name] = value }
             }
-            let page = try await context.api.get("/v1/allocations", query: query)
+            // The admin reads one tenant's list at a time (the API's admin view of a tenant).
+            var listPath = "/v1/allocations"
+            var tenants: [JSONValue] = []
+            var links = query
+            if context.isAdmin {
+                tenants = try await context.api.get("/v1/admin/tenants")["tenants"]?.arrayValue ?? []
+                let chosen = tenants.first { $0["id"]?.stringValue == context.request.query["tenant"] } ?? tenants.first
+                guard let id = chosen?["id"]?.stringValue else {
+                    return Page(title: "Allocations", section: "allocations", body: "<h1>Allocations</h1><p class=\"empty\">No tenant yet.</p>")
+                }
+                listPath = "/v1/admin/tenants/\(HTML.urlComponent(id))/allocations"
+                links["tenant"] = id
+            }
+            let page = try await context.api.get(listPath, query: query)
             let regions = try await regionIds(context)
-            let rows = (page["allocations"]?.arrayValue ?? []).map(row)
+            let rows = (page["allocations"]?.arrayValue ?? []).map { row($0, linked: !context.isAdmin) }
             var pager: [HTML] = []
-            if query["cursor"] != nil { pager.append("<a href=\"\(link(query, cursor: nil))\">First page</a>") }
-            if let next = page["nextCursor"]?.stringValue { pager.append("<a href=\"\(link(query, cursor: next))\">Next page</a>") }
+            if query["cursor"] != nil { pager.append("<a href=\"\(link(links, cursor: nil))\">First page</a>") }
+            if let next = page["nextCursor"]?.stringValue { pager.append("<a href=\"\(link(links, cursor: next))\">Next page</a>") }
             return Page(title: "Allocations", section: "allocations", body: """
                 <h1>Allocations</h1>
-                \(filters(query, regions: regions))
+                \(filters(links, regions: regions, tenants: tenants))
                 <div id="live-allocations" data-live>
                 \(Layout.table(columns, rows, empty: "No allocation matches."))
                 </div>
                 <nav class="pager" aria-label="Pages">\(pager)</nav>
-                \(AllocationForm.render(context, regions: regions))
+                \(context.isAdmin ? .empty : AllocationForm.render(context, regions: regions))
                 """)
         }
         console.action(&router, "/console/allocations") { context in
@@ -65,45 +78,65 @@ enum AllocationPages {
             return Redirect(location: "/console/allocations/\(id)")
         }
         console.page(&router, "/console/pending") { context in
-            let page = try await context.api.get("/v1/allocations", query: ["status": "pending", "limit": "100"])
-            let rows: [HTML] = (page["allocations"]?.arrayValue ?? []).enumerated().map { index, allocation in
+            let waiting = try await allocations(context, status: "pending")
+                .flatMap { tenant, list in list.map { (tenant: tenant, allocation: $0) } }
+                .sorted { ($0.allocation["createdAt"]?.stringValue ?? "") < ($1.allocation["createdAt"]?.stringValue ?? "") }
+            let rows: [HTML] = waiting.enumerated().map { index, item in
+                let allocation = item.allocation
                 let reasons: [HTML] = (allocation["decisions"]?.arrayValue ?? []).map { decision in
                     "<li><strong>\(decision["region"]?.stringValue ?? "")</strong>: \(decision["reason"]?.stringValue ?? "")</li>"
                 }
+                let tenant: HTML = context.isAdmin ? "<td>\(item.tenant ?? "")</td>" : .empty
                 return """
-                    <tr><td>\(index + 1)</td><td>\(idLink(allocation))</td>\
+                    <tr><td>\(index + 1)</td><td>\(idLink(allocation, linked: !context.isAdmin))</td>\(tenant)\
                     <td>\(Int(allocation["replicas"]?.numberValue ?? 0))</td><td>\(shape(allocation["request"]))</td>\
                     <td>\(formatTime(allocation["queueDeadline"]?.stringValue))</td>\
                     <td><ul class="reasons">\(reasons)</ul></td></tr>
                     """
             }
+            let headers = ["#", "Allocation"] + (context.isAdmin ? ["Tenant"] : []) + ["Replicas", "Shape", "Waits until", "Waiting for"]
             return Page(title: "Pending", section: "pending", body: """
                 <h1>Pending queue</h1>
                 <p>Allocations waiting for capacity, oldest first: the broker admits them in this order as
-                capacity appears, until their deadline.</p>
+                capacity appears, until their deadline. Each reason is what the region lacked when it was last tried.</p>
                 <div id="live-pending" data-live>
-                \(Layout.table(["#", "Allocation", "Replicas", "Shape", "Waits until", "Waiting for"], rows,
-                               empty: "Nothing is waiting."))
+                \(Layout.table(headers, rows, empty: "Nothing is waiting."))
                 </div>
                 """)
         }
+    }
+
+    /// Allocations of one status: the tenant's own (tenant nil), or every tenant's with its name (admin).
+    static func allocations(_ context: ConsoleRequest, status: String) async throws -> [(tenant: String?, allocations: [JSONValue])] {
+        let query = ["status": status, "limit": "100"]
+        guard context.isAdmin else {
+            return [(nil, try await context.api.get("/v1/allocations", query: query)["allocations"]?.arrayValue ?? [])]
+        }
+        var result: [(tenant: String?, allocations: [JSONValue])] = []
+        for tenant in try await context.api.get("/v1/admin/tenants")["tenants"]?.arrayValue ?? [] {
+            let path = "/v1/admin/tenants/\(HTML.urlComponent(tenant["id"]?.stringValue ?? ""))/allocations"
+            result.append((tenant["name"]?.stringValue, try await context.api.get(path, query: query)["allocations"]?.arrayValue ?? []))
+        }
+        return result
     }
 
     static func regionIds(_ context: ConsoleRequest) async throws -> [String] {
         (try await context.api.get("/v1/regions")["regions"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
     }
 
-    static func idLink(_ allocation: JSONValue) -> HTML {
+    /// The short id, a link to the allocation's page where the signed-in token may open it.
+    static func idLink(_ allocation: JSONValue, linked: Bool = true) -> HTML {
         let id = allocation["id"]?.stringValue ?? ""
+        guard linked else { return "<span class=\"id\" title=\"\(id)\">\(String(id.prefix(8)))</span>" }
         return "<a class=\"id\" href=\"/console/allocations/\(HTML.urlComponent(id))\">\(String(id.prefix(8)))</a>"
     }
 
-    static func row(_ allocation: JSONValue) -> HTML {
+    static func row(_ allocation: JSONValue, linked: Bool) -> HTML {
         let status = allocation["status"]?.stringValue ?? ""
         let instances = allocation["instances"]?.arrayValue ?? []
         let regions = Array(Set(instances.compactMap { $0["region"]?.stringValue })).sorted().joined(separator: ", ")
         return """
-            <tr><td>\(idLink(allocation))</td><td>\(Layout.badge(status))</td>\
+            <tr><td>\(idLink(allocation, linked: linked))</td><td>\(Layout.badge(status))</td>\
             <td>\(Int(allocation["placedReplicas"]?.numberValue ?? 0)) / \(Int(allocation["replicas"]?.numberValue ?? 0))</td>\
             <td>\(shape(allocation["request"]))</td><td>\(regions.isEmpty ? "—" : regions)</td>\
             <td>\(labels(allocation["labels"]))</td><td>\(formatTime(allocation["leaseExpiresAt"]?.stringValue))</td></tr>
@@ -130,16 +163,19 @@ enum AllocationPages {
         return pairs.isEmpty ? "—" : "\(pairs)"
     }
 
-    static func filters(_ query: [String: String], regions: [String]) -> HTML {
-        func options(_ values: [String], _ selected: String?) -> [HTML] {
-            ["<option value=\"\">any</option>"] + values.map { value in
-                "<option value=\"\(value)\"\(value == selected ? " selected" : "")>\(value)</option>"
+    static func filters(_ query: [String: String], regions: [String], tenants: [JSONValue]) -> HTML {
+        func options(_ values: [(value: String, title: String)], _ selected: String?, any: Bool = true) -> [HTML] {
+            (any ? ["<option value=\"\">any</option>"] : []) + values.map { value in
+                "<option value=\"\(value.value)\"\(value.value == selected ? " selected" : "")>\(value.title)</option>"
             }
         }
+        let tenantOptions = tenants.map { (value: $0["id"]?.stringValue ?? "", title: $0["name"]?.stringValue ?? "") }
+        let tenant: HTML = tenants.isEmpty ? .empty
+            : "<label>Tenant <select name=\"tenant\">\(options(tenantOptions, query["tenant"], any: false))</select></label>"
         return """
-            <form method="get" action="/console/allocations" class="filters">
-            <label>Status <select name="status">\(options(statuses, query["status"]))</select></label>
-            <label>Region <select name="region">\(options(regions, query["region"]))</select></label>
+            <form method="get" action="/console/allocations" class="filters">\(tenant)
+            <label>Status <select name="status">\(options(statuses.map { ($0, $0) }, query["status"]))</select></label>
+            <label>Region <select name="region">\(options(regions.map { ($0, $0) }, query["region"]))</select></label>
             <button type="submit">Filter</button>
             </form>
             """

@@ -2,8 +2,8 @@
 enum Layout {
     static let sections: [(id: String, title: String, path: String, adminOnly: Bool?)] = [
         ("overview", "Overview", "/console/", nil),
-        ("allocations", "Allocations", "/console/allocations", false),
-        ("pending", "Pending", "/console/pending", false),
+        ("allocations", "Allocations", "/console/allocations", nil),
+        ("pending", "Pending", "/console/pending", nil),
         ("charts", "Charts", "/console/charts", nil),
         ("regions", "Regions", "/console/admin/regions", true),
         ("pools", "Pools", "/console/admin/pools", true),

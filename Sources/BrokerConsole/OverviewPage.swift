@@ -18,7 +18,7 @@ enum OverviewPage {
                     ? "<p class=\"empty\">No region yet: <a href=\"/console/admin/regions\">register one</a>.</p>"
                     : "<p class=\"empty\">No region yet.</p>")
                 : "<div class=\"regions\">\(cards)</div>"
-            let mine = context.isAdmin ? HTML.empty : try await liveAllocations(context)
+            let mine = context.isAdmin ? try await holders(context) : try await liveAllocations(context)
             return Page(title: "Overview", section: "overview", body: """
                 <h1>Overview</h1>
                 <div id="live-overview" data-live>
@@ -102,12 +102,43 @@ enum OverviewPage {
         var rows: [HTML] = []
         for status in ["active", "partial", "pending"] {
             let page = try await context.api.get("/v1/allocations", query: ["status": status, "limit": "50"])
-            rows += (page["allocations"]?.arrayValue ?? []).map(AllocationPages.row)
+            rows += (page["allocations"]?.arrayValue ?? []).map { AllocationPages.row($0, linked: true) }
         }
         return """
             <section aria-labelledby="mine-title">
             <h2 id="mine-title">Your live allocations</h2>
             \(Layout.table(AllocationPages.columns, rows, empty: "None: request capacity on the Allocations page."))
+            </section>
+            """
+    }
+
+    /// For the admin: who holds capacity now, and how much waits.
+    static func holders(_ context: ConsoleRequest) async throws -> HTML {
+        var live: [String: [JSONValue]] = [:], waiting: [String: Int] = [:]
+        for status in ["active", "partial"] {
+            for (tenant, list) in try await AllocationPages.allocations(context, status: status) {
+                live[tenant ?? "", default: []] += list
+            }
+        }
+        for (tenant, list) in try await AllocationPages.allocations(context, status: "pending") {
+            waiting[tenant ?? "", default: 0] += list.count
+        }
+        let rows: [HTML] = Set(live.keys).union(waiting.keys).sorted().compactMap { tenant in
+            let allocations = live[tenant] ?? []
+            let running = allocations.flatMap { $0["instances"]?.arrayValue ?? [] }.filter { $0["state"]?.stringValue == "running" }
+            guard !running.isEmpty || waiting[tenant, default: 0] > 0 else { return nil }
+            let perRegion = Dictionary(grouping: running) { $0["region"]?.stringValue ?? "" }
+                .sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", ")
+            return """
+                <tr><th scope="row">\(tenant)</th><td>\(allocations.count)</td><td>\(running.count)</td>\
+                <td>\(perRegion.isEmpty ? "—" : perRegion)</td><td>\(waiting[tenant, default: 0])</td></tr>
+                """
+        }
+        return """
+            <section aria-labelledby="holders-title">
+            <h2 id="holders-title">Who holds capacity</h2>
+            \(Layout.table(["Tenant", "Live allocations", "Running", "By region", "Pending"], rows,
+                           empty: "No tenant holds or waits for capacity."))
             </section>
             """
     }

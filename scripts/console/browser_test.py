@@ -291,9 +291,20 @@ def run(browser, url, api, alpha, beta, hostile):
         replay = page.request.get(url + "/console/", headers={"Cookie": f"gpb_session={cookie}"}, max_redirects=0)
         assert replay.status == 303, replay.status
 
-    @step("the admin cordons a region, reports a pool, creates a tenant and rotates its token (its session ends)")
+    @step("the admin sees who holds and waits, cordons a region, reports a pool, creates a tenant, rotates its token")
     def admin():
         sign_in(page, url, ADMIN)
+        holders = page.get_by_role("region", name="Who holds capacity")
+        expect(holders.get_by_role("row", name=re.compile("team-beta"))).to_contain_text("7")  # 2 A10 + 5 T4
+        expect(holders.get_by_role("row", name=re.compile("team-alpha"))).to_contain_text("cn-hangzhou 3")
+        page.get_by_role("link", name="Pending").click()
+        expect(page.locator("#live-pending tbody tr")).to_have_count(1)
+        expect(page.locator("#live-pending")).to_contain_text("team-alpha")
+        page.get_by_role("link", name="Allocations").click()
+        page.get_by_label("Tenant").select_option(label="team-beta")
+        page.get_by_role("button", name="Filter").click()
+        expect(page.locator("#live-allocations")).to_contain_text(HOSTILE)
+        assert page.locator("main img, main script").count() == 0 and not dialogs, dialogs
         page.get_by_role("link", name="Regions").click()
         row = page.get_by_role("row", name=re.compile("cn-hangzhou"))
         row.get_by_role("button", name="Cordon").click()
