@@ -24,8 +24,8 @@ enum OverviewPage {
                 <div id="live-overview" data-live>
                 <section aria-labelledby="regions-title">
                 <h2 id="regions-title">Regions</h2>
-                <p class="legend" aria-hidden="true"><span class="key running"></span>running
-                <span class="key idle"></span>idle (warm) <span class="key free"></span>free</p>
+                <p class="legend" aria-hidden="true"><span><span class="key running"></span>running</span>
+                <span><span class="key idle"></span>idle (warm)</span> <span><span class="key free"></span>free</span></p>
                 \(regionsHTML)
                 </section>
                 \(mine)
