@@ -76,6 +76,12 @@ let package = Package(
             resources: [.embedInCode("Assets")],
             swiftSettings: swiftSettings
         ),
+        // The HTTP(S) client of the `/v1` API that the CLI commands use.
+        .target(
+            name: "BrokerClient",
+            dependencies: ["BrokerCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerWorkers",
             dependencies: [
@@ -88,7 +94,8 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerStore", "BrokerWorkers", "PostgresClient",
+                "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,7 +124,7 @@ let package = Package(
         .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )
