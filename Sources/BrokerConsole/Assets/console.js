@@ -11,7 +11,9 @@
     if (document.hidden) return;
     fetch(location.href, { credentials: "same-origin", headers: { "X-Console-Live": "1" } })
       .then(function (response) {
-        if (response.redirected || !response.ok) return null;
+        // Redirected: the session ended (signed out elsewhere, token rotated): show the sign-in page.
+        if (response.redirected) { location.assign(response.url); return null; }
+        if (!response.ok) return null;
         return response.text();
       })
       .then(function (text) {
