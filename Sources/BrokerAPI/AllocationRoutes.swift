@@ -17,12 +17,7 @@ enum AllocationRoutes {
                 headers: [("Location", "/v1/allocations/\(view.id.description)")])
         }
         routes.add("GET", "/v1/allocations", .tenant) { request, context in
-            let tenant = try context.tenant
-            let query = try PageQuery.parse(request.query, filters: ["status", "region"])
-            let page = try await context.services.allocations.list(
-                tenantId: tenant.id.uuid, limit: query.limit, before: try query.cursor { Int64($0).flatMap { $0 >= 0 ? $0 : nil } },
-                status: try query.filters["status"].map(status), region: query.filters["region"])
-            return try JSONBodies.response(200, ListPage(name: "allocations", page: page))
+            try await list(request, tenantId: try context.tenant.id.uuid, context)
         }
         routes.add("GET", "/v1/allocations/{id}", .tenant) { request, context in
             try JSONBodies.response(
@@ -57,15 +52,13 @@ enum AllocationRoutes {
         }
     }
 
-    /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-    static func idempotencyKey(_ request: HTTPRequest) throws -> String? {
-        guard let key = request.headers["Idempotency-Key"] else { return nil }
-        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
-            throw ValidationFailure(errors: [
-                FieldError(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")
-            ])
-        }
-        return key
+    /// One page of a tenant's allocations (`GET /v1/allocations`, and the admin's view of a tenant).
+    static func list(_ request: HTTPRequest, tenantId: UUID, _ context: RequestContext) async throws -> HTTPResponse {
+        let query = try PageQuery.parse(request.query, filters: ["status", "region"])
+        let page = try await context.services.allocations.list(
+            tenantId: tenantId, limit: query.limit, before: try query.cursor { Int64($0).flatMap { $0 >= 0 ? $0 : nil } },
+            status: try query.filters["status"].map(status), region: query.filters["region"])
+        return try JSONBodies.response(200, ListPage(name: "allocations", page: page))
     }
 
     /// The `status` filter of `GET /v1/allocations`.
@@ -75,6 +68,17 @@ enum AllocationRoutes {
                 field: "status", message: "must be one of \(AllocationStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return status
+    }
+
+    /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    static func idempotencyKey(_ request: HTTPRequest) throws -> String? {
+        guard let key = request.headers["Idempotency-Key"] else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
+            throw ValidationFailure(errors: [
+                FieldError(field: "Idempotency-Key", message: "must be 1 to 255 visible ASCII characters")
+            ])
+        }
+        return key
     }
 
     /// A malformed id cannot name an allocation: 404, like an unknown one.
