@@ -1,6 +1,7 @@
 @testable import BrokerStore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 #if canImport(FoundationNetworking)
@@ -9,18 +10,6 @@ import FoundationNetworking
 /// The `gpubroker` binary as users run it.
 final class ExecutableTests: XCTestCase {
     var binary: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }
-
-    func freePort() throws -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     func status(_ url: String) async -> Int? {
         var request = URLRequest(url: URL(string: url)!)

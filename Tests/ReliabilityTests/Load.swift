@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import TestHarness
 import TestSupport
 
 /// What one logical allocation request ended as, after retries.
@@ -68,7 +69,7 @@ enum Load {
                     started: started.timeIntervalSince(origin), seconds: Date().timeIntervalSince(started), status: 0,
                     retryAfter: nil))
                 outcome.transportErrors += 1
-                if !"\(error)".hasPrefix("connect:") { outcome.inDoubt += 1 }
+                if (error as? TransportError)?.connectErrno == nil { outcome.inDoubt += 1 }
                 index += 1  // another broker, if there is one
                 usleep(50_000)
             }

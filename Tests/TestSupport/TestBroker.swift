@@ -7,6 +7,7 @@ import MicroHTTP
 import PostgresClient
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import TestHarness
 #endif
 
 /// A broker on a real socket and a fresh database: what a client sees.
