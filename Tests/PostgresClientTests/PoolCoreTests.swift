@@ -1,6 +1,7 @@
 @testable import PostgresClient
 import Dispatch
 import Synchronization
+import TestHarness
 import XCTest
 
 // The pool's queueing, connection replacement, checkout timeout and close, with no
@@ -92,6 +93,11 @@ final class PoolCoreTests: XCTestCase {
         }
     }
 
+    /// A job queued behind busy workers arms its checkout timeout.
+    func waitForCheckoutTimer() async throws {
+        _ = try await waitFor("a queued job's checkout timer") { clock.pendingTimers > 0 ? true : nil }
+    }
+
     func testConnectionsAreOpenedLazilyAndReused() async throws {
         let core = makePool(size: 2)
         XCTAssertEqual(factory.opened.load(ordering: .relaxed), 0, "nothing opened before the first job")
@@ -143,7 +149,7 @@ final class PoolCoreTests: XCTestCase {
         started.wait()
         XCTAssertEqual(clock.pendingTimers, 0)
         let queued = Task { try await core.withConnection { $0.id } }
-        while clock.pendingTimers == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForCheckoutTimer()
         clock.advance(by: .seconds(4))
         XCTAssertEqual(clock.pendingTimers, 1, "not due yet")
         clock.advance(by: .seconds(1))
@@ -155,7 +161,7 @@ final class PoolCoreTests: XCTestCase {
         }
         // A job that gets the worker before its timeout passes is not failed by it.
         let late = Task { try await core.withConnection { $0.id } }
-        while clock.pendingTimers == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForCheckoutTimer()
         release.signal()
         let (held, served) = (try await busy.value, try await late.value)
         XCTAssertEqual([held, served], [1, 1])
@@ -170,7 +176,7 @@ final class PoolCoreTests: XCTestCase {
         started.wait()
         let ran = Atomic(false)
         let queued = Task { try await core.withConnection { _ in ran.store(true, ordering: .relaxed) } }
-        while clock.pendingTimers == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForCheckoutTimer()
         queued.cancel()
         do {
             try await queued.value
@@ -190,7 +196,7 @@ final class PoolCoreTests: XCTestCase {
         let busy = holdingJob(core, started: started, release: release)
         started.wait()
         let queued = Task { try await core.withConnection { $0.id } }
-        while clock.pendingTimers == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitForCheckoutTimer()
         let closing = Task { await core.close() }
         release.signal()
         await closing.value
