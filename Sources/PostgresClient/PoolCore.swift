@@ -4,8 +4,8 @@ import Synchronization
 
 /// What the pool asks of a connection. `PostgresConnection` in production; a fake in
 /// the pool's unit tests, which need no database. A connection is used by one worker
-/// thread at a time, so it need not be `Sendable`.
-protocol PoolConnection: AnyObject {
+/// thread at a time, so it need not be `Sendable` (its type is: jobs name it).
+protocol PoolConnection: AnyObject, SendableMetatype {
     /// Before a job: false when the connection is known to be broken (replace it).
     func probeIdle() -> Bool
     /// After a job: rolls back what the job left open; false when it must be replaced.
