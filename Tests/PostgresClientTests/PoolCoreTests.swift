@@ -82,15 +82,19 @@ final class PoolCoreTests: XCTestCase {
         return core
     }
 
-    /// A job that holds its worker until `release` is signalled, reporting its connection.
-    func holdingJob(_ core: PoolCore<FakeConnection>, started: DispatchSemaphore, release: DispatchSemaphore) -> Task<Int, any Error> {
-        Task {
+    /// Occupies a worker with a job that holds it until `release` is signalled; the job
+    /// answers its connection's id.
+    func occupyWorker(_ core: PoolCore<FakeConnection>) async throws -> (busy: Task<Int, any Error>, release: DispatchSemaphore) {
+        let (started, release) = (Flag(), DispatchSemaphore(value: 0))
+        let busy = Task {
             try await core.withConnection { connection in
-                started.signal()
+                started.set()
                 release.wait()
                 return connection.id
             }
         }
+        _ = try await waitFor("a worker to take the job") { started.isSet ? true : nil }
+        return (busy, release)
     }
 
     /// A job queued behind busy workers arms its checkout timeout.
@@ -144,9 +148,7 @@ final class PoolCoreTests: XCTestCase {
     /// waiting when the timeout passes.
     func testAQueuedJobFailsWhenItsCheckoutTimeoutPasses() async throws {
         let core = makePool(size: 1, checkoutTimeout: .seconds(5))
-        let (started, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        let busy = holdingJob(core, started: started, release: release)
-        started.wait()
+        let (busy, release) = try await occupyWorker(core)
         XCTAssertEqual(clock.pendingTimers, 0)
         let queued = Task { try await core.withConnection { $0.id } }
         try await waitForCheckoutTimer()
@@ -171,9 +173,7 @@ final class PoolCoreTests: XCTestCase {
 
     func testACancelledQueuedJobNeverRuns() async throws {
         let core = makePool(size: 1)
-        let (started, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        let busy = holdingJob(core, started: started, release: release)
-        started.wait()
+        let (busy, release) = try await occupyWorker(core)
         let ran = Atomic(false)
         let queued = Task { try await core.withConnection { _ in ran.store(true, ordering: .relaxed) } }
         try await waitForCheckoutTimer()
@@ -192,9 +192,7 @@ final class PoolCoreTests: XCTestCase {
 
     func testCloseFinishesQueuedWorkAndThenRefusesNewWork() async throws {
         let core = makePool(size: 1)
-        let (started, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        let busy = holdingJob(core, started: started, release: release)
-        started.wait()
+        let (busy, release) = try await occupyWorker(core)
         let queued = Task { try await core.withConnection { $0.id } }
         try await waitForCheckoutTimer()
         let closing = Task { await core.close() }

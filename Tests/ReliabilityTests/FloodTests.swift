@@ -36,9 +36,7 @@ final class FloodTests: XCTestCase {
         let broker = try BrokerProcess(databaseURL: url)
         defer { broker.stop() }
         try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: broker.port)
+        let token = try Seed.largePool(port: broker.port)
 
         _ = normalLoad(port: broker.port, token: token, tag: "warm", perClient: 10)
         let rssQuiet = broker.rssKiB

@@ -139,6 +139,14 @@ enum Seed {
         return token
     }
 
+    /// The load tests' inventory: region r1 (primary) with one pool p1 of capacity
+    /// 1,000,000, and a tenant. Returns the tenant's token.
+    static func largePool(port: Int) throws -> String {
+        try region(port: port, "r1", primary: true)
+        try pool(port: port, region: "r1", "p1", capacity: 1_000_000)
+        return try tenant(port: port)
+    }
+
     /// A small general-purpose allocation request, labelled with its key.
     static func allocation(replicas: Int = 1, key: String, allOrNothing: Bool = true) -> JSONValue {
         .object([
