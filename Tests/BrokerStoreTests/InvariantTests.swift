@@ -1,3 +1,4 @@
+import BrokerCore
 @testable import BrokerStore
 import Foundation
 import PostgresClient
@@ -150,33 +151,36 @@ final class InvariantTests: XCTestCase {
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM ledger WHERE delta = 0"), 1)
     }
 
-    /// The store's one mapping, through a store operation: the error that reaches the
+    /// The store's one mapping, through store operations: the error that reaches the
     /// API is a domain error, not a bare SQLSTATE.
     func testStoreOperationsAnswerDomainErrors() async throws {
+        let url = try TestDatabase.create()
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
         let (primary, duplicate) = (region("a", primary: true), region("a", primary: false))
-        let orphan = pool("p").replacingOccurrences(of: "'a'", with: "'gone'")
-        let pool = PostgresPool(configuration: try PostgresConfiguration(url: TestDatabase.create()), size: 1)
-        let inventory = InventoryStore(pool: pool)
         try await pool.withConnection { c in try c.query(primary) }
-        do {
-            _ = try await StoreError.translating {
-                try await pool.withConnection { c in try c.query(duplicate) }
-            }
-            XCTFail("a duplicate region was accepted")
-        } catch let error as StoreError {
-            XCTAssertEqual(error, .conflict("the region already exists"))
+        try await assertStoreError(.conflict("the region already exists")) {
+            _ = try await pool.withConnection { c in try c.query(duplicate) }
         }
-        // A pool in a region deleted meanwhile: the foreign key answers "not found".
-        do {
-            _ = try await StoreError.translating {
-                try await pool.withConnection { c in try c.query(orphan) }
-            }
-            XCTFail("a pool of a missing region was accepted")
-        } catch let error as StoreError {
-            XCTAssertEqual(error, .notFound("the region no longer exists"))
+        // A tenant removed behind the store's back: its policy's foreign key answers "not found".
+        let gone = UUID()
+        let direct = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        try direct.query("INSERT INTO tenants (id, name, token_hash) VALUES ($1, 'gone', sha256('gone'::bytea))", [gone])
+        try direct.query("DELETE FROM tenants WHERE id = $1", [gone])
+        let policy = NamedPolicy(name: "p", policy: PlacementPolicy(strategy: .prefer, units: []))
+        try await assertStoreError(.notFound("the tenant no longer exists")) {
+            _ = try await PolicyStore(pool: pool).put(tenantId: gone, policy)
         }
-        let regions = try await inventory.regions()
-        XCTAssertEqual(regions.map(\.id), ["a"])
         await pool.close()
+    }
+
+    func assertStoreError(
+        _ expected: StoreError, file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> Void
+    ) async throws {
+        do {
+            try await StoreError.translating(body)
+            XCTFail("no error; expected \(expected)", file: file, line: line)
+        } catch let error as StoreError {
+            XCTAssertEqual(error, expected, file: file, line: line)
+        }
     }
 }
