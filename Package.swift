@@ -69,6 +69,19 @@ let package = Package(
             resources: [.embedInCode("OpenAPI")],
             swiftSettings: swiftSettings
         ),
+        // The web console: HTML pages over the API, assets compiled in.
+        .target(
+            name: "BrokerConsole",
+            dependencies: ["BrokerCore", "MicroHTTP"],
+            resources: [.embedInCode("Assets")],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP(S) client of the `/v1` API that the CLI commands use.
+        .target(
+            name: "BrokerClient",
+            dependencies: ["BrokerCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerWorkers",
             dependencies: [
@@ -81,7 +94,8 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerStore", "BrokerWorkers", "PostgresClient",
+                "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -107,7 +121,7 @@ let package = Package(
         // to call in-process or over a socket.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestHarness",
+            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestHarness",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
@@ -116,9 +130,10 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

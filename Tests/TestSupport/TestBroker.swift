@@ -1,4 +1,5 @@
 import BrokerAPI
+import BrokerConsole
 import BrokerCore
 import BrokerStore
 import Foundation
@@ -26,7 +27,11 @@ public final class TestBroker: Sendable {
     public let adminToken = "test-admin-token"
     public var baseURL: String { "http://127.0.0.1:\(server?.port ?? 0)" }
 
-    public init(databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, transport: Transport = .socket) throws {
+    /// `console`: the web console's routes too, as `gpubroker serve` has them.
+    public init(
+        databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false,
+        transport: Transport = .socket
+    ) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
@@ -36,7 +41,10 @@ public final class TestBroker: Sendable {
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             adminToken: adminToken, metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
-        router = BrokerAPI.router(services: services)
+        let api = BrokerAPI.router(services: services)
+        var router = api
+        if console { BrokerConsole.register(on: &router, api: api) }
+        self.router = router
         switch transport {
         case .inProcess:
             server = nil
