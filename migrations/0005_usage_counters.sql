@@ -98,7 +98,7 @@ $$;
 CREATE TRIGGER tenants_usage_row AFTER INSERT ON tenants FOR EACH ROW EXECUTE FUNCTION gpb_tenant_created();
 
 -- The quota as a constraint: no statement may raise a tenant's usage past it
--- (SQLSTATE GB002, the message says which limit). Usage may fall while above a
+-- (SQLSTATE GB003, the message says which limit). Usage may fall while above a
 -- quota lowered since.
 CREATE FUNCTION gpb_enforce_quota()
 RETURNS trigger
@@ -111,7 +111,7 @@ BEGIN
                                  NEW.cpu - OLD.cpu, NEW.memory_gib - OLD.memory_gib)::tenant_usage)
     INTO problem FROM tenants t WHERE t.id = NEW.tenant_id;
     IF problem IS NOT NULL THEN
-        RAISE EXCEPTION '%', problem USING ERRCODE = 'GB002';
+        RAISE EXCEPTION '%', problem USING ERRCODE = 'GB003';
     END IF;
     RETURN NEW;
 END
@@ -203,7 +203,7 @@ $$;
 -- its tenant past a quota, counting the tenant's grants before it in the batch as
 -- granted. A grant left out returns no rows, like any other: the broker asks
 -- gpb_quota_problem whether it was the quota, or plans it again. Whatever would get
--- past this (a quota lowered meanwhile) the tenant_usage trigger refuses (GB002): the
+-- past this (a quota lowered meanwhile) the tenant_usage trigger refuses (GB003): the
 -- statement fails, and the broker runs its grants one by one.
 CREATE FUNCTION gpb_grant_batch_within_quotas(p_grants jsonb)
 RETURNS SETOF instances

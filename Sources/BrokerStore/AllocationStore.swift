@@ -589,15 +589,12 @@ public struct AllocationStore: Sendable {
     /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
     /// new capacity with a conditional counter update, instances and ledger rows
     /// written together. Their SQLSTATE GB001 (a pool no longer has what the plan
-    /// counted on) becomes `LostRace`, and the caller plans again; GB002 (the tenant's
-    /// quota) becomes `quotaExceeded`.
+    /// counted on) becomes `LostRace`, and the caller plans again.
     static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
         do {
             return try c.query(sql, binds).map(AllocationRows.instance)
-        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
+        } catch let error as PostgresError where error.sqlState == .planNoLongerFits {
             throw LostRace()
-        } catch {
-            throw QuotaCheck.translating(error)
         }
     }
 

@@ -136,14 +136,8 @@ final class GrantBatcher: Sendable {
         }
     }
 
-    /// One result per reservation, in order; never throws. A grant that fails alone on
-    /// its tenant's quota (the batch's own check left it in, and the quota was lowered
-    /// meanwhile) answers `quotaExceeded`.
+    /// One result per reservation, in order; never throws.
     private static func run(_ c: PostgresConnection, _ batch: [GrantReservation]) -> [Outcome] {
-        runSeparatelyOnFailure(c, batch).map { $0.mapError(QuotaCheck.translating) }
-    }
-
-    private static func runSeparatelyOnFailure(_ c: PostgresConnection, _ batch: [GrantReservation]) -> [Outcome] {
         do {
             return try executeRetrying(c, batch)
         } catch let error as PostgresError where batch.count > 1 && !error.isConnectionProblem {

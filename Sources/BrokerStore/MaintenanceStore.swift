@@ -126,7 +126,7 @@ public struct MaintenanceStore: Sendable {
                     if try await admit(id) { admitted += 1 }
                 } catch is AllocationStore.LostRace {
                     continue  // capacity moved under us: the next round plans again
-                } catch StoreError.quotaExceeded {
+                } catch let error as PostgresError where error.sqlState == .quotaExceeded {
                     continue  // waits until its tenant's usage falls
                 }
             }

@@ -3,19 +3,10 @@ import Foundation
 import PostgresClient
 
 /// Tenant quotas are a constraint of the `tenant_usage` counters (migration 5): a
-/// statement that would raise a tenant's usage past its quota fails with SQLSTATE GB002,
-/// whose message says which limit. Batched grants are checked in the batch statement,
+/// statement that would raise a tenant's usage past its quota fails with SQLSTATE GB003
+/// (`quotaExceeded`, mapped in `StoreError`), whose message says which limit. Batched grants are checked in the batch statement,
 /// which leaves out those that would not fit.
 enum QuotaCheck {
-    static let exceeded = SQLState(rawValue: "GB002")
-
-    /// GB002 as the client reads it (`quotaExceeded` with the database's message); any
-    /// other error as it is.
-    static func translating(_ error: any Error) -> any Error {
-        guard let error = error as? PostgresError, error.sqlState == exceeded else { return error }
-        return StoreError.quotaExceeded(error.message)
-    }
-
     /// The limit a batched grant that was left out would exceed as its tenant's usage
     /// stands now, or nil when none (it lost a race: plan it again).
     static func problem(_ c: PostgresConnection, _ reservation: GrantReservation) throws -> String? {

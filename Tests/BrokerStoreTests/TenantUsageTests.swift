@@ -2,6 +2,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -158,7 +159,8 @@ final class TenantUsageTests: XCTestCase {
         let second = try await store.create(tenantId: tenant, request: request(replicas: 3), actor: "test")
         XCTAssertEqual(second.instances.count, 3)
         XCTAssertEqual(try usage(), "3 0 4.5 6")
-        try connection.query("UPDATE allocations SET lease_expires_at = now() - interval '1 second'")
+        try connection.query(
+            "UPDATE allocations SET lease_expires_at = now() - interval '1 second' WHERE status IN ('active', 'partial')")
         _ = try await MaintenanceStore(pool: pool).expireLeases()
         XCTAssertEqual(try usage(), "0 0 0 0")
         let problems = try await verify()
@@ -179,7 +181,7 @@ final class TenantUsageTests: XCTestCase {
                 """,
                 [held.id])
         ) { error in
-            XCTAssertEqual((error as? PostgresError)?.sqlState, QuotaCheck.exceeded)
+            XCTAssertEqual((error as? PostgresError)?.sqlState, .quotaExceeded)
         }
         try connection.query(#"UPDATE tenants SET quota = '{"instances": 2}' WHERE id = $1"#, [tenant])
         _ = try await store.scale(tenantId: tenant, id: held.id.uuid, replicas: 3, actor: "test")

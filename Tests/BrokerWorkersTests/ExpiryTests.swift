@@ -2,6 +2,7 @@ import BrokerStore
 import Foundation
 import PostgresClient
 import Synchronization
+import TestHarness
 import TestSupport
 import XCTest
 
