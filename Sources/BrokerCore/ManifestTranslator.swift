@@ -126,10 +126,9 @@ public enum ManifestTranslator {
             replicas = Int(completions)
         }
         let templatePath = FieldPath.join(path, kind.templatePath)
-        guard let templateValue = kind.templatePath.isEmpty ? manifest : manifest.value(at: kind.templatePath),
-            let template = errors.object(templateValue, at: templatePath)
-        else {
-            if errors.isEmpty { errors.add(templatePath, "is required: the pod template") }
+        let templateValue = kind.templatePath.isEmpty ? manifest : manifest.value(at: kind.templatePath)
+        guard let templateValue, let template = errors.object(templateValue, at: templatePath) else {
+            if templateValue == nil { errors.add(templatePath, "is required: the pod template") }
             throw ValidationFailure(errors: errors.errors)
         }
         let templateMetadata = template.object("metadata")
@@ -229,8 +228,8 @@ public enum ManifestTranslator {
             throw ValidationFailure(errors: errors.errors)
         }
 
-        // The class: the label's, else GPU when any spelling asks for one.
-        let wantsGPU = gpu.count > 0 || computeClass == .gpu
+        // The class: the label's, else GPU when any spelling (a series label too) asks for one.
+        let wantsGPU = gpu.count > 0 || computeClass == .gpu || !gpuSeries.isEmpty
         if let given = classLabel, let computeClass, computeClass != .gpu, gpu.count > 0 {
             errors.add(FieldPath.child(labelsPath, given.key), "is \(computeClass.rawValue) but the pod requests GPUs (\(gpu.source))")
             throw ValidationFailure(errors: errors.errors)

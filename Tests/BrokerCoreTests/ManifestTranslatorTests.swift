@@ -273,7 +273,8 @@ final class ManifestTranslatorTests: XCTestCase {
                     try translate(pod([container(["limits": ["nvidia.com/gpu": 1]])],
                                       labels: ["alibabacloud.com/compute-class": "general-purpose"])))
         expectError("metadata.labels.alibabacloud.com/gpu-model-series", "only allowed",
-                    try translate(pod([container([:])], labels: ["alibabacloud.com/gpu-model-series": "T4"])))
+                    try translate(pod([container([:])], labels: ["alibabacloud.com/gpu-model-series": "T4",
+                                                                 "alibabacloud.com/compute-class": "performance"])))
         expectError("metadata.labels.ctyun.cn/compute-class", "disagrees",
                     try translate(pod([container([:])], labels: ["alibabacloud.com/compute-class": "gpu",
                                                                  "ctyun.cn/compute-class": "performance"])))
