@@ -190,7 +190,11 @@ public struct PodRequirements: Sendable, Equatable {
             if pinned.count > 1 {
                 errors.add(podSpec.field("nodeSelector"), "pins several regions: \(pinned.sorted().joined(separator: ", "))")
             } else if let region = pinned.first {
-                regionPin = ([region], podSpec.field("nodeSelector"))
+                if Rules.isRegionId(region) {
+                    regionPin = ([region], podSpec.field("nodeSelector"))
+                } else {
+                    errors.add(podSpec.field("nodeSelector"), "'\(region)' is not a region id matching \(Rules.regionIdPattern)")
+                }
             }
         }
         let termsPath = ["affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"]

@@ -76,22 +76,26 @@ final class ManifestStreamAPITests: XCTestCase {
         XCTAssertTrue(response.text.contains("at most 5"), response.text)
     }
 
+    /// A Pod whose container arguments name one anchored annotation `references` times.
+    func amplifiedPod(_ text: String, references: Int) -> String {
+        """
+        apiVersion: v1
+        kind: Pod
+        metadata:
+          name: amplified
+          annotations: {note: &big "\(text)"}
+        spec:
+          containers:
+            - name: c
+              image: x
+              args: [\(Array(repeating: "*big", count: references).joined(separator: ", "))]
+        """
+    }
+
     /// Issue 17 item 1: one anchored string referenced thousands of times expands past the
     /// byte budget long before the node budget; refused at once, no huge answer.
     func testAliasAmplificationIsRefusedByItsExpandedSize() async throws {
-        let references = Array(repeating: "*big", count: 3_000).joined(separator: ", ")
-        let yaml = """
-            apiVersion: v1
-            kind: Pod
-            metadata:
-              name: amplified
-              annotations: {note: &big "\(String(repeating: "x", count: 10_000))"}
-            spec:
-              containers:
-                - name: c
-                  image: x
-                  args: [\(references)]
-            """
+        let yaml = amplifiedPod(String(repeating: "x", count: 10_000), references: 3_000)
         let started = ContinuousClock.now
         let response = try await post(yaml)
         let elapsed = ContinuousClock.now - started
@@ -104,19 +108,7 @@ final class ManifestStreamAPITests: XCTestCase {
     /// Issue 17 item 1: reading manifests stays off the cooperative pool, so an async route
     /// answers while several costly manifests (each just within the budget) are being read.
     func testOtherRoutesAnswerWhileManifestsAreRead() async throws {
-        let references = Array(repeating: "*big", count: 390).joined(separator: ", ")
-        let heavy = """
-            apiVersion: v1
-            kind: Pod
-            metadata:
-              name: heavy
-              annotations: {note: &big "\(String(repeating: "x ", count: 5_000))"}
-            spec:
-              containers:
-                - name: c
-                  image: x
-                  args: [\(references)]
-            """
+        let heavy = amplifiedPod(String(repeating: "x ", count: 5_000), references: 390)
         let broker = self.broker!
         let token = self.token!
         let started = ContinuousClock.now
