@@ -23,20 +23,20 @@ extension ManifestTranslator {
     static let serverSetAnnotations = ["deployment.kubernetes.io/revision"]
 
     /// A document without what the API server set: metadata fields, `status`, revision
-    /// annotations (also in the pod template's metadata).
-    public static func strippingServerFields(_ document: JSONValue, templatePath: [String]? = nil) -> JSONValue {
+    /// annotations (also in the pod templates' metadata at `metadataPaths`).
+    public static func strippingServerFields(_ document: JSONValue, metadataPaths: [[String]] = []) -> JSONValue {
         var m = document.removing(["status"])
-        for path in [[]] + (templatePath.map { [$0] } ?? []) where path.isEmpty || m.value(at: path) != nil {
-            for field in serverSetMetadata { m = m.removing(path + ["metadata", field]) }
-            for annotation in serverSetAnnotations { m = m.removing(path + ["metadata", "annotations", annotation]) }
-            if m.value(at: path + ["metadata", "annotations"])?.objectValue?.isEmpty == true {
-                m = m.removing(path + ["metadata", "annotations"])
+        for path in [["metadata"]] + metadataPaths where m.value(at: path) != nil {
+            for field in serverSetMetadata { m = m.removing(path + [field]) }
+            for annotation in serverSetAnnotations { m = m.removing(path + ["annotations", annotation]) }
+            if m.value(at: path + ["annotations"])?.objectValue?.isEmpty == true {
+                m = m.removing(path + ["annotations"])
             }
         }
         return m
     }
 
-    /// One manifest per region grant (in that order): a copy of the workload without
+    /// One manifest per region grant (in that order) of a single-template workload: a copy without
     /// server-set fields, named `<name>-<region>` (or `generateName` `<prefix><region>-`)
     /// within DNS-1123 limits, holding the region's share of the replicas (and of a Job's
     /// completions), the region in the template labels (input's vocabulary), in the
@@ -46,18 +46,11 @@ extension ManifestTranslator {
     /// selector that names another series is removed.
     public static func regionManifests(_ translation: ManifestTranslation, grants: [RegionGrant]) -> [JSONValue] {
         let kind = translation.kind
-        let template = kind.templatePath
         let total = grants.reduce(0) { $0 + $1.replicas }
         let completions = kind.completionsPath.flatMap { translation.manifest.value(at: $0)?.numberValue }.map { Int($0) }
         var completionsLeft = completions ?? 0
-        let original = strippingServerFields(translation.manifest, templatePath: template)
         return grants.enumerated().map { index, grant in
-            var m = original
-            if let name = m["metadata"]?["name"]?.stringValue {
-                m = m.setting(["metadata", "name"], to: .string(regionName(name, region: grant.region)))
-            } else if let prefix = m["metadata"]?["generateName"]?.stringValue {
-                m = m.setting(["metadata", "generateName"], to: .string(regionPrefix(prefix, region: grant.region)))
-            }
+            var m = regionCopy(translation, region: grant.region)
             if let replicasPath = kind.replicasPath {
                 m = m.setting(replicasPath, to: .number(Double(grant.replicas)))
             }
@@ -66,29 +59,56 @@ extension ManifestTranslator {
                 completionsLeft -= share
                 m = m.setting(completionsPath, to: .number(Double(max(share, 1))))
             }
-            let regionLabel = translation.vocabulary.regionLabel
-            m = m.setting(template + ["metadata", "labels", regionLabel], to: .string(grant.region))
             if let selectorPath = kind.selectorPath, m.value(at: selectorPath) != nil {
-                m = m.setting(selectorPath + ["matchLabels", regionLabel], to: .string(grant.region))
+                m = m.setting(selectorPath + ["matchLabels", translation.vocabulary.regionLabel], to: .string(grant.region))
             }
-            let nodeSelector = template + ["spec", "nodeSelector"]
-            m = m.setting(nodeSelector + [Labels.topologyRegion], to: .string(grant.region))
-            if grant.gpuSeries.count == 1 {
-                let series = grant.gpuSeries[0]
-                m = m.setting(template + ["metadata", "labels", translation.vocabulary.seriesLabel], to: .string(series))
-                if let named = m.value(at: nodeSelector + [Labels.gkeAccelerator])?.stringValue,
-                    PodRequirements(accelerator: named).acceleratorSeries(catalog: .empty)?.uppercased() != series.uppercased()
-                {
-                    m = m.removing(nodeSelector + [Labels.gkeAccelerator])
-                }
-            }
-            let specs = template + ["metadata", "annotations", Labels.useSpecs]
-            if !grant.instanceTypes.isEmpty, translation.vocabulary == .alibabaCloud || m.value(at: specs) != nil {
-                let types = grant.instanceTypes.prefix(maxInstanceTypes).joined(separator: ",")
-                m = m.setting(specs, to: .string(types))
-            }
-            return m
+            return granting(m, site: translation.components[0].site, grant: grant, vocabulary: translation.vocabulary)
         }
+    }
+
+    /// The one copy of a workload whose pod templates were placed together in one region:
+    /// `grants[i]` is what its i-th component was granted there.
+    public static func groupManifest(_ translation: ManifestTranslation, grants: [RegionGrant]) -> JSONValue {
+        var m = regionCopy(translation, region: grants.first?.region ?? "")
+        for (component, grant) in zip(translation.components, grants) {
+            m = granting(m, site: component.site, grant: grant, vocabulary: translation.vocabulary)
+        }
+        return m
+    }
+
+    /// The document without server-set fields, named for the region.
+    private static func regionCopy(_ translation: ManifestTranslation, region: String) -> JSONValue {
+        let sites = translation.components.map(\.site.metadataPath)
+        var m = strippingServerFields(translation.manifest, metadataPaths: sites)
+        if let name = m["metadata"]?["name"]?.stringValue {
+            m = m.setting(["metadata", "name"], to: .string(regionName(name, region: region)))
+        } else if let prefix = m["metadata"]?["generateName"]?.stringValue {
+            m = m.setting(["metadata", "generateName"], to: .string(regionPrefix(prefix, region: region)))
+        }
+        return m
+    }
+
+    /// One pod template with its region and what was granted there.
+    private static func granting(_ document: JSONValue, site: TemplateSite, grant: RegionGrant, vocabulary: LabelVocabulary) -> JSONValue {
+        var m = document
+        let labels = site.metadataPath + ["labels"]
+        m = m.setting(labels + [vocabulary.regionLabel], to: .string(grant.region))
+        let nodeSelector = site.specPath + ["nodeSelector"]
+        m = m.setting(nodeSelector + [Labels.topologyRegion], to: .string(grant.region))
+        if grant.gpuSeries.count == 1 {
+            let series = grant.gpuSeries[0]
+            m = m.setting(labels + [vocabulary.seriesLabel], to: .string(series))
+            if let named = m.value(at: nodeSelector + [Labels.gkeAccelerator])?.stringValue,
+                PodRequirements(accelerator: named).acceleratorSeries(catalog: .empty)?.uppercased() != series.uppercased()
+            {
+                m = m.removing(nodeSelector + [Labels.gkeAccelerator])
+            }
+        }
+        let specs = site.metadataPath + ["annotations", Labels.useSpecs]
+        if !grant.instanceTypes.isEmpty, vocabulary == .alibabaCloud || m.value(at: specs) != nil {
+            m = m.setting(specs, to: .string(grant.instanceTypes.prefix(maxInstanceTypes).joined(separator: ",")))
+        }
+        return m
     }
 
     /// `name-region`, the name shortened so that the whole stays a DNS-1123 subdomain.

@@ -24,16 +24,48 @@ public enum LabelVocabulary: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// Where one pod template's parts are in a document, and how many pods it stands for.
+public struct TemplateSite: Sendable, Equatable {
+    /// The component's name in the kind's words (`leader`, `worker`, `head`, `Worker`...).
+    public var name: String
+    /// The object holding the template's `labels` and `annotations`.
+    public var metadataPath: [String]
+    /// The pod spec (`containers`, `nodeSelector`, `affinity`).
+    public var specPath: [String]
+    public var replicas: Int
+    /// KServe components name their container under a framework key (`model`, `tensorflow`...).
+    public var frameworkContainers = false
+
+    public init(name: String, metadataPath: [String], specPath: [String], replicas: Int, frameworkContainers: Bool = false) {
+        self.name = name
+        self.metadataPath = metadataPath
+        self.specPath = specPath
+        self.replicas = replicas
+        self.frameworkContainers = frameworkContainers
+    }
+}
+
 /// One workload document understood as allocation requests.
 public struct ManifestTranslation: Sendable, Equatable {
+    public struct Component: Sendable, Equatable {
+        public var site: TemplateSite
+        /// What to ask for, in order; the first that can be satisfied wins: one request per
+        /// instance type of `k8s.aliyun.com/eci-use-specs`, or the series a GKE accelerator
+        /// selector prefers and then any series, else exactly one request.
+        public var requests: [AllocationRequest]
+    }
+
     public var kind: WorkloadKind
     public var vocabulary: LabelVocabulary
     /// The document as sent, rewritten per region by `ManifestTranslator.regionManifests`.
     public var manifest: JSONValue
-    /// What to ask for, in order; the first that can be satisfied wins: one request per
-    /// instance type of `k8s.aliyun.com/eci-use-specs`, or the series a GKE accelerator
-    /// selector prefers and then any series, else exactly one request.
-    public var requests: [AllocationRequest]
+    /// One per pod template.
+    public var components: [Component]
+    /// Whether the components must be placed together in one region, all or none.
+    public var together = false
+
+    /// The requests of a single-template workload.
+    public var requests: [AllocationRequest] { components[0].requests }
 }
 
 /// Instance types the inventory offers, for reading `eci-use-specs` and GPU vendors: built
@@ -125,19 +157,41 @@ public enum ManifestTranslator {
         {
             replicas = Int(completions)
         }
+        let site = TemplateSite(
+            name: kind.kind, metadataPath: kind.templatePath + ["metadata"], specPath: kind.templatePath + ["spec"],
+            replicas: replicas)
         let templatePath = FieldPath.join(path, kind.templatePath)
         let templateValue = kind.templatePath.isEmpty ? manifest : manifest.value(at: kind.templatePath)
-        guard let templateValue, let template = errors.object(templateValue, at: templatePath) else {
+        guard let templateValue, errors.object(templateValue, at: templatePath) != nil else {
             if templateValue == nil { errors.add(templatePath, "is required: the pod template") }
             throw ValidationFailure(errors: errors.errors)
         }
-        let templateMetadata = template.object("metadata")
-        let podSpec = template.object("spec", required: true)
-        let labels = templateMetadata?.labels("labels") ?? [:]
-        let labelsPath = templateMetadata?.field("labels") ?? FieldPath.child(templatePath, "metadata.labels")
-        let annotations = templateMetadata.flatMap { readAnnotations($0) } ?? [:]
-        let annotationsPath = templateMetadata?.field("annotations") ?? FieldPath.child(templatePath, "metadata.annotations")
+        let (vocabulary, requests) = try readTemplate(manifest, site: site, path: path, catalog: catalog, errors: errors)
+        return ManifestTranslation(
+            kind: kind, vocabulary: vocabulary, manifest: manifest, components: [.init(site: site, requests: requests)])
+    }
 
+    /// One pod template's requests, and the vocabulary its labels speak.
+    static func readTemplate(
+        _ manifest: JSONValue, site: TemplateSite, path: String, catalog: InstanceCatalog, errors: FieldErrorCollector
+    ) throws(ValidationFailure) -> (LabelVocabulary, [AllocationRequest]) {
+        let replicas = site.replicas
+        let metadataPath = FieldPath.join(path, site.metadataPath)
+        let specPath = FieldPath.join(path, site.specPath)
+        let templateMetadata = manifest.value(at: site.metadataPath).flatMap { errors.object($0, at: metadataPath) }
+        var specValue = manifest.value(at: site.specPath)
+        if site.frameworkContainers, let spec = specValue { specValue = frameworkPodSpec(spec) }
+        let podSpec: ObjectReader?
+        if let specValue {
+            podSpec = errors.object(specValue, at: specPath)
+        } else {
+            errors.add(specPath, "is required: the pod spec")
+            podSpec = nil
+        }
+        let labels = templateMetadata?.labels("labels") ?? [:]
+        let labelsPath = FieldPath.child(metadataPath, "labels")
+        let annotations = templateMetadata.flatMap { readAnnotations($0) } ?? [:]
+        let annotationsPath = FieldPath.child(metadataPath, "annotations")
         // Vocabulary: the region label is written back in the words the manifest uses.
         let vocabulary: LabelVocabulary
         if labels.keys.contains(where: { $0.hasPrefix("ctyun.cn/") }) {
@@ -255,7 +309,22 @@ public enum ManifestTranslator {
         let requests = shapes.map { shape in
             AllocationRequest(shape: shape, replicas: replicas, region: region, placement: placement, labels: labels)
         }
-        return ManifestTranslation(kind: kind, vocabulary: vocabulary, manifest: manifest, requests: requests)
+        return (vocabulary, requests)
+    }
+
+    /// A KServe component as a pod spec: its `containers`, else one container per framework
+    /// key (an object with `storageUri`, `resources`, `image` or `modelFormat`).
+    static func frameworkPodSpec(_ component: JSONValue) -> JSONValue {
+        guard var members = component.objectValue, members["containers"] == nil else { return component }
+        let frameworks = members.keys.sorted().filter { key in
+            guard let member = members[key]?.objectValue else { return false }
+            return ["storageUri", "resources", "image", "modelFormat"].contains { member[$0] != nil }
+        }
+        members["containers"] = .array(frameworks.map { key in
+            .object(members[key]!.objectValue!.merging(["name": .string(key)]) { old, _ in old })
+        })
+        for key in frameworks { members[key] = nil }
+        return .object(members)
     }
 
     /// The base shape limited to one instance type; a GPU type the catalog knows sets the
@@ -306,36 +375,54 @@ public enum ManifestTranslator {
 }
 
 extension FieldPath {
-    /// `parent.a.b` for the path `[a, b]`.
+    /// `parent.a[0].b` for the path `[a, 0, b]`.
     static func join(_ parent: String, _ path: [String]) -> String {
-        path.reduce(parent) { child($0, $1) }
+        path.reduce(parent) { parent, step in Int(step).map { index(parent, $0) } ?? child(parent, step) }
     }
 }
 
+/// Paths into documents: object keys, and array indices written as numbers (`"0"`) where
+/// the value is an array.
 extension JSONValue {
-    /// The value at a path of object keys, nil when any step is missing or not an object.
+    /// The member or element a path step names.
+    func child(_ step: String) -> JSONValue? {
+        if case .array(let items) = self, let index = Int(step) { return items.indices.contains(index) ? items[index] : nil }
+        return self[step]
+    }
+
+    /// The value at a path, nil when any step is missing.
     public func value(at path: [String]) -> JSONValue? {
         var current: JSONValue? = self
-        for key in path { current = current?[key] }
+        for key in path { current = current?.child(key) }
         return current
     }
 
-    /// A copy with `value` at `path`, creating objects along the way (replacing non-objects).
+    /// A copy with `value` at `path`, creating objects along the way (replacing other
+    /// values, except arrays that an index step enters).
     public func setting(_ path: [String], to value: JSONValue) -> JSONValue {
         guard let key = path.first else { return value }
+        let rest = Array(path.dropFirst())
+        if case .array(var items) = self, let index = Int(key), items.indices.contains(index) {
+            items[index] = items[index].setting(rest, to: value)
+            return .array(items)
+        }
         var members = objectValue ?? [:]
-        members[key] = (members[key] ?? .object([:])).setting(Array(path.dropFirst()), to: value)
+        members[key] = (members[key] ?? .object([:])).setting(rest, to: value)
         return .object(members)
     }
 
     /// A copy without the member at `path` (unchanged when it is absent).
     public func removing(_ path: [String]) -> JSONValue {
-        guard let key = path.first, var members = objectValue, let member = members[key] else { return self }
-        if path.count == 1 {
-            members[key] = nil
-        } else {
-            members[key] = member.removing(Array(path.dropFirst()))
+        guard let key = path.first, let member = child(key) else { return self }
+        // Not `nil`: JSONValue is ExpressibleByNilLiteral, and the literal would become `.null`.
+        let replaced: JSONValue? = path.count == 1 ? Optional.none : member.removing(Array(path.dropFirst()))
+        if case .array(var items) = self, let index = Int(key) {
+            guard let replaced else { return self }
+            items[index] = replaced
+            return .array(items)
         }
+        var members = objectValue!
+        members[key] = replaced
         return .object(members)
     }
 }
