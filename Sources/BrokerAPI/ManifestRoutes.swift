@@ -30,6 +30,7 @@ enum ManifestRoutes {
             let inventory = try await context.services.inventory.recentInventory().regions
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
             let regionCount = max(1, inventory.count)
+            let groupRegions = groupOrder(inventory)
             let plan = try await CPUWork.shared.run { deadline in
                 let (documents, bytes) = try readManifest(request, deadline: deadline)
                 let plan = try ManifestTranslator.plan(documents, catalog: catalog)
@@ -41,9 +42,14 @@ enum ManifestRoutes {
                 }
                 return plan
             }
-            let views = try await place(plan.workloads, tenantId: tenant.id.uuid, context: context, key: key)
-            let grants = views.map { view in
-                ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+            let placed = try await place(
+                plan.workloads, tenantId: tenant.id.uuid, context: context, key: key, groupRegions: groupRegions)
+            let views = placed.flatMap { $0 }
+            let grants = zip(plan.workloads, placed).map { workload, views in
+                let perAllocation = views.map { view in
+                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+                }
+                return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
             }
             let location = ("Location", "/v1/allocations/\(views[0].id.description)")
             return try await CPUWork.shared.run { _ in
@@ -60,25 +66,40 @@ enum ManifestRoutes {
         }
     }
 
-    /// Places every workload, each as its own allocation; when one cannot be placed, the
+    /// Places every workload: one allocation, or for a workload whose pod templates run
+    /// together, one allocation per template in one region. When one cannot be placed, the
     /// ones placed before it are released and its refusal is the answer. With an
     /// `Idempotency-Key`, the i-th workload (from 1) uses the key `<key>#<i>`.
     static func place(
-        _ workloads: [ManifestTranslation], tenantId: UUID, context: RequestContext, key: String?
-    ) async throws -> [AllocationView] {
-        var views: [AllocationView] = []
+        _ workloads: [ManifestTranslation], tenantId: UUID, context: RequestContext, key: String?, groupRegions: [String]
+    ) async throws -> [[AllocationView]] {
+        var placed: [[AllocationView]] = []
         do {
             for (index, workload) in workloads.enumerated() {
                 let workloadKey = index == 0 ? key : key.map { "\($0)#\(index)" }
-                views.append(try await create(workload, tenantId: tenantId, context: context, key: workloadKey))
+                if workload.together {
+                    placed.append(try await context.services.allocations.createTogether(
+                        tenantId: tenantId, components: workload.components.map { $0.requests[0] },
+                        regions: ManifestTranslator.allowedRegions(workload, among: groupRegions), actor: context.actor,
+                        idempotencyKey: workloadKey))
+                } else {
+                    placed.append([try await create(workload, tenantId: tenantId, context: context, key: workloadKey)])
+                }
             }
         } catch {
-            for view in views {
+            for view in placed.joined() {
                 _ = try? await context.services.allocations.release(tenantId: tenantId, id: view.id.uuid, actor: context.actor)
             }
             throw error
         }
-        return views
+        return placed
+    }
+
+    /// Regions a group is tried in, in order: active ones, the primary first, then by id.
+    static func groupOrder(_ inventory: [RegionInventory]) -> [String] {
+        inventory.filter { $0.region.state == .active }.sorted { a, b in
+            a.region.primary != b.region.primary ? a.region.primary : a.region.id < b.region.id
+        }.map(\.region.id)
     }
 
     /// Tries each request in order; the first that can be satisfied is granted.

@@ -48,15 +48,6 @@ public enum ManifestKinds {
             + "replicas the broker can place; send a Deployment with the replicas you need",
     ]
 
-    /// Kinds whose pod templates (leader and workers, head and worker groups, replica specs)
-    /// must land together in one region, by API group. Not placed yet: refused with that reason.
-    public static let multiTemplate: [String: String] = [
-        "LeaderWorkerSet": "leaderworkerset.x-k8s.io/", "RayCluster": "ray.io/", "RayJob": "ray.io/",
-        "RayService": "ray.io/", "PyTorchJob": "kubeflow.org/", "TFJob": "kubeflow.org/", "MPIJob": "kubeflow.org/",
-        "InferenceService": "serving.kserve.io/", "Service": "serving.knative.dev/",
-        "RoleBasedGroup": "workloads.x-k8s.io/",
-    ]
-
     /// Cluster-scoped kinds: returned once, not once per region.
     public static let clusterScoped: Set<String> = [
         "Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "PersistentVolume", "PriorityClass",
@@ -76,7 +67,7 @@ public enum ManifestKinds {
 
     /// One line naming every kind the broker reads, for refusals.
     public static let supportedList: String = {
-        let workloads = Self.workloads.map(\.name).joined(separator: ", ")
+        let workloads = (Self.workloads.map(\.name) + groups.map(\.name)).joined(separator: ", ")
         let others = (namespaced.union(clusterScoped)).sorted().joined(separator: ", ")
         return "workloads: \(workloads); returned unchanged beside them: \(others)"
     }()
@@ -88,13 +79,20 @@ public enum ManifestKinds {
         case refused(String)
     }
 
+    /// The role of a group kind is not `Equatable`: it carries how to find its templates.
+    public enum GroupRole: Sendable {
+        case group(GroupKind)
+        case other(Role)
+    }
+
     /// What to do with a document of this kind and apiVersion.
+    public static func classify(kind: String, apiVersion: String) -> GroupRole {
+        if let group = groups.first(where: { $0.kind == kind && apiVersion.hasPrefix($0.group) }) { return .group(group) }
+        return .other(role(kind: kind, apiVersion: apiVersion))
+    }
+
+    /// What to do with a document of a kind with at most one pod template.
     public static func role(kind: String, apiVersion: String) -> Role {
-        if let group = multiTemplate[kind], apiVersion.hasPrefix(group) {
-            return .refused(
-                "\(kind) (\(apiVersion)) has several pod templates that must be placed together in one region; "
-                    + "the broker does not place such groups yet. Supported: \(supportedList)")
-        }
         if let workload = workloads.first(where: { $0.kind == kind }) {
             guard workload.apiVersions.contains(apiVersion) else {
                 return .refused(

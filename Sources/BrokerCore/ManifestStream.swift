@@ -17,7 +17,9 @@ public struct ManifestPlan: Sendable, Equatable {
     }
 
     /// Replicas of every workload together: at most this many regions hold copies.
-    public var replicaCount: Int { workloads.reduce(0) { $0 + ($1.requests.first?.replicas ?? 0) } }
+    public var replicaCount: Int {
+        workloads.reduce(0) { $0 + ($1.together ? 1 : $1.requests[0].replicas) }
+    }
 }
 
 extension ManifestTranslator {
@@ -61,12 +63,14 @@ extension ManifestTranslator {
         let kind = root.string("kind", required: true)
         let apiVersion = root.string("apiVersion", required: true)
         guard let kind, let apiVersion else { throw ValidationFailure(errors: errors.errors) }
-        switch ManifestKinds.role(kind: kind, apiVersion: apiVersion) {
-        case .workload(let workload):
+        switch ManifestKinds.classify(kind: kind, apiVersion: apiVersion) {
+        case .group(let group):
+            return .workload(try translateGroup(document, kind: group, apiVersion: apiVersion, catalog: catalog, path: path))
+        case .other(.workload(let workload)):
             return .workload(try translate(document, kind: workload, catalog: catalog, path: path))
-        case .passThrough(let clusterScoped):
+        case .other(.passThrough(let clusterScoped)):
             return .passThrough(strippingServerFields(document), clusterScoped: clusterScoped)
-        case .refused(let reason):
+        case .other(.refused(let reason)):
             throw ValidationFailure(field: root.field("kind"), message: reason)
         }
     }
@@ -74,7 +78,8 @@ extension ManifestTranslator {
     /// The answer's documents, each with its region (nil: cluster-scoped, once overall):
     /// cluster-scoped documents first, then for each region in order of first use the
     /// workloads' copies there and the namespaced documents, each in document order.
-    /// `grants[i]` is what the i-th workload was granted.
+    /// `grants[i]` is what the i-th workload was granted: per region, or for a workload
+    /// placed together, per component (all in one region).
     public static func output(_ plan: ManifestPlan, grants: [[RegionGrant]]) -> [(region: String?, manifest: JSONValue)] {
         var result: [(region: String?, manifest: JSONValue)] = []
         var regions: [String] = []
@@ -90,9 +95,13 @@ extension ManifestTranslator {
             case .workload(let translation):
                 let regionGrants = grants[workloadIndex]
                 workloadIndex += 1
-                for (grant, copy) in zip(regionGrants, regionManifests(translation, grants: regionGrants)) {
-                    if copies[grant.region] == nil { regions.append(grant.region) }
-                    copies[grant.region, default: []].append(copy)
+                let placed: [(region: String, copy: JSONValue)] =
+                    translation.together
+                    ? [(regionGrants.first?.region ?? "", groupManifest(translation, grants: regionGrants))]
+                    : Array(zip(regionGrants.map(\.region), regionManifests(translation, grants: regionGrants)))
+                for (region, copy) in placed {
+                    if copies[region] == nil { regions.append(region) }
+                    copies[region, default: []].append(copy)
                 }
             }
         }

@@ -136,13 +136,7 @@ public enum ManifestTranslator {
     ) throws(ValidationFailure) -> ManifestTranslation {
         let errors = FieldErrorCollector()
         guard let root = errors.object(manifest, at: path) else { throw ValidationFailure(errors: errors.errors) }
-        if let metadata = root.object("metadata", required: true) {
-            let name = metadata.string("name", maxLength: maxNameLength)
-            let generated = metadata.string("generateName", maxLength: maxNameLength)
-            if name == nil && generated == nil && errors.isEmpty {
-                errors.add(metadata.field("name"), "is required (or metadata.generateName)")
-            }
-        }
+        checkName(root, errors: errors)
 
         var replicas = 1
         if let replicasPath = kind.replicasPath, let value = manifest.value(at: replicasPath), value != .null {
@@ -169,6 +163,17 @@ public enum ManifestTranslator {
         let (vocabulary, requests) = try readTemplate(manifest, site: site, path: path, catalog: catalog, errors: errors)
         return ManifestTranslation(
             kind: kind, vocabulary: vocabulary, manifest: manifest, components: [.init(site: site, requests: requests)])
+    }
+
+    /// `metadata.name`, or `generateName`, is required.
+    static func checkName(_ root: ObjectReader, errors: FieldErrorCollector) {
+        if let metadata = root.object("metadata", required: true) {
+            let name = metadata.string("name", maxLength: maxNameLength)
+            let generated = metadata.string("generateName", maxLength: maxNameLength)
+            if name == nil && generated == nil && errors.isEmpty {
+                errors.add(metadata.field("name"), "is required (or metadata.generateName)")
+            }
+        }
     }
 
     /// One pod template's requests, and the vocabulary its labels speak.
