@@ -48,9 +48,6 @@ final class ManifestKindsTests: XCTestCase {
 
     func testRefusedKindsSayWhy() {
         for (kind, apiVersion, message) in [
-            ("LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", "several pod templates"),
-            ("RayCluster", "ray.io/v1", "several pod templates"),
-            ("Service", "serving.knative.dev/v1", "several pod templates"),
             ("Job", "batch/v2", "must have apiVersion batch/v1"),
             ("Widget", "example.com/v1", "unknown kind Widget (apiVersion example.com/v1)"),
         ] {
