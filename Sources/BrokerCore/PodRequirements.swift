@@ -9,7 +9,7 @@ import Foundation
 /// and `nvidia.com/gpucores` (a share: one GPU unless `nvidia.com/gpu` says more), and
 /// `google.com/tpu` (refused: no pool offers TPUs). The node selector
 /// `cloud.google.com/gke-accelerator` names a preferred series.
-public struct PodRequirements: Sendable, Equatable {
+public struct PodRequirements: Sendable {
     public var cpu = 0.0
     public var memoryGiB = 0.0
     public var nvidiaGPUs = 0
@@ -23,13 +23,8 @@ public struct PodRequirements: Sendable, Equatable {
     public var accelerator: String?
     /// Regions the node selector and required node affinity allow, with the field that says so.
     public var regionPin: (regions: [String], path: String)?
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.cpu == b.cpu && a.memoryGiB == b.memoryGiB && a.nvidiaGPUs == b.nvidiaGPUs && a.amdGPUs == b.amdGPUs
-            && a.tpus == b.tpus && a.gpuShareGiB == b.gpuShareGiB && a.hamiMemoryMiB == b.hamiMemoryMiB
-            && a.hamiCores == b.hamiCores && a.accelerator == b.accelerator
-            && a.regionPin?.regions == b.regionPin?.regions && a.regionPin?.path == b.regionPin?.path
-    }
+    /// Where the containers' resources are, for messages.
+    var resourcesPath = "spec.containers.resources"
 
     enum Resource {
         static let amd = "amd.com/gpu"
@@ -51,12 +46,12 @@ public struct PodRequirements: Sendable, Equatable {
     /// The pod's GPU request, or nil after reporting one the broker cannot place.
     func gpu(catalog: InstanceCatalog, errors: FieldErrorCollector) -> GPU? {
         if tpus > 0 || accelerator?.hasPrefix("tpu") == true {
-            errors.add("spec.containers.resources", "asks for \(Resource.tpu): no pool offers TPUs")
+            errors.add(resourcesPath, "asks for \(Resource.tpu): no pool offers TPUs")
             return nil
         }
         if amdGPUs > 0 {
             guard !catalog.amdSeries.isEmpty else {
-                errors.add("spec.containers.resources", "asks for \(Resource.amd): no pool offers AMD GPUs")
+                errors.add(resourcesPath, "asks for \(Resource.amd): no pool offers AMD GPUs")
                 return nil
             }
             return GPU(count: amdGPUs, series: catalog.amdSeries, memoryGiB: nil, source: Resource.amd)
@@ -103,6 +98,7 @@ public struct PodRequirements: Sendable, Equatable {
             }
         }
         let resourcesPath = FieldPath.child(podSpec.field("containers"), "resources")
+        total.resourcesPath = resourcesPath
         if total.cpu > AllocationRequest.maxResource {
             errors.add(resourcesPath, "requests more than \(Int(AllocationRequest.maxResource)) CPUs in total")
         }
