@@ -87,6 +87,8 @@ enum ManifestRoutes {
                 }
             }
         } catch {
+            // A release that fails here (the database gone) leaves the allocation to expire
+            // with its lease: the refusal is still the answer.
             for view in placed.joined() {
                 _ = try? await context.services.allocations.release(tenantId: tenantId, id: view.id.uuid, actor: context.actor)
             }
