@@ -23,6 +23,7 @@ extension ManifestKinds {
         GroupKind(kind: "InferenceService", group: "serving.kserve.io/", sites: inferenceServiceSites),
         GroupKind(kind: "Service", group: "serving.knative.dev/", sites: knativeSites),
         GroupKind(kind: "RoleBasedGroup", group: "workloads.x-k8s.io/", sites: roleBasedGroupSites),
+        GroupKind(kind: "JobSet", group: "jobset.x-k8s.io/", sites: jobSetSites),
     ]
 
     /// A count at `path`, `otherwise` when absent or not a whole number ≥ 0.
@@ -99,6 +100,23 @@ extension ManifestKinds {
             let size = max(1, count(d, path + ["leaderWorkerSet", "size"], otherwise: 1))
             return template(role["name"]?.stringValue ?? "role-\(index)", path + ["template"],
                             replicas: count(d, path + ["replicas"], otherwise: 1) * size)
+        }
+    }
+}
+
+extension ManifestKinds {
+    /// Each replicated Job's pod template: `replicas` Jobs of `parallelism` pods (at most
+    /// `completions`).
+    static func jobSetSites(_ d: JSONValue) -> [TemplateSite] {
+        (d.value(at: ["spec", "replicatedJobs"])?.arrayValue ?? []).enumerated().map { index, job in
+            let path = ["spec", "replicatedJobs", String(index)]
+            let jobSpec = path + ["template", "spec"]
+            var pods = count(d, jobSpec + ["parallelism"], otherwise: 1)
+            if let completions = d.value(at: jobSpec + ["completions"])?.numberValue, completions >= 1 {
+                pods = min(pods, Int(completions))
+            }
+            return template(job["name"]?.stringValue ?? "job-\(index)", jobSpec + ["template"],
+                            replicas: count(d, path + ["replicas"], otherwise: 1) * pods)
         }
     }
 }

@@ -17,7 +17,6 @@ final class RealManifestTests: XCTestCase {
             "gke-tpu-training-singlehost.yaml": (422, "asks for google.com/tpu: no pool offers TPUs"),
             // A template, not a manifest: `hf_api_token: {{HF_TOKEN}}` is a YAML mapping used as a key.
             "gke-vllm-llama4-scout.yaml": (400, "YAML document 2, line 97: mapping keys must be scalars"),
-            "kueue-sample-jobset.yaml": (422, "unknown kind JobSet (apiVersion jobset.x-k8s.io/v1alpha2). Supported:"),
             // Only a Service, a PropagationPolicy, Kueue's queues: nothing to place.
             "k8s-examples-vllm-service.yaml": (422, "holds no workload to place"),
             "karmada-nginx-propagationpolicy.yaml": (422, "holds no workload to place"),

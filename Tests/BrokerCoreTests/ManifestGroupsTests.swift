@@ -55,6 +55,10 @@ final class ManifestGroupsTests: XCTestCase {
         let knative: JSONValue = ["apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": ["name": "k"],
             "spec": ["template": ["metadata": ["annotations": ["autoscaling.knative.dev/min-scale": "3"]], "spec": ["containers": [["image": "x"]]]]]]
         XCTAssertEqual(try components(knative).map(\.1), [3])
+        let jobSet: JSONValue = ["apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": ["name": "j"],
+            "spec": ["replicatedJobs": [["name": "workers", "replicas": 2, "template": ["spec": ["parallelism": 4, "completions": 3, "template": template(gpus: 1)]]]]]]
+        XCTAssertEqual(try components(jobSet).map(\.0), ["workers"])
+        XCTAssertEqual(try components(jobSet).map(\.1), [6])
         let coreService: JSONValue = ["apiVersion": "v1", "kind": "Service", "metadata": ["name": "s"]]
         assertError("kind", "holds no workload") { try ManifestTranslator.plan([coreService]) }
     }
