@@ -68,15 +68,17 @@ enum ManifestRoutes {
 
     /// Places every workload: one allocation, or for a workload whose pod templates run
     /// together, one allocation per template in one region. When one cannot be placed, the
-    /// ones placed before it are released and its refusal is the answer. With an
-    /// `Idempotency-Key`, the i-th workload (from 1) uses the key `<key>#<i>`.
+    /// ones placed before it are released, their keys forgotten, and its refusal is the
+    /// answer. With an `Idempotency-Key`, the i-th workload (from 1) uses the key `<key>#<i>`.
     static func place(
         _ workloads: [ManifestTranslation], tenantId: UUID, context: RequestContext, key: String?, groupRegions: [String]
     ) async throws -> [[AllocationView]] {
         var placed: [[AllocationView]] = []
+        var keys: [String] = []
         do {
             for (index, workload) in workloads.enumerated() {
                 let workloadKey = index == 0 ? key : key.map { "\($0)#\(index)" }
+                if let workloadKey { keys.append(workloadKey) }
                 if workload.together {
                     placed.append(try await context.services.allocations.createTogether(
                         tenantId: tenantId, components: workload.components.map { $0.requests[0] },
@@ -87,11 +89,10 @@ enum ManifestRoutes {
                 }
             }
         } catch {
-            // A release that fails here (the database gone) leaves the allocation to expire
-            // with its lease: the refusal is still the answer.
-            for view in placed.joined() {
-                _ = try? await context.services.allocations.release(tenantId: tenantId, id: view.id.uuid, actor: context.actor)
-            }
+            // A withdrawal that fails here (the database gone) leaves the allocations to
+            // expire with their lease: the refusal is still the answer.
+            try? await context.services.allocations.withdraw(
+                tenantId: tenantId, ids: placed.joined().map(\.id.uuid), idempotencyKeys: keys, actor: context.actor)
             throw error
         }
         return placed

@@ -24,10 +24,10 @@ final class ManifestStreamAPITests: XCTestCase {
         await broker.stop()
     }
 
-    func post(_ yaml: String) async throws -> TestBroker.Response {
-        try await broker.call(
-            "POST", "/v1/allocations/from-manifest", token: token, body: Array(yaml.utf8),
-            headers: ["Content-Type": "application/yaml"])
+    func post(_ yaml: String, key: String? = nil) async throws -> TestBroker.Response {
+        var headers = ["Content-Type": "application/yaml"]
+        if let key { headers["Idempotency-Key"] = key }
+        return try await broker.call("POST", "/v1/allocations/from-manifest", token: token, body: Array(yaml.utf8), headers: headers)
     }
 
     func testAStreamPlacesItsWorkloadAndReturnsTheOtherDocuments() async throws {
@@ -59,10 +59,17 @@ final class ManifestStreamAPITests: XCTestCase {
 
     func testAWorkloadThatCannotBePlacedReleasesTheOnesPlacedBeforeIt() async throws {
         let tooMany = SeedYAML.gpuDefaultRegion.replacingOccurrences(of: "replicas: 1", with: "replicas: 11")
-        let response = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany)
+        let response = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
         XCTAssertEqual(response.status, 409, response.text)
         let allocations = try await broker.call("GET", "/v1/allocations", token: token)
         XCTAssertEqual(allocations.json["allocations"]?.array.map { $0["status"]?.stringValue }, ["released"])
+        // The same file and key once capacity is there: placed afresh, not the released one replayed.
+        try await broker.pool("cn-beijing", "example", series: "example-model", capacity: 20, price: 2)
+        let retry = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
+        XCTAssertEqual(retry.status, 201, retry.text)
+        XCTAssertEqual(retry.json["allocations"]?.array.map { $0["status"]?.stringValue }, ["active", "active"])
+        let replay = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
+        XCTAssertEqual(replay.json["allocations"]?.array.map { $0["id"] }, retry.json["allocations"]?.array.map { $0["id"] })
     }
 
     /// Issue 17 item 5: each listed type is a placement attempt; ECI allows 5.
@@ -105,8 +112,10 @@ final class ManifestStreamAPITests: XCTestCase {
         XCTAssertLessThan(response.body.count, 2_000)
     }
 
-    /// Issue 17 item 1: reading manifests stays off the cooperative pool, so an async route
-    /// answers while several costly manifests (each just within the budget) are being read.
+    /// Issue 17 item 1: an async route answers while several costly manifests (each just
+    /// within the budget) are being read; some may be told to retry (503) when they waited
+    /// past the deadline for a reader. A smoke test on a loaded machine: that the reading is
+    /// off the cooperative pool is shown by `CPUWorkTests`.
     func testOtherRoutesAnswerWhileManifestsAreRead() async throws {
         let heavy = amplifiedPod(String(repeating: "x ", count: 5_000), references: 390)
         let broker = self.broker!
@@ -131,7 +140,7 @@ final class ManifestStreamAPITests: XCTestCase {
         let heavyTook = ContinuousClock.now - started
         XCTAssertEqual(regions.status, 200)
         print("manifests: \(statuses) in \(heavyTook); GET /v1/regions meanwhile: \(regionsTook)")
-        XCTAssertLessThan(regionsTook, .milliseconds(300), "heavy reads took \(heavyTook)")
-        XCTAssertGreaterThan(heavyTook, regionsTook * 2)
+        XCTAssertEqual(Set(statuses).subtracting([201, 503]), [], "\(statuses)")
+        XCTAssertLessThan(regionsTook, heavyTook, "GET /v1/regions answered while manifests were read")
     }
 }

@@ -2,10 +2,30 @@ import BrokerCore
 import Foundation
 import PostgresClient
 
-/// Grants for workloads whose pod templates must run side by side (a LeaderWorkerSet's
-/// leader and workers, a Ray head and its worker groups, a PyTorchJob's master and
-/// workers): one allocation per template, all in one region, all or none.
+/// Grants for manifest files: workloads whose pod templates must run side by side (a
+/// LeaderWorkerSet's leader and workers, a Ray head and its worker groups, a PyTorchJob's
+/// master and workers) get one allocation per template, all in one region, all or none.
 extension AllocationStore {
+    /// Releases allocations granted for a file whose later workload was refused, and
+    /// forgets the idempotency keys they were granted under (each key and its `<key>/<i>`
+    /// components), so that a retry with the same key places them afresh instead of
+    /// replaying released allocations. Each release is its own transaction, as on
+    /// `DELETE /v1/allocations/{id}`; the keys go last.
+    public func withdraw(tenantId: UUID, ids: [UUID], idempotencyKeys: [String], actor: String) async throws {
+        for id in ids { _ = try await release(tenantId: tenantId, id: id, actor: actor) }
+        guard !idempotencyKeys.isEmpty else { return }
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                _ = try c.query(
+                    """
+                    DELETE FROM idempotency_keys WHERE tenant_id = $1
+                      AND EXISTS (SELECT 1 FROM unnest($2::text[]) k WHERE key = k OR left(key, length(k) + 1) = k || '/')
+                    """,
+                    [tenantId, idempotencyKeys])
+            }
+        }
+    }
+
     /// Grants every component in the first of `regions` that can hold them all, each as
     /// its own allocation, in one transaction per region tried; 409 with one decision per
     /// region when none can. Components are granted as given but pinned to the region.
