@@ -68,6 +68,7 @@ final class ManifestStreamAPITests: XCTestCase {
         let retry = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
         XCTAssertEqual(retry.status, 201, retry.text)
         XCTAssertEqual(retry.json["allocations"]?.array.map { $0["status"]?.stringValue }, ["active", "active"])
+        XCTAssertNotEqual(retry.json["allocations"]?[0]?["id"], allocations.json["allocations"]?[0]?["id"])
         let replay = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
         XCTAssertEqual(replay.json["allocations"]?.array.map { $0["id"] }, retry.json["allocations"]?.array.map { $0["id"] })
     }
