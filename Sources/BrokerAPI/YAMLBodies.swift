@@ -3,12 +3,12 @@ import Foundation
 import Yams
 
 /// YAML bodies: a stream of documents read into `JSONValue`s (JSON-compatible YAML), and
-/// YAML text written from one.
+/// YAML text written from one (the CLI writes its `-o yaml` output with `text` too).
 ///
 /// Aliases are resolved by copying what they name, so a small body can stand for a huge
 /// value ("billion laughs"): the conversion counts nodes and the bytes of every scalar
 /// each time it is copied, and stops at the first budget it exceeds or at its deadline.
-enum YAMLBodies {
+public enum YAMLBodies {
     /// Most nodes a stream may expand to once aliases are resolved.
     static let maxNodes = 100_000
     /// Most bytes of scalars (keys and values) a stream may expand to once aliases are
@@ -59,6 +59,13 @@ enum YAMLBodies {
         }
         if documents.isEmpty { throw Problem.invalidRequest("the YAML body holds no document") }
         return (documents, budget.bytes)
+    }
+
+    /// Exactly one document, read like a stream.
+    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        let (documents, _) = try parseStream(bytes)
+        guard documents.count == 1 else { throw Problem.invalidRequest("send one YAML document, not \(documents.count)") }
+        return documents[0]
     }
 
     /// One line: where and what, without libyaml's snippet of the text.
@@ -126,7 +133,7 @@ enum YAMLBodies {
     }
 
     /// YAML text of a JSON value: keys sorted, strings quoted wherever YAML would read them otherwise.
-    static func text(_ value: JSONValue) throws -> String {
+    public static func text(_ value: JSONValue) throws -> String {
         try serialize(node: node(value), sortKeys: true)
     }
 

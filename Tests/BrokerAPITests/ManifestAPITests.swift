@@ -360,7 +360,7 @@ final class ManifestAPITests: XCTestCase {
             ("resource policy", SeedYAML.resourcePolicyDeployment, ["cn-beijing"], "topology.kubernetes.io/region", false),
         ]
         for c in cases {
-            let asJSON = try YAMLBodies.parseStream(Array(c.yaml.utf8)).0[0]
+            let asJSON = try YAMLBodies.parse(Array(c.yaml.utf8))
             for (format, response) in [("yaml", try await post(yaml: c.yaml)), ("json", try await post(json: asJSON))] {
                 let what = "\(c.name) as \(format)"
                 XCTAssertEqual(response.status, 201, "\(what): \(response.text)")
@@ -492,7 +492,7 @@ final class ManifestAPITests: XCTestCase {
 
     func testIdempotencyKeyReplaysTheFirstAnswer() async throws {
         let first = try await post(yaml: SeedYAML.cpuDefaultRegion, headers: ["Idempotency-Key": "k1"])
-        let again = try await post(json: try YAMLBodies.parseStream(Array(SeedYAML.cpuDefaultRegion.utf8)).0[0], headers: ["Idempotency-Key": "k1"])
+        let again = try await post(json: try YAMLBodies.parse(Array(SeedYAML.cpuDefaultRegion.utf8)), headers: ["Idempotency-Key": "k1"])
         XCTAssertEqual(first.status, 201, first.text)
         XCTAssertEqual(again.status, 201, again.text)
         XCTAssertEqual(again.json["allocation"]?["id"], first.json["allocation"]?["id"])
@@ -507,7 +507,7 @@ final class ManifestAPITests: XCTestCase {
         let response = try await post(yaml: SeedYAML.gpuSpecifiedRegion, headers: ["Accept": "application/yaml"])
         XCTAssertEqual(response.status, 201, response.text)
         XCTAssertEqual(response.header("Content-Type"), "application/yaml")
-        let answer = try YAMLBodies.parseStream(response.body).0[0]
+        let answer = try YAMLBodies.parse(response.body)
         XCTAssertEqual(answer["allocation"]?["status"], "active")
         let manifest = answer["manifests"]![0]!
         XCTAssertEqual(label(manifest, "alibabacloud.com/serverless-region-id"), "cn-beijing")

@@ -53,7 +53,7 @@ final class ManifestStreamAPITests: XCTestCase {
         XCTAssertEqual(response.json["allocation"]?["id"], response.json["allocations"]?[0]?["id"])
         let list = try await broker.call(
             "POST", "/v1/allocations/from-manifest", token: token,
-            json: ["apiVersion": "v1", "kind": "List", "items": [try YAMLBodies.parseStream(Array(SeedYAML.cpuDefaultRegion.utf8)).0[0]]])
+            json: ["apiVersion": "v1", "kind": "List", "items": [try YAMLBodies.parse(Array(SeedYAML.cpuDefaultRegion.utf8))]])
         XCTAssertEqual(list.status, 201, list.text)
     }
 

@@ -101,7 +101,7 @@ final class RealManifestTests: XCTestCase {
 
     /// Regions and kinds of the answer, for the log.
     func summary(_ response: TestBroker.Response) -> String {
-        let answer = (try? YAMLBodies.parseStream(response.body).0[0]) ?? .null
+        let answer = (try? YAMLBodies.parse(response.body)) ?? .null
         let kinds = answer["manifests"]?.arrayValue?.map { $0["kind"]?.stringValue ?? "?" } ?? []
         let regions = answer["manifestRegions"]?.arrayValue?.map { $0.stringValue ?? "-" } ?? []
         let instances = answer["allocations"]?.arrayValue?.flatMap { $0["instances"]?.arrayValue ?? [] } ?? []
@@ -119,7 +119,7 @@ final class RealManifestTests: XCTestCase {
     /// what the broker wrote into them, are checked as `PodTemplate`s too (not Knative's,
     /// whose containers may go unnamed, nor KServe's, which are not pod templates).
     func manifestsYAML(_ response: TestBroker.Response) throws -> [UInt8] {
-        let answer = try YAMLBodies.parseStream(response.body).0[0]
+        let answer = try YAMLBodies.parse(response.body)
         var manifests: [JSONValue] = []
         for manifest in answer["manifests"]?.arrayValue ?? [] {
             var m = manifest
