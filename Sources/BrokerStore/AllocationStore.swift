@@ -1,5 +1,7 @@
 import BrokerCore
 import Foundation
+import JSON
+import JSON
 import PostgresClient
 import Synchronization
 
@@ -79,7 +81,7 @@ public struct AllocationStore: Sendable {
                 // Quota or preemption: the general path below, in one transaction.
             }
         }
-        let fingerprint = String(decoding: try Self.canonicalEncoder.encode(request), as: UTF8.self)
+        let fingerprint = String(decoding: request.canonicalJSON(), as: UTF8.self)
         return try await retryingLostRaces {
             try await pool.withTransaction { c in
                 if let key = idempotencyKey,
@@ -97,18 +99,12 @@ public struct AllocationStore: Sendable {
                 if let key = idempotencyKey {
                     try c.query(
                         "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
-                        [tenantId, key, String(decoding: try Self.canonicalEncoder.encode(view), as: UTF8.self), view.id])
+                        [tenantId, key, String(decoding: StoreJSON.bytes(view), as: UTF8.self), view.id])
                 }
                 return view
             }
         }
     }
-
-    static let canonicalEncoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
 
     /// Claims `key` for this grant, or returns the answer already recorded under it.
     static func claimIdempotencyKey(
@@ -128,8 +124,7 @@ public struct AllocationStore: Sendable {
             """,
             [tenantId, key, fingerprint])
         guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
-        let response: String = try rows[0].decode("response")
-        return try JSONDecoder().decode(AllocationView.self, from: Data(response.utf8))
+        return try rows[0].decodeJSON("response")
     }
 
     /// A grant that must run inside one transaction (a quota to check under the
@@ -228,14 +223,13 @@ public struct AllocationStore: Sendable {
             decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
         let reservation = GrantReservation(
             allocationId: record.id,
-            allocation: PostgresJSON(rawJSON: try SortedJSONEncoder(date: PostgresTimestamp.format).encodeText(record)),
-            placements: try placements(plan, inventory: inventory, held: []), actor: actor,
+            allocation: StoreJSON.bytes(record), placements: placements(plan, inventory: inventory, held: []), actor: actor,
             policiesVersion: settings.policiesVersion)
         return .reserve(PlannedGrant(reservation: reservation, request: request, plan: plan))
     }
 
     /// The allocation row `gpb_grant` inserts.
-    struct GrantRecord: JSONWritable {
+    struct GrantRecord: Encodable, JSONWritable {
         var id: ResourceID
         var tenantId: ResourceID
         var status: AllocationStatus
@@ -618,7 +612,7 @@ public struct AllocationStore: Sendable {
     ) throws -> [InstanceView] {
         try reservation(
             c, "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)",
-            [allocationId, try placements(plan, inventory: inventory, held: held), actor])
+            [allocationId, PostgresJSON(rawJSON: String(decoding: placements(plan, inventory: inventory, held: held), as: UTF8.self)), actor])
     }
 
     /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
@@ -635,25 +629,28 @@ public struct AllocationStore: Sendable {
 
     /// A plan's placements as the reservation functions take them, each with its
     /// instances' vSwitches (rule 7: round robin, after those the allocation holds).
-    static func placements(_ plan: PlacementPlan, inventory: [RegionInventory], held: [HeldReplicas]) throws -> PostgresJSON {
+    static func placements(_ plan: PlacementPlan, inventory: [RegionInventory], held: [HeldReplicas]) -> [UInt8] {
         var vSwitchIds: [String: [String]] = [:]
         for region in inventory { vSwitchIds[region.region.id] = region.region.vSwitchIds }
         var inRegion: [String: Int] = [:]
         for h in held { inRegion[h.region, default: 0] += h.count }
-        var placements: [JSONValue] = []
+        var json = JSONWriter(date: PostgresTimestamp.format, capacity: 128 * plan.placements.count)
+        json.beginArray()
         for placement in plan.placements {
             let vSwitches = VSwitchAssigner.assign(
                 vSwitchIds: vSwitchIds[placement.region] ?? [], alreadyInRegion: inRegion[placement.region, default: 0],
                 count: placement.count)
             inRegion[placement.region, default: 0] += placement.count
-            placements.append([
-                "region": .string(placement.region), "pool": .string(placement.poolId),
-                "count": .number(Double(placement.count)),
-                "unit": placement.unit.map { .number(Double($0)) } ?? .null,
-                "vSwitches": .array(vSwitches.map(JSONValue.string)),
-            ])
+            json.beginObject()
+            json.member("count", placement.count)
+            json.member("pool", placement.poolId)
+            json.member("region", placement.region)
+            json.member("unit", placement.unit)
+            json.member("vSwitches", vSwitches)
+            json.endObject()
         }
-        return PostgresJSON(rawJSON: JSONValue.array(placements).jsonText)
+        json.endArray()
+        return json.bytes
     }
 
     /// Takes running instances out of service: idle (warm) when their pool defers

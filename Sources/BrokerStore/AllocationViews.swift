@@ -1,5 +1,7 @@
 import BrokerCore
 import Foundation
+import JSON
+import JSON
 import PostgresClient
 
 /// One replica as the client sees it, with the labels to put on its pod.

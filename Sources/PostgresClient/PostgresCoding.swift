@@ -119,14 +119,9 @@ extension Array: PostgresDecodable where Element == String {
 // MARK: - JSON
 
 /// A JSON document bound as text; the server converts it to the parameter's type (`json`/`jsonb`).
+/// Written by the caller's JSON codec (this module has none).
 public struct PostgresJSON: PostgresEncodable {
     public let rawJSON: String
-
-    /// Encodes `value` with `PostgresJSON.makeEncoder()` (dates as ISO 8601 with fractional seconds).
-    public init<T: Encodable>(_ value: T) throws {
-        let data = try PostgresJSON.makeEncoder().encode(value)
-        self.rawJSON = String(decoding: data, as: UTF8.self)
-    }
 
     /// Already-serialised JSON, sent as is.
     public init(rawJSON: String) {
@@ -135,17 +130,7 @@ public struct PostgresJSON: PostgresEncodable {
 
     public var postgresText: String? { rawJSON }
 
-    /// The encoder used by `init(_:)`.
-    public static func makeEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(PostgresTimestamp.format(date))
-        }
-        return encoder
-    }
-
-    /// The decoder used by `PostgresRow.decodeJSON`: accepts the dates `makeEncoder` writes.
+    /// The decoder used by `PostgresRow.decodeJSON`: dates as `PostgresTimestamp` writes them.
     public static func makeDecoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in

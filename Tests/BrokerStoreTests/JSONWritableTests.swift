@@ -1,6 +1,7 @@
 @testable import BrokerStore
 import BrokerCore
 import Foundation
+import JSON
 import XCTest
 
 /// The documents every grant writes by hand (`JSONWritable`) are what their `Encodable`

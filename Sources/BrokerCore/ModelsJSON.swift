@@ -1,0 +1,90 @@
+import JSON
+
+// The models' JSON, written by hand for speed (see `JSONWritable`); `SortedJSONEncoderTests`
+// checks each against its `Codable` form.
+
+extension RegionSelector: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("kind", kind)
+        json.member("labels", labels)
+        json.endObject()
+    }
+}
+
+extension PlacementUnit: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("max", max)
+        json.member("regions", regions)
+        json.member("selector", selector)
+        json.endObject()
+    }
+}
+
+extension PlacementPolicy: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("strategy")
+        json.value(strategy)
+        json.member("units", units)
+        json.endObject()
+    }
+}
+
+extension ModelSpec: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("batchSize", batchSize)
+        json.member("contextLength", contextLength)
+        json.member("hiddenSize", hiddenSize)
+        json.member("kvCacheGiB", kvCacheGiB)
+        json.member("layers", layers)
+        json.member("parameters", parameters)
+        json.member("precision", precision)
+        json.member("usableFraction", usableFraction)
+        json.endObject()
+    }
+}
+
+extension ComputeShape: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("computeClass", computeClass)
+        json.member("cpu", cpu)
+        json.member("gpuCount", gpuCount)
+        json.member("gpuSeries", gpuSeries)
+        json.member("instanceType", instanceType)
+        json.member("memoryGiB", memoryGiB)
+        json.member("qos", qos)
+        json.member("requiredGPUMemoryGiB", requiredGPUMemoryGiB)
+        json.endObject()
+    }
+}
+
+extension AllocationRequest: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("allOrNothing", allOrNothing)
+        json.member("labels", labels)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("model", model)
+        json.member("placement", placement)
+        json.member("queue", queue)
+        json.member("queueTimeoutSeconds", queueTimeoutSeconds)
+        json.member("region", region)
+        json.member("replicas", replicas)
+        json.member("shape", shape)
+        json.endObject()
+    }
+}
+
+extension PlacementDecision: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("reason", reason)
+        json.member("region", region)
+        json.member("replicas", replicas)
+        json.endObject()
+    }
+}
