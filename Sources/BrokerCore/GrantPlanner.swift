@@ -1,37 +1,26 @@
-import JSON
-
 /// Everything a grant is planned from, read by the store beforehand.
 public struct GrantInput: Sendable {
     public var request: AllocationRequest
     /// New replicas to place: all of them for a new allocation, the difference for a scale-out.
     public var replicas: Int
-    /// What the allocation already holds (scale-out); `[]` for a new allocation.
-    public var held: [HeldReplicas]
+    public var inventory: [RegionInventory]
+    /// What the allocation already holds (scale-out).
+    public var held: [HeldReplicas] = []
     /// The tenant's named policies (rule 2), for a request that names no placement or region.
-    public var policies: [NamedPolicy]
-    /// The tenant's quota; nil when not read yet (the database then checks it).
+    public var policies: [NamedPolicy] = []
+    /// The tenant's quota; nil when not read (the database then checks it).
     public var quota: TenantQuota?
     /// A request that cannot be met may wait as pending (`queue`, new allocations only).
-    public var mayQueue: Bool
-    public var inventory: [RegionInventory]
+    public var mayQueue = false
     /// Best-effort instances on the request's candidate pools, newest first (rule 8); nil
     /// when not read. Reading them locks them, so the store reads them only when a plan
     /// asks for them (`wantsPreemptionCandidates`).
     public var preemptible: [PreemptionCandidate]?
 
-    public init(
-        request: AllocationRequest, replicas: Int? = nil, held: [HeldReplicas] = [], policies: [NamedPolicy] = [],
-        quota: TenantQuota? = nil, mayQueue: Bool = false, inventory: [RegionInventory],
-        preemptible: [PreemptionCandidate]? = nil
-    ) {
+    public init(request: AllocationRequest, replicas: Int? = nil, inventory: [RegionInventory]) {
         self.request = request
         self.replicas = replicas ?? request.replicas
-        self.held = held
-        self.policies = policies
-        self.quota = quota
-        self.mayQueue = mayQueue
         self.inventory = inventory
-        self.preemptible = preemptible
     }
 }
 
@@ -59,18 +48,6 @@ public struct PlacementRow: Sendable, Equatable {
     /// Of `count`, the pool's idle instances the inventory showed, reused before new
     /// capacity is taken (rule 9). The database takes idle instances first on its own.
     public var reusing: Int
-}
-
-extension PlacementRow: JSONWritable {
-    public func write(to json: inout JSONWriter) {
-        json.beginObject()
-        json.member("count", count)
-        json.member("pool", poolId)
-        json.member("region", region)
-        json.member("unit", unit)
-        json.member("vSwitches", vSwitchIds)
-        json.endObject()
-    }
 }
 
 /// What a grant will do. The store carries it out and checks in SQL what could have

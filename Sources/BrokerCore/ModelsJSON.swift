@@ -1,7 +1,8 @@
 import JSON
 
-// The models' JSON, written by hand for speed (see `JSONWritable`); `SortedJSONEncoderTests`
-// checks each against its `Codable` form.
+// The JSON every grant writes, by hand for speed (see `JSONWritable`): the request, the
+// decisions, the answer, the placements. `SortedJSONEncoderTests` and `JSONWritableTests`
+// check each against its `Codable` form, byte for byte.
 
 extension RegionSelector: JSONWritable {
     public func write(to json: inout JSONWriter) {
@@ -85,6 +86,67 @@ extension PlacementDecision: JSONWritable {
         json.member("reason", reason)
         json.member("region", region)
         json.member("replicas", replicas)
+        json.endObject()
+    }
+}
+
+extension ResourceID: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.value(description)
+    }
+}
+
+extension InstanceView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("cpu", cpu)
+        json.member("createdAt", createdAt)
+        json.member("gpuCount", gpuCount)
+        json.member("gpuSeries", gpuSeries)
+        json.member("id", id)
+        json.member("instanceType", instanceType)
+        json.member("labels", labels)
+        json.member("memoryGiB", memoryGiB)
+        json.member("poolId", poolId)
+        json.member("region", region)
+        json.member("reused", reused)
+        json.member("securityGroupId", securityGroupId)
+        json.member("state", state)
+        json.member("unit", unit)
+        json.member("vSwitchId", vSwitchId)
+        json.member("vpcId", vpcId)
+        json.endObject()
+    }
+}
+
+extension AllocationView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("createdAt", createdAt)
+        json.member("decisions", decisions)
+        json.member("id", id)
+        json.member("instances", instances)
+        json.member("labels", labels)
+        json.member("leaseExpiresAt", leaseExpiresAt)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("placedReplicas", placedReplicas)
+        json.member("queueDeadline", queueDeadline)
+        json.member("replicas", replicas)
+        json.member("request", request)
+        json.member("status", status)
+        json.member("updatedAt", updatedAt)
+        json.endObject()
+    }
+}
+
+extension PlacementRow: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("count", count)
+        json.member("pool", poolId)
+        json.member("region", region)
+        json.member("unit", unit)
+        json.member("vSwitches", vSwitchIds)
         json.endObject()
     }
 }

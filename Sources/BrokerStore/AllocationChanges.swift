@@ -14,12 +14,10 @@ extension AllocationStore {
                 var placed = live.count
                 var decisions: [PlacementDecision]? = nil
                 if replicas > live.count {
-                    let plan = try Self.planWithPreemption(
-                        c,
-                        GrantInput(
-                            request: request, replicas: replicas - live.count,
-                            held: HeldReplicas.counting(live.map { ($0.region, $0.unit) }),
-                            inventory: try InventoryStore.snapshot(c)))
+                    var input = GrantInput(
+                        request: request, replicas: replicas - live.count, inventory: try InventoryStore.snapshot(c))
+                    input.held = HeldReplicas.counting(live.map { ($0.region, $0.unit) })
+                    let plan = try Self.planWithPreemption(c, input)
                     guard plan.outcome == .grant else {
                         throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
                     }

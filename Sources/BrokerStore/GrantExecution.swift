@@ -123,7 +123,11 @@ extension AllocationStore {
     }
 
     static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: [RegionInventory]) -> GrantInput {
-        GrantInput(request: request, policies: settings.policies, quota: settings.quota, mayQueue: true, inventory: inventory)
+        var input = GrantInput(request: request, inventory: inventory)
+        input.policies = settings.policies
+        input.quota = settings.quota
+        input.mayQueue = true
+        return input
     }
 
     /// Claims `key` for this grant, or returns the answer already recorded under it.

@@ -15,8 +15,18 @@ final class GrantPlannerTests: XCTestCase {
         return AllocationRequest(shape: shape, replicas: replicas, allOrNothing: allOrNothing, queue: queue, labels: labels)
     }
 
+    func input(
+        _ request: AllocationRequest, replicas: Int? = nil, held: [HeldReplicas] = [], policies: [NamedPolicy] = [],
+        quota: TenantQuota? = nil, mayQueue: Bool = false, inventory: [RegionInventory],
+        preemptible: [PreemptionCandidate]? = nil
+    ) -> GrantInput {
+        var input = GrantInput(request: request, replicas: replicas, inventory: inventory)
+        (input.held, input.policies, input.quota, input.mayQueue, input.preemptible) = (held, policies, quota, mayQueue, preemptible)
+        return input
+    }
+
     func testGrantRowsCarryVSwitchesRoundRobinAndTheIdleInstancesReused() {
-        let plan = GrantPlanner.plan(GrantInput(request: request(replicas: 4), inventory: inventory))
+        let plan = GrantPlanner.plan(input(request(replicas: 4), inventory: inventory))
         XCTAssertEqual(plan.outcome, .grant)
         XCTAssertEqual(plan.rows, [
             PlacementRow(region: "a", poolId: "t4", count: 3, unit: nil, vSwitchIds: ["vsw-1", "vsw-2", "vsw-3"], reusing: 1),
@@ -27,15 +37,15 @@ final class GrantPlannerTests: XCTestCase {
     }
 
     func testScaleOutContinuesTheVSwitchRoundRobinAfterWhatIsHeld() {
-        let plan = GrantPlanner.plan(GrantInput(
-            request: request(replicas: 3), replicas: 2, held: [HeldReplicas(region: "a", count: 2)], inventory: inventory))
+        let plan = GrantPlanner.plan(input(
+            request(replicas: 3), replicas: 2, held: [HeldReplicas(region: "a", count: 2)], inventory: inventory))
         XCTAssertEqual(plan.rows.map(\.vSwitchIds), [["vsw-3", "vsw-1"]])
     }
 
     func testQuotaIsRecheckedWhenTheTenantHasOneOrItWasNotRead() {
-        let input = GrantInput(request: request(replicas: 1), quota: TenantQuota(), inventory: inventory)
-        XCTAssertFalse(GrantPlanner.plan(input).recheck.quota)
-        var limited = input
+        let unlimited = input(request(replicas: 1), quota: TenantQuota(), inventory: inventory)
+        XCTAssertFalse(GrantPlanner.plan(unlimited).recheck.quota)
+        var limited = unlimited
         limited.quota = TenantQuota(gpus: 4)
         XCTAssertTrue(GrantPlanner.plan(limited).recheck.quota)
         limited.quota = nil
@@ -43,22 +53,22 @@ final class GrantPlannerTests: XCTestCase {
     }
 
     func testShortfallQueuesOnlyWhereQueueingIsAllowed() {
-        let queued = GrantPlanner.plan(GrantInput(request: request(replicas: 9, qos: .bestEffort, queue: true), mayQueue: true, inventory: inventory))
+        let queued = GrantPlanner.plan(input(request(replicas: 9, qos: .bestEffort, queue: true), mayQueue: true, inventory: inventory))
         XCTAssertEqual(queued.outcome, .queue)
         XCTAssertEqual(queued.rows, [])
         XCTAssertEqual(queued.shortfall, "9 replicas requested, 0 can be placed now")
-        let scaled = GrantPlanner.plan(GrantInput(request: request(replicas: 9, qos: .bestEffort, queue: true), inventory: inventory))
+        let scaled = GrantPlanner.plan(input(request(replicas: 9, qos: .bestEffort, queue: true), inventory: inventory))
         XCTAssertEqual(scaled.outcome, .refuse)
     }
 
     func testADefaultQoSShortfallAsksForCandidatesThenPreemptsNewestFirstAsFewAsNeeded() {
         let wanted = request(replicas: 6)
-        let first = GrantPlanner.plan(GrantInput(request: wanted, inventory: inventory))
+        let first = GrantPlanner.plan(input(wanted, inventory: inventory))
         XCTAssertEqual(first.outcome, .refuse)
         XCTAssertTrue(first.wantsPreemptionCandidates)
         XCTAssertEqual(first.preemptionPools, ["a/t4", "b/t4b"])
         // Best-effort requests never preempt.
-        XCTAssertFalse(GrantPlanner.plan(GrantInput(request: request(replicas: 6, qos: .bestEffort), inventory: inventory))
+        XCTAssertFalse(GrantPlanner.plan(input(request(replicas: 6, qos: .bestEffort), inventory: inventory))
             .wantsPreemptionCandidates)
 
         let full = [inv(mkRegion("a", primary: true), [gpuPool("t4", "a", capacity: 3, allocated: 3)])]
@@ -66,19 +76,19 @@ final class GrantPlannerTests: XCTestCase {
             PreemptionCandidate(seq: 9, region: "a", poolId: "t4"), PreemptionCandidate(seq: 7, region: "a", poolId: "t4"),
             PreemptionCandidate(seq: 5, region: "a", poolId: "t4"),
         ]
-        let plan = GrantPlanner.plan(GrantInput(request: request(replicas: 2), inventory: full, preemptible: candidates))
+        let plan = GrantPlanner.plan(input(request(replicas: 2), inventory: full, preemptible: candidates))
         XCTAssertEqual(plan.outcome, .grant)
         XCTAssertEqual(plan.victims, [9, 7])
         XCTAssertEqual(plan.rows.map(\.count), [2])
         XCTAssertEqual(plan.decisions.last?.reason, "preempted 2 best-effort instances to make room")
         // Not enough to preempt for all-or-nothing: nothing is taken.
-        let short = GrantPlanner.plan(GrantInput(request: request(replicas: 4), inventory: full, preemptible: candidates))
+        let short = GrantPlanner.plan(input(request(replicas: 4), inventory: full, preemptible: candidates))
         XCTAssertEqual(short.outcome, .refuse)
         XCTAssertEqual(short.victims, [])
         XCTAssertFalse(short.wantsPreemptionCandidates)
         // Partial grants take every candidate there is.
-        let partial = GrantPlanner.plan(GrantInput(
-            request: request(replicas: 4, allOrNothing: false), inventory: full, preemptible: candidates))
+        let partial = GrantPlanner.plan(input(
+            request(replicas: 4, allOrNothing: false), inventory: full, preemptible: candidates))
         XCTAssertEqual(partial.victims, [9, 7, 5])
         XCTAssertEqual(partial.placement.placed, 3)
     }
@@ -86,11 +96,11 @@ final class GrantPlannerTests: XCTestCase {
     func testANamedPolicyMatchingTheLabelsPlacesARequestWithoutOne() {
         let policy = NamedPolicy(
             name: "b-first", selector: ["app": "web"], policy: PlacementPolicy(units: [PlacementUnit(regions: ["b"])]))
-        let plan = GrantPlanner.plan(GrantInput(
-            request: request(replicas: 1, labels: ["app": "web"]), policies: [policy], inventory: inventory))
+        let plan = GrantPlanner.plan(input(
+            request(replicas: 1, labels: ["app": "web"]), policies: [policy], inventory: inventory))
         XCTAssertEqual(plan.request.placement, policy.policy)
         XCTAssertEqual(plan.rows.map(\.region), ["b"])
-        let other = GrantPlanner.plan(GrantInput(request: request(replicas: 1), policies: [policy], inventory: inventory))
+        let other = GrantPlanner.plan(input(request(replicas: 1), policies: [policy], inventory: inventory))
         XCTAssertNil(other.request.placement)
     }
 

@@ -1,3 +1,4 @@
+import BrokerCore
 @testable import BrokerStore
 import Foundation
 import PostgresClient
