@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything a grant is planned from, read by the store beforehand.
 public struct GrantInput: Sendable {
     public var request: AllocationRequest
@@ -92,6 +94,40 @@ public struct GrantPlan: Sendable, Equatable {
     /// "4 replicas requested, 2 can be placed now".
     public var shortfall: String {
         "\(replicas) replicas requested, \(placement.placed) can be placed now"
+    }
+}
+
+/// A new allocation as its grant records it: `gpb_grant`'s allocation argument.
+public struct AllocationRecord: Encodable, Sendable {
+    var id: ResourceID
+    var tenantId: ResourceID
+    var status: AllocationStatus
+    var request: AllocationRequest
+    var replicas: Int
+    var placedReplicas: Int
+    var labels: [String: String]
+    var decisions: [PlacementDecision]
+    var leaseSeconds: Int
+}
+
+extension GrantPlan {
+    /// The allocation a granted plan creates.
+    public func record(id: ResourceID, tenantId: ResourceID) -> AllocationRecord {
+        AllocationRecord(
+            id: id, tenantId: tenantId, status: placement.satisfied ? .active : .partial, request: request,
+            replicas: request.replicas, placedReplicas: placement.placed, labels: request.labels, decisions: decisions,
+            leaseSeconds: request.leaseSeconds)
+    }
+
+    /// The answer for a granted plan, from the instances the grant created, without reading
+    /// back: the database creates the allocation and its instances at one moment.
+    public func view(id: ResourceID, instances: [InstanceView]) -> AllocationView {
+        let createdAt = instances[0].createdAt
+        return AllocationView(
+            id: id, status: placement.satisfied ? .active : .partial, replicas: request.replicas,
+            placedReplicas: placement.placed, instances: instances, leaseSeconds: request.leaseSeconds,
+            leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
+            createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: decisions, request: request)
     }
 }
 

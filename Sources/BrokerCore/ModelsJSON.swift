@@ -150,3 +150,19 @@ extension PlacementRow: JSONWritable {
         json.endObject()
     }
 }
+
+extension AllocationRecord: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("decisions", decisions)
+        json.member("id", id)
+        json.member("labels", labels)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("placedReplicas", placedReplicas)
+        json.member("replicas", replicas)
+        json.member("request", request)
+        json.member("status", status)
+        json.member("tenantId", tenantId)
+        json.endObject()
+    }
+}

@@ -173,58 +173,17 @@ extension AllocationStore {
         var plan: GrantPlan
 
         init(_ plan: GrantPlan, tenantId: UUID, policiesVersion: String, actor: String) {
-            let request = plan.request
-            let record = GrantRecord(
-                id: ResourceID(UUID()), tenantId: ResourceID(tenantId), status: plan.placement.satisfied ? .active : .partial,
-                request: request, replicas: request.replicas, placedReplicas: plan.placement.placed, labels: request.labels,
-                decisions: plan.decisions, leaseSeconds: request.leaseSeconds)
+            let id = ResourceID(UUID())
             var placements = JSONWriter(capacity: 128 * plan.rows.count)
             placements.value(plan.rows)
             self.reservation = GrantReservation(
-                allocationId: record.id, allocation: StoreJSON.bytes(record), placements: placements.bytes, actor: actor,
-                policiesVersion: policiesVersion)
+                allocationId: id, allocation: StoreJSON.bytes(plan.record(id: id, tenantId: ResourceID(tenantId))),
+                placements: placements.bytes, actor: actor, policiesVersion: policiesVersion)
             self.plan = plan
         }
 
-        /// The answer, built from the rows the grant returned without reading back.
-        /// `gpb_grant` creates the allocation and its instances at the transaction's time.
         func view(instances: [InstanceView]) -> AllocationView {
-            let createdAt = instances[0].createdAt
-            let request = plan.request
-            return AllocationView(
-                id: reservation.allocationId, status: plan.placement.satisfied ? .active : .partial,
-                replicas: request.replicas, placedReplicas: plan.placement.placed, instances: instances,
-                leaseSeconds: request.leaseSeconds,
-                leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
-                createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: plan.decisions,
-                request: request)
-        }
-    }
-
-    /// The allocation row `gpb_grant` inserts.
-    struct GrantRecord: Encodable, JSONWritable {
-        var id: ResourceID
-        var tenantId: ResourceID
-        var status: AllocationStatus
-        var request: AllocationRequest
-        var replicas: Int
-        var placedReplicas: Int
-        var labels: [String: String]
-        var decisions: [PlacementDecision]
-        var leaseSeconds: Int
-
-        func write(to json: inout JSONWriter) {
-            json.beginObject()
-            json.member("decisions", decisions)
-            json.member("id", id)
-            json.member("labels", labels)
-            json.member("leaseSeconds", leaseSeconds)
-            json.member("placedReplicas", placedReplicas)
-            json.member("replicas", replicas)
-            json.member("request", request)
-            json.member("status", status)
-            json.member("tenantId", tenantId)
-            json.endObject()
+            plan.view(id: reservation.allocationId, instances: instances)
         }
     }
 

@@ -18,29 +18,21 @@ extension String: PostgresEncodable, PostgresDecodable {
     public init(postgresText: String) { self = postgresText }
 }
 
-extension Int: PostgresEncodable, PostgresDecodable {
+/// The integer types, in their decimal text form.
+public protocol PostgresInteger: FixedWidthInteger, PostgresEncodable, PostgresDecodable {}
+
+extension PostgresInteger {
     public var postgresText: String? { String(self) }
+
     public init(postgresText: String) throws {
-        guard let value = Int(postgresText) else { throw PostgresError.decoding("not an Int") }
+        guard let value = Self(postgresText) else { throw PostgresError.decoding("not an \(Self.self)") }
         self = value
     }
 }
 
-extension Int64: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String? { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int64(postgresText) else { throw PostgresError.decoding("not an Int64") }
-        self = value
-    }
-}
-
-extension Int32: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String? { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int32(postgresText) else { throw PostgresError.decoding("not an Int32") }
-        self = value
-    }
-}
+extension Int: PostgresInteger {}
+extension Int64: PostgresInteger {}
+extension Int32: PostgresInteger {}
 
 extension Double: PostgresEncodable, PostgresDecodable {
     /// Swift's shortest round-trip form; infinities and NaN in PostgreSQL's spelling.
