@@ -27,28 +27,15 @@ public struct GrantInput: Sendable {
 }
 
 /// A running best-effort instance a default-QoS grant may take over (rule 8).
-public struct PreemptionCandidate: Sendable, Equatable {
-    public var seq: Int64
-    public var region: String
-    public var poolId: String
-
-    public init(seq: Int64, region: String, poolId: String) {
-        self.seq = seq
-        self.region = region
-        self.poolId = poolId
-    }
-}
+public typealias PreemptionCandidate = (seq: Int64, region: String, poolId: String)
 
 /// One pool's share of a plan, as the reservation functions take it.
 public struct PlacementRow: Sendable, Equatable {
-    public var region: String
-    public var poolId: String
-    public var count: Int
-    public var unit: Int?
+    public var placement: PlannedPlacement
     /// One per instance (rule 7).
     public var vSwitchIds: [String]
-    /// Of `count`, the pool's idle instances the inventory showed, reused before new
-    /// capacity is taken (rule 9). The database takes idle instances first on its own.
+    /// Of the placement's count, the pool's idle instances the inventory showed, reused
+    /// before new capacity is taken (rule 9). The database takes idle instances first on its own.
     public var reusing: Int
 }
 
@@ -243,7 +230,7 @@ public enum GrantPlanner {
             idleLeft[key] = idle - reusing
             rows.append(
                 PlacementRow(
-                    region: placement.region, poolId: placement.poolId, count: placement.count, unit: placement.unit,
+                    placement: placement,
                     vSwitchIds: VSwitchAssigner.assign(
                         vSwitchIds: region?.region.vSwitchIds ?? [], alreadyInRegion: inRegion[placement.region, default: 0],
                         count: placement.count),

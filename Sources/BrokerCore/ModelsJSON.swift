@@ -142,10 +142,10 @@ extension AllocationView: JSONWritable {
 extension PlacementRow: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
-        json.member("count", count)
-        json.member("pool", poolId)
-        json.member("region", region)
-        json.member("unit", unit)
+        json.member("count", placement.count)
+        json.member("pool", placement.poolId)
+        json.member("region", placement.region)
+        json.member("unit", placement.unit)
         json.member("vSwitches", vSwitchIds)
         json.endObject()
     }

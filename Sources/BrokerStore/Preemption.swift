@@ -27,7 +27,7 @@ extension AllocationStore {
             """,
             [pools, limit]
         ).map { row in
-            PreemptionCandidate(seq: try row.decode("seq"), region: try row.decode("region_id"), poolId: try row.decode("pool_id"))
+            (seq: try row.decode("seq"), region: try row.decode("region_id"), poolId: try row.decode("pool_id"))
         }
     }
 

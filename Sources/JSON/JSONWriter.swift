@@ -37,25 +37,30 @@ public struct JSONWriter {
         needsComma = false
     }
 
-    public mutating func beginObject() {
+    @inline(__always)
+    private mutating func open(_ bracket: UInt8) {
         separate()
-        bytes.append(UInt8(ascii: "{"))
+        bytes.append(bracket)
     }
 
-    public mutating func endObject() {
-        bytes.append(UInt8(ascii: "}"))
+    @inline(__always)
+    private mutating func close(_ bracket: UInt8) {
+        bytes.append(bracket)
         needsComma = true
     }
 
-    public mutating func beginArray() {
+    /// A whole value already spelled.
+    @inline(__always)
+    private mutating func scalar(_ text: some Sequence<UInt8>) {
         separate()
-        bytes.append(UInt8(ascii: "["))
-    }
-
-    public mutating func endArray() {
-        bytes.append(UInt8(ascii: "]"))
+        bytes.append(contentsOf: text)
         needsComma = true
     }
+
+    public mutating func beginObject() { open(UInt8(ascii: "{")) }
+    public mutating func endObject() { close(UInt8(ascii: "}")) }
+    public mutating func beginArray() { open(UInt8(ascii: "[")) }
+    public mutating func endArray() { close(UInt8(ascii: "]")) }
 
     /// A member's key; its value comes next.
     public mutating func key(_ key: StaticString) {
@@ -78,36 +83,16 @@ public struct JSONWriter {
         needsComma = true
     }
 
-    public mutating func value(_ value: Int) {
-        separate()
-        bytes.append(contentsOf: String(value).utf8)
-        needsComma = true
-    }
+    public mutating func value(_ value: Int) { scalar(String(value).utf8) }
 
-    public mutating func value(_ value: Double) {
-        separate()
-        bytes.append(contentsOf: Self.numberText(value).utf8)
-        needsComma = true
-    }
+    public mutating func value(_ value: Double) { scalar(Self.numberText(value).utf8) }
 
-    public mutating func null() {
-        separate()
-        bytes.append(contentsOf: "null".utf8)
-        needsComma = true
-    }
+    public mutating func null() { scalar("null".utf8) }
 
     /// A document encoded before, written as it is.
-    public mutating func raw(_ encoded: [UInt8]) {
-        separate()
-        bytes.append(contentsOf: encoded)
-        needsComma = true
-    }
+    public mutating func raw(_ encoded: [UInt8]) { scalar(encoded) }
 
-    public mutating func value(_ value: Bool) {
-        separate()
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
-        needsComma = true
-    }
+    public mutating func value(_ value: Bool) { scalar((value ? "true" : "false").utf8) }
 
     public mutating func value(_ value: Date) {
         self.value(date(value))

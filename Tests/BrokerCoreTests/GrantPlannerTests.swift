@@ -29,8 +29,8 @@ final class GrantPlannerTests: XCTestCase {
         let plan = GrantPlanner.plan(input(request(replicas: 4), inventory: inventory))
         XCTAssertEqual(plan.outcome, .grant)
         XCTAssertEqual(plan.rows, [
-            PlacementRow(region: "a", poolId: "t4", count: 3, unit: nil, vSwitchIds: ["vsw-1", "vsw-2", "vsw-3"], reusing: 1),
-            PlacementRow(region: "b", poolId: "t4b", count: 1, unit: nil, vSwitchIds: ["vsw-a"], reusing: 0),
+            PlacementRow(placement: PlannedPlacement(region: "a", poolId: "t4", count: 3), vSwitchIds: ["vsw-1", "vsw-2", "vsw-3"], reusing: 1),
+            PlacementRow(placement: PlannedPlacement(region: "b", poolId: "t4b", count: 1), vSwitchIds: ["vsw-a"], reusing: 0),
         ])
         XCTAssertEqual(plan.victims, [])
         XCTAssertFalse(plan.wantsPreemptionCandidates)
@@ -72,14 +72,11 @@ final class GrantPlannerTests: XCTestCase {
             .wantsPreemptionCandidates)
 
         let full = [inv(mkRegion("a", primary: true), [gpuPool("t4", "a", capacity: 3, allocated: 3)])]
-        let candidates = [
-            PreemptionCandidate(seq: 9, region: "a", poolId: "t4"), PreemptionCandidate(seq: 7, region: "a", poolId: "t4"),
-            PreemptionCandidate(seq: 5, region: "a", poolId: "t4"),
-        ]
+        let candidates: [PreemptionCandidate] = [(9, "a", "t4"), (7, "a", "t4"), (5, "a", "t4")]
         let plan = GrantPlanner.plan(input(request(replicas: 2), inventory: full, preemptible: candidates))
         XCTAssertEqual(plan.outcome, .grant)
         XCTAssertEqual(plan.victims, [9, 7])
-        XCTAssertEqual(plan.rows.map(\.count), [2])
+        XCTAssertEqual(plan.rows.map(\.placement.count), [2])
         XCTAssertEqual(plan.decisions.last?.reason, "preempted 2 best-effort instances to make room")
         // Not enough to preempt for all-or-nothing: nothing is taken.
         let short = GrantPlanner.plan(input(request(replicas: 4), inventory: full, preemptible: candidates))
@@ -99,7 +96,7 @@ final class GrantPlannerTests: XCTestCase {
         let plan = GrantPlanner.plan(input(
             request(replicas: 1, labels: ["app": "web"]), policies: [policy], inventory: inventory))
         XCTAssertEqual(plan.request.placement, policy.policy)
-        XCTAssertEqual(plan.rows.map(\.region), ["b"])
+        XCTAssertEqual(plan.rows.map(\.placement.region), ["b"])
         let other = GrantPlanner.plan(input(request(replicas: 1), policies: [policy], inventory: inventory))
         XCTAssertNil(other.request.placement)
     }
