@@ -284,18 +284,18 @@ public enum PostgresTimestamp {
             guard i < bytes.count, bytes[i] == character.asciiValue! else { throw fail() }
             i += 1
         }
-        let year = try number(minDigits: 4, maxDigits: 9)
-        try expect("-")
-        let month = try number(minDigits: 2, maxDigits: 2)
-        try expect("-")
-        let day = try number(minDigits: 2, maxDigits: 2)
+        /// `a-bb-cc` or `a:bb:cc`, with `a` of `firstDigits` digits.
+        func triple(_ firstDigits: ClosedRange<Int>, _ separator: Character) throws -> (Int64, Int64, Int64) {
+            let first = try number(minDigits: firstDigits.lowerBound, maxDigits: firstDigits.upperBound)
+            try expect(separator)
+            let second = try number(minDigits: 2, maxDigits: 2)
+            try expect(separator)
+            return (first, second, try number(minDigits: 2, maxDigits: 2))
+        }
+        let (year, month, day) = try triple(4...9, "-")
         guard i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "T") else { throw fail() }
         i += 1
-        let hour = try number(minDigits: 2, maxDigits: 2)
-        try expect(":")
-        let minute = try number(minDigits: 2, maxDigits: 2)
-        try expect(":")
-        let second = try number(minDigits: 2, maxDigits: 2)
+        let (hour, minute, second) = try triple(2...2, ":")
         var micros: Int64 = 0
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
             i += 1
