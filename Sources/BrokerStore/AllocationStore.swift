@@ -2,10 +2,12 @@ import BrokerCore
 import Foundation
 import PostgresClient
 
-/// Grants, scaling, renewal and release of allocations, and the ledger rows that
-/// record each change. Every method is one transaction; placement is planned inside
-/// it from fresh inventory and reserved with conditional counter updates, so no
-/// pool is ever granted past its capacity however many brokers run.
+/// Allocations and the ledger rows that record each change. The store reads what a
+/// plan needs, lets `GrantPlanner` (BrokerCore) decide, and carries the plan out:
+/// `GrantExecution.swift` (new allocations), `AllocationChanges.swift` (scale, renew,
+/// release), `AllocationReads.swift`, `Preemption.swift`. Reservations are conditional
+/// counter updates in SQL that check what the plan assumed, so no pool is ever granted
+/// past its capacity however many brokers run.
 public struct AllocationStore: Sendable {
     let pool: PostgresPool
 

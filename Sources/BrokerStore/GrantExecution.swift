@@ -37,15 +37,15 @@ extension AllocationStore {
             let inventory = try await snapshots.current(pool).regions
             let cached = settings.lookup(tenantId)
             var step: BatchedStep?
-            if let cached {
-                let plan = GrantPlanner.plan(Self.grantInput(request, cached, inventory))
-                if plan.outcome == .grant { step = try Self.batchedStep(plan, tenantId: tenantId, settings: cached, actor: actor) }
+            let recent = cached.map { GrantPlanner.plan(Self.grantInput(request, $0, inventory)) }
+            if let recent, let cached, recent.outcome == .grant {
+                step = try Self.batchedStep(recent, tenantId: tenantId, settings: cached, actor: actor)
             }
             if step == nil {
                 step = try await pool.withConnection { c in
                     let settings = try cached ?? TenantSettings.load(c, tenantId: tenantId)
                     if cached == nil { self.settings.remember(tenantId, settings) }
-                    var plan = GrantPlanner.plan(Self.grantInput(request, settings, inventory))
+                    var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
                     if plan.outcome != .grant {
                         plan = GrantPlanner.plan(Self.grantInput(request, settings, try InventoryStore.snapshot(c)))
                     }
