@@ -1,4 +1,3 @@
-import BrokerCore
 import Foundation
 
 // What the API answers about allocations: the store builds these from its rows.
