@@ -141,14 +141,18 @@ extension AllocationStore {
             """,
             [tenantId, key, fingerprint])
         if !claimed.isEmpty { return nil }
+        // Keys recorded before the JSON module (they live a day) hashed the request with
+        // slashes escaped and stored dates as Foundation's numbers: both are accepted.
         let rows = try c.query(
             """
-            SELECT request_hash = sha256(convert_to($3, 'UTF8')) AS same, response
+            SELECT request_hash IN (sha256(convert_to($3, 'UTF8')), sha256(convert_to($4, 'UTF8'))) AS same,
+                   response, allocation_id
             FROM idempotency_keys WHERE tenant_id = $1 AND key = $2
             """,
-            [tenantId, key, fingerprint])
+            [tenantId, key, fingerprint, fingerprint.replacingOccurrences(of: "/", with: "\\/")])
         guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
-        return try rows[0].decodeJSON("response")
+        if let first = try? rows[0].decodeJSON("response", as: AllocationView.self) { return first }
+        return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
 
     /// An allocation that waits for capacity (`queue`), with the decisions that kept it waiting.
