@@ -203,12 +203,12 @@ extension AllocationStore {
 
     /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
     /// new capacity with a conditional counter update, instances and ledger rows
-    /// written together. Their SQLSTATE GB001 (a pool no longer has what the plan
-    /// counted on) becomes `LostRace`, and the caller plans again.
+    /// written together. Their SQLSTATE GB001 (`planNoLongerFits`: a pool no longer has
+    /// what the plan counted on) becomes `LostRace`, and the caller plans again.
     static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
         do {
             return try c.query(sql, binds).map(AllocationRows.instance)
-        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
+        } catch let error as PostgresError where error.sqlState == .planNoLongerFits {
             throw LostRace()
         }
     }
