@@ -95,7 +95,7 @@ public enum BrokerAPI {
         return builder.router
     }
 
-    /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
+    /// What the HTTP server answers on its own (400, 404, 405, 413, 414, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
         let ids = RequestIds.shared
@@ -107,6 +107,9 @@ public enum BrokerAPI {
 
     private static func serverProblem(_ error: HTTPServerError, _ request: HTTPRequest?, _ requestId: String) -> HTTPResponse {
         switch error {
+        case .badRequest(let reason):
+            return Problem(status: 400, code: "invalid_request", title: "Bad request", detail: reason)
+                .response(requestId: requestId)
         case .notFound:
             return Problem.notFound("no such endpoint: \(request?.path ?? "")").response(requestId: requestId)
         case .methodNotAllowed(let allowed):
@@ -119,6 +122,11 @@ public enum BrokerAPI {
             return Problem(
                 status: 413, code: "payload_too_large", title: "Payload too large",
                 detail: "request bodies are limited to \(limit) bytes"
+            ).response(requestId: requestId)
+        case .uriTooLong:
+            return Problem(
+                status: 414, code: "invalid_request", title: "URI too long",
+                detail: "the request target is too long or has too many query parameters"
             ).response(requestId: requestId)
         case .requestHeaderFieldsTooLarge:
             return Problem(

@@ -58,6 +58,8 @@ import Darwin
 public final class HTTPServer: Sendable {
     private let core: ServerCore
     private let lifecycle: Mutex<Lifecycle>
+    /// Closes connections past `requestTimeoutSeconds` while running.
+    private let reaper = Mutex<Task<Void, Never>?>(nil)
 
     private enum Lifecycle {
         case idle
@@ -80,7 +82,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// Binds and starts serving (wraps `MHD_start_daemon`). Throws if the host is
-    /// not a numeric address, the port cannot be bound, or it was started before.
+    /// not a numeric address, the port cannot be bound, the TLS files cannot be
+    /// used, or it was started before.
     public func start() throws {
         try lifecycle.withLock { lifecycle in
             guard case .idle = lifecycle else {
@@ -90,39 +93,30 @@ public final class HTTPServer: Sendable {
             guard (0...65535).contains(configuration.port) else {
                 throw HTTPServerStartError(description: "HTTPServer.start(): port \(configuration.port) is out of range")
             }
-            let flags = MHD_USE_POLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue
+            if let tls = configuration.tls { _ = core.tls.storeIfNil(try TLSCertificates(tls)) }
             var result: Int32 = 0
             var savedErrno: Int32 = 0
-            // passRetained: MHD holds this pointer for both callbacks until
+            // passRetained: MHD holds this pointer for its callbacks until
             // MHD_stop_daemon returns; the reference is released right after that
             // (in shutdown() or deinit), so the core can never die under MHD.
             let unmanaged = Unmanaged.passRetained(core)
-            let daemon = gpb_mhd_start_daemon(
-                flags, configuration.host, UInt16(configuration.port),
-                UInt32(clamping: max(1, configuration.threadPoolSize)),
-                UInt32(clamping: max(1, configuration.connectionLimit)),
-                UInt32(clamping: max(0, configuration.perIPConnectionLimit)),
-                UInt32(clamping: max(0, configuration.connectionTimeoutSeconds)),
-                max(4096, configuration.connectionMemoryLimit),
-                // _withUnsafeGuaranteedRef: MHD's reference keeps the core alive, and
-                // every MHD thread retaining and releasing the one shared core on every
-                // call would bounce its reference count between the cores.
-                { cls, connection, url, method, _, uploadData, uploadDataSize, conCls in
-                    guard let cls, let connection, let uploadDataSize, let conCls else { return .NO }
-                    return Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { core in
-                        core.access(
-                            connection: connection, url: url, method: method,
-                            uploadData: uploadData, uploadDataSize: uploadDataSize, conCls: conCls)
-                    }
-                },
-                unmanaged.toOpaque(),
-                { cls, _, conCls, _ in
-                    guard let cls, let conCls, let raw = conCls.pointee else { return }
-                    conCls.pointee = nil
-                    Unmanaged<ServerCore>.fromOpaque(cls)._withUnsafeGuaranteedRef { $0.completed(raw) }
-                },
-                unmanaged.toOpaque(),
-                &result, &savedErrno)
+            let daemon = configuration.host.withCString { host in
+                withOptionalCString(configuration.tls?.priorities) { priorities in
+                    var settings = gpb_mhd_settings(
+                        flags: MHD_USE_POLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue,
+                        host: host, port: UInt16(configuration.port),
+                        thread_pool_size: UInt32(clamping: max(1, configuration.threadPoolSize)),
+                        connection_limit: UInt32(clamping: max(1, configuration.connectionLimit)),
+                        per_ip_connection_limit: UInt32(clamping: max(0, configuration.perIPConnectionLimit)),
+                        connection_timeout_seconds: UInt32(clamping: max(0, configuration.connectionTimeoutSeconds)),
+                        connection_memory_limit: max(4096, configuration.connectionMemoryLimit),
+                        handler: MHDCallbacks.access, completed: MHDCallbacks.completed,
+                        notify_connection: MHDCallbacks.connection, uri_log: MHDCallbacks.requestLine,
+                        cls: unmanaged.toOpaque(),
+                        tls_priorities: priorities, tls_certificate: TLSCertificates.callback)
+                    return gpb_mhd_start_daemon(&settings, &result, &savedErrno)
+                }
+            }
             guard let daemon else {
                 unmanaged.release()
                 if result == GPB_MHD_START_BAD_HOST {
@@ -136,9 +130,30 @@ public final class HTTPServer: Sendable {
                 throw HTTPServerStartError(
                     description: "HTTPServer.start(): cannot listen on \(configuration.host):\(configuration.port) (\(reason))")
             }
+            if let deadlines = core.deadlines {
+                reaper.withLock { reaper in
+                    reaper = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .milliseconds(500))
+                            deadlines.closeOverdue()
+                        }
+                    }
+                }
+            }
             let port = Int(gpb_mhd_bind_port(daemon))
             lifecycle = .running(DaemonPointer(raw: daemon), port: port == 0 ? configuration.port : port)
         }
+    }
+
+    /// Reads the TLS certificate and key files again and uses them for every
+    /// connection from now on; established connections keep theirs and stay open.
+    /// Throws (and the certificate in use stays) when the files cannot be used or
+    /// the server is not serving HTTPS.
+    public func reloadTLSCertificate() throws {
+        guard let tls = core.tls.load() else {
+            throw HTTPServerStartError(description: "HTTPServer.reloadTLSCertificate(): not serving HTTPS")
+        }
+        try tls.reload()
     }
 
     /// The bound port (`MHD_DAEMON_INFO_BIND_PORT`): the real one when configured
@@ -168,6 +183,7 @@ public final class HTTPServer: Sendable {
             return daemon
         }
         guard let daemon else { return }
+        reaper.withLock { $0?.cancel() }
         core.beginShutdown()
         gpb_mhd_close_socket(MHD_quiesce_daemon(daemon.raw))
         await core.waitUntilNoPendingHandlers()
@@ -181,6 +197,7 @@ public final class HTTPServer: Sendable {
         // process when a connection is still suspended). Otherwise the daemon
         // keeps running and keeps the core alive: call shutdown().
         guard case .running(let daemon, _) = lifecycle.withLock({ $0 }) else { return }
+        reaper.withLock { $0?.cancel() }
         core.beginShutdown()
         if core.stopIfIdle() {
             MHD_stop_daemon(daemon.raw)
@@ -205,4 +222,9 @@ struct DaemonPointer: @unchecked Sendable {
 /// daemon is only stopped once no handler is pending).
 struct ConnectionPointer: @unchecked Sendable {
     let raw: OpaquePointer
+}
+
+private func withOptionalCString<Result>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> Result) -> Result {
+    guard let string else { return body(nil) }
+    return string.withCString(body)
 }

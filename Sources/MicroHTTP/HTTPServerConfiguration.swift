@@ -29,6 +29,17 @@ public struct HTTPServerConfiguration: Sendable {
     /// (`MHD_OPTION_CONNECTION_TIMEOUT`). It does not apply while a handler
     /// runs (the connection is suspended then): handlers need their own deadlines.
     public var connectionTimeoutSeconds: Int = 30
+    /// Whole-request deadline: from the connection's start (or the end of its
+    /// previous request) until the request line, headers and body are all in.
+    /// A connection still sending then is closed, however steadily it trickles,
+    /// which the idle timeout alone never does. Handler time does not count.
+    /// 0 = none. Checked twice a second.
+    public var requestTimeoutSeconds: Int = 30
+    /// Maximum query parameters. More are refused with 414 through
+    /// `errorResponder` before libmicrohttpd stores them (it keeps each in the
+    /// connection's memory, and past `connectionMemoryLimit` closes the
+    /// connection without an answer).
+    public var maxQueryParameters: Int = 128
     /// Memory per connection for the request line, headers and buffers
     /// (`MHD_OPTION_CONNECTION_MEMORY_LIMIT`), 32 KiB as libmicrohttpd's own
     /// default. A header that does not fit is answered 431 by libmicrohttpd
@@ -41,10 +52,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// (`MHD_pool_reset`). 64 KiB took about 3.5 µs more CPU per request than
     /// 32 KiB (`GET /healthz`, 2 cores), a sixth of the whole answer.
     public var connectionMemoryLimit: Int = 32 * 1024
-    /// Maximum size of the request line plus header fields (names, values and
-    /// separators), checked before the body is read; above it the answer is 431
-    /// through `errorResponder` (`.requestHeaderFieldsTooLarge`) and the
-    /// connection is closed. Keep it well below `connectionMemoryLimit`: larger
+    /// Maximum size of the request line (query string included) plus header
+    /// fields (names, values and separators), checked before the body is read;
+    /// above it the answer is 431 through `errorResponder`
+    /// (`.requestHeaderFieldsTooLarge`), or 414 (`.uriTooLong`) when the request
+    /// target alone exceeds it, and the connection is closed. Keep it well below `connectionMemoryLimit`: larger
     /// headers never reach this check (see there). A 20 KB header gets 431.
     public var maxHeaderBytes: Int = 16 * 1024
     /// Maximum request body. Above it the answer is 413, decided from
@@ -53,7 +65,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// discarded, and the connection is dropped if it sends another
     /// `maxBodyBytes` after the limit.
     public var maxBodyBytes: Int = 1 << 20
-    /// Renders the errors the server answers itself (413, 431, 500).
+    /// HTTPS; nil = plain HTTP.
+    public var tls: HTTPServerTLS?
+    /// Renders the errors the server answers itself (400, 413, 414, 431, 500).
     public var errorResponder: HTTPErrorResponder = HTTPServerErrors.plainText
 
     public init() {}
@@ -66,4 +80,20 @@ public struct HTTPServerConfiguration: Sendable {
 /// Thrown by `HTTPServer.start()`.
 public struct HTTPServerStartError: Error, CustomStringConvertible {
     public let description: String
+}
+
+/// HTTPS settings: PEM files read at `start()` and again by
+/// `HTTPServer.reloadTLSCertificate()`.
+public struct HTTPServerTLS: Sendable {
+    /// The certificate chain, leaf first (PEM).
+    public var certificateFile: String
+    /// Its private key (PEM, unencrypted).
+    public var keyFile: String
+    /// GnuTLS priority string: TLS 1.2 and 1.3 only, GnuTLS's default ciphers.
+    public var priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
 }

@@ -11,6 +11,9 @@ enum RequestSlot {
     static var answered: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x3)! }
     /// Answered on the final call, with the request counted as pending.
     static var answeredCounted: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x5)! }
+    /// Set from the request line (`ServerCore.requestLine`): its target is to be
+    /// refused with 414 on the first call.
+    static var uriTooLong: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 0x7)! }
 }
 
 /// Per-request state for a request with a body, an async handler or an answer

@@ -9,36 +9,19 @@ import Darwin
 
 /// Reading a request out of MHD and queueing a response into it.
 extension ServerCore {
-    /// Request line plus header fields, as `maxHeaderBytes` counts them, without
-    /// making strings: method, path, "HTTP/1.1" and separators, then name, value,
-    /// ": " and CRLF per field.
-    func headerBytes(
-        _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?
-    ) -> Int {
-        var total = (method.map { strlen($0) } ?? 0) + (url.map { strlen($0) } ?? 0) + 12
-        _ = MHD_get_connection_values(
-            connection, .HEADER_KIND,
-            { cls, _, key, value in
-                guard let cls, let key else { return .YES }
-                cls.assumingMemoryBound(to: Int.self).pointee += strlen(key) + (value.map { strlen($0) } ?? 0) + 4
-                return .YES
-            },
-            &total)
-        return total
-    }
-
     func makeRequest(
         _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8]
     ) -> HTTPRequest {
         // Straight into the request's containers (no intermediate array of pairs).
-        var query = [String: String]()  // not `[:]`, which calls init(dictionaryLiteral:)
+        // Keys and values arrive undecoded (see `gpb_mhd_unescape_nothing`).
+        var query = QueryParameters()
         withUnsafeMutablePointer(to: &query) { pointer in
             _ = MHD_get_connection_values(
                 connection, .GET_ARGUMENT_KIND,
                 { cls, _, key, value in
                     guard let cls, let key else { return .YES }
-                    cls.assumingMemoryBound(to: [String: String].self).pointee[String(cString: key)] =
-                        value.map { String(cString: $0) } ?? ""
+                    cls.assumingMemoryBound(to: QueryParameters.self).pointee.add(
+                        PercentDecoding.query(key), value.map(PercentDecoding.query) ?? "")
                     return .YES
                 },
                 pointer)
@@ -55,12 +38,12 @@ extension ServerCore {
                 },
                 pointer)
         }
+        // The first call refused paths that do not decode.
+        let path = url.flatMap { try? PercentDecoding.path($0).get() } ?? "/"
         var request = HTTPRequest(
-            method: method.map { String(cString: $0) } ?? "",
-            path: url.map { String(cString: $0) } ?? "/",
-            query: query,
-            headers: headers,
+            method: method.map { String(cString: $0) } ?? "", path: path, query: query.last, headers: headers,
             body: body)
+        request.repeatedQuery = query.repeated
         // INET6_ADDRSTRLEN is 46.
         request.remoteAddress = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
             guard gpb_mhd_client_address(connection, buffer.baseAddress, buffer.count) == 1 else { return nil }
@@ -115,5 +98,17 @@ extension ServerCore {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+    }
+}
+
+/// Query parameters as `HTTPRequest` holds them.
+struct QueryParameters {
+    var last = [String: String]()  // not `[:]`, which calls init(dictionaryLiteral:)
+    var repeated = [String: [String]]()
+
+    mutating func add(_ key: String, _ value: String) {
+        if let earlier = last.updateValue(value, forKey: key) {
+            repeated[key, default: [earlier]].append(value)
+        }
     }
 }

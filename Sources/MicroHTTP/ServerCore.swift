@@ -27,9 +27,29 @@ final class ServerCore: Sendable {
     let shuttingDown = Atomic<Bool>(false)
     let lastPort = Mutex<Int?>(nil)
 
+    /// nil when `requestTimeoutSeconds` is 0.
+    let deadlines: ConnectionDeadlines?
+    /// Set by `HTTPServer.start()` when serving HTTPS.
+    let tls = AtomicLazyReference<TLSCertificates>()
+
     init(configuration: HTTPServerConfiguration, dispatch: @escaping @Sendable (inout HTTPRequest) -> Router.Match) {
         self.configuration = configuration
         self.dispatch = dispatch
+        deadlines = configuration.requestTimeoutSeconds > 0
+            ? ConnectionDeadlines(timeoutSeconds: configuration.requestTimeoutSeconds) : nil
+    }
+
+    // MARK: Connections (MHD_OPTION_NOTIFY_CONNECTION, on MHD's threads)
+
+    func connectionStarted(_ connection: OpaquePointer, socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        tls.load()?.attach(to: connection)
+        if let deadlines { socketContext.pointee = deadlines.started(connection) }
+    }
+
+    func connectionClosed(socketContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        guard let deadlines, let raw = socketContext.pointee else { return }
+        socketContext.pointee = nil
+        deadlines.closed(raw)
     }
 
     // MARK: MHD callbacks (on MHD's threads)
@@ -38,32 +58,25 @@ final class ServerCore: Sendable {
         connection: OpaquePointer,
         url: UnsafePointer<CChar>?,
         method: UnsafePointer<CChar>?,
+        version: UnsafePointer<CChar>?,
         uploadData: UnsafePointer<CChar>?,
         uploadDataSize: UnsafeMutablePointer<Int>,
         conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
-        guard let raw = conCls.pointee else {
-            // First call: headers only. Answering here closes the connection,
-            // which is what oversized headers or a too-large body declared upfront deserve.
-            let tooLarge: HTTPServerError?
-            if headerBytes(connection, url: url, method: method) > configuration.maxHeaderBytes {
-                tooLarge = .requestHeaderFieldsTooLarge
-            } else if let declared = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
-                let length = Int(String(cString: declared).trimmingOptionalWhitespace()),
-                length > configuration.maxBodyBytes
-            {
-                tooLarge = .payloadTooLarge(limit: configuration.maxBodyBytes)
-            } else {
-                tooLarge = nil
-            }
-            guard let tooLarge else {
+        guard let raw = conCls.pointee, raw != RequestSlot.uriTooLong else {
+            // First call: headers only. Answering here closes the connection, which
+            // is what a refused request deserves (see `refusal`).
+            let refused: HTTPServerError? =
+                conCls.pointee == nil ? refusal(connection, url: url, method: method, version: version) : .uriTooLong
+            guard let refused else {
                 conCls.pointee = RequestSlot.headersOnly
                 return .YES
             }
+            ConnectionDeadlines.requestReceived(connection)
             let context = RequestContext(connection: ConnectionPointer(raw: connection), phase: .queued)
             conCls.pointee = Unmanaged.passRetained(context).toOpaque()
             let request = makeRequest(connection, url: url, method: method, body: [])
-            return queue(connection, configuration.errorResponder(tooLarge, request), request: request)
+            return queue(connection, configuration.errorResponder(refused, request), request: request)
         }
         let size = uploadDataSize.pointee
         let context: RequestContext
@@ -147,6 +160,7 @@ final class ServerCore: Sendable {
         _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8],
         context: RequestContext?, conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     ) -> MHD_Result {
+        ConnectionDeadlines.requestReceived(connection)
         var request = makeRequest(connection, url: url, method: method, body: body)
         guard admit() else {
             if let context {
@@ -198,7 +212,7 @@ final class ServerCore: Sendable {
     func completed(_ raw: UnsafeMutableRawPointer) {
         let counted: Bool
         switch raw {
-        case RequestSlot.headersOnly, RequestSlot.answered:
+        case RequestSlot.headersOnly, RequestSlot.answered, RequestSlot.uriTooLong:
             counted = false
         case RequestSlot.answeredCounted:
             counted = true
