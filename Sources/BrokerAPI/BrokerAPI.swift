@@ -22,11 +22,15 @@ public final class BrokerServices: Sendable {
     public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
     public let rateLimiter: RateLimiter?
+    /// Failed authentications per client address: once spent, that address gets
+    /// 429 without a token lookup (tokens already cached still pass).
+    public let authFailureLimiter: RateLimiter
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         adminToken: String, metricsText: @escaping @Sendable () -> String,
-        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil
+        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
+        authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20)
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -37,6 +41,7 @@ public final class BrokerServices: Sendable {
         self.readinessProblem = readinessProblem
         self.logger = logger
         self.rateLimiter = rateLimiter
+        self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
     }
 }
 
@@ -328,6 +333,8 @@ struct RouteBuilder {
             var response: HTTPResponse
             do {
                 let principal = try await Authentication.authenticate(request, access, steps.services)
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try await handler(
                     request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
             } catch {
@@ -346,6 +353,8 @@ struct RouteBuilder {
             let started = steps.start(request)
             var response: HTTPResponse
             do {
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try handler(
                     request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
             } catch {
