@@ -69,6 +69,12 @@ let package = Package(
             resources: [.embedInCode("OpenAPI")],
             swiftSettings: swiftSettings
         ),
+        // The HTTP(S) client of the `/v1` API that the CLI commands use.
+        .target(
+            name: "BrokerClient",
+            dependencies: ["BrokerCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerWorkers",
             dependencies: [
@@ -81,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerCore", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -109,7 +115,7 @@ let package = Package(
         .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )
