@@ -6,11 +6,11 @@ more than a warning.
 Usage: client_check.py <openapi.yaml> <work directory>
 """
 import pathlib
-import re
 import subprocess
 import sys
 
 import yaml
+from openapi_python_client.strings import snake_case
 
 document, work = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 spec = yaml.safe_load(document.read_text())
@@ -29,12 +29,8 @@ if generated.returncode != 0:
     sys.exit("client-check: openapi-python-client failed")
 
 
-def snake(name):
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 modules = {path.stem for path in (work / "client").rglob("api/**/*.py") if path.stem != "__init__"}
-missing = [operation for operation in operations if snake(operation) not in modules]
+missing = [operation for operation in operations if snake_case(operation) not in modules]
 if missing:
     print(generated.stdout, generated.stderr, file=sys.stderr)
     sys.exit(f"client-check: the generated client lacks {len(missing)} of {len(operations)} operations: {missing}")
