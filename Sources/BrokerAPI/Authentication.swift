@@ -1,3 +1,4 @@
+import BrokerCore
 import BrokerStore
 import Foundation
 import MicroHTTP
@@ -12,7 +13,7 @@ enum Authentication {
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
         let address = request.remoteAddress ?? "unknown"
-        if constantTimeEqual(token, services.adminToken) {
+        if ConstantTime.equal(token, services.adminToken) {
             principal = .admin
         } else if let tenant = try await tenant(token, from: address, services) {
             principal = .tenant(tenant)
@@ -51,16 +52,5 @@ enum Authentication {
         Problem(
             status: 429, code: "rate_limited", title: "Too many requests",
             detail: "too many failed authentications from this address", retryAfterSeconds: wait)
-    }
-
-    /// Compares every byte whatever the first difference, so response time does not
-    /// reveal how much of the admin token a guess got right.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
-        }
-        return difference == 0
     }
 }

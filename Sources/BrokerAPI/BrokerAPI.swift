@@ -97,6 +97,7 @@ public enum BrokerAPI {
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
+        HistoryRoutes.register(&builder)
         return builder.router
     }
 
