@@ -73,6 +73,14 @@ final class HardeningAPITests: XCTestCase {
         let repeated = try await broker.call("GET", shape + "&gpuSeries=A10&gpuSeries=T4", token: token)
         XCTAssertEqual(comma.status, 200, comma.text)
         XCTAssertEqual(repeated.text, comma.text)
+        // The contract accepts what it describes: GPU filters on a class without GPUs match nothing.
+        try await broker.pool("a", "cpu", cpu: 4, memory: 8, capacity: 5)
+        let cpuOnly = "/v1/inventory?computeClass=general-purpose&cpu=1&memoryGiB=1"
+        let unfiltered = try await broker.call("GET", cpuOnly, token: token)
+        XCTAssertEqual(unfiltered.json["regions"]?[0]?["availableReplicas"], 5)
+        let filtered = try await broker.call("GET", cpuOnly + "&gpuSeries=T4", token: token)
+        XCTAssertEqual(filtered.status, 200, filtered.text)
+        XCTAssertEqual(filtered.json["regions"]?[0]?["availableReplicas"], 0, filtered.text)
         let twice = try await broker.call("GET", shape + "&gpuSeries=T4&cpu=2", token: token)
         assertProblem(twice, 422)
         XCTAssertEqual(twice.json["errors"]?[0]?["field"], "cpu")
