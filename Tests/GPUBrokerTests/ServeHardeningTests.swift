@@ -1,6 +1,20 @@
 import Foundation
-import TestSupport
+import TestHarness
 import XCTest
+
+/// Runs `executable` to its end; standard output and error together.
+func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
 
 /// `gpubroker serve` with the issue 17 settings: HTTPS with a SIGHUP reload, the
 /// connection caps, and the warning for clear text on a non-loopback address.
@@ -8,16 +22,7 @@ final class ServeHardeningTests: XCTestCase {
     var binary: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }
 
     func tool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try runProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments)
     }
 
     func certificate(_ directory: String, _ name: String) throws {
@@ -33,11 +38,6 @@ final class ServeHardeningTests: XCTestCase {
     func get(_ port: Int, ca: String) throws -> String {
         try tool(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", ca,
                   "https://127.0.0.1:\(port)/healthz"]).output.suffix(3).description
-    }
-
-    func freePort() throws -> Int {
-        let found = try tool(["python3", "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
-        return try XCTUnwrap(Int(found.output.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 
     func serve(_ arguments: [String], log: String) throws -> Process {

@@ -1,5 +1,6 @@
 import Foundation
 import MicroHTTP
+import TestHarness
 import Synchronization
 import XCTest
 

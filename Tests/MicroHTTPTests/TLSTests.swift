@@ -1,5 +1,6 @@
 import Foundation
 import MicroHTTP
+import TestHarness
 import XCTest
 
 /// HTTPS (issue 17): certificates made by `openssl` here, clients that verify them
