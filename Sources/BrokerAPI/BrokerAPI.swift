@@ -139,6 +139,8 @@ public enum BrokerAPI {
                 status: 431, code: "invalid_request", title: "Request header fields too large",
                 detail: "the request headers are too large"
             ).response(requestId: requestId)
+        case .shuttingDown:
+            return Problem.unavailable("the broker is shutting down").response(requestId: requestId)
         case .internalError:
             return Problem.internalError.response(requestId: requestId)
         }

@@ -177,6 +177,8 @@ public enum HTTPServerError: Sendable, Equatable {
     /// The request target is longer than `maxHeaderBytes` or has more than `maxQueryParameters` parameters.
     case uriTooLong
     case requestHeaderFieldsTooLarge
+    /// A request completed after shutdown stopped taking handlers.
+    case shuttingDown
     case internalError
 
     /// The HTTP status code this error maps to.
@@ -188,6 +190,7 @@ public enum HTTPServerError: Sendable, Equatable {
         case .payloadTooLarge: 413
         case .uriTooLong: 414
         case .requestHeaderFieldsTooLarge: 431
+        case .shuttingDown: 503
         case .internalError: 500
         }
     }
@@ -216,6 +219,8 @@ public enum HTTPServerErrors {
             text = "URI Too Long"
         case .requestHeaderFieldsTooLarge:
             text = "Request Header Fields Too Large"
+        case .shuttingDown:
+            text = "Service Unavailable: shutting down"
         case .internalError:
             text = "Internal Server Error"
         }

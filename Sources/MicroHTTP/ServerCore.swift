@@ -168,12 +168,7 @@ final class ServerCore: Sendable {
             } else {
                 conCls.pointee = RequestSlot.answered
             }
-            return queue(
-                connection,
-                HTTPResponse(
-                    status: 503, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
-                    body: Array("Service Unavailable: shutting down\n".utf8)),
-                request: request)
+            return queue(connection, configuration.errorResponder(.shuttingDown, request), request: request)
         }
         // Counted from here until NOTIFY_COMPLETED, whatever answers: marked so in
         // the context, or by the marker when answering at once without one.
