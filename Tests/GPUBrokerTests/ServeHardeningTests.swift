@@ -2,6 +2,8 @@ import Foundation
 import TestHarness
 import XCTest
 
+@testable import gpubroker
+
 /// Runs `executable` to its end; standard output and error together.
 func runProcess(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
@@ -100,6 +102,13 @@ final class ServeHardeningTests: XCTestCase {
         try waitFor("the reload") { try get(port, ca: "\(directory)/second.pem") == "200" }
         XCTAssertEqual(try get(port, ca: "\(directory)/first.pem"), "000", "the first certificate is no longer served")
         XCTAssertTrue(try String(contentsOfFile: log, encoding: .utf8).contains("TLS certificate reloaded"))
+    }
+
+    /// The cap was the descriptor limit minus 256: about a million under Docker.
+    func testTheConnectionCapIsTheConfiguredOneWithinTheDescriptorLimit() {
+        XCTAssertEqual(Serve.connectionLimit(wanted: 4096, descriptorLimit: 1_048_576), 4096)
+        XCTAssertEqual(Serve.connectionLimit(wanted: 4096, descriptorLimit: 1024), 768)
+        XCTAssertEqual(Serve.connectionLimit(wanted: 100, descriptorLimit: 20_000), 100)
     }
 
     func testClearTextOnANonLoopbackAddressIsWarnedAbout() throws {
