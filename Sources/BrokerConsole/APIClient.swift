@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// The broker's API called in-process with the signed-in token: the console sees and

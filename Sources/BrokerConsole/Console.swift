@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// The web console: server-rendered pages under `/console/` that drive the broker through
