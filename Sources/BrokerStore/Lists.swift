@@ -16,55 +16,6 @@ public struct Page<Item: Sendable>: Sendable {
     }
 }
 
-extension AllocationStore {
-    /// The tenant's allocations, newest first. The cursor is the last sequence number
-    /// seen, so pages stay stable while new allocations arrive. With `region`, the
-    /// allocations that ever had an instance there (`allocation_regions`).
-    public func list(
-        tenantId: UUID, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?
-    ) async throws -> Page<AllocationView> {
-        // One statement per combination of filters: each has its own plan on its own index.
-        let sql: String
-        var binds: [any PostgresEncodable] = [tenantId, cursor ?? Int64.max, limit + 1]
-        if let region {
-            binds.append(region)
-            sql = """
-                SELECT \(AllocationRows.allocationColumns) FROM allocation_regions ar
-                JOIN allocations a ON a.id = ar.allocation_id
-                WHERE ar.tenant_id = $1 AND ar.region_id = $4 AND ar.allocation_seq < $2
-                  AND ($5::text IS NULL OR a.status = $5)
-                ORDER BY ar.allocation_seq DESC LIMIT $3
-                """
-            binds.append(status?.rawValue)
-        } else if let status {
-            binds.append(status.rawValue)
-            sql = """
-                SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                WHERE a.tenant_id = $1 AND a.status = $4 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
-                """
-        } else {
-            sql = """
-                SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                WHERE a.tenant_id = $1 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
-                """
-        }
-        let arguments = binds
-        return try await StoreError.translating {
-            try await pool.withConnection { c in
-                try Page.of(
-                    try c.query(sql, arguments), limit: limit, cursor: { String(try $0.decode("seq") as Int64) },
-                    item: { page in
-                        let ids = try page.map { row -> String in (try row.decode("id") as UUID).uuidString }
-                        let instances = try Self.instances(c, allocationIds: ids)
-                        return try page.map { row in
-                            try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
-                        }
-                    })
-            }
-        }
-    }
-}
-
 extension TenantStore {
     /// Tenants, newest first; the cursor is the id of the last one seen.
     public func list(limit: Int, after cursor: UUID?) async throws -> Page<Tenant> {

@@ -4,8 +4,8 @@ import PostgresClient
 
 /// Tenant quotas are a constraint of the `tenant_usage` counters (migration 5): a
 /// statement that would raise a tenant's usage past its quota fails with SQLSTATE GB003
-/// (`quotaExceeded`, mapped in `StoreError`), whose message says which limit. Batched grants are checked in the batch statement,
-/// which leaves out those that would not fit.
+/// (`quotaExceeded`, mapped in `StoreError`), whose message says which limit. Batched
+/// grants are checked in the batch statement, which leaves out those that would not fit.
 enum QuotaCheck {
     /// The limit a batched grant that was left out would exceed as its tenant's usage
     /// stands now, or nil when none (it lost a race: plan it again).
@@ -16,7 +16,7 @@ enum QuotaCheck {
             FROM gpb_grant_demand($1::jsonb) d JOIN tenants t ON t.id = d.tenant_id
             JOIN tenant_usage u ON u.tenant_id = d.tenant_id
             """,
-            [reservation.allocation]
+            [PostgresJSON(rawJSON: String(decoding: reservation.allocation, as: UTF8.self))]
         ).first?.decodeIfPresent("problem")
     }
 }
