@@ -14,6 +14,7 @@ public final class BrokerServices: Sendable {
     public let tenants: TenantStore
     public let allocations: AllocationStore
     public let policies: PolicyStore
+    public let usage: UsageStore
     public let adminToken: String
     /// Prometheus text exposition of every metric, for `GET /metrics`.
     public let metricsText: @Sendable () -> String
@@ -25,13 +26,14 @@ public final class BrokerServices: Sendable {
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
-        adminToken: String, metricsText: @escaping @Sendable () -> String,
+        usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil
     ) {
         self.inventory = inventory
         self.tenants = tenants
         self.allocations = allocations
         self.policies = policies
+        self.usage = usage
         self.adminToken = adminToken
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
@@ -92,6 +94,7 @@ public enum BrokerAPI {
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
+        UsageRoutes.register(&builder)
         return builder.router
     }
 

@@ -41,7 +41,7 @@ final class OpenAPIContractTests: XCTestCase {
         let services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
+            usage: UsageStore(pool: pool), adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
             logger: Logger(label: "contract-test"))
         return Set(BrokerAPI.router(services: services).routes.map { "\($0.method) \($0.pattern)" })
     }

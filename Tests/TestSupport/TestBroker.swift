@@ -25,7 +25,7 @@ public final class TestBroker: Sendable {
         let services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            adminToken: adminToken, metricsText: { "" },
+            usage: UsageStore(pool: pool), adminToken: adminToken, metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
