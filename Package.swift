@@ -44,14 +44,20 @@ let package = Package(
             dependencies: ["CLibPQ"],
             swiftSettings: swiftSettings
         ),
+        // The JSON codec: parser, writer, values. No dependencies.
+        .target(
+            name: "JSON",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerCore",
+            dependencies: ["JSON"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BrokerStore",
             dependencies: [
-                "BrokerCore", "PostgresClient",
+                "BrokerCore", "JSON", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -61,7 +67,7 @@ let package = Package(
         .target(
             name: "BrokerAPI",
             dependencies: [
-                "BrokerCore", "BrokerStore", "MicroHTTP",
+                "BrokerCore", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -72,7 +78,7 @@ let package = Package(
         // The HTTP(S) client of the `/v1` API that the CLI commands use.
         .target(
             name: "BrokerClient",
-            dependencies: ["BrokerCore"],
+            dependencies: ["BrokerCore", "JSON"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -87,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerClient", "BrokerCore", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerCore", "BrokerStore", "BrokerWorkers", "JSON", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -104,18 +110,18 @@ let package = Package(
         // Shared by the integration tests: a fresh database per test and a live broker.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient",
+            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "JSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "JSON", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One invalid field: a path such as `placement.units[1].max` or `labels.app`, and why.
 public struct FieldError: Codable, Sendable, Equatable, CustomStringConvertible {

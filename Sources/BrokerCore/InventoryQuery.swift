@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `GET /v1/inventory?computeClass&gpuSeries&gpuCount&cpu&memoryGiB&qos[&instanceType]`:
 /// the shape of one replica. Field paths are the parameter names; unknown parameters are errors.

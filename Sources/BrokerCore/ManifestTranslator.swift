@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The workload kinds `POST /v1/allocations/from-manifest` accepts.
 public enum ManifestKind: String, Codable, Sendable, CaseIterable {

@@ -1,5 +1,5 @@
 import XCTest
-@testable import BrokerCore
+@testable import JSON
 
 final class JSONValueTests: XCTestCase {
     func testParsesEveryKind() throws {

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import TestSupport
 
 /// What one logical allocation request ended as, after retries.

@@ -2,6 +2,7 @@ import BrokerAPI
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import Logging
 import MicroHTTP
 import PostgresClient
