@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// Usage reports from the ledger: a tenant reads its own, the admin everyone's.
@@ -61,7 +62,7 @@ enum UsageRoutes {
             return .object(object)
         }
         return .object([
-            "from": .string(JSONBodies.timestamp(report.from)), "to": .string(JSONBodies.timestamp(report.to)),
+            "from": .string(JSONWriter.iso8601(report.from)), "to": .string(JSONWriter.iso8601(report.to)),
             "groupBy": .array(report.groupBy.map { .string($0.rawValue) }), "rows": .array(rows),
             "total": .object(figures(report.total)),
         ])

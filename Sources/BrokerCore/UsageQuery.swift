@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What a usage report may be grouped by. Grouping by pool groups by its region too:
 /// pool ids are unique only within a region.
@@ -56,7 +57,7 @@ public struct UsageQuery: Sendable, Equatable {
         r.finish()
         let start = from ?? monthStart(of: now)
         if let to, to <= start {
-            errors.add("to", "must be later than from (\(format(start)))")
+            errors.add("to", "must be later than from (\(JSONWriter.iso8601(start)))")
         }
         guard errors.isEmpty else { throw ValidationFailure(errors: errors.errors) }
         return UsageQuery(from: start, to: to, groupBy: groupBy, tenantId: tenantId)
@@ -87,8 +88,4 @@ public struct UsageQuery: Sendable, Equatable {
 
     static let earliest = Date(timeIntervalSince1970: 0)
     static let latest = Date(timeIntervalSince1970: 253_402_300_799)  // 9999-12-31T23:59:59Z
-
-    static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
-    }
 }

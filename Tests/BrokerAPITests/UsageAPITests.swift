@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import PostgresClient
 import TestSupport
 import XCTest
