@@ -1,3 +1,4 @@
+import JSON
 import XCTest
 @testable import BrokerCore
 
@@ -72,5 +73,27 @@ final class PriceCapPlacementTests: XCTestCase {
         XCTAssertEqual(GrantPlanner.effectiveShape(request).maxPricePerHour, 0.5)
         request.placement?.maxPricePerHour = nil
         XCTAssertEqual(GrantPlanner.effectiveShape(request).maxPricePerHour, 0.5)
+    }
+
+    func testParsingCapsAndCheapestWithoutUnits() throws {
+        let base: [String: JSONValue] = ["computeClass": "gpu", "gpuSeries": ["T4"], "cpu": 4, "memoryGiB": 16]
+        var body = base
+        body["maxPricePerHour"] = 2.5
+        body["placement"] = ["strategy": "cheapest", "maxPricePerHour": 2]
+        let request = try AllocationRequest.parse(.object(body))
+        XCTAssertEqual(request.shape.maxPricePerHour, 2.5)
+        XCTAssertEqual(request.placement, PlacementPolicy(strategy: .cheapest, units: [], maxPricePerHour: 2))
+        for (key, value, field) in [("maxPricePerHour", JSONValue.number(-1), "maxPricePerHour"),
+                                    ("maxPricePerHour", "cheap", "maxPricePerHour"),
+                                    ("placement", ["strategy": "prefer"], "placement.units"),
+                                    ("placement", ["strategy": "cheapest", "maxPricePerHour": -2], "placement.maxPricePerHour")] {
+            var bad = base
+            bad[key] = value
+            XCTAssertThrowsError(try AllocationRequest.parse(.object(bad))) { error in
+                XCTAssertEqual((error as? ValidationFailure)?.errors.map(\.field), [field], "\(key): \(value)")
+            }
+        }
+        let named = try PolicySpec.parse(["strategy": "cheapest", "maxPricePerHour": 1.5], name: "cheap")
+        XCTAssertEqual(named.policy, PlacementPolicy(strategy: .cheapest, maxPricePerHour: 1.5))
     }
 }
