@@ -158,20 +158,12 @@ public enum PlacementPlanner {
 
     /// Active regions among `indices`, in the default order. `stat` is asked only for the active
     /// ones: it scans their pools.
+    /// `byPrice`: cheapest first instead (`cheapest` strategy).
     static func defaultOrder(
-        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+        _ inventory: [RegionInventory], among indices: [Int], byPrice: Bool = false, stat: (Int) -> RegionStat
     ) -> [Int] {
         rankKeys(inventory, among: indices, stat: stat)
-            .sorted { ranksBefore($0, $1, in: inventory) }
-            .map(\.index)
-    }
-
-    /// Active regions among `indices`, cheapest first (`cheapest` strategy).
-    static func priceOrder(
-        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
-    ) -> [Int] {
-        rankKeys(inventory, among: indices, stat: stat)
-            .sorted { cheaperBefore($0, $1, in: inventory) }
+            .sorted { byPrice ? cheaperBefore($0, $1, in: inventory) : ranksBefore($0, $1, in: inventory) }
             .map(\.index)
     }
 
@@ -179,7 +171,7 @@ public enum PlacementPlanner {
     /// (regions that can give nothing last), then primary first, then available (most
     /// first), then id. `GET /v1/inventory?sort=price` and the `cheapest` strategy.
     public static func priceRegionOrder(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [RegionInventory] {
-        priceOrder(inventory, among: Array(inventory.indices)) {
+        defaultOrder(inventory, among: Array(inventory.indices), byPrice: true) {
             RegionStat(shape, inventory[$0].region.state, inventory[$0].pools)
         }.map { inventory[$0] }
     }

@@ -122,7 +122,7 @@ extension PlacementPlanner {
         /// decisions say why they were skipped.
         mutating func byPrice(_ unit: [Entry]) -> [Entry] {
             let known = unit.compactMap(\.index)
-            let order = cordoned(known) + PlacementPlanner.priceOrder(inventory, among: known) { stat($0) }
+            let order = cordoned(known) + PlacementPlanner.defaultOrder(inventory, among: known, byPrice: true) { stat($0) }
             return unit.filter { $0.index == nil } + order.compactMap { i in unit.first { $0.index == i } }
         }
 
@@ -158,7 +158,7 @@ extension PlacementPlanner {
             case .cheapest:
                 if units.isEmpty {
                     let all = Array(inventory.indices)
-                    runPrefer([entries(cordoned(all) + PlacementPlanner.priceOrder(inventory, among: all) { stat($0) })], maxes: [nil])
+                    runPrefer([entries(cordoned(all) + PlacementPlanner.defaultOrder(inventory, among: all, byPrice: true) { stat($0) })], maxes: [nil])
                 } else {
                     runPrefer(resolveUnits(units).map { byPrice($0) }, maxes: units.map(\.max))
                 }
