@@ -75,6 +75,13 @@ let package = Package(
             resources: [.embedInCode("OpenAPI")],
             swiftSettings: swiftSettings
         ),
+        // The web console: HTML pages over the API, assets compiled in.
+        .target(
+            name: "BrokerConsole",
+            dependencies: ["BrokerCore", "JSON", "MicroHTTP"],
+            resources: [.embedInCode("Assets")],
+            swiftSettings: swiftSettings
+        ),
         // The HTTP(S) client of the `/v1` API that the CLI commands use.
         .target(
             name: "BrokerClient",
@@ -93,7 +100,8 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerClient", "BrokerCore", "BrokerStore", "BrokerWorkers", "JSON", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerStore", "BrokerWorkers", "JSON",
+                "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -107,21 +115,31 @@ let package = Package(
             dependencies: ["BrokerCore"],
             swiftSettings: swiftSettings
         ),
-        // Shared by the integration tests: a fresh database per test and a live broker.
+        // Shared by every test target: test databases and the cluster, a raw HTTP client,
+        // thread helpers. Knows nothing of the broker.
+        .target(
+            name: "TestHarness",
+            dependencies: ["MicroHTTP", "PostgresClient"],
+            path: "Tests/TestHarness",
+            swiftSettings: swiftSettings
+        ),
+        // Shared by the integration tests: a fresh migrated database per test and a broker
+        // to call in-process or over a socket.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient",
+            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestHarness",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"], swiftSettings: swiftSettings),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "JSON"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "JSON", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "JSON", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

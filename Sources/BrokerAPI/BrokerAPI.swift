@@ -94,6 +94,7 @@ public enum BrokerAPI {
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
+        HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
         return builder.router
     }
