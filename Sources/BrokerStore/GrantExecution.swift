@@ -94,32 +94,38 @@ extension AllocationStore {
                 {
                     return replay
                 }
-                let settings = try TenantSettings.load(c, tenantId: tenantId)
-                let plan = try Self.planWithPreemption(c, Self.grantInput(request, settings, try InventoryStore.snapshot(c)))
-                let view: AllocationView
-                switch plan.outcome {
-                case .refuse:
-                    throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
-                case .queue:
-                    view = try Self.recordPending(c, tenantId: tenantId, plan)
-                case .grant:
-                    if plan.recheck.quota {
-                        try QuotaCheck.verify(
-                            c, tenantId: tenantId, quota: settings.quota, adding: plan.placement.placed,
-                            shape: plan.request.shape)
-                    }
-                    let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
-                    try Self.preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
-                    view = grant.view(instances: try grant.reservation.reserve(c))
-                }
-                if let key = idempotencyKey {
-                    try c.query(
-                        "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
-                        [tenantId, key, String(decoding: StoreJSON.bytes(view), as: UTF8.self), view.id])
-                }
+                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor)
+                if let key = idempotencyKey { try Self.recordAnswer(c, tenantId: tenantId, key: key, view) }
                 return view
             }
         }
+    }
+
+    /// Plans and grants (or queues) a request inside the caller's transaction.
+    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+        let settings = try TenantSettings.load(c, tenantId: tenantId)
+        let plan = try planWithPreemption(c, grantInput(request, settings, try InventoryStore.snapshot(c)))
+        switch plan.outcome {
+        case .refuse:
+            throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
+        case .queue:
+            return try recordPending(c, tenantId: tenantId, plan)
+        case .grant:
+            if plan.recheck.quota {
+                try QuotaCheck.verify(
+                    c, tenantId: tenantId, quota: settings.quota, adding: plan.placement.placed, shape: plan.request.shape)
+            }
+            let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
+            try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
+            return grant.view(instances: try grant.reservation.reserve(c))
+        }
+    }
+
+    /// The answer replayed for an idempotency key claimed in this transaction.
+    static func recordAnswer(_ c: PostgresConnection, tenantId: UUID, key: String, _ view: AllocationView) throws {
+        try c.query(
+            "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
+            [tenantId, key, String(decoding: StoreJSON.bytes(view), as: UTF8.self), view.id])
     }
 
     static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: [RegionInventory]) -> GrantInput {
