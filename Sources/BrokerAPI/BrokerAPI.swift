@@ -23,11 +23,15 @@ public final class BrokerServices: Sendable {
     public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
     public let rateLimiter: RateLimiter?
+    /// Failed authentications per client address: once spent, that address gets
+    /// 429 without a token lookup (tokens already cached still pass).
+    public let authFailureLimiter: RateLimiter
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
-        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil
+        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
+        authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20)
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -39,6 +43,7 @@ public final class BrokerServices: Sendable {
         self.readinessProblem = readinessProblem
         self.logger = logger
         self.rateLimiter = rateLimiter
+        self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
     }
 }
 
@@ -99,7 +104,7 @@ public enum BrokerAPI {
         return builder.router
     }
 
-    /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
+    /// What the HTTP server answers on its own (400, 404, 405, 413, 414, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
         let ids = RequestIds.shared
@@ -111,6 +116,9 @@ public enum BrokerAPI {
 
     private static func serverProblem(_ error: HTTPServerError, _ request: HTTPRequest?, _ requestId: String) -> HTTPResponse {
         switch error {
+        case .badRequest(let reason):
+            return Problem(status: 400, code: "invalid_request", title: "Bad request", detail: reason)
+                .response(requestId: requestId)
         case .notFound:
             return Problem.notFound("no such endpoint: \(request?.path ?? "")").response(requestId: requestId)
         case .methodNotAllowed(let allowed):
@@ -124,11 +132,18 @@ public enum BrokerAPI {
                 status: 413, code: "payload_too_large", title: "Payload too large",
                 detail: "request bodies are limited to \(limit) bytes"
             ).response(requestId: requestId)
+        case .uriTooLong:
+            return Problem(
+                status: 414, code: "invalid_request", title: "URI too long",
+                detail: "the request target is too long or has too many query parameters"
+            ).response(requestId: requestId)
         case .requestHeaderFieldsTooLarge:
             return Problem(
                 status: 431, code: "invalid_request", title: "Request header fields too large",
                 detail: "the request headers are too large"
             ).response(requestId: requestId)
+        case .shuttingDown:
+            return Problem.unavailable("the broker is shutting down").response(requestId: requestId)
         case .internalError:
             return Problem.internalError.response(requestId: requestId)
         }
@@ -324,6 +339,8 @@ struct RouteBuilder {
             var response: HTTPResponse
             do {
                 let principal = try await Authentication.authenticate(request, access, steps.services)
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try await handler(
                     request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
             } catch {
@@ -342,6 +359,8 @@ struct RouteBuilder {
             let started = steps.start(request)
             var response: HTTPResponse
             do {
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try handler(
                     request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
             } catch {

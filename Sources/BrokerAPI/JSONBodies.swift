@@ -33,6 +33,9 @@ enum JSONBodies {
         do {
             return try JSONValue.parse(bytes)
         } catch {
+            if let key = error.duplicateKey {
+                throw Problem.validation([FieldError(field: key, message: "appears more than once in one object")])
+            }
             throw Problem.invalidRequest("the body is not valid JSON: \(error)")
         }
     }

@@ -56,9 +56,6 @@ public struct UsageQuery: Sendable, Equatable {
         }
         r.finish()
         let start = from ?? monthStart(of: now)
-        if let to, to <= start {
-            errors.add("to", "must be later than from (\(JSONWriter.iso8601(start)))")
-        }
         guard errors.isEmpty else { throw ValidationFailure(errors: errors.errors) }
         return UsageQuery(from: start, to: to, groupBy: groupBy, tenantId: tenantId)
     }
@@ -70,8 +67,11 @@ public struct UsageQuery: Sendable, Equatable {
         return calendar.date(from: calendar.dateComponents([.year, .month], from: date))!
     }
 
-    /// RFC 3339 with or without fractional seconds, or a date (midnight UTC).
+    /// RFC 3339 with or without fractional seconds (`t` and `z` in either case), or a
+    /// date (midnight UTC). Kept within 1970...9999: no usage lies outside, and the
+    /// database takes no year 0.
     static func timestamp(_ text: String, field: String, _ errors: FieldErrorCollector) -> Date? {
+        let text = text.uppercased()
         let parsed = (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
             ?? (try? Date(text, strategy: Date.ISO8601FormatStyle()))
             ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(timeZone: .gmt).year().month().day()))
@@ -79,11 +79,7 @@ public struct UsageQuery: Sendable, Equatable {
             errors.add(field, "must be an RFC 3339 timestamp (2026-11-01T00:00:00Z) or a date (2026-11-01)")
             return nil
         }
-        guard earliest...latest ~= parsed else {
-            errors.add(field, "must lie between 1970-01-01 and 9999-12-31")
-            return nil
-        }
-        return parsed
+        return min(max(parsed, earliest), latest)
     }
 
     static let earliest = Date(timeIntervalSince1970: 0)

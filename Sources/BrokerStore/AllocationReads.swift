@@ -49,7 +49,8 @@ extension AllocationStore {
                 try Self.requireOwned(c, id: id, tenantId: tenantId)
                 return try c.query(
                     """
-                    SELECT seq, at, kind, region_id, pool_id, instance_id, delta, actor
+                    SELECT seq, at, kind, region_id, pool_id, instance_id, delta,
+                           CASE WHEN kind = 'preempted' THEN 'preemption' ELSE actor END AS actor
                     FROM ledger WHERE allocation_id = $1 ORDER BY seq
                     """,
                     [id]

@@ -32,7 +32,9 @@ extension AllocationStore {
     }
 
     /// Takes preempted instances out of service at once (no warm idle: their capacity
-    /// goes to the preempting allocation) and marks their allocations partial.
+    /// goes to the preempting allocation) and marks their allocations partial. The
+    /// victim may belong to another tenant: its decision names no preemptor, and the
+    /// preemptor's ids go only to the ledger's actor, which tenants see masked (`events`).
     static func preempt(_ c: PostgresConnection, instanceSeqs: [Int64], for allocationId: UUID, actor: String) throws {
         if instanceSeqs.isEmpty { return }
         try c.query(
@@ -50,13 +52,13 @@ extension AllocationStore {
                 SET placed_replicas = a.placed_replicas - v.n, status = 'partial', updated_at = clock_timestamp(),
                     decisions = a.decisions || jsonb_build_array(jsonb_build_object(
                         'region', '*', 'replicas', 0,
-                        'reason', format('%s instance(s) preempted by default-QoS allocation %s', v.n, $2::text)))
+                        'reason', format('%s instance(s) preempted by a default-QoS allocation', v.n)))
                 FROM (SELECT allocation_id, count(*)::int AS n FROM taken GROUP BY allocation_id) v
                 WHERE a.id = v.allocation_id
             )
             INSERT INTO ledger (kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
-            SELECT 'preempted', region_id, pool_id, allocation_id, id, -1, $3 FROM taken
+            SELECT 'preempted', region_id, pool_id, allocation_id, id, -1, $2 FROM taken
             """,
-            [instanceSeqs.map(String.init), allocationId.lowercased, actor])
+            [instanceSeqs.map(String.init), "\(actor) allocation:\(allocationId.lowercased)"])
     }
 }

@@ -3,6 +3,8 @@ import Foundation
 /// Malformed JSON: not UTF-8, not JSON, or nested deeper than `JSONValue.maxDepth`.
 public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
+    /// Set when the document is well-formed but repeats this key in one object.
+    public var duplicateKey: String?
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
