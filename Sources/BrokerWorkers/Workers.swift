@@ -9,17 +9,22 @@ import Metrics
 public struct BrokerWorkers: Sendable {
     public struct Configuration: Sendable {
         public var interval: Duration
-        public init(interval: Duration = .seconds(5)) {
+        /// Between readings of the usage gauges, which add up the month's ledger.
+        public var usageInterval: Duration
+        public init(interval: Duration = .seconds(5), usageInterval: Duration = .seconds(60)) {
             self.interval = interval
+            self.usageInterval = usageInterval
         }
     }
 
     let store: MaintenanceStore
+    let meter: UsageMeter?
     let configuration: Configuration
     let logger: Logger
 
-    public init(store: MaintenanceStore, configuration: Configuration, logger: Logger) {
+    public init(store: MaintenanceStore, meter: UsageMeter? = nil, configuration: Configuration, logger: Logger) {
         self.store = store
+        self.meter = meter
         self.configuration = configuration
         self.logger = logger
     }
@@ -37,12 +42,15 @@ public struct BrokerWorkers: Sendable {
                     return admitted
                 }
             }
+            if let meter {
+                group.addTask { await self.loop("usage_meter", every: configuration.usageInterval) { _ = try await meter.step(); return 0 } }
+            }
         }
     }
 
     /// One worker: a step every interval, its count and duration as metrics. A
     /// failing step (database down) is logged and retried next interval.
-    private func loop(_ name: String, step: @Sendable () async throws -> Int) async {
+    private func loop(_ name: String, every interval: Duration? = nil, step: @Sendable () async throws -> Int) async {
         let processed = Counter(label: "worker_processed_total", dimensions: [("worker", name)])
         let failures = Counter(label: "worker_failures_total", dimensions: [("worker", name)])
         let duration = Timer(label: "worker_run_duration_seconds", dimensions: [("worker", name)])
@@ -59,7 +67,7 @@ public struct BrokerWorkers: Sendable {
                 logger.warning("worker step failed", metadata: ["worker": "\(name)", "error": "\(error)"])
             }
             duration.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-            try? await Task.sleep(for: configuration.interval)
+            try? await Task.sleep(for: interval ?? configuration.interval)
         }
     }
 }
