@@ -78,10 +78,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Change notifications, the event feed, webhooks and watch streams.
+        .target(
+            name: "BrokerEvents",
+            dependencies: [
+                "BrokerCore", "BrokerStore", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerEvents", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

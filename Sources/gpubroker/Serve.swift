@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerAPI
+import BrokerEvents
 import BrokerStore
 import BrokerWorkers
 import Foundation
@@ -104,8 +105,14 @@ struct Serve: AsyncParsableCommand {
         if seedDemo {
             try await DemoData.seed(inventory: inventory, tenants: tenants, logger: logger)
         }
+        let allocations = AllocationStore(pool: pool)
+        let admission = WakeSignal()
+        let changes = ChangeNotifications(
+            configuration: configuration, inventory: inventory, tenants: tenants, allocations: allocations,
+            logger: logger, capacityAppeared: admission.signal)
+        defer { changes.stop() }
         let services = BrokerServices(
-            inventory: inventory, tenants: tenants, allocations: AllocationStore(pool: pool),
+            inventory: inventory, tenants: tenants, allocations: allocations,
             policies: PolicyStore(pool: pool), adminToken: token,
             metricsText: {
                 var buffer: [UInt8] = []
@@ -132,7 +139,7 @@ struct Serve: AsyncParsableCommand {
         let workers = Task {
             await BrokerWorkers(
                 store: MaintenanceStore(pool: pool), configuration: .init(interval: .milliseconds(Int64(interval * 1000))),
-                logger: logger
+                logger: logger, admission: admission
             ).run()
         }
         let signal = await ShutdownSignal.wait()
