@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         // Kubernetes manifests arrive as YAML.
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // HMAC-SHA256 for signing webhook deliveries.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -61,7 +63,7 @@ let package = Package(
         .target(
             name: "BrokerAPI",
             dependencies: [
-                "BrokerCore", "BrokerStore", "MicroHTTP",
+                "BrokerCore", "BrokerEvents", "BrokerStore", "MicroHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -83,6 +85,7 @@ let package = Package(
             name: "BrokerEvents",
             dependencies: [
                 "BrokerCore", "BrokerStore", "PostgresClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

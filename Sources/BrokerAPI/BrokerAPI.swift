@@ -1,4 +1,5 @@
 import BrokerCore
+import BrokerEvents
 import BrokerStore
 import Foundation
 import Logging
@@ -22,11 +23,14 @@ public final class BrokerServices: Sendable {
     public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
     public let rateLimiter: RateLimiter?
+    public let webhooks: WebhookStore
+    public let webhookURLs: WebhookURLPolicy
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         adminToken: String, metricsText: @escaping @Sendable () -> String,
-        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil
+        readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -37,6 +41,8 @@ public final class BrokerServices: Sendable {
         self.readinessProblem = readinessProblem
         self.logger = logger
         self.rateLimiter = rateLimiter
+        self.webhooks = WebhookStore(sharingPoolOf: tenants)
+        self.webhookURLs = webhookURLs
     }
 }
 
@@ -92,6 +98,7 @@ public enum BrokerAPI {
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
+        WebhookRoutes.register(&builder)
         return builder.router
     }
 

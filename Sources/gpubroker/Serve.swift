@@ -54,6 +54,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
     var demo = false
 
+    @Flag(help: """
+        Let tenants register webhook URLs whose host is a loopback, link-local or private address \
+        (refused by default, so that a tenant cannot make the broker call internal services). Env: GPUBROKER_WEBHOOK_ALLOW_PRIVATE=1.
+        """)
+    var webhookAllowPrivate = false
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
     var logLevel: String?
 
@@ -82,6 +88,8 @@ struct Serve: AsyncParsableCommand {
             }
             return RateLimiter(limit: .init(rate: rps, burst: burst ?? 2 * rps))
         }
+        let webhookURLs = WebhookURLPolicy(
+            allowPrivate: webhookAllowPrivate || ProcessInfo.processInfo.environment["GPUBROKER_WEBHOOK_ALLOW_PRIVATE"] == "1")
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
 
         var embedded: EmbeddedPostgres? = nil
@@ -120,7 +128,7 @@ struct Serve: AsyncParsableCommand {
                 return String(decoding: buffer, as: UTF8.self)
             },
             readinessProblem: { await Self.readinessProblem(pool) },
-            logger: logger, rateLimiter: rateLimiter)
+            logger: logger, rateLimiter: rateLimiter, webhookURLs: webhookURLs)
 
         var http = HTTPServerConfiguration()
         http.host = host
@@ -142,11 +150,16 @@ struct Serve: AsyncParsableCommand {
                 logger: logger, admission: admission
             ).run()
         }
+        let webhooks = Task {
+            await WebhookSender(store: services.webhooks, policy: webhookURLs, logger: logger).run()
+        }
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         await server.shutdown()
         workers.cancel()
+        webhooks.cancel()
         await workers.value
+        await webhooks.value
         await pool.close()
         logger.info("stopped")
     }
