@@ -24,6 +24,7 @@ public final class BrokerServices: Sendable {
     /// Per-tenant request limit; nil = unlimited.
     public let rateLimiter: RateLimiter?
     public let webhooks: WebhookStore
+    public let queuePositions: QueuePositionStore
     public let webhookURLs: WebhookURLPolicy
 
     public init(
@@ -42,6 +43,7 @@ public final class BrokerServices: Sendable {
         self.logger = logger
         self.rateLimiter = rateLimiter
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
+        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
         self.webhookURLs = webhookURLs
     }
 }
@@ -99,6 +101,7 @@ public enum BrokerAPI {
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
         WebhookRoutes.register(&builder)
+        EventRoutes.register(&builder)
         return builder.router
     }
 
