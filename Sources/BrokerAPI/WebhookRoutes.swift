@@ -24,7 +24,7 @@ enum WebhookRoutes {
         routes.add("POST", "/v1/webhooks", .tenant) { request, context in
             let tenant = try context.tenant
             let spec = try WebhookSpec.parse(try JSONBodies.read(request))
-            if let refusal = await context.services.webhookURLs.refusal(spec.url) {
+            if let refusal = await context.services.webhookURLs.refusal(spec.url, resolving: false) {
                 throw ValidationFailure(field: "url", message: refusal)
             }
             let secret = WebhookSignature.newSecret()

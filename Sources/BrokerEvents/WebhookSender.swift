@@ -56,7 +56,7 @@ public struct WebhookSender: Sendable {
     func attempt(_ delivery: ClaimedDelivery) async -> Bool {
         var status: Int?
         var problem: String
-        if let refusal = await policy.refusal(delivery.url) {
+        if let refusal = await policy.refusal(delivery.url, resolving: true) {
             problem = "url refused: \(refusal)"
         } else if let url = URL(string: delivery.url) {
             var request = URLRequest(url: url)

@@ -4,8 +4,9 @@ import Foundation
 /// Which URLs a tenant may have the broker call: `http(s)` only, and unless the admin
 /// allowed it, no host that resolves to a loopback, link-local, private, shared or
 /// unspecified address, so that a tenant cannot aim the broker at internal services.
-/// Checked at registration and again before every attempt (a name may change what it
-/// resolves to).
+/// Registration refuses address literals and `localhost` names without resolving
+/// anything (an API call never waits on DNS); every attempt resolves the name and
+/// checks each address first (a name may change what it resolves to).
 public struct WebhookURLPolicy: Sendable {
     public var allowPrivate: Bool
 
@@ -17,7 +18,7 @@ public struct WebhookURLPolicy: Sendable {
 
     /// Why the URL is refused, or nil. Resolving blocks, so it runs on a Dispatch
     /// thread, never on the cooperative pool.
-    public func refusal(_ text: String) async -> String? {
+    public func refusal(_ text: String, resolving: Bool) async -> String? {
         guard text.utf8.count <= Self.maxLength, let url = URLComponents(string: text),
             let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https"
         else { return "must be an absolute http or https URL of at most \(Self.maxLength) characters" }
@@ -26,8 +27,14 @@ public struct WebhookURLPolicy: Sendable {
         if url.fragment != nil { return "must not have a fragment" }
         if allowPrivate { return nil }
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let lowered = name.lowercased()
+        if lowered == "localhost" || lowered.hasSuffix(".localhost") || lowered.hasSuffix(".localhost.") {
+            return "host '\(host)' is this machine (the admin may allow that with --webhook-allow-private)"
+        }
+        let literal = Self.literal(name)
+        if !resolving && literal == nil { return nil }
         let addresses = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: Self.resolve(name)) }
+            DispatchQueue.global().async { continuation.resume(returning: literal.map { [$0] } ?? Self.resolve(name)) }
         }
         if addresses.isEmpty { return "host '\(host)' does not resolve" }
         if let inside = addresses.first(where: Self.isInternal) {
@@ -39,6 +46,15 @@ public struct WebhookURLPolicy: Sendable {
     struct Address {
         var bytes: [UInt8]
         var text: String
+    }
+
+    /// An IPv4 or IPv6 address literal, parsed without any lookup.
+    static func literal(_ host: String) -> Address? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return Address(bytes: withUnsafeBytes(of: v4) { Array($0) }, text: host) }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, host, &v6) == 1 { return Address(bytes: withUnsafeBytes(of: v6) { Array($0) }, text: host) }
+        return nil
     }
 
     static func resolve(_ host: String) -> [Address] {
