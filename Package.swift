@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "BrokerEvents",
             dependencies: [
-                "BrokerCore", "BrokerStore", "PostgresClient",
+                "BrokerCore", "BrokerStore", "MicroHTTP", "PostgresClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -64,6 +64,7 @@ enum AllocationRoutes {
                     tenantId: tenant.id.uuid, id: try allocationId(request), actor: context.actor))
         }
         routes.add("GET", "/v1/allocations/{id}/events", .tenant) { request, context in
+            if EventRoutes.wantsStream(request) { return try await EventRoutes.watchAllocation(request, context) }
             let events = try await context.services.allocations.events(
                 tenantId: try context.tenant.id.uuid, id: try allocationId(request))
             return try JSONBodies.response(200, ["events": events])

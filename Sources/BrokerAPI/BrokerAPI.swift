@@ -25,6 +25,9 @@ public final class BrokerServices: Sendable {
     public let rateLimiter: RateLimiter?
     public let webhooks: WebhookStore
     public let queuePositions: QueuePositionStore
+    public let eventFeed: EventFeedStore
+    /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
+    public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
 
     public init(
@@ -44,6 +47,8 @@ public final class BrokerServices: Sendable {
         self.rateLimiter = rateLimiter
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
         self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
+        self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
+        self.eventHub = EventHub(feed: eventFeed, logger: logger)
         self.webhookURLs = webhookURLs
     }
 }

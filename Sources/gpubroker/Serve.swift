@@ -155,6 +155,7 @@ struct Serve: AsyncParsableCommand {
         }
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        await services.eventHub.close()
         await server.shutdown()
         workers.cancel()
         webhooks.cancel()

@@ -14,6 +14,7 @@ public final class TestBroker: Sendable {
     public let databaseURL: String
     public let pool: PostgresPool
     public let server: HTTPServer
+    let services: BrokerServices
     public let adminToken = "test-admin-token"
     public var baseURL: String { "http://127.0.0.1:\(server.port)" }
 
@@ -22,7 +23,7 @@ public final class TestBroker: Sendable {
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
         logger.logLevel = .warning
-        let services = BrokerServices(
+        services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             adminToken: adminToken, metricsText: { "" },
@@ -36,6 +37,7 @@ public final class TestBroker: Sendable {
     }
 
     public func stop() async {
+        await services.eventHub.close()
         await server.shutdown()
         await pool.close()
     }
