@@ -43,7 +43,7 @@ enum EventRoutes {
 
     private static func position(_ text: String?, _ name: String) throws -> FeedPosition? {
         guard let text else { return nil }
-        guard let position = FeedPosition(text.trimmingCharacters(in: .whitespaces)) else {
+        guard let position = FeedPosition(text) else {
             throw Problem.invalidRequest("\(name) must be an event id as sent in 'id:' (<xid>-<seq>), got '\(text)'")
         }
         return position

@@ -16,10 +16,15 @@ public struct WebhookSender: Sendable {
     let policy: WebhookURLPolicy
     let logger: Logger
     let retryWindow: Duration
+    let concurrency: Int
     let session: URLSession
 
-    public init(store: WebhookStore, policy: WebhookURLPolicy, logger: Logger, retryWindow: Duration = .seconds(24 * 3600)) {
+    public init(
+        store: WebhookStore, policy: WebhookURLPolicy, logger: Logger, concurrency: Int = 32,
+        retryWindow: Duration = .seconds(24 * 3600)
+    ) {
         self.store = store
+        self.concurrency = concurrency
         self.policy = policy
         self.logger = logger
         self.retryWindow = retryWindow
@@ -36,7 +41,7 @@ public struct WebhookSender: Sendable {
         while !Task.isCancelled {
             do {
                 _ = try await store.dispatch()
-                let claimed = try await store.claim(limit: 32)
+                let claimed = try await store.claim(limit: concurrency)
                 if claimed.isEmpty {
                     try? await Task.sleep(for: .milliseconds(200))
                     continue

@@ -16,7 +16,9 @@ public struct FeedPosition: Sendable, Hashable, Comparable, CustomStringConverti
     /// Parses `<xid>-<seq>`, as an event's id reads.
     public init?(_ text: String) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let xid = Int64(parts[0]), let seq = Int64(parts[1]), xid >= 0, seq >= 0 else { return nil }
+        guard parts.count == 2, parts.allSatisfy({ (1...18).contains($0.count) && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let xid = Int64(parts[0]), let seq = Int64(parts[1])
+        else { return nil }
         self.init(xid: xid, seq: seq)
     }
 

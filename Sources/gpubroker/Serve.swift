@@ -60,6 +60,11 @@ struct Serve: AsyncParsableCommand {
         """)
     var webhookAllowPrivate = false
 
+    @Option(help: ArgumentHelp(
+        "Webhook deliveries this broker sends at once; 0: it sends none (other brokers do). Env: GPUBROKER_WEBHOOK_SENDERS. Default 32.",
+        valueName: "n"))
+    var webhookSenders: Int?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
     var logLevel: String?
 
@@ -90,6 +95,8 @@ struct Serve: AsyncParsableCommand {
         }
         let webhookURLs = WebhookURLPolicy(
             allowPrivate: webhookAllowPrivate || ProcessInfo.processInfo.environment["GPUBROKER_WEBHOOK_ALLOW_PRIVATE"] == "1")
+        let senders = Int(setting(webhookSenders.map(String.init), "GPUBROKER_WEBHOOK_SENDERS") ?? "32") ?? -1
+        guard senders >= 0 else { throw ValidationError("--webhook-senders must be a whole number, 0 or more") }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
 
         var embedded: EmbeddedPostgres? = nil
@@ -151,7 +158,8 @@ struct Serve: AsyncParsableCommand {
             ).run()
         }
         let webhooks = Task {
-            await WebhookSender(store: services.webhooks, policy: webhookURLs, logger: logger).run()
+            guard senders > 0 else { return }
+            await WebhookSender(store: services.webhooks, policy: webhookURLs, logger: logger, concurrency: senders).run()
         }
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
