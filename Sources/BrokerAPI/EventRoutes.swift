@@ -20,6 +20,15 @@ enum EventRoutes {
         }
     }
 
+    /// The `limit` query parameter of the event and delivery lists: 1 to 1000, default 100.
+    static func pageLimit(_ request: HTTPRequest) throws -> Int {
+        guard let raw = request.query["limit"] else { return 100 }
+        guard let value = Int(raw), (1...1000).contains(value) else {
+            throw ValidationFailure(field: "limit", message: "must be an integer from 1 to 1000")
+        }
+        return value
+    }
+
     /// `Accept: text/event-stream` asks for a stream; anything else gets JSON.
     static func wantsStream(_ request: HTTPRequest) -> Bool {
         request.headers.values(for: "Accept").contains { $0.lowercased().contains("text/event-stream") }
@@ -66,13 +75,7 @@ enum EventRoutes {
     /// without it), at most `limit`, and where the next page starts.
     private static func page(_ request: HTTPRequest, _ context: RequestContext, tenant: UUID?) async throws -> HTTPResponse {
         let after = try position(request.query["after"], "after") ?? FeedPosition(xid: 0, seq: 0)
-        var limit = 100
-        if let raw = request.query["limit"] {
-            guard let value = Int(raw), (1...1000).contains(value) else {
-                throw ValidationFailure(field: "limit", message: "must be an integer from 1 to 1000")
-            }
-            limit = value
-        }
+        let limit = try pageLimit(request)
         let (events, reached) = try await context.services.eventFeed.read(after: after, tenant: tenant, allocation: nil, limit: limit)
         // The bodies are JSON already (written by the database): joined, not re-encoded.
         let body = "{\"events\":[" + events.map(\.json).joined(separator: ",") + "],\"nextAfter\":\"\(reached)\"}"

@@ -51,15 +51,8 @@ enum WebhookRoutes {
             return try JSONBodies.response(200, WebhookWithSecret(endpoint: endpoint, secret: secret))
         }
         routes.add("GET", "/v1/webhooks/{id}/deliveries", .tenant) { request, context in
-            var limit = 100
-            if let raw = request.query["limit"] {
-                guard let value = Int(raw), (1...1000).contains(value) else {
-                    throw ValidationFailure(field: "limit", message: "must be an integer from 1 to 1000")
-                }
-                limit = value
-            }
             let deliveries = try await context.services.webhooks.deliveries(
-                tenantId: try context.tenant.id.uuid, id: try endpointId(request), limit: limit)
+                tenantId: try context.tenant.id.uuid, id: try endpointId(request), limit: try EventRoutes.pageLimit(request))
             return try JSONBodies.response(200, ["deliveries": deliveries])
         }
     }

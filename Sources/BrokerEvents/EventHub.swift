@@ -100,6 +100,12 @@ public final class EventHub: Sendable {
         while !Task.isCancelled {
             do {
                 let watchers = state.withLock { Array($0.watchers.values) }
+                if watchers.isEmpty {
+                    // Nobody to follow the feed for: the next watcher starts from its end then.
+                    position = nil
+                    try? await Task.sleep(for: interval)
+                    continue
+                }
                 if position == nil {
                     position = try await feed.horizon()
                 }

@@ -133,7 +133,10 @@ final class ExecutableTests: XCTestCase {
             XCTAssertTrue(help.output.contains(word), "help mentions \(word)")
         }
         let serveHelp = try run(["serve", "--help"])
-        for option in ["--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--demo", "--log-level"] {
+        for option in [
+            "--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--demo", "--log-level",
+            "--webhook-allow-private", "--webhook-senders",
+        ] {
             XCTAssertTrue(serveHelp.output.contains(option), "serve --help mentions \(option)")
         }
         let bad = try run(["serve", "--listen", "nonsense"])

@@ -30,9 +30,10 @@ struct TransportError: Error, CustomStringConvertible {
 
 /// A blocking HTTP/1.1 client over a POSIX socket, one connection per request.
 enum HTTP {
-    static func connect(port: Int, timeoutSeconds: Int) throws -> Int32 {
+    static func connect(port: Int, timeoutSeconds: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TransportError(description: "socket: errno \(errno)") }
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -64,6 +64,38 @@ final class WatchTests: XCTestCase {
         report("18 watch resume", "\(expected.count) events: \(ids.count) received over two streams, \(ids.count - Set(ids).count) repeats, \(Set(expected).subtracting(ids).count) missing, broker killed and restarted between them")
     }
 
+    /// A client that does not read gets a last `dropped` event once 256 KiB wait for
+    /// it; resuming from that event's id gets the rest, nothing twice.
+    func testSlowReaderIsDroppedWithAResumableLastEvent() throws {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url)
+        defer { broker.stop() }
+        try broker.waitReady()
+        try Seed.region(port: broker.port, "r1", primary: true)
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1000)
+        let token = try Seed.tenant(port: broker.port)
+        let slow = try SSEClient(port: broker.port, path: "/v1/events", token: token, receiveBuffer: 4096)
+        defer { slow.close() }
+        for index in 0..<6 {
+            let made = try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(replicas: 100, key: "s\(index)"))
+            XCTAssertEqual(made.status, 201)
+            _ = try HTTP.request(port: broker.port, "DELETE", "/v1/allocations/\(made.json["id"]!.stringValue!)", token: token)
+        }
+        usleep(1_500_000)
+        let first = try slow.readAll(atLeast: 2000, within: 20)
+        let last = try XCTUnwrap(first.last)
+        XCTAssertEqual(last.event, "dropped", "the stream ends with a clear last event")
+        XCTAssertTrue(last.data.contains("keep up"))
+        let resumed = try SSEClient(port: broker.port, path: "/v1/events", token: token, lastEventId: last.id)
+        defer { resumed.close() }
+        let delivered = first.filter { $0.event.hasPrefix("allocation.") }
+        let rest = try resumed.read(atLeast: 1200 - delivered.count, within: 20)
+        let ids = (delivered + rest).map(\.id)
+        XCTAssertEqual(ids.count, 1200)
+        XCTAssertEqual(Set(ids).count, 1200, "nothing twice")
+        report("18 watch slow reader", "dropped after \(delivered.count) of 1200 events (256 KiB waiting); resumed from its last event id: \(rest.count) more, 0 repeats")
+    }
+
     /// One allocation's stream: only its events; another tenant's allocation is 404.
     func testAllocationStreamAndIsolation() throws {
         let url = try TestDatabase.create()
@@ -105,8 +137,9 @@ final class SSEClient {
     private var raw: [UInt8] = []
     private var body: [UInt8] = []
 
-    init(port: Int, path: String, token: String, lastEventId: String? = nil) throws {
-        fd = try HTTP.connect(port: port, timeoutSeconds: 1)
+    /// `receiveBuffer`: a small socket buffer makes a slow reader quickly.
+    init(port: Int, path: String, token: String, lastEventId: String? = nil, receiveBuffer: Int32? = nil) throws {
+        fd = try HTTP.connect(port: port, timeoutSeconds: 1, receiveBuffer: receiveBuffer)
         var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer \(token)\r\n"
         if let lastEventId { head += "Last-Event-ID: \(lastEventId)\r\n" }
         try HTTP.sendAll(fd, Array((head + "\r\n").utf8))
@@ -125,12 +158,17 @@ final class SSEClient {
 
     func close() { Glibc.close(fd) }
 
-    /// Events (comments and non-id events skipped) until `count` came or `seconds` passed.
+    /// Ledger events until `count` came or `seconds` passed.
     func read(atLeast count: Int, within seconds: Double) throws -> [Event] {
+        try readAll(atLeast: count, within: seconds).filter { !$0.id.isEmpty && $0.event.hasPrefix("allocation.") }
+    }
+
+    /// Named events (comments skipped) until `count` came, the stream ended or `seconds` passed.
+    func readAll(atLeast count: Int, within seconds: Double) throws -> [Event] {
         var events: [Event] = []
         let started = Date()
         while events.count < count && Date().timeIntervalSince(started) < seconds {
-            pull()
+            if !pull() && raw.isEmpty && body.isEmpty { break }
             dechunk()
             while let end = find(Array("\n\n".utf8), in: body) {
                 let block = String(decoding: body[..<end], as: UTF8.self)
@@ -141,16 +179,19 @@ final class SSEClient {
                     if line.hasPrefix("event: ") { event.event = String(line.dropFirst(7)) }
                     if line.hasPrefix("data: ") { event.data = String(line.dropFirst(6)) }
                 }
-                if !event.id.isEmpty && event.event.hasPrefix("allocation.") { events.append(event) }
+                if event.event != "message" { events.append(event) }
             }
         }
         return events
     }
 
-    private func pull() {
+    /// False once the server closed the connection.
+    @discardableResult
+    private func pull() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
         if count > 0 { raw.append(contentsOf: chunk[0..<count]) }
+        return count != 0
     }
 
     private func dechunk() {
