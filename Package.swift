@@ -71,6 +71,19 @@ let package = Package(
             resources: [.embedInCode("OpenAPI")],
             swiftSettings: swiftSettings
         ),
+        // The web console: HTML pages over the API, assets compiled in.
+        .target(
+            name: "BrokerConsole",
+            dependencies: ["BrokerCore", "MicroHTTP"],
+            resources: [.embedInCode("Assets")],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP(S) client of the `/v1` API that the CLI commands use.
+        .target(
+            name: "BrokerClient",
+            dependencies: ["BrokerCore"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerWorkers",
             dependencies: [
@@ -94,7 +107,8 @@ let package = Package(
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerEvents", "BrokerStore", "BrokerWorkers", "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerEvents", "BrokerStore", "BrokerWorkers",
+                "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -111,7 +125,7 @@ let package = Package(
         // Shared by the integration tests: a fresh database per test and a live broker.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient",
+            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
@@ -120,9 +134,10 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
         .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

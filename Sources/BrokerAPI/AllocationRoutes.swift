@@ -30,12 +30,7 @@ enum AllocationRoutes {
                 headers: [("Location", "/v1/allocations/\(view.id.description)")])
         }
         routes.add("GET", "/v1/allocations", .tenant) { request, context in
-            let tenant = try context.tenant
-            let query = try ListQuery.parse(request.query)
-            let page = try await context.services.allocations.list(
-                tenantId: tenant.id.uuid, limit: query.limit, after: query.cursor, status: query.status,
-                region: query.region)
-            return try JSONBodies.response(200, AllocationPage(allocations: page.allocations, nextCursor: page.nextCursor))
+            try await list(request, tenantId: try context.tenant.id.uuid, context)
         }
         routes.add("GET", "/v1/allocations/{id}", .tenant) { request, context in
             try JSONBodies.response(
@@ -69,6 +64,14 @@ enum AllocationRoutes {
                 tenantId: try context.tenant.id.uuid, id: try allocationId(request))
             return try JSONBodies.response(200, ["events": events])
         }
+    }
+
+    /// One page of a tenant's allocations (`GET /v1/allocations`, and the admin's view of a tenant).
+    static func list(_ request: HTTPRequest, tenantId: UUID, _ context: RequestContext) async throws -> HTTPResponse {
+        let query = try ListQuery.parse(request.query)
+        let page = try await context.services.allocations.list(
+            tenantId: tenantId, limit: query.limit, after: query.cursor, status: query.status, region: query.region)
+        return try JSONBodies.response(200, AllocationPage(allocations: page.allocations, nextCursor: page.nextCursor))
     }
 
     /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.

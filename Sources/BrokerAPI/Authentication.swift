@@ -1,3 +1,4 @@
+import BrokerCore
 import BrokerStore
 import Foundation
 import MicroHTTP
@@ -11,7 +12,7 @@ enum Authentication {
         let token = String(header.dropFirst("bearer ".count).trimmingOptionalWhitespace())
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
-        if constantTimeEqual(token, services.adminToken) {
+        if ConstantTime.equal(token, services.adminToken) {
             principal = .admin
         } else if let tenant = try await services.tenants.authenticate(token: token) {
             principal = .tenant(tenant)
@@ -35,16 +36,5 @@ enum Authentication {
                 retryAfterSeconds: wait)
         }
         return principal
-    }
-
-    /// Compares every byte whatever the first difference, so response time does not
-    /// reveal how much of the admin token a guess got right.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
-        }
-        return difference == 0
     }
 }

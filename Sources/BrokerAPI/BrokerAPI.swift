@@ -107,6 +107,7 @@ public enum BrokerAPI {
         ManifestRoutes.register(&builder)
         WebhookRoutes.register(&builder)
         EventRoutes.register(&builder)
+        HistoryRoutes.register(&builder)
         return builder.router
     }
 

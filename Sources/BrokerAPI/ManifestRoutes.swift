@@ -88,7 +88,8 @@ enum ManifestRoutes {
 }
 
 /// YAML bodies: read into a `JSONValue` (one document, JSON-compatible YAML), written from one.
-enum YAMLBodies {
+/// The CLI writes its `-o yaml` output with `text` too.
+public enum YAMLBodies {
     /// Most nodes a document may expand to once aliases are resolved ("billion laughs").
     static let maxNodes = 100_000
 
@@ -163,7 +164,7 @@ enum YAMLBodies {
     }
 
     /// YAML text of a JSON value: keys sorted, strings quoted wherever YAML would read them otherwise.
-    static func text(_ value: JSONValue) throws -> String {
+    public static func text(_ value: JSONValue) throws -> String {
         try serialize(node: node(value), sortKeys: true)
     }
 

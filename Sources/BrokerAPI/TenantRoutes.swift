@@ -34,6 +34,12 @@ enum TenantRoutes {
             return try JSONBodies.response(
                 200, try await context.services.tenants.update(id: id, name: spec.name, quota: spec.quota))
         }
+        // What a tenant holds and waits for, for an operator: the tenant's own list, read by the admin.
+        routes.add("GET", "/v1/admin/tenants/{id}/allocations", .admin) { request, context in
+            let id = try tenantId(request)
+            _ = try await context.services.tenants.get(id: id)
+            return try await AllocationRoutes.list(request, tenantId: id, context)
+        }
         routes.add("POST", "/v1/admin/tenants/{id}/tokens", .admin) { request, context in
             let (tenant, token) = try await context.services.tenants.rotateToken(id: try tenantId(request))
             return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))

@@ -54,6 +54,17 @@ public struct TenantStore: Sendable {
         }
     }
 
+    public func get(id: UUID) async throws -> Tenant {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                guard let row = try c.query("SELECT \(Self.columns) FROM tenants WHERE id = $1", [id]).first else {
+                    throw StoreError.notFound("tenant '\(id)' not found")
+                }
+                return try Self.decode(row)
+            }
+        }
+    }
+
     public func update(id: UUID, name: String?, quota: TenantQuota?) async throws -> Tenant {
         let tenant = try await StoreError.translating {
             try await pool.withConnection { c in

@@ -8,13 +8,40 @@ struct GPUBroker: AsyncParsableCommand {
         commandName: "gpubroker",
         abstract: "Brokers serverless GPU and CPU capacity across cloud regions over a REST/JSON API.",
         discussion: """
-            Every option can also be set in the environment as GPUBROKER_<OPTION> \
-            (for example GPUBROKER_DATABASE_URL, GPUBROKER_LISTEN, GPUBROKER_ADMIN_TOKEN); \
-            a command-line option wins over the environment.
+            Without a command, gpubroker serves. Every server option can also be set in the \
+            environment as GPUBROKER_<OPTION> (for example GPUBROKER_DATABASE_URL, GPUBROKER_LISTEN, \
+            GPUBROKER_ADMIN_TOKEN); a command-line option wins over the environment.
+
+            The client commands talk to a broker over HTTP(S): --server and --token, else \
+            GPUBROKER_URL and GPUBROKER_TOKEN, else ~/.config/gpubroker/config (mode 0600, written \
+            by 'gpubroker login'). Exit codes: 0 done, 1 error, 2 usage, 3 insufficient capacity, \
+            4 timed out waiting. Shell completion: gpubroker --generate-completion-script bash|zsh|fish.
             """,
-        subcommands: [Serve.self, Migrate.self, Verify.self],
+        groupedSubcommands: [
+            CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
+            CommandGroup(name: "Client", subcommands: [
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Admin.self, Login.self,
+            ]),
+        ],
         defaultSubcommand: Serve.self
     )
+
+    /// ArgumentParser's own `main`, except that a usage error exits 2 (as the client
+    /// commands document) instead of EX_USAGE (64).
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot(nil)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            Terminal.write(fullMessage(for: error) + "\n", to: .standardError)
+            Foundation.exit(ClientExit.usage.rawValue)
+        }
+    }
 }
 
 /// `--option`, else `GPUBROKER_<NAME>`, else the default.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BrokerAPI
+import BrokerConsole
 import BrokerEvents
 import BrokerStore
 import BrokerWorkers
@@ -13,7 +14,7 @@ import Synchronization
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the broker: HTTP API and background workers (the default command).",
+        abstract: "Run the broker: HTTP API, web console (/console/) and background workers (the default command).",
         discussion: "Without --database-url it starts an embedded PostgreSQL under --data-dir and stops it on exit.")
 
     @Option(help: ArgumentHelp("Address to listen on. Env: GPUBROKER_LISTEN. Default 127.0.0.1:8080.", valueName: "host:port"))
@@ -146,7 +147,9 @@ struct Serve: AsyncParsableCommand {
         // Allow 4,096 and make sure the descriptor limit covers them.
         http.connectionLimit = Self.raiseDescriptorLimit(wanted: 4096 + 256) - 256
         http.errorResponder = BrokerAPI.errorResponder
-        let router = BrokerAPI.router(services: services)
+        let api = BrokerAPI.router(services: services)
+        var router = api
+        BrokerConsole.register(on: &router, api: api)
         let server = HTTPServer(configuration: http, router: router)
         try server.start()
         logger.info("gpubroker listening", metadata: ["address": "http://\(host):\(server.port)"])

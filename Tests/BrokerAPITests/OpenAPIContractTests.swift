@@ -1,7 +1,9 @@
 import BrokerAPI
+import BrokerConsole
 import BrokerStore
 import Foundation
 import Logging
+import MicroHTTP
 import PostgresClient
 import TestSupport
 import XCTest
@@ -35,15 +37,39 @@ final class OpenAPIContractTests: XCTestCase {
         return operations
     }
 
-    /// `(METHOD, pattern)` of every route the broker registers; building the router opens no connection.
+    /// `(METHOD, pattern)` of every API route the broker registers; building the router opens no
+    /// connection. The web console's HTML routes (`GET /`, `/console/…`, added by
+    /// `BrokerConsole.register` to the same server router) are not API operations and are
+    /// left out of the document: `testConsoleAddsOnlyHTMLRoutesOutsideTheAPI` checks where they live.
     static func routedOperations() -> Set<String> {
+        Set(apiRouter().routes.map { "\($0.method) \($0.pattern)" })
+    }
+
+    static func apiRouter() -> Router {
         let pool = PostgresPool(configuration: PostgresConfiguration(url: "postgresql://unused@127.0.0.1:1/unused"), size: 1)
         let services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
             logger: Logger(label: "contract-test"))
-        return Set(BrokerAPI.router(services: services).routes.map { "\($0.method) \($0.pattern)" })
+        return BrokerAPI.router(services: services)
+    }
+
+    /// The console's routes, registered as `gpubroker serve` does, are `GET /` and routes under
+    /// `/console/`, none under `/v1/` or any documented path: the parity above covers the whole API.
+    func testConsoleAddsOnlyHTMLRoutesOutsideTheAPI() throws {
+        let api = Self.apiRouter()
+        var served = api
+        BrokerConsole.register(on: &served, api: api)
+        let apiRoutes = Set(api.routes.map { "\($0.method) \($0.pattern)" })
+        let consoleRoutes = served.routes.map { "\($0.method) \($0.pattern)" }.filter { !apiRoutes.contains($0) }
+        XCTAssertGreaterThan(consoleRoutes.count, 10)
+        let documentedPaths = Set(try Self.documentedOperations().map { $0.split(separator: " ")[1] })
+        for route in consoleRoutes {
+            let path = route.split(separator: " ")[1]
+            XCTAssertTrue(path == "/" || path == "/console" || path.hasPrefix("/console/"), route)
+            XCTAssertFalse(documentedPaths.contains(path), route)
+        }
     }
 
     func testRouterAndDocumentDeclareTheSameOperations() throws {

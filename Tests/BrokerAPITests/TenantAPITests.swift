@@ -176,4 +176,31 @@ final class TenantAPITests: XCTestCase {
         XCTAssertEqual(third.status, 403, third.text)
         XCTAssertEqual(third.json["code"], "quota_exceeded")
     }
+
+    func testTheAdminReadsATenantsAllocationsAsTheTenantDoes() async throws {
+        let (alice, aliceId) = try await broker.tenant("alice")
+        let bob = try await broker.tenant("bob").token
+        for replicas in [1, 2, 3] {
+            let made = try await broker.call(
+                "POST", "/v1/allocations", token: alice,
+                json: ["computeClass": "general-purpose", "cpu": 1, "memoryGiB": 2, "replicas": .number(Double(replicas))])
+            XCTAssertEqual(made.status, 201)
+        }
+        _ = try await broker.call("POST", "/v1/allocations", token: bob, json: small)
+        for query in ["", "?limit=2", "?status=active&region=a", "?status=released"] {
+            let own = try await broker.call("GET", "/v1/allocations\(query)", token: alice)
+            let read = try await broker.call("GET", "/v1/admin/tenants/\(aliceId)/allocations\(query)", token: broker.adminToken)
+            XCTAssertEqual(read.status, 200, query)
+            XCTAssertEqual(read.json, own.json, query)
+        }
+        let all = try await broker.call("GET", "/v1/admin/tenants/\(aliceId)/allocations", token: broker.adminToken)
+        XCTAssertEqual(all.json["allocations"]!.array.count, 3, "alice's only")
+        let byTenant = try await broker.call("GET", "/v1/admin/tenants/\(aliceId)/allocations", token: alice)
+        XCTAssertEqual(byTenant.status, 403)
+        let unknown = try await broker.call(
+            "GET", "/v1/admin/tenants/0b6f8f4e-2a4e-4f0b-9d1c-3c2b1a0f9e8d/allocations", token: broker.adminToken)
+        XCTAssertEqual(unknown.status, 404)
+        let refused = try await broker.call("GET", "/v1/admin/tenants/\(aliceId)/allocations?limit=0", token: broker.adminToken)
+        XCTAssertEqual(refused.status, 422)
+    }
 }

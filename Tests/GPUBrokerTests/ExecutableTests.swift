@@ -8,19 +8,7 @@ import FoundationNetworking
 
 /// The `gpubroker` binary as users run it.
 final class ExecutableTests: XCTestCase {
-    var binary: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }
-
-    func freePort() throws -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    var binary: URL { Binary.url }
 
     func status(_ url: String) async -> Int? {
         var request = URLRequest(url: URL(string: url)!)
@@ -72,7 +60,7 @@ final class ExecutableTests: XCTestCase {
         let directory = "/tmp/gpb-e2e-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (attempt, limit) in [(1, 30.0), (2, 5.0)] {
-            let port = try freePort()
+            let port = try ServedBroker.freePort()
             let process = Process()
             process.executableURL = binary
             process.arguments = ["serve", "--data-dir", directory, "--listen", "127.0.0.1:\(port)", "--demo", "--log-level", "warning"]
@@ -129,8 +117,20 @@ final class ExecutableTests: XCTestCase {
     func testHelpListsTheCommandsAndEnvironment() throws {
         let help = try run(["--help"])
         XCTAssertEqual(help.status, 0)
-        for word in ["serve", "migrate", "verify", "GPUBROKER_DATABASE_URL"] {
+        for word in [
+            "serve (default)", "migrate", "verify", "GPUBROKER_DATABASE_URL", "regions", "inventory", "allocate", "allocations",
+            "apply", "admin", "login", "GPUBROKER_URL", "GPUBROKER_TOKEN", "insufficient capacity",
+        ] {
             XCTAssertTrue(help.output.contains(word), "help mentions \(word)")
+        }
+        let allocationsHelp = try run(["allocations", "--help"])
+        for command in ["list", "get", "scale", "renew", "release", "events"] {
+            XCTAssertTrue(allocationsHelp.output.contains("  \(command) "), "allocations --help lists \(command)")
+        }
+        for shell in ["bash", "zsh", "fish"] {
+            let completion = try run(["--generate-completion-script", shell])
+            XCTAssertEqual(completion.status, 0)
+            XCTAssertTrue(completion.output.contains("allocations") && completion.output.contains("replicas"), shell)
         }
         let serveHelp = try run(["serve", "--help"])
         for option in [
@@ -140,7 +140,7 @@ final class ExecutableTests: XCTestCase {
             XCTAssertTrue(serveHelp.output.contains(option), "serve --help mentions \(option)")
         }
         let bad = try run(["serve", "--listen", "nonsense"])
-        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertEqual(bad.status, 2, "a usage error")
         XCTAssertTrue(bad.output.contains("--listen must be host:port"), bad.output)
     }
 }

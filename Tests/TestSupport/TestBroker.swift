@@ -1,4 +1,5 @@
 import BrokerAPI
+import BrokerConsole
 import BrokerCore
 import BrokerStore
 import Foundation
@@ -18,7 +19,8 @@ public final class TestBroker: Sendable {
     public let adminToken = "test-admin-token"
     public var baseURL: String { "http://127.0.0.1:\(server.port)" }
 
-    public init(databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil) throws {
+    /// `console`: the web console's routes too, as `gpubroker serve` has them.
+    public init(databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
@@ -31,7 +33,9 @@ public final class TestBroker: Sendable {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.errorResponder = BrokerAPI.errorResponder
-        let router = BrokerAPI.router(services: services)
+        let api = BrokerAPI.router(services: services)
+        var router = api
+        if console { BrokerConsole.register(on: &router, api: api) }
         server = HTTPServer(configuration: configuration, router: router)
         try server.start()
     }

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Where the client finds its broker and token: `--server`/`--token`, then
+/// `GPUBROKER_URL`/`GPUBROKER_TOKEN`, then the config file, whose lines are
+/// `server = URL` and `token = TOKEN` (`#` starts a comment).
+public struct ClientConfiguration: Sendable, Equatable {
+    public var server: String?
+    public var token: String?
+
+    public static let defaultServer = "http://127.0.0.1:8080"
+
+    public init(server: String? = nil, token: String? = nil) {
+        self.server = server
+        self.token = token
+    }
+
+    /// `$XDG_CONFIG_HOME/gpubroker/config`, else `$HOME/.config/gpubroker/config`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let base = environment["XDG_CONFIG_HOME"], !base.isEmpty { return base + "/gpubroker/config" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.config/gpubroker/config"
+    }
+
+    /// The server URL and token in force. The file is read only when a flag and the
+    /// environment leave something unset, and refused unless only its owner can read it.
+    public static func resolve(
+        server: String?, token: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+        path: String? = nil
+    ) throws -> (server: URL, token: String?) {
+        func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        var resolved = ClientConfiguration(server: server ?? env("GPUBROKER_URL"), token: token ?? env("GPUBROKER_TOKEN"))
+        if resolved.server == nil || resolved.token == nil,
+            let file = try read(path: path ?? defaultPath(environment: environment))
+        {
+            resolved.server = resolved.server ?? file.server
+            resolved.token = resolved.token ?? file.token
+        }
+        return (try serverURL(resolved.server ?? defaultServer), resolved.token)
+    }
+
+    /// `text` as a server URL: http or https, with a host.
+    public static func serverURL(_ text: String) throws -> URL {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+            url.host?.isEmpty == false
+        else {
+            throw ClientError.configuration("the server '\(text)' is not an http:// or https:// URL")
+        }
+        return url
+    }
+
+    /// The file's settings; nil when there is no file.
+    public static func read(path: String) throws -> ClientConfiguration? {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            if errno == ENOENT { return nil }
+            throw ClientError.configuration("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        let mode = status.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw ClientError.configuration(
+                "\(path) is mode \(String(mode, radix: 8)) but holds a token: only its owner may read it (chmod 600 \(path))")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ClientError.configuration("cannot read \(path) as UTF-8 text")
+        }
+        var configuration = ClientConfiguration()
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            switch parts.first {
+            case "server" where parts.count == 2: configuration.server = parts[1]
+            case "token" where parts.count == 2: configuration.token = parts[1]
+            default:
+                throw ClientError.configuration("\(path):\(number + 1): expected 'server = URL' or 'token = TOKEN'")
+            }
+        }
+        return configuration
+    }
+
+    /// Writes the file with mode 0600 (its folder 0700), replacing any earlier one.
+    public func write(path: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(
+            atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var text = "# gpubroker client settings (keep this file mode 0600)\n"
+        if let server { text += "server = \(server)\n" }
+        if let token { text += "token = \(token)\n" }
+        let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
+        guard FileManager.default.createFile(
+            atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw ClientError.configuration("cannot write \(temporary)") }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ClientError.configuration("cannot write \(path): \(reason)")
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import BrokerCore
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A replica shape to ask `GET /v1/inventory` about.
+public struct ShapeQuery: Sendable, Equatable {
+    public var computeClass: String
+    public var gpuSeries: [String] = []
+    public var gpuCount: Int?
+    public var cpu: Double
+    public var memoryGiB: Double
+    public var qos: String?
+
+    public init(computeClass: String, gpuSeries: [String] = [], gpuCount: Int? = nil, cpu: Double, memoryGiB: Double, qos: String? = nil) {
+        self.computeClass = computeClass
+        self.gpuSeries = gpuSeries
+        self.gpuCount = gpuCount
+        self.cpu = cpu
+        self.memoryGiB = memoryGiB
+        self.qos = qos
+    }
+
+    var queryItems: [URLQueryItem] {
+        var items = [URLQueryItem(name: "computeClass", value: computeClass)]
+        if !gpuSeries.isEmpty { items.append(URLQueryItem(name: "gpuSeries", value: gpuSeries.joined(separator: ","))) }
+        if let gpuCount { items.append(URLQueryItem(name: "gpuCount", value: String(gpuCount))) }
+        items.append(URLQueryItem(name: "cpu", value: JSONValue.number(cpu).jsonText))
+        items.append(URLQueryItem(name: "memoryGiB", value: JSONValue.number(memoryGiB).jsonText))
+        if let qos { items.append(URLQueryItem(name: "qos", value: qos)) }
+        return items
+    }
+}
+
+/// The body of `POST /v1/allocations`; fields left nil take the broker's defaults.
+public struct AllocationSpec: Sendable, Equatable {
+    public var computeClass: String
+    public var qos: String?
+    public var gpuSeries: [String] = []
+    public var gpuCount: Int?
+    public var cpu: Double
+    public var memoryGiB: Double
+    public var replicas: Int
+    public var region: String?
+    public var instanceType: String?
+    public var placement: JSONValue?
+    public var allOrNothing: Bool?
+    public var leaseSeconds: Int?
+    public var queue: Bool?
+    public var queueTimeoutSeconds: Int?
+    public var labels: [String: String] = [:]
+
+    public init(computeClass: String, cpu: Double, memoryGiB: Double, replicas: Int) {
+        self.computeClass = computeClass
+        self.cpu = cpu
+        self.memoryGiB = memoryGiB
+        self.replicas = replicas
+    }
+
+    public var json: JSONValue {
+        var body: [String: JSONValue] = [
+            "computeClass": .string(computeClass), "cpu": .number(cpu), "memoryGiB": .number(memoryGiB),
+            "replicas": .number(Double(replicas)),
+        ]
+        if let qos { body["qos"] = .string(qos) }
+        if !gpuSeries.isEmpty { body["gpuSeries"] = .array(gpuSeries.map(JSONValue.string)) }
+        if let gpuCount { body["gpuCount"] = .number(Double(gpuCount)) }
+        if let region { body["region"] = .string(region) }
+        if let instanceType { body["instanceType"] = .string(instanceType) }
+        if let placement { body["placement"] = placement }
+        if let allOrNothing { body["allOrNothing"] = .bool(allOrNothing) }
+        if let leaseSeconds { body["leaseSeconds"] = .number(Double(leaseSeconds)) }
+        if let queue { body["queue"] = .bool(queue) }
+        if let queueTimeoutSeconds { body["queueTimeoutSeconds"] = .number(Double(queueTimeoutSeconds)) }
+        if !labels.isEmpty { body["labels"] = .object(labels.mapValues(JSONValue.string)) }
+        return .object(body)
+    }
+}
+
+/// One endpoint per method, each answering the broker's JSON document.
+extension BrokerClient {
+    // MARK: regions and inventory
+
+    public func regions() async throws -> JSONValue {
+        try await send("GET", "/v1/regions", retry: true).body
+    }
+
+    public func region(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/regions/\(Self.segment(id))", retry: true).body
+    }
+
+    public func regionInventory(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/regions/\(Self.segment(id))/inventory", retry: true).body
+    }
+
+    public func inventory(_ shape: ShapeQuery) async throws -> JSONValue {
+        try await send("GET", "/v1/inventory", query: shape.queryItems, retry: true).body
+    }
+
+    // MARK: allocations
+
+    /// 201 (`active`, `partial`) or 202 (`pending`). The key makes a retry after a lost answer safe.
+    public func createAllocation(_ spec: AllocationSpec, idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
+        try await send("POST", "/v1/allocations", json: spec.json, headers: ["Idempotency-Key": idempotencyKey], retry: true).body
+    }
+
+    /// One page; `cursor` is the previous page's `nextCursor`.
+    public func allocations(limit: Int? = nil, cursor: String? = nil, status: String? = nil, region: String? = nil) async throws -> JSONValue {
+        var query: [URLQueryItem] = []
+        if let limit { query.append(URLQueryItem(name: "limit", value: String(limit))) }
+        if let cursor { query.append(URLQueryItem(name: "cursor", value: cursor)) }
+        if let status { query.append(URLQueryItem(name: "status", value: status)) }
+        if let region { query.append(URLQueryItem(name: "region", value: region)) }
+        return try await send("GET", "/v1/allocations", query: query, retry: true).body
+    }
+
+    public func allocation(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/allocations/\(Self.segment(id))", retry: true).body
+    }
+
+    public func scale(_ id: String, replicas: Int) async throws -> JSONValue {
+        try await send("PATCH", "/v1/allocations/\(Self.segment(id))", json: .object(["replicas": .number(Double(replicas))])).body
+    }
+
+    public func renew(_ id: String, leaseSeconds: Int? = nil) async throws -> JSONValue {
+        let body: JSONValue = .object(leaseSeconds.map { ["leaseSeconds": .number(Double($0))] } ?? [:])
+        return try await send("POST", "/v1/allocations/\(Self.segment(id))/renew", json: body).body
+    }
+
+    public func release(_ id: String) async throws -> JSONValue {
+        try await send("DELETE", "/v1/allocations/\(Self.segment(id))").body
+    }
+
+    public func events(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/allocations/\(Self.segment(id))/events", retry: true).body
+    }
+
+    /// A Kubernetes Pod or Deployment as JSON or YAML; the answer holds `allocation` and `manifests`.
+    public func allocate(manifest: [UInt8], idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
+        let isJSON = manifest.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "{")
+        let body = RawBody(bytes: manifest, contentType: isJSON ? "application/json" : "application/yaml")
+        return try await send(
+            "POST", "/v1/allocations/from-manifest", raw: body, headers: ["Idempotency-Key": idempotencyKey], retry: true
+        ).body
+    }
+
+    public func policy(_ name: String) async throws -> JSONValue {
+        try await send("GET", "/v1/policies/\(Self.segment(name))", retry: true).body
+    }
+
+    // MARK: admin
+
+    public func createRegion(_ body: JSONValue) async throws -> JSONValue {
+        try await send("POST", "/v1/admin/regions", json: body).body
+    }
+
+    public func replaceRegion(_ id: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PUT", "/v1/admin/regions/\(Self.segment(id))", json: body).body
+    }
+
+    public func deleteRegion(_ id: String) async throws {
+        _ = try await send("DELETE", "/v1/admin/regions/\(Self.segment(id))")
+    }
+
+    public func putPool(region: String, pool: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PUT", "/v1/admin/regions/\(Self.segment(region))/pools/\(Self.segment(pool))", json: body).body
+    }
+
+    public func deletePool(region: String, pool: String) async throws {
+        _ = try await send("DELETE", "/v1/admin/regions/\(Self.segment(region))/pools/\(Self.segment(pool))")
+    }
+
+    public func tenants() async throws -> JSONValue {
+        try await send("GET", "/v1/admin/tenants", retry: true).body
+    }
+
+    public func createTenant(_ body: JSONValue) async throws -> JSONValue {
+        try await send("POST", "/v1/admin/tenants", json: body).body
+    }
+
+    public func updateTenant(_ id: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PATCH", "/v1/admin/tenants/\(Self.segment(id))", json: body).body
+    }
+
+    public func rotateToken(tenant id: String) async throws -> JSONValue {
+        try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
+    }
+}

@@ -1,0 +1,203 @@
+import ArgumentParser
+import BrokerClient
+import BrokerCore
+import Foundation
+
+struct Allocate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Request capacity: replicas of a shape, placed across regions.",
+        discussion: """
+            POST /v1/allocations of --replicas of a shape (--class, --cpu and --memory \
+            required). Without --region or --policy the broker uses the tenant's \
+            policy whose selector matches the --label values, else the default placement \
+            (primary region first, then the others by price and free capacity). \
+            With --queue a request that cannot be met now waits as pending; --wait then \
+            shows its progress and returns once it is active (exit 0) or unschedulable \
+            (exit 3), or after --timeout (exit 4).
+            """)
+
+    @OptionGroup(title: "Replica shape") var shape: ShapeOptions
+
+    @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n"))
+    var replicas = 1
+
+    @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"))
+    var region: String?
+
+    @Option(help: ArgumentHelp("Place with this named policy of the tenant (GET /v1/policies/{name}).", valueName: "name"))
+    var policy: String?
+
+    @Option(help: ArgumentHelp("Only pools of this instance type.", valueName: "type"))
+    var instanceType: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp("A request label, key=value (repeatable).", valueName: "key=value"))
+    var labels: [String] = []
+
+    @Option(help: ArgumentHelp("Lease length in seconds (default 300).", valueName: "seconds"))
+    var lease: Int?
+
+    @Flag(help: "Take as many replicas as fit (status partial) instead of all or nothing.")
+    var partial = false
+
+    @Flag(help: "When nothing fits now, wait as pending instead of failing with exit 3.")
+    var queue = false
+
+    @Option(help: ArgumentHelp("How long a queued request may stay pending (seconds, default 3600).", valueName: "seconds"))
+    var queueTimeout: Int?
+
+    @Flag(help: "Wait until the allocation is active or has failed, showing progress on a terminal.")
+    var wait = false
+
+    @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4). Default 600.", valueName: "seconds"))
+    var timeout: Double = 600
+
+    @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        _ = try shape.query()
+        if region != nil && policy != nil { throw ValidationError("--region and --policy exclude each other") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+    }
+
+    func run() async throws {
+        try await options.run { client, printer in
+            let query = try shape.query()
+            var spec = AllocationSpec(computeClass: query.computeClass, cpu: query.cpu, memoryGiB: query.memoryGiB, replicas: replicas)
+            spec.gpuSeries = query.gpuSeries
+            spec.gpuCount = query.gpuCount
+            spec.qos = query.qos
+            spec.region = region
+            spec.instanceType = instanceType
+            spec.labels = try keyValues(labels, option: "--label")
+            spec.leaseSeconds = lease
+            spec.allOrNothing = partial ? false : nil
+            spec.queue = queue ? true : nil
+            spec.queueTimeoutSeconds = queueTimeout
+            if let policy {
+                // A named policy is the placement the broker would resolve from labels; sent as `placement`.
+                spec.placement = try await client.policy(policy)["policy"]
+            }
+            var allocation = try await client.createAllocation(spec)
+            if wait {
+                allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
+            }
+            try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+        }
+    }
+}
+
+struct Allocations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The tenant's allocations: list, get, scale, renew, release, events.",
+        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List allocations, oldest first (every page unless --limit).")
+
+        @Option(help: ArgumentHelp("Only this status (pending, active, partial, released, expired, unschedulable).", valueName: "status"))
+        var status: String?
+
+        @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"))
+        var region: String?
+
+        @Option(help: ArgumentHelp("One page of at most this many (1-100); its nextCursor goes to --cursor.", valueName: "n"))
+        var limit: Int?
+
+        @Option(help: ArgumentHelp("With --limit: the page after this cursor.", valueName: "cursor"))
+        var cursor: String?
+
+        @OptionGroup var options: ClientOptions
+
+        func validate() throws {
+            if cursor != nil && limit == nil { throw ValidationError("--cursor pages with --limit: give both") }
+        }
+
+        func run() async throws {
+            try await options.run { client, printer in
+                let page: JSONValue
+                if let limit {
+                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region)
+                } else {
+                    var all: [JSONValue] = []
+                    var next: String? = nil
+                    repeat {
+                        let answer = try await client.allocations(limit: 100, cursor: next, status: status, region: region)
+                        all += answer["allocations"]?.arrayValue ?? []
+                        next = answer["nextCursor"]?.stringValue
+                    } while next != nil
+                    page = .object(["allocations": .array(all), "nextCursor": .null])
+                }
+                try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an allocation: instances and placement decisions.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
+        @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
+        var timeout: Double = 600
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.run { client, printer in
+                var allocation = try await client.allocation(id)
+                if wait {
+                    allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
+                }
+                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            }
+        }
+    }
+
+    struct Scale: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set the replica count: scale out, or in (last placement unit first, newest first).")
+
+        @Argument(help: "The allocation id.") var id: String
+        @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas) }
+        }
+    }
+
+    struct Renew: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Extend the lease from now.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
+        var lease: Int?
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease) }
+        }
+    }
+
+    struct Release: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Release every instance (or withdraw a pending request).")
+
+        @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.allocation) { client in try await client.release(id) }
+        }
+    }
+
+    struct Events: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The allocation's ledger rows, in sequence order.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.events) { client in try await client.events(id) }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import BrokerAPI
+import BrokerClient
+import BrokerCore
+import Foundation
+
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Allocate for a Kubernetes Pod or Deployment and write one manifest per region.",
+        discussion: """
+            POST /v1/allocations/from-manifest with the file (YAML or JSON). Without -o the \
+            per-region manifests, with the region injected into labels and nodeSelector, go to \
+            stdout as YAML documents (ready for 'kubectl apply -f -') and a summary line to \
+            stderr; with --output-dir each is written to DIR/<name>.yaml and the allocation is \
+            printed. -o json or -o yaml prints the whole answer (allocation and manifests).
+            """)
+
+    @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("Write the per-region manifests into this directory.", valueName: "dir"))
+    var outputDir: String?
+
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let bytes: [UInt8]
+        if file == "-" {
+            bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+        } else if let data = FileManager.default.contents(atPath: file) {
+            bytes = Array(data)
+        } else {
+            Terminal.error("cannot read \(file)")
+            throw ClientExit.failure
+        }
+        try await options.run { client, printer in
+            let answer = try await client.allocate(manifest: bytes)
+            let allocation = answer["allocation"] ?? .null
+            let manifests = answer["manifests"]?.arrayValue ?? []
+            if let outputDir {
+                try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+                for (index, manifest) in manifests.enumerated() {
+                    let name = manifest["metadata"]?["name"]?.stringValue ?? "manifest-\(index + 1)"
+                    let path = (outputDir as NSString).appendingPathComponent(Self.fileName(name))
+                    try Data(try YAMLBodies.text(manifest).utf8).write(to: URL(fileURLWithPath: path))
+                    Terminal.write("wrote \(path)\n", to: .standardError)
+                }
+            }
+            switch options.output {
+            case .json?, .yaml?:
+                try printer.print(answer) { _ in "" }
+            case .table?:
+                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            case nil where outputDir != nil:
+                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            case nil:
+                let documents = try manifests.map { try YAMLBodies.text($0) }
+                Terminal.write(documents.map { "---\n" + $0 }.joined(), to: .standardOutput)
+                Terminal.write(
+                    "allocation \(allocation.text("id")) \(allocation.text("status")): \(Tables.placed(allocation)) replicas "
+                        + "(\(Tables.runningRegions(allocation)))\n", to: .standardError)
+            }
+        }
+    }
+
+    /// A manifest name as a file name: what is not a letter, digit, '.', '-' or '_' becomes '_'.
+    static func fileName(_ name: String) -> String {
+        let safe = String(name.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
+        return (safe.isEmpty || safe.hasPrefix(".") ? "manifest" + safe : safe) + ".yaml"
+    }
+}
