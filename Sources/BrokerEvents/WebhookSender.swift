@@ -2,6 +2,7 @@ import BrokerStore
 import Foundation
 import Logging
 import Metrics
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -75,13 +76,7 @@ public struct WebhookSender: Sendable {
                 WebhookSignature.header(secrets: delivery.secrets, id: delivery.messageId, timestamp: timestamp, body: delivery.payload),
                 forHTTPHeaderField: "webhook-signature")
             request.httpBody = Data(delivery.payload.utf8)
-            do {
-                let (_, response) = try await session.data(for: request)
-                status = (response as? HTTPURLResponse)?.statusCode
-                problem = "answered \(status.map(String.init) ?? "without a status")"
-            } catch {
-                problem = "no answer: \(error.localizedDescription)"
-            }
+            (status, problem) = await post(request)
         } else {
             problem = "url refused: not a URL"
         }
@@ -101,6 +96,30 @@ public struct WebhookSender: Sendable {
         }
         return false
     }
+
+    /// Sends with a deadline of its own: under load, FoundationNetworking's URLSession
+    /// was seen never to complete some tasks (its own timeout did not fire either), which
+    /// held up every later delivery and the broker's shutdown. Whichever comes first, the
+    /// answer or the deadline, resumes; the other finds the continuation taken.
+    func post(_ request: URLRequest) async -> (status: Int?, problem: String) {
+        await withCheckedContinuation { (continuation: CheckedContinuation<(status: Int?, problem: String), Never>) in
+            let once = Mutex<CheckedContinuation<(status: Int?, problem: String), Never>?>(continuation)
+            @Sendable func finish(_ status: Int?, _ problem: String) {
+                once.withLock { taken in defer { taken = nil }; return taken }?.resume(returning: (status, problem))
+            }
+            let task = session.dataTask(with: request) { _, response, error in
+                let status = (response as? HTTPURLResponse)?.statusCode
+                finish(status, error.map { "no answer: \($0.localizedDescription)" } ?? "answered \(status.map(String.init) ?? "without a status")")
+            }
+            task.resume()
+            DispatchQueue.global().asyncAfter(deadline: .now() + Self.attemptDeadline) {
+                task.cancel()
+                finish(nil, "no answer within \(Int(Self.attemptDeadline)) s")
+            }
+        }
+    }
+
+    static let attemptDeadline: Double = 20
 
     /// 1 s doubling per attempt, at most an hour, with "equal jitter" (half fixed, half random).
     static func backoff(attempts: Int) -> Duration {

@@ -163,7 +163,7 @@ final class SSEClient {
         try readAll(atLeast: count, within: seconds).filter { !$0.id.isEmpty && $0.event.hasPrefix("allocation.") }
     }
 
-    /// Named events (comments skipped) until `count` came, the stream ended or `seconds` passed.
+    /// Named events (comments skipped) until `count` came, the stream's last event came, or `seconds` passed.
     func readAll(atLeast count: Int, within seconds: Double) throws -> [Event] {
         var events: [Event] = []
         let started = Date()
@@ -180,6 +180,7 @@ final class SSEClient {
                     if line.hasPrefix("data: ") { event.data = String(line.dropFirst(6)) }
                 }
                 if event.event != "message" { events.append(event) }
+                if event.event == "dropped" || event.event == "shutdown" { return events }  // the stream's last
             }
         }
         return events
