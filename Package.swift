@@ -122,22 +122,31 @@ let package = Package(
             dependencies: ["BrokerCore"],
             swiftSettings: swiftSettings
         ),
-        // Shared by the integration tests: a fresh database per test and a live broker.
+        // Shared by every test target: test databases and the cluster, a raw HTTP client,
+        // thread helpers. Knows nothing of the broker.
+        .target(
+            name: "TestHarness",
+            dependencies: ["MicroHTTP", "PostgresClient"],
+            path: "Tests/TestHarness",
+            swiftSettings: swiftSettings
+        ),
+        // Shared by the integration tests: a fresh migrated database per test and a broker
+        // to call in-process or over a socket.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient",
+            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestHarness",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"], swiftSettings: swiftSettings),
-        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

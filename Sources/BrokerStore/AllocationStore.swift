@@ -628,7 +628,7 @@ public struct AllocationStore: Sendable {
     static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
         do {
             return try c.query(sql, binds).map(AllocationRows.instance)
-        } catch let error as PostgresError where error.sqlState == SQLState(rawValue: "GB001") {
+        } catch let error as PostgresError where error.sqlState == .planNoLongerFits {
             throw LostRace()
         }
     }

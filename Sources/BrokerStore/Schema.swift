@@ -8,6 +8,7 @@ public enum Schema {
         Migration(version: 1, name: "0001_init.sql", sql: text(PackageResources._001_init_sql)),
         Migration(version: 2, name: "0002_grant_functions.sql", sql: text(PackageResources._002_grant_functions_sql)),
         Migration(version: 3, name: "0003_grant_batches.sql", sql: text(PackageResources._003_grant_batches_sql)),
+        Migration(version: 4, name: "0004_invariants.sql", sql: text(PackageResources._004_invariants_sql)),
         Migration(version: 6, name: "0006_events.sql", sql: text(PackageResources._006_events_sql)),
     ]
 

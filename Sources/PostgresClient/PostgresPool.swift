@@ -23,7 +23,7 @@ public enum IsolationLevel: Sendable, Hashable {
 /// caller awaits the result. Connections are opened lazily and replaced when found broken, so
 /// the pool recovers by itself after a server restart or failover.
 public final class PostgresPool: Sendable {
-    private let core: PoolCore
+    private let core: PoolCore<PostgresConnection>
 
     /// Number of connections (and worker threads).
     public let size: Int
@@ -33,13 +33,10 @@ public final class PostgresPool: Sendable {
     public init(configuration: PostgresConfiguration, size: Int, checkoutTimeout: Duration = .seconds(5)) {
         precondition(size > 0, "a pool needs at least one connection")
         self.size = size
-        self.core = PoolCore(configuration: configuration, size: size, checkoutTimeout: checkoutTimeout)
-        for index in 0..<size {
-            let thread = Thread { [core] in core.runWorker() }
-            thread.name = "gpubroker.postgres.\(index)"
-            thread.stackSize = 4 << 20
-            thread.start()
+        self.core = PoolCore(size: size, checkoutTimeout: checkoutTimeout, clock: DispatchPoolClock()) {
+            try PostgresConnection.connect(configuration)
         }
+        core.startWorkers(name: "gpubroker.postgres")
     }
 
     deinit {
@@ -54,18 +51,7 @@ public final class PostgresPool: Sendable {
     public func withConnection<T: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        let id = core.makeJobID()
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                core.enqueue(PoolCore.Job(
-                    id: id,
-                    run: { connection in continuation.resume(with: Result { try body(connection) }) },
-                    fail: { error in continuation.resume(throwing: error) }
-                ))
-            }
-        } onCancel: {
-            core.cancelQueued(id)
-        }
+        try await core.withConnection(body)
     }
 
     /// Runs `body` inside `BEGIN … COMMIT`; rolls back and rethrows when it throws.
@@ -185,178 +171,6 @@ extension PostgresConnection {
             return !isBroken && transactionStatus == PQTRANS_IDLE
         default:
             return false
-        }
-    }
-}
-
-/// The pool's shared state and its worker threads' loop. Separate from `PostgresPool` so the
-/// threads do not keep the pool alive: dropping the pool closes it.
-final class PoolCore: Sendable {
-    struct Job: Sendable {
-        let id: UInt64
-        /// Runs the body and resumes the caller.
-        let run: @Sendable (PostgresConnection) -> Void
-        /// Resumes the caller with an error; the body never runs.
-        let fail: @Sendable (any Error) -> Void
-    }
-
-    struct State: Sendable {
-        var queue: [Job] = []
-        var head = 0
-        var idleWorkers: Int
-        var liveWorkers: Int
-        var closed = false
-        var closeWaiters: [CheckedContinuation<Void, Never>] = []
-        var nextJobID: UInt64 = 0
-
-        var pendingCount: Int { queue.count - head }
-
-        mutating func popFirst() -> Job? {
-            guard head < queue.count else { return nil }
-            let job = queue[head]
-            head += 1
-            if head > 64, head * 2 > queue.count {
-                queue.removeFirst(head)
-                head = 0
-            }
-            return job
-        }
-
-        mutating func remove(_ id: UInt64) -> Job? {
-            guard let index = queue[head...].firstIndex(where: { $0.id == id }) else { return nil }
-            return queue.remove(at: index)
-        }
-    }
-
-    let configuration: PostgresConfiguration
-    let size: Int
-    let checkoutTimeout: Duration
-    let state: Mutex<State>
-    /// Signalled once per enqueued job and once per worker at close.
-    let wakeups = DispatchSemaphore(value: 0)
-
-    init(configuration: PostgresConfiguration, size: Int, checkoutTimeout: Duration) {
-        self.configuration = configuration
-        self.size = size
-        self.checkoutTimeout = checkoutTimeout
-        self.state = Mutex(State(idleWorkers: size, liveWorkers: size))
-    }
-
-    func makeJobID() -> UInt64 {
-        state.withLock { state in
-            state.nextJobID += 1
-            return state.nextJobID
-        }
-    }
-
-    func enqueue(_ job: Job) {
-        enum Outcome { case closed, ready, waiting }
-        let outcome: Outcome = state.withLock { state in
-            if state.closed { return .closed }
-            state.queue.append(job)
-            return state.pendingCount > state.idleWorkers ? .waiting : .ready
-        }
-        switch outcome {
-        case .closed:
-            job.fail(PostgresError(kind: .poolClosed, message: "the pool is closed"))
-        case .ready:
-            wakeups.signal()
-        case .waiting:
-            wakeups.signal()
-            // Every worker is busy: fail the job if it is still queued when the timeout passes.
-            let (seconds, attoseconds) = checkoutTimeout.components
-            let delay = Double(seconds) + Double(attoseconds) / 1e18
-            let id = job.id
-            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
-                if let expired = state.withLock({ $0.remove(id) }) {
-                    expired.fail(PostgresError(kind: .checkoutTimeout, message: "no connection became free within \(checkoutTimeout)"))
-                }
-            }
-        }
-    }
-
-    func cancelQueued(_ id: UInt64) {
-        if let job = state.withLock({ $0.remove(id) }) {
-            job.fail(CancellationError())
-        }
-    }
-
-    /// The loop of one worker thread. The connection is a local of this thread and is
-    /// never touched by another.
-    func runWorker() {
-        var connection: PostgresConnection?
-        while true {
-            wakeups.wait()
-            enum Next { case job(Job), spurious, exit }
-            let next: Next = state.withLock { state in
-                if let job = state.popFirst() {
-                    state.idleWorkers -= 1
-                    return .job(job)
-                }
-                return state.closed ? .exit : .spurious
-            }
-            switch next {
-            case .spurious:
-                continue
-            case .exit:
-                connection = nil  // PQfinish
-                let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
-                    state.liveWorkers -= 1
-                    guard state.liveWorkers == 0 else { return [] }
-                    defer { state.closeWaiters = [] }
-                    return state.closeWaiters
-                }
-                waiters.forEach { $0.resume() }
-                return
-            case .job(let job):
-                execute(job, on: &connection)
-                state.withLock { $0.idleWorkers += 1 }
-            }
-        }
-    }
-
-    private func execute(_ job: Job, on connection: inout PostgresConnection?) {
-        if let existing = connection, !existing.probeIdle() {
-            connection = nil
-        }
-        if connection == nil {
-            do {
-                connection = try PostgresConnection.connect(configuration)
-            } catch {
-                job.fail(error)
-                return
-            }
-        }
-        guard let current = connection else { return }
-        job.run(current)
-        if !current.resetForReuse() {
-            connection = nil
-        }
-    }
-
-    /// Marks the pool closed and wakes every worker; they exit once the queue is empty.
-    /// Returns true the first time.
-    @discardableResult
-    func beginClose() -> Bool {
-        let first = state.withLock { state -> Bool in
-            defer { state.closed = true }
-            return !state.closed
-        }
-        if first {
-            for _ in 0..<size { wakeups.signal() }
-        }
-        return first
-    }
-
-    func close() async {
-        beginClose()
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state -> Bool in
-                if state.liveWorkers == 0 { return true }
-                state.closeWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
         }
     }
 }

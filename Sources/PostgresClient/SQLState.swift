@@ -98,6 +98,11 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let ioError = SQLState(rawValue: "58030")
     public static let raiseException = SQLState(rawValue: "P0001")
     public static let internalError = SQLState(rawValue: "XX000")
+    // Class GB: gpubroker's own, raised by the functions and triggers of its migrations
+    /// A pool no longer has what a grant's plan counted on (or its tenant changed): plan again.
+    public static let planNoLongerFits = SQLState(rawValue: "GB001")
+    /// An UPDATE, DELETE or TRUNCATE of the append-only ledger (migration 4).
+    public static let ledgerAppendOnly = SQLState(rawValue: "GB002")
 
     /// 40001 or 40P01: the whole transaction may succeed when run again.
     public var isRetryableTransactionFailure: Bool {

@@ -1,14 +1,17 @@
 import BrokerCore
+import BrokerStore
 import Foundation
 import TestSupport
 import XCTest
 
+/// Through the router in-process: the same handlers as over a socket, without HTTP
+/// (the socket path is covered by the other suites of this target).
 final class AllocationAPITests: XCTestCase {
     var broker: TestBroker!
     var token: String!
 
     override func setUp() async throws {
-        broker = try TestBroker()
+        broker = try TestBroker(transport: .inProcess)
         token = try await broker.tenant().token
     }
 
@@ -36,17 +39,19 @@ final class AllocationAPITests: XCTestCase {
         try await broker.pool("cn-beijing", "t4", series: "T4", gpuMemory: 16, capacity: 10, price: 2)
         try await broker.pool("cn-hangzhou", "t4", series: "T4", gpuMemory: 16, capacity: 10, price: 1)
         try await broker.pool("cn-beijing", "cpu", cpu: 2, memory: 4, capacity: 10)
-        let gpu = try await allocate(["computeClass": "gpu", "gpuSeries": ["T4"], "cpu": 4, "memoryGiB": 16, "replicas": 2])
-        XCTAssertEqual(gpu.status, 201, gpu.text)
-        XCTAssertEqual(gpu.json["status"], "active")
-        XCTAssertEqual(gpu.json["placedReplicas"], 2)
-        XCTAssertEqual(regionsOf(gpu), ["cn-beijing", "cn-beijing"])
-        let instance = gpu.json["instances"]![0]!
-        XCTAssertEqual(instance["gpuSeries"], "T4")
-        XCTAssertEqual(instance["vpcId"], "vpc-cn-beijing")
-        XCTAssertEqual(instance["labels"]?["topology.kubernetes.io/region"], "cn-beijing")
-        XCTAssertEqual(instance["labels"]?["node.kubernetes.io/instance-type"], "ecs.t4")
-        XCTAssertNotNil(gpu.json["leaseExpiresAt"]?.string)
+        let answer = try await allocate(["computeClass": "gpu", "gpuSeries": ["T4"], "cpu": 4, "memoryGiB": 16, "replicas": 2])
+        XCTAssertEqual(answer.status, 201, answer.text)
+        let gpu = try answer.decode(AllocationView.self)
+        XCTAssertEqual(gpu.status, .active)
+        XCTAssertEqual(gpu.placedReplicas, 2)
+        XCTAssertEqual(gpu.instances.map(\.region), ["cn-beijing", "cn-beijing"])
+        let instance = try XCTUnwrap(gpu.instances.first)
+        XCTAssertEqual(instance.gpuSeries, "T4")
+        XCTAssertEqual(instance.vpcId, "vpc-cn-beijing")
+        XCTAssertEqual(instance.labels["topology.kubernetes.io/region"], "cn-beijing")
+        XCTAssertEqual(instance.labels["node.kubernetes.io/instance-type"], "ecs.t4")
+        let lease = try XCTUnwrap(gpu.leaseExpiresAt)
+        XCTAssertEqual(lease.timeIntervalSince(gpu.createdAt), Double(gpu.leaseSeconds), accuracy: 0.01)
         let cpu = try await allocate(["computeClass": "general-purpose", "cpu": 1, "memoryGiB": 2, "replicas": 3])
         XCTAssertEqual(cpu.status, 201, cpu.text)
         XCTAssertEqual(regionsOf(cpu), ["cn-beijing", "cn-beijing", "cn-beijing"])
@@ -258,13 +263,15 @@ final class AllocationAPITests: XCTestCase {
         for body in bodies {
             let response = try await allocate(body)
             XCTAssertEqual(response.status, 422, "\(body): \(response.text)")
-            XCTAssertEqual(response.json["code"], "validation_failed")
+            let problem = try response.decode(Answers.Problem.self)
+            XCTAssertEqual(problem.code, "validation_failed")
+            XCTAssertFalse(problem.errors?.isEmpty ?? true, "a 422 names the fields: \(response.text)")
         }
         let admin = try await broker.call(
             "POST", "/v1/allocations", token: broker.adminToken,
             json: ["computeClass": "general-purpose", "cpu": 2, "memoryGiB": 4, "replicas": 1])
         XCTAssertEqual(admin.status, 403)
-        let inventory = try await broker.call("GET", "/v1/regions/a/inventory", token: token)
-        XCTAssertEqual(inventory.json["pools"]?[0]?["allocated"], 0)
+        let inventory: Answers.RegionInventory = try await broker.call("GET", "/v1/regions/a/inventory", token: token).decode()
+        XCTAssertEqual(inventory.pools.map(\.allocated), [0])
     }
 }

@@ -34,12 +34,14 @@ final class ConcurrencyTests: XCTestCase {
         XCTAssertEqual(statuses.filter { $0 == 409 }.count, 92, "refused")
         let problems = try await LedgerCheck.run(first)
         XCTAssertEqual(problems, [])
+        // Every pool is full, and all three are there: a loop over an empty list asserts nothing.
+        var allocated: [String: Int] = [:]
         for region in ["a", "b"] {
-            let pools = try await first.call("GET", "/v1/regions/\(region)/inventory", token: token).json["pools"]!.array
-            for pool in pools {
-                XCTAssertEqual(pool["allocated"], pool["capacity"], "\(region)/\(pool["id"]!.string!)")
-            }
+            let inventory: Answers.RegionInventory =
+                try await first.call("GET", "/v1/regions/\(region)/inventory", token: token).decode()
+            for pool in inventory.pools { allocated["\(region)/\(pool.id)"] = pool.allocated }
         }
+        XCTAssertEqual(allocated, ["a/small": 30, "a/large": 30, "b/small": 40])
         await second.stop()
         await first.stop()
     }
@@ -87,11 +89,17 @@ final class ConcurrencyTests: XCTestCase {
         XCTAssertEqual(statuses.filter { $0 >= 500 && $0 != 503 }, [])
         let problems = try await LedgerCheck.run(first)
         XCTAssertEqual(problems, [])
+        XCTAssertGreaterThan(statuses.filter { $0 == 201 }.count, 0, "no grant at all")
+        var checked: [String] = []
         for region in ["a", "b"] {
-            for pool in try await first.call("GET", "/v1/regions/\(region)/inventory", token: token).json["pools"]!.array {
-                XCTAssertLessThanOrEqual(pool["allocated"]!.int!, pool["capacity"]!.int!)
+            let inventory: Answers.RegionInventory =
+                try await first.call("GET", "/v1/regions/\(region)/inventory", token: token).decode()
+            for pool in inventory.pools {
+                checked.append("\(region)/\(pool.id)")
+                XCTAssertLessThanOrEqual(pool.allocated, pool.capacity, "\(region)/\(pool.id)")
             }
         }
+        XCTAssertEqual(checked, ["a/cpu", "b/cpu"])
         await second.stop()
         await first.stop()
     }

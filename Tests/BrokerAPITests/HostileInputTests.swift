@@ -1,4 +1,5 @@
 import BrokerCore
+import BrokerStore
 import Foundation
 import TestSupport
 import XCTest
@@ -28,6 +29,8 @@ final class HostileInputTests: XCTestCase {
             [0xff, 0xfe, 0x00, 0x01, 0x80],
         ]
         var statuses: [Int: Int] = [:]
+        var answered: Set<ResourceID> = []  // allocations the 2xx answers created
+        var placed = 0  // replicas those answers say they hold
         for index in 0..<1_200 {
             var body = index < specials.count ? specials[index] : valid
             if index >= specials.count {
@@ -45,26 +48,39 @@ final class HostileInputTests: XCTestCase {
             let response = try await broker.call(
                 "POST", path, token: token, body: body, headers: ["Content-Type": "application/json"])
             statuses[response.status, default: 0] += 1
+            if response.status == 201 || response.status == 202 {
+                let allocation = path == "/v1/allocations"
+                    ? try response.decode(AllocationView.self) : try response.decode(Answers.Manifest.self).allocation
+                answered.insert(allocation.id)
+                placed += allocation.placedReplicas
+            }
             XCTAssertLessThan(response.status, 500, "\(String(decoding: body, as: UTF8.self)): \(response.text)")
             if response.status >= 400 {
                 XCTAssertEqual(response.header("Content-Type"), "application/problem+json")
             }
         }
         print("hostile bodies: statuses \(statuses.sorted { $0.key < $1.key })")
-        // Whatever was granted is consistent, and refused requests left nothing behind.
-        let granted = statuses[201, default: 0]
-        let running = try await countRunning(broker)
-        let inventory = try await broker.call("GET", "/v1/regions/a/inventory", token: token)
-        XCTAssertEqual(inventory.json["pools"]?[0]?["allocated"]?.int, running)
-        XCTAssertLessThanOrEqual(running, granted * 1000)
+        // Whatever was granted is exactly what the answers said, and refused requests
+        // left nothing behind: no allocation and no instance that no answer accounts for.
+        XCTAssertGreaterThan(answered.count, 0, "no mutated body was granted: the bound below would prove nothing")
+        let (allocations, running) = try await count(broker)
+        XCTAssertEqual(allocations, answered.count)
+        XCTAssertEqual(running, placed)
+        let inventory: Answers.RegionInventory = try await broker.call("GET", "/v1/regions/a/inventory", token: token).decode()
+        XCTAssertEqual(inventory.pools.map(\.allocated), [running])
         let problems = try await LedgerCheck.run(broker)
         XCTAssertEqual(problems, [])
         await broker.stop()
     }
 
-    func countRunning(_ broker: TestBroker) async throws -> Int {
+    func count(_ broker: TestBroker) async throws -> (allocations: Int, running: Int) {
         try await broker.pool.withConnection { c in
-            try c.query("SELECT count(*)::int AS n FROM instances WHERE state = 'running'")[0].decode("n", as: Int.self)
+            let row = try c.query(
+                """
+                SELECT (SELECT count(*)::int FROM allocations) AS allocations,
+                       (SELECT count(*)::int FROM instances WHERE state = 'running') AS running
+                """)[0]
+            return (try row.decode("allocations"), try row.decode("running"))
         }
     }
 }

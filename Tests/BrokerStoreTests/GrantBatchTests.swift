@@ -1,6 +1,7 @@
 @testable import BrokerStore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -137,25 +138,45 @@ final class GrantBatchTests: XCTestCase {
     }
 
     /// A sender whose connection breaks answers its batch with the error and ends; the
-    /// grants after it get a sender on a fresh connection.
+    /// grants queued behind it get a sender on a fresh connection. The first batch is
+    /// held on the pool's row lock so that the others queue while the sender still has
+    /// its connection, and its backend is ended then: the hand-over must happen.
     func testGrantsAfterALostConnectionGoOutOnANewOne() async throws {
-        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 1)
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 2)
         let batcher = GrantBatcher(pool: pool, maxBatch: 32, maxConcurrentBatches: 1)
-        let before = try await batcher.grant(reservation())
-        XCTAssertEqual(before.count, 1)
-        let pid: Int = try await pool.withConnection { c in try c.query("SELECT pg_backend_pid() AS n")[0].decode("n") }
-        try connection.query("SELECT pg_terminate_backend($1)", [pid])
-        var outcomes: [String] = []
-        for _ in 0..<3 {
-            do {
-                outcomes.append("granted \(try await batcher.grant(reservation()).count)")
-            } catch let error as PostgresError where error.isConnectionProblem {
-                outcomes.append("connection lost")
+        let locker = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        try locker.executeScript("BEGIN; SELECT * FROM pools FOR UPDATE")
+        let outcomes = Collector<String>()
+        func start(_ grant: GrantReservation) {
+            Task {
+                do {
+                    outcomes.append("granted \(try await batcher.grant(grant).count)")
+                } catch let error as PostgresError where error.isConnectionProblem {
+                    outcomes.append("connection lost")
+                } catch {
+                    outcomes.append("\(error)")
+                }
             }
         }
-        XCTAssertEqual(outcomes.last, "granted 1", "\(outcomes)")
-        XCTAssertEqual(
-            try count("SELECT count(*)::int AS n FROM allocations"), 1 + outcomes.filter { $0 == "granted 1" }.count)
+        start(reservation())
+        let sender = try await waitFor("the first batch to wait on the pool's lock") {
+            try self.connection.query(
+                """
+                SELECT pid FROM pg_stat_activity
+                WHERE wait_event_type = 'Lock' AND query LIKE '%gpb_grant_batch%'
+                """
+            ).first.map { try $0.decode("pid", as: Int.self) }
+        }
+        start(reservation())
+        start(reservation())
+        try await Task.sleep(for: .milliseconds(100))  // both queued behind the busy sender
+        XCTAssertEqual(outcomes.items, [])
+        try connection.query("SELECT pg_terminate_backend($1)", [sender])
+        try locker.executeScript("ROLLBACK")
+        _ = try await waitFor("three answers") { outcomes.items.count == 3 ? true : nil }
+        XCTAssertEqual(outcomes.items.sorted(), ["connection lost", "granted 1", "granted 1"])
+        XCTAssertEqual(batcher.statistics.batches, 2, "the lost batch, then the two queued grants together")
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 2)
         await pool.close()
     }
 

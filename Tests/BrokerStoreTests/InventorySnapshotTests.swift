@@ -2,6 +2,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import TestHarness
 import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -156,7 +157,7 @@ final class ServedBroker {
 
     init(environment extra: [String: String] = [:]) throws {
         databaseURL = try TestDatabase.create()
-        port = try Self.freePort()
+        port = try freePort()
         pid = try Binary.spawn(
             [],
             environment: [
@@ -195,19 +196,5 @@ final class ServedBroker {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as! HTTPURLResponse).statusCode, (try? JSONValue.parse(Array(data))) ?? .null)
-    }
-
-    static func freePort() throws -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 #if canImport(FoundationNetworking)
@@ -60,7 +61,7 @@ final class ExecutableTests: XCTestCase {
         let directory = "/tmp/gpb-e2e-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (attempt, limit) in [(1, 30.0), (2, 5.0)] {
-            let port = try ServedBroker.freePort()
+            let port = try freePort()
             let process = Process()
             process.executableURL = binary
             process.arguments = ["serve", "--data-dir", directory, "--listen", "127.0.0.1:\(port)", "--demo", "--log-level", "warning"]

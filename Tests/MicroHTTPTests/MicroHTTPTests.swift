@@ -1,5 +1,6 @@
 import Foundation
 import MicroHTTP
+import TestHarness
 import XCTest
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import TestHarness
 import XCTest
 
 final class ConnectionTests: XCTestCase {
@@ -123,7 +124,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testParametersConfigurationOverUnixSocket() throws {
-        _ = try TestDatabase.url
+        _ = try TestDatabase.serverURL
         let environment = ProcessInfo.processInfo.environment
         let data = try XCTUnwrap(environment["GPUBROKER_TEST_PG_DATA"])
         let socketDirectory = URL(fileURLWithPath: data).deletingLastPathComponent().path
@@ -138,7 +139,7 @@ final class ConnectionTests: XCTestCase {
     }
 
     func testConnectFailureIsAConnectionError() throws {
-        _ = try TestDatabase.url
+        _ = try TestDatabase.serverURL
         var configuration = PostgresConfiguration(url: "postgresql://postgres@127.0.0.1:1/postgres")
         configuration.connectTimeoutSeconds = 2
         assertThrowsPostgresError({ _ = try PostgresConnection.connect(configuration) }) { error in

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import TestHarness
 import XCTest
 
 final class MigrationTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import PostgresClient
 import Synchronization
+import TestHarness
 import XCTest
 
 final class PoolTests: XCTestCase {
@@ -71,7 +72,7 @@ final class PoolTests: XCTestCase {
             return attempt
         }
         XCTAssertEqual(value, 2)
-        XCTAssertEqual(attempts.current, 2)
+        XCTAssertEqual(attempts.count, 2)
         // Gives up after maxAttempts and surfaces the 40001.
         let stubborn = Counter()
         do {
@@ -83,7 +84,7 @@ final class PoolTests: XCTestCase {
         } catch let error as PostgresError {
             XCTAssertEqual(error.sqlState, .deadlockDetected)
         }
-        XCTAssertEqual(stubborn.current, 3)
+        XCTAssertEqual(stubborn.count, 3)
 
         // Write skew between two serializable transactions: one must be rerun.
         try await pool.withConnection { try $0.executeScript("TRUNCATE pgc_retry") }
@@ -99,7 +100,7 @@ final class PoolTests: XCTestCase {
                         if mine.increment() == 1 {
                             readsDone.increment()
                             let deadline = Date().addingTimeInterval(5)
-                            while readsDone.current < 2, Date() < deadline { usleep(1000) }
+                            while readsDone.count < 2, Date() < deadline { usleep(1000) }
                         }
                         try connection.query("INSERT INTO pgc_retry VALUES ($1)", [id + count])
                     }
@@ -107,7 +108,7 @@ final class PoolTests: XCTestCase {
             }
             try await group.waitForAll()
         }
-        XCTAssertEqual(totalAttempts.current, 3)
+        XCTAssertEqual(totalAttempts.count, 3)
         let ids = try await pool.withConnection { connection in
             try connection.query("SELECT id FROM pgc_retry ORDER BY id").map { try $0.decode("id", as: Int.self) }
         }
@@ -134,7 +135,7 @@ final class PoolTests: XCTestCase {
             }
             return [pid]
         }
-        XCTAssertEqual(attempts.current, 2)
+        XCTAssertEqual(attempts.count, 2)
         let rows = try await pool.withConnection { connection in
             try connection.query("SELECT pid FROM pgc_lost").map { try $0.decode("pid", as: Int.self) }
         }
@@ -191,7 +192,7 @@ final class PoolTests: XCTestCase {
             started.increment()
             try connection.query("SELECT pg_sleep(1.5)")
         }
-        while started.current < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        while started.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
         let clock = ContinuousClock()
         let start = clock.now
         do {
@@ -221,13 +222,13 @@ final class PoolTests: XCTestCase {
         async let b = pool.withConnection { connection in usleep(100_000); return try select(connection) }
         _ = try await (a, b)
 
-        try TestDatabase.pgCtl(["-w", "-t", "30", "-m", "fast", "restart", "-l", TestDatabase.serverLogPath])
+        try assertPgCtl(["-w", "-t", "30", "-m", "fast", "restart", "-l", TestCluster.logPath])
         try await assertEventuallySucceeds(pool, within: .seconds(10), select)
         let transaction = try await pool.withTransaction { try select($0) }
         XCTAssertEqual(transaction, 42)
 
         // Server down: fail fast with a connection problem, no hang.
-        try TestDatabase.pgCtl(["-w", "-m", "immediate", "stop"])
+        try assertPgCtl(["-w", "-m", "immediate", "stop"])
         let clock = ContinuousClock()
         let start = clock.now
         for _ in 0..<3 {
@@ -239,7 +240,7 @@ final class PoolTests: XCTestCase {
             }
         }
         XCTAssertLessThan(clock.now - start, .seconds(3))
-        try TestDatabase.pgCtl(["-w", "-t", "30", "start", "-l", TestDatabase.serverLogPath])
+        try assertPgCtl(["-w", "-t", "30", "start", "-l", TestCluster.logPath])
         try await assertEventuallySucceeds(pool, within: .seconds(10), select)
         await pool.close()
     }

@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -18,30 +19,16 @@ final class CrashTests: XCTestCase {
         defer { a.stop(); b.stop() }
         try a.waitReady()
         try b.waitReady()
-        try Seed.region(port: a.port, "r1", primary: true)
-        try Seed.pool(port: a.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: a.port)
+        let token = try Seed.largePool(port: a.port)
 
-        let ports = [a.port, b.port]
-        let stop = Flag()
-        let outcomes = Collector<Outcome>()
-        let join = startThreads(16) { client in
-            var n = 0
-            while !stop.isSet {
-                let key = "c\(client)-\(n)"
-                outcomes.append(Load.allocate(
-                    ports: ports, first: client % 2, token: token, key: key, body: Seed.allocation(key: key)))
-                n += 1
-            }
-        }
+        let load = AllocationLoad(clients: 16, ports: [a.port, b.port], token: token)
         Thread.sleep(forTimeInterval: 1.5)
-        let before = outcomes.items.count
+        let before = load.outcomes.items.count
         a.kill9()
         Thread.sleep(forTimeInterval: 2.5)
-        stop.set()
-        join()
+        load.finish()
 
-        let all = outcomes.items
+        let all = load.outcomes.items
         let acknowledged = all.filter { [200, 201].contains($0.status) }
         let inDoubt = all.filter { $0.inDoubt > 0 }
         XCTAssertGreaterThan(before, 0, "load ran before the kill")
@@ -86,33 +73,17 @@ final class CrashTests: XCTestCase {
         let broker = try BrokerProcess(databaseURL: url)
         defer { broker.stop() }
         try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: broker.port)
+        let token = try Seed.largePool(port: broker.port)
 
-        let origin = Date()
-        let stop = Flag()
-        let outcomes = Collector<Outcome>()
-        let attempts = Collector<Attempt>()
+        let load = AllocationLoad(clients: 8, ports: [broker.port], token: token)
+        let origin = load.origin
         let readiness = Collector<Attempt>()
-        let join = startThreads(8) { client in
-            var n = 0
-            while !stop.isSet {
-                let key = "c\(client)-\(n)"
-                outcomes.append(Load.allocate(
-                    ports: [broker.port], first: 0, token: token, key: key, body: Seed.allocation(key: key),
-                    origin: origin, attempts: attempts))
-                n += 1
-            }
-        }
-        let joinProbe = startThreads(1) { _ in
-            while !stop.isSet {
-                let started = Date()
-                let status = (try? HTTP.request(port: broker.port, "GET", "/readyz", timeoutSeconds: 10))?.status ?? 0
-                readiness.append(Attempt(
-                    started: started.timeIntervalSince(origin), seconds: Date().timeIntervalSince(started), status: status))
-                usleep(200_000)
-            }
+        let probe = LoadRun(clients: 1) { _, _ in
+            let started = Date()
+            let status = (try? HTTP.request(port: broker.port, "GET", "/readyz", timeoutSeconds: 10))?.status ?? 0
+            readiness.append(Attempt(
+                started: started.timeIntervalSince(origin), seconds: Date().timeIntervalSince(started), status: status))
+            usleep(200_000)
         }
         Thread.sleep(forTimeInterval: 1.5)
         let killedAt = Date().timeIntervalSince(origin)
@@ -124,12 +95,11 @@ final class CrashTests: XCTestCase {
         try TestCluster.ensureUp()
         let backAt = Date().timeIntervalSince(origin)
         Thread.sleep(forTimeInterval: 6)
-        stop.set()
-        join()
-        joinProbe()
+        load.finish()
+        probe.finish()
 
-        let all = outcomes.items
-        let log = attempts.items
+        let all = load.outcomes.items
+        let log = load.attempts.items
         // Attempts started after the kill settled and ended before the database returned.
         let whileDown = log.filter { $0.started > killedAt + 0.3 && $0.started + $0.seconds < restartAt }
         let servedWhileDown = whileDown.filter { [200, 201].contains($0.status) }

@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -65,24 +66,10 @@ final class FailoverTests: XCTestCase {
         let broker = try BrokerProcess(databaseURL: url)
         defer { broker.stop() }
         try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: broker.port)
+        let token = try Seed.largePool(port: broker.port)
 
-        let origin = Date()
-        let stop = Flag()
-        let outcomes = Collector<Outcome>()
-        let attempts = Collector<Attempt>()
-        let join = startThreads(8) { client in
-            var n = 0
-            while !stop.isSet {
-                let key = "c\(client)-\(n)"
-                outcomes.append(Load.allocate(
-                    ports: [broker.port], first: 0, token: token, key: key, body: Seed.allocation(key: key),
-                    origin: origin, attempts: attempts))
-                n += 1
-            }
-        }
+        let load = AllocationLoad(clients: 8, ports: [broker.port], token: token)
+        let origin = load.origin
         Thread.sleep(forTimeInterval: 1.5)
         let stoppedAt = Date().timeIntervalSince(origin)
         result = try pg("pg_ctl", ["-D", primary, "-m", "immediate", "-w", "stop"])
@@ -91,11 +78,10 @@ final class FailoverTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         let promotedAt = Date().timeIntervalSince(origin)
         Thread.sleep(forTimeInterval: 8)
-        stop.set()
-        join()
+        load.finish()
 
-        let all = outcomes.items
-        let log = attempts.items
+        let all = load.outcomes.items
+        let log = load.attempts.items
         let firstServed = log.filter { [200, 201].contains($0.status) && $0.started >= stoppedAt }.map { $0.started + $0.seconds }.min()
         let continuedAfter = (firstServed ?? .infinity) - stoppedAt
         let fiveHundreds = log.filter { $0.status >= 500 && $0.status != 503 }

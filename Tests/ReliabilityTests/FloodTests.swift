@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -35,9 +36,7 @@ final class FloodTests: XCTestCase {
         let broker = try BrokerProcess(databaseURL: url)
         defer { broker.stop() }
         try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: broker.port)
+        let token = try Seed.largePool(port: broker.port)
 
         _ = normalLoad(port: broker.port, token: token, tag: "warm", perClient: 10)
         let rssQuiet = broker.rssKiB
@@ -49,12 +48,12 @@ final class FloodTests: XCTestCase {
         defer { held.forEach { close($0) } }
         var openFailures = 0
         for index in 0..<1_200 {
-            guard let fd = try? HTTP.connect(port: broker.port, timeoutSeconds: 5) else { openFailures += 1; continue }
+            guard let fd = try? RawClient.connect(port: broker.port, timeoutSeconds: 5) else { openFailures += 1; continue }
             held.append(fd)
             if index >= 200 {
                 let half = "POST /v1/allocations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
                     + "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"computeClass\": \"gen"
-                try? HTTP.sendAll(fd, Array(half.utf8))
+                try? RawClient.sendAll(fd, Array(half.utf8))
             }
         }
         usleep(500_000)
@@ -87,16 +86,16 @@ final class FloodTests: XCTestCase {
     /// Sends a body above the limit, ignoring send errors once the server answered, and
     /// returns the status it answered.
     func oversizedBody(port: Int, token: String, bytes: Int) throws -> Int {
-        let fd = try HTTP.connect(port: port, timeoutSeconds: 10)
+        let fd = try RawClient.connect(port: port, timeoutSeconds: 10)
         defer { close(fd) }
         let head = "POST /v1/allocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n"
             + "Content-Type: application/json\r\nContent-Length: \(bytes)\r\n\r\n"
-        try HTTP.sendAll(fd, Array(head.utf8))
+        try RawClient.sendAll(fd, Array(head.utf8))
         let chunk = [UInt8](repeating: 0x20, count: 65536)
         var sent = 0
         while sent < bytes {
             let n = min(chunk.count, bytes - sent)
-            guard (try? HTTP.sendAll(fd, Array(chunk[0..<n]))) != nil else { break }
+            guard (try? RawClient.sendAll(fd, Array(chunk[0..<n]))) != nil else { break }
             sent += n
         }
         var buffer: [UInt8] = []
@@ -106,6 +105,6 @@ final class FloodTests: XCTestCase {
             if count <= 0 { break }
             buffer.append(contentsOf: piece[0..<count])
         }
-        return try HTTP.parse(buffer).status
+        return try RawClient.parse(buffer).status
     }
 }

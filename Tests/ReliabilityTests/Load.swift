@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import TestHarness
 import TestSupport
 
 /// What one logical allocation request ended as, after retries.
@@ -22,6 +23,51 @@ struct Attempt: Sendable {
     var seconds: Double
     var status: Int  // 0: transport error
     var retryAfter: String?
+}
+
+/// Clients on plain threads, each sending request after request until `finish()`:
+/// `request(client, key)` with keys "c<client>-<n>", unique per logical request.
+struct LoadRun {
+    private let stop = Flag()
+    private let join: () -> Void
+
+    init(clients: Int, _ request: @escaping @Sendable (_ client: Int, _ key: String) -> Void) {
+        let stop = self.stop
+        join = startThreads(clients) { client in
+            var n = 0
+            while !stop.isSet {
+                request(client, "c\(client)-\(n)")
+                n += 1
+            }
+        }
+    }
+
+    /// Stops the clients after their current request and waits for them.
+    func finish() {
+        stop.set()
+        join()
+    }
+}
+
+/// `clients` threads POSTing small allocations (`Load.allocate`: keyed, retried while
+/// in doubt) until `finish()`; client i starts on `ports[i % ports.count]`.
+struct AllocationLoad {
+    let origin: Date
+    let outcomes: Collector<Outcome>
+    let attempts: Collector<Attempt>
+    private let run: LoadRun
+
+    init(clients: Int, ports: [Int], token: String) {
+        let (origin, outcomes, attempts) = (Date(), Collector<Outcome>(), Collector<Attempt>())
+        (self.origin, self.outcomes, self.attempts) = (origin, outcomes, attempts)
+        run = LoadRun(clients: clients) { client, key in
+            outcomes.append(Load.allocate(
+                ports: ports, first: client % ports.count, token: token, key: key, body: Seed.allocation(key: key),
+                origin: origin, attempts: attempts))
+        }
+    }
+
+    func finish() { run.finish() }
 }
 
 enum Load {
@@ -68,7 +114,7 @@ enum Load {
                     started: started.timeIntervalSince(origin), seconds: Date().timeIntervalSince(started), status: 0,
                     retryAfter: nil))
                 outcome.transportErrors += 1
-                if !"\(error)".hasPrefix("connect:") { outcome.inDoubt += 1 }
+                if (error as? TransportError)?.connectErrno == nil { outcome.inDoubt += 1 }
                 index += 1  // another broker, if there is one
                 usleep(50_000)
             }

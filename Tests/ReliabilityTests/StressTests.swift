@@ -2,6 +2,7 @@ import BrokerCore
 import Foundation
 import PostgresClient
 import Synchronization
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -114,9 +115,7 @@ final class StressTests: XCTestCase {
         let broker = try BrokerProcess(databaseURL: url)
         defer { broker.stop() }
         try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1_000_000)
-        let token = try Seed.tenant(port: broker.port)
+        let token = try Seed.largePool(port: broker.port)
 
         struct Result: Sendable {
             var key: String
@@ -127,23 +126,17 @@ final class StressTests: XCTestCase {
             var received: Int
         }
         let results = Collector<Result>()
-        let stop = Flag()
-        let join = startThreads(16) { client in
-            var n = 0
-            while !stop.isSet {
-                let key = "c\(client)-\(n)"
-                let started = Date()
-                do {
-                    let reply = try HTTP.request(
-                        port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: key),
-                        headers: ["Idempotency-Key": key], timeoutSeconds: 20)
-                    results.append(Result(key: key, started: started, ended: Date(), status: reply.status, id: reply.json["id"]?.stringValue, received: 0))
-                } catch {
-                    let received = (error as? TransportError)?.received ?? 0
-                    results.append(Result(key: key, started: started, ended: Date(), status: 0, id: nil, received: received))
-                    usleep(20_000)
-                }
-                n += 1
+        let load = LoadRun(clients: 16) { _, key in
+            let started = Date()
+            do {
+                let reply = try HTTP.request(
+                    port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: key),
+                    headers: ["Idempotency-Key": key], timeoutSeconds: 20)
+                results.append(Result(key: key, started: started, ended: Date(), status: reply.status, id: reply.json["id"]?.stringValue, received: 0))
+            } catch {
+                let received = (error as? TransportError)?.received ?? 0
+                results.append(Result(key: key, started: started, ended: Date(), status: 0, id: nil, received: received))
+                usleep(20_000)
             }
         }
         Thread.sleep(forTimeInterval: 1.5)
@@ -153,8 +146,7 @@ final class StressTests: XCTestCase {
         while broker.process.isRunning && Date() < deadline { usleep(20_000) }
         let exitedAfter = Date().timeIntervalSince(signalled)
         Thread.sleep(forTimeInterval: 0.5)
-        stop.set()
-        join()
+        load.finish()
         XCTAssertFalse(broker.process.isRunning, "exited within 20 s")
         broker.process.waitUntilExit()
 

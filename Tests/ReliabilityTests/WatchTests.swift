@@ -1,6 +1,8 @@
 import BrokerCore
 import Foundation
+import MicroHTTP
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -133,22 +135,23 @@ final class SSEClient {
     struct Event { var id: String; var event: String; var data: String }
 
     let fd: Int32
-    private(set) var headers: [String: String] = [:]
+    private(set) var headers = HTTPHeaders()
     private var raw: [UInt8] = []
     private var body: [UInt8] = []
 
     /// `receiveBuffer`: a small socket buffer makes a slow reader quickly.
     init(port: Int, path: String, token: String, lastEventId: String? = nil, receiveBuffer: Int32? = nil) throws {
-        fd = try HTTP.connect(port: port, timeoutSeconds: 1, receiveBuffer: receiveBuffer)
+        fd = try RawClient.connect(port: port, timeoutSeconds: 1)
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer \(token)\r\n"
         if let lastEventId { head += "Last-Event-ID: \(lastEventId)\r\n" }
-        try HTTP.sendAll(fd, Array((head + "\r\n").utf8))
+        try RawClient.sendAll(fd, Array((head + "\r\n").utf8))
         let started = Date()
-        while headers.isEmpty {
+        while headers.count == 0 {
             guard Date().timeIntervalSince(started) < 10 else { throw TestSetupError("no stream headers") }
             pull()
             if let end = find(Array("\r\n\r\n".utf8), in: raw) {
-                let reply = try HTTP.parse(Array(raw[..<(end + 4)]))
+                let reply = try RawClient.parse(Array(raw[..<(end + 4)]))
                 guard reply.status == 200 else { throw TestSetupError("stream answered \(reply.status)") }
                 headers = reply.headers
                 raw.removeFirst(end + 4)

@@ -1,6 +1,7 @@
 import BrokerCore
 import Foundation
 import PostgresClient
+import TestHarness
 import TestSupport
 import XCTest
 
@@ -150,7 +151,7 @@ final class WebhookTests: XCTestCase {
         try process.run()
         let started = Date()
         while Date().timeIntervalSince(started) < 10 {
-            if let fd = try? HTTP.connect(port: port, timeoutSeconds: 1) {
+            if let fd = try? RawClient.connect(port: port, timeoutSeconds: 1) {
                 close(fd)
                 return process
             }

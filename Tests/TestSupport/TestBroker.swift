@@ -6,21 +6,33 @@ import Foundation
 import Logging
 import MicroHTTP
 import PostgresClient
+import TestHarness
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
-/// A broker on a real socket and a fresh database: what a client sees.
+/// A broker on a fresh database, called the way a client calls it: over a real
+/// socket (`.socket`, through libmicrohttpd), or in-process (`.inProcess`: the same
+/// router and handlers, no socket, no HTTP parsing).
 public final class TestBroker: Sendable {
+    public enum Transport: Sendable {
+        case socket, inProcess
+    }
+
     public let databaseURL: String
     public let pool: PostgresPool
-    public let server: HTTPServer
+    public let router: Router
+    /// nil in-process.
+    public let server: HTTPServer?
     let services: BrokerServices
     public let adminToken = "test-admin-token"
-    public var baseURL: String { "http://127.0.0.1:\(server.port)" }
+    public var baseURL: String { "http://127.0.0.1:\(server?.port ?? 0)" }
 
     /// `console`: the web console's routes too, as `gpubroker serve` has them.
-    public init(databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false) throws {
+    public init(
+        databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false,
+        transport: Transport = .socket
+    ) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
@@ -30,19 +42,26 @@ public final class TestBroker: Sendable {
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             adminToken: adminToken, metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
-        var configuration = HTTPServerConfiguration()
-        configuration.port = 0
-        configuration.errorResponder = BrokerAPI.errorResponder
         let api = BrokerAPI.router(services: services)
         var router = api
         if console { BrokerConsole.register(on: &router, api: api) }
-        server = HTTPServer(configuration: configuration, router: router)
-        try server.start()
+        self.router = router
+        switch transport {
+        case .inProcess:
+            server = nil
+        case .socket:
+            var configuration = HTTPServerConfiguration()
+            configuration.port = 0
+            configuration.errorResponder = BrokerAPI.errorResponder
+            let server = HTTPServer(configuration: configuration, router: router)
+            try server.start()
+            self.server = server
+        }
     }
 
     public func stop() async {
         await services.eventHub.close()
-        await server.shutdown()
+        await server?.shutdown()
         await pool.close()
     }
 
@@ -56,6 +75,26 @@ public final class TestBroker: Sendable {
         public func header(_ name: String) -> String? {
             headers.first { $0.key.lowercased() == name.lowercased() }?.value
         }
+
+        /// The body as a typed value: an API answer (`AllocationView`, `Answers.Problem`, ...).
+        /// Fails on a missing or mistyped field, where reading untyped JSON would see nil.
+        public func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+            do {
+                return try Self.decoder.decode(T.self, from: Data(body))
+            } catch {
+                throw TestSetupError("a \(status) answer is not a \(T.self): \(error)\n\(text)")
+            }
+        }
+
+        private static let decoder: JSONDecoder = {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .custom { decoder in
+                let text = try decoder.singleValueContainer().decode(String.self)
+                if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+                return try Date.ISO8601FormatStyle().parse(text)
+            }
+            return decoder
+        }()
     }
 
     /// Sends one request. `json` is encoded as the body with a JSON content type.
@@ -63,21 +102,38 @@ public final class TestBroker: Sendable {
         _ method: String, _ path: String, token: String? = nil, json: JSONValue? = nil, body: [UInt8]? = nil,
         headers: [String: String] = [:]
     ) async throws -> Response {
+        var fields = headers
+        if let token { fields["Authorization"] = "Bearer \(token)" }
+        if json != nil { fields["Content-Type"] = "application/json" }
+        let payload = json.map { $0.encoded() } ?? body
+        if server == nil { return await callInProcess(method, path, headers: fields, body: payload ?? []) }
         var request = URLRequest(url: URL(string: baseURL + path)!)
         request.httpMethod = method
         request.timeoutInterval = 30
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let json {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            request.httpBody = Data(json.encoded())
-        }
-        if let body { request.httpBody = Data(body) }
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let payload { request.httpBody = Data(payload) }
+        for (name, value) in fields { request.setValue(value, forHTTPHeaderField: name) }
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as! HTTPURLResponse
         var headerMap: [String: String] = [:]
         for (key, value) in http.allHeaderFields { headerMap["\(key)"] = "\(value)" }
         return Response(status: http.statusCode, headers: headerMap, body: Array(data))
+    }
+
+    /// The request as the server would hand it to the router: path percent-decoded,
+    /// query split (the last value of a repeated name wins, a bare name is "").
+    private func callInProcess(
+        _ method: String, _ target: String, headers: [String: String], body: [UInt8]
+    ) async -> Response {
+        let components = URLComponents(string: target)
+        var query: [String: String] = [:]
+        for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
+        let path = components?.percentEncodedPath.removingPercentEncoding ?? target
+        let request = HTTPRequest(
+            method: method, path: path, query: query, headers: HTTPHeaders(headers.map { ($0.key, $0.value) }), body: body)
+        let response = await router.handle(request)
+        var headerMap: [String: String] = [:]
+        for field in response.headers { headerMap[field.name] = field.value }
+        return Response(status: response.status, headers: headerMap, body: response.body)
     }
 
     // MARK: fixtures
