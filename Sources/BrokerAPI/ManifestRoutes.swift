@@ -2,42 +2,112 @@ import BrokerCore
 import BrokerStore
 import Foundation
 import MicroHTTP
-import Yams
 
 /// `201` answer of `POST /v1/allocations/from-manifest`.
 struct ManifestAnswer: Encodable {
+    /// The first workload's allocation (the only one for a single workload).
     var allocation: AllocationView
+    /// One allocation per workload, in document order.
+    var allocations: [AllocationView]
     var manifests: [JSONValue]
+    /// The region each manifest is for; null: cluster-scoped, once overall.
+    var manifestRegions: [JSONValue]
 }
 
-/// Kubernetes Pods and Deployments (JSON or YAML) in; an allocation and one label-injected
-/// manifest per region out. The translation is `ManifestTranslator`'s; this file reads and
-/// writes the bodies and tries the instance types of `eci-use-specs` in order.
+/// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
+/// allocation per workload and the documents to apply in each region out. The translation
+/// is `ManifestTranslator`'s; this file reads the body, plans, places and answers. Reading
+/// and writing run on `CPUWork`'s threads, never on the cooperative pool.
 enum ManifestRoutes {
+    /// Largest answer: the documents are copied once per region used.
+    static let maxAnswerBytes = 32 << 20
+
     static func register(_ routes: inout RouteBuilder) {
         routes.add("POST", "/v1/allocations/from-manifest", .tenant) { request, context in
             let tenant = try context.tenant
             let key = try AllocationRoutes.idempotencyKey(request)
             let asYAML = try wantsYAML(request.headers["Accept"])
-            let translation = try ManifestTranslator.translate(try readManifest(request))
-            let view = try await create(translation, tenantId: tenant.id.uuid, context: context, key: key)
-            let shares = ManifestTranslator.shares(regions: view.instances.map(\.region))
-            let chosenType = translation.requests.count > 1 ? view.request.shape.instanceType : nil
-            let answer = ManifestAnswer(
-                allocation: view,
-                manifests: ManifestTranslator.regionManifests(translation, shares: shares, instanceType: chosenType))
-            let location = ("Location", "/v1/allocations/\(view.id.description)")
-            guard asYAML else { return try JSONBodies.response(201, answer, headers: [location]) }
-            let json = try JSONValue.parse(JSONBodies.encode(answer))
-            return HTTPResponse(
-                status: 201, headers: HTTPHeaders([("Content-Type", "application/yaml"), location]),
-                body: Array(try YAMLBodies.text(json).utf8))
+            let inventory = try await context.services.inventory.recentInventory().regions
+            let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
+            let regionCount = max(1, inventory.count)
+            let groupRegions = groupOrder(inventory)
+            let plan = try await CPUWork.shared.run { deadline in
+                let (documents, bytes) = try readManifest(request, deadline: deadline)
+                let plan = try ManifestTranslator.plan(documents, catalog: catalog)
+                let copies = min(plan.replicaCount, regionCount)
+                guard bytes.multipliedReportingOverflow(by: copies).partialValue <= maxAnswerBytes else {
+                    throw ValidationFailure(
+                        field: "", message: "the manifest (\(bytes) bytes once read) copied into up to \(copies) regions "
+                            + "would make an answer larger than \(maxAnswerBytes) bytes")
+                }
+                return plan
+            }
+            let placed = try await place(
+                plan.workloads, tenantId: tenant.id.uuid, context: context, key: key, groupRegions: groupRegions)
+            let views = placed.flatMap { $0 }
+            let grants = zip(plan.workloads, placed).map { workload, views in
+                let perAllocation = views.map { view in
+                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+                }
+                return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
+            }
+            let location = ("Location", "/v1/allocations/\(views[0].id.description)")
+            return try await CPUWork.shared.run { _ in
+                let output = ManifestTranslator.output(plan, grants: grants)
+                let answer = ManifestAnswer(
+                    allocation: views[0], allocations: views, manifests: output.map(\.manifest),
+                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null })
+                guard asYAML else { return try JSONBodies.response(201, answer, headers: [location]) }
+                let json = try JSONValue.parse(JSONBodies.encode(answer))
+                return HTTPResponse(
+                    status: 201, headers: HTTPHeaders([("Content-Type", "application/yaml"), location]),
+                    body: Array(try YAMLBodies.text(json).utf8))
+            }
         }
     }
 
-    /// Tries each instance type in order; the first that can be satisfied is granted.
-    /// With an `Idempotency-Key` a replay matches the type that was granted: the other types'
-    /// bodies differ from the recorded one, so they answer "reused" and are skipped.
+    /// Places every workload: one allocation, or for a workload whose pod templates run
+    /// together, one allocation per template in one region. When one cannot be placed, the
+    /// ones placed before it are released, their keys forgotten, and its refusal is the
+    /// answer. With an `Idempotency-Key`, the i-th workload (from 1) uses the key `<key>#<i>`.
+    static func place(
+        _ workloads: [ManifestTranslation], tenantId: UUID, context: RequestContext, key: String?, groupRegions: [String]
+    ) async throws -> [[AllocationView]] {
+        var placed: [[AllocationView]] = []
+        var keys: [String] = []
+        do {
+            for (index, workload) in workloads.enumerated() {
+                let workloadKey = index == 0 ? key : key.map { "\($0)#\(index)" }
+                if let workloadKey { keys.append(workloadKey) }
+                if workload.together {
+                    placed.append(try await context.services.allocations.createTogether(
+                        tenantId: tenantId, components: workload.components.map { $0.requests[0] },
+                        regions: ManifestTranslator.allowedRegions(workload, among: groupRegions), actor: context.actor,
+                        idempotencyKey: workloadKey))
+                } else {
+                    placed.append([try await create(workload, tenantId: tenantId, context: context, key: workloadKey)])
+                }
+            }
+        } catch {
+            // A withdrawal that fails here (the database gone) leaves the allocations to
+            // expire with their lease: the refusal is still the answer.
+            try? await context.services.allocations.withdraw(
+                tenantId: tenantId, ids: placed.joined().map(\.id.uuid), idempotencyKeys: keys, actor: context.actor)
+            throw error
+        }
+        return placed
+    }
+
+    /// Regions a group is tried in, in order: active ones, the primary first, then by id.
+    static func groupOrder(_ inventory: [RegionInventory]) -> [String] {
+        inventory.filter { $0.region.state == .active }.sorted { a, b in
+            a.region.primary != b.region.primary ? a.region.primary : a.region.id < b.region.id
+        }.map(\.region.id)
+    }
+
+    /// Tries each request in order; the first that can be satisfied is granted.
+    /// With an `Idempotency-Key` a replay matches the request that was granted: the other
+    /// requests' bodies differ from the recorded one, so they answer "reused" and are skipped.
     static func create(
         _ translation: ManifestTranslation, tenantId: UUID, context: RequestContext, key: String?
     ) async throws -> AllocationView {
@@ -50,28 +120,34 @@ enum ManifestRoutes {
                 return try await context.services.allocations.create(
                     tenantId: tenantId, request: allocationRequest, actor: context.actor, idempotencyKey: key)
             } catch StoreError.insufficientCapacity(let detail, let found) where several {
-                let type = allocationRequest.shape.instanceType ?? ""
-                details.append("\(type): \(detail)")
-                decisions += found.map { PlacementDecision(region: $0.region, replicas: $0.replicas, reason: "\(type): \($0.reason)") }
+                let attempt = describe(allocationRequest.shape)
+                details.append("\(attempt): \(detail)")
+                decisions += found.map { PlacementDecision(region: $0.region, replicas: $0.replicas, reason: "\(attempt): \($0.reason)") }
             } catch StoreError.idempotencyKeyReused where several {
                 reused = true
             }
         }
         if reused { throw StoreError.idempotencyKeyReused }
         throw StoreError.insufficientCapacity(
-            "no instance type of \(ManifestTranslator.Labels.useSpecs) can be satisfied: \(details.joined(separator: "; "))",
-            decisions: decisions)
+            "no choice the manifest allows can be satisfied: \(details.joined(separator: "; "))", decisions: decisions)
     }
 
-    /// The body as a JSON value: JSON, or YAML (`application/yaml`, `text/yaml`, `application/x-yaml`).
-    static func readManifest(_ request: HTTPRequest) throws -> JSONValue {
+    /// What distinguishes one attempt from the next: its instance type, else its series.
+    private static func describe(_ shape: ComputeShape) -> String {
+        if let type = shape.instanceType { return type }
+        return shape.gpuSeries.isEmpty ? "any series" : shape.gpuSeries.joined(separator: ", ")
+    }
+
+    /// The body's documents and their size once read: JSON (one document, possibly a
+    /// `List`), or a YAML stream (`application/yaml`, `text/yaml`, `application/x-yaml`).
+    static func readManifest(_ request: HTTPRequest, deadline: ContinuousClock.Instant) throws -> ([JSONValue], Int) {
         let contentType = request.headers["Content-Type"]
-        if JSONBodies.isJSON(contentType) { return try JSONBodies.parse(request.body) }
+        if JSONBodies.isJSON(contentType) { return ([try JSONBodies.parse(request.body)], request.body.count) }
         guard YAMLBodies.isYAML(contentType) else {
             throw Problem.unsupportedMediaType(
                 "send the manifest as 'Content-Type: application/json', 'application/yaml' or 'text/yaml'")
         }
-        return try YAMLBodies.parse(request.body)
+        return try YAMLBodies.parseStream(request.body, deadline: deadline)
     }
 
     /// Whether `Accept` prefers YAML over JSON (the first of them listed with q > 0 wins).
@@ -84,102 +160,5 @@ enum ManifestRoutes {
             if JSONBodies.isJSON(parts[0]) || parts[0] == "*/*" || parts[0] == "application/*" { return false }
         }
         return false
-    }
-}
-
-/// YAML bodies: read into a `JSONValue` (one document, JSON-compatible YAML), written from one.
-/// The CLI writes its `-o yaml` output with `text` too.
-public enum YAMLBodies {
-    /// Most nodes a document may expand to once aliases are resolved ("billion laughs").
-    static let maxNodes = 100_000
-
-    static func isYAML(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let mediaType = contentType.split(separator: ";").first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        } ?? ""
-        return ["application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml"].contains(mediaType)
-    }
-
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw Problem.invalidRequest("the body is not valid UTF-8")
-        }
-        let root: Node
-        do {
-            let parser = try Parser(yaml: text)
-            guard let first = try parser.nextRoot() else { throw Problem.invalidRequest("the YAML body is empty") }
-            if try parser.nextRoot() != nil {
-                throw Problem.invalidRequest("send one YAML document, not several")
-            }
-            root = first
-        } catch let problem as Problem {
-            throw problem
-        } catch {
-            throw Problem.invalidRequest("the body is not valid YAML: \(error)")
-        }
-        var budget = maxNodes
-        return try value(root, depth: 0, budget: &budget)
-    }
-
-    private static func value(_ node: Node, depth: Int, budget: inout Int) throws -> JSONValue {
-        budget -= 1
-        guard budget >= 0 else { throw Problem.invalidRequest("the YAML document expands to more than \(maxNodes) nodes") }
-        guard depth <= JSONValue.maxDepth else {
-            throw Problem.invalidRequest("the YAML document is nested deeper than \(JSONValue.maxDepth) levels")
-        }
-        switch node {
-        case .scalar(let scalar):
-            switch Resolver.default.resolveTag(of: node) {
-            case .null: return .null
-            case .bool: if let b = node.bool { return .bool(b) }
-            case .int:
-                if let i = node.int { return .number(Double(i)) }
-                if let d = node.float, d.isFinite { return .number(d) }
-            case .float:
-                guard let d = node.float, d.isFinite else {
-                    throw Problem.invalidRequest("the YAML number '\(scalar.string)' is not finite")
-                }
-                return .number(d)
-            default: break
-            }
-            return .string(scalar.string)
-        case .sequence(let sequence):
-            return .array(try sequence.map { try value($0, depth: depth + 1, budget: &budget) })
-        case .mapping(let mapping):
-            var members: [String: JSONValue] = [:]
-            for (keyNode, valueNode) in mapping {
-                guard case .scalar(let key) = keyNode else {
-                    throw Problem.invalidRequest("YAML mapping keys must be scalars")
-                }
-                if members[key.string] != nil {
-                    throw Problem.invalidRequest("the YAML mapping repeats the key '\(key.string)'")
-                }
-                members[key.string] = try value(valueNode, depth: depth + 1, budget: &budget)
-            }
-            return .object(members)
-        case .alias:
-            throw Problem.invalidRequest("unresolved YAML alias")
-        }
-    }
-
-    /// YAML text of a JSON value: keys sorted, strings quoted wherever YAML would read them otherwise.
-    public static func text(_ value: JSONValue) throws -> String {
-        try serialize(node: node(value), sortKeys: true)
-    }
-
-    private static func node(_ value: JSONValue) -> Node {
-        switch value {
-        case .null: return Node("null")
-        case .bool(let b): return Node(b ? "true" : "false")
-        case .number(let n):
-            if n == n.rounded(), abs(n) < 9_007_199_254_740_992 { return Node(String(Int64(n))) }
-            return Node("\(n)")
-        case .string(let s):
-            let plain = Node(s)
-            return Resolver.default.resolveTag(of: plain) == .str ? plain : Node(s, .implicit, .doubleQuoted)
-        case .array(let items): return Node(items.map(node))
-        case .object(let members): return Node(members.keys.sorted().map { (Node($0), node(members[$0]!)) })
-        }
     }
 }

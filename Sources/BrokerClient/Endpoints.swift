@@ -136,7 +136,8 @@ extension BrokerClient {
         try await send("GET", "/v1/allocations/\(Self.segment(id))/events", retry: true).body
     }
 
-    /// A Kubernetes Pod or Deployment as JSON or YAML; the answer holds `allocation` and `manifests`.
+    /// A Kubernetes manifest file as JSON or YAML; the answer holds `allocation`, `allocations`,
+    /// `manifests` and `manifestRegions`.
     public func allocate(manifest: [UInt8], idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
         let isJSON = manifest.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "{")
         let body = RawBody(bytes: manifest, contentType: isJSON ? "application/json" : "application/yaml")

@@ -1,27 +1,5 @@
 import Foundation
 
-/// The workload kinds `POST /v1/allocations/from-manifest` accepts.
-public enum ManifestKind: String, Codable, Sendable, CaseIterable {
-    case pod = "Pod"
-    case deployment = "Deployment"
-
-    /// The `apiVersion` Kubernetes serves the kind under.
-    public var apiVersion: String {
-        switch self {
-        case .pod: "v1"
-        case .deployment: "apps/v1"
-        }
-    }
-
-    /// Where the pod template sits: the Pod itself, or a Deployment's `spec.template`.
-    var templatePath: [String] {
-        switch self {
-        case .pod: []
-        case .deployment: ["spec", "template"]
-        }
-    }
-}
-
 /// Whose label keys a manifest speaks; the region is injected back in the same words.
 public enum LabelVocabulary: String, Codable, Sendable, CaseIterable {
     /// `alibabacloud.com/...` labels, `k8s.aliyun.com/...` annotations (ACK One, ACS, ECI).
@@ -39,34 +17,88 @@ public enum LabelVocabulary: String, Codable, Sendable, CaseIterable {
         case .neutral: ManifestTranslator.Labels.topologyRegion
         }
     }
+
+    /// The pod label that names the granted GPU series (the seeds' words unless CTyun's).
+    public var seriesLabel: String {
+        self == .ctyun ? ManifestTranslator.Labels.ctyunSeries : ManifestTranslator.Labels.alibabaSeries
+    }
 }
 
-/// A Pod or Deployment understood as allocation requests.
+/// Where one pod template's parts are in a document, and how many pods it stands for.
+public struct TemplateSite: Sendable, Equatable {
+    /// The component's name in the kind's words (`leader`, `worker`, `head`, `Worker`...).
+    public var name: String
+    /// The object holding the template's `labels` and `annotations`.
+    public var metadataPath: [String]
+    /// The pod spec (`containers`, `nodeSelector`, `affinity`).
+    public var specPath: [String]
+    public var replicas: Int
+    /// KServe components name their container under a framework key (`model`, `tensorflow`...).
+    public var frameworkContainers = false
+
+    public init(name: String, metadataPath: [String], specPath: [String], replicas: Int, frameworkContainers: Bool = false) {
+        self.name = name
+        self.metadataPath = metadataPath
+        self.specPath = specPath
+        self.replicas = replicas
+        self.frameworkContainers = frameworkContainers
+    }
+}
+
+/// One workload document understood as allocation requests.
 public struct ManifestTranslation: Sendable, Equatable {
-    public var kind: ManifestKind
+    public struct Component: Sendable, Equatable {
+        public var site: TemplateSite
+        /// What to ask for, in order; the first that can be satisfied wins: one request per
+        /// instance type of `k8s.aliyun.com/eci-use-specs`, or the series a GKE accelerator
+        /// selector prefers and then any series, else exactly one request.
+        public var requests: [AllocationRequest]
+    }
+
+    public var kind: WorkloadKind
     public var vocabulary: LabelVocabulary
-    /// The manifest as sent, rewritten per region by `ManifestTranslator.regionManifests`.
+    /// The document as sent, rewritten per region by `ManifestTranslator.regionManifests`.
     public var manifest: JSONValue
-    /// What to ask for, in order: one request per instance type of `k8s.aliyun.com/eci-use-specs`
-    /// (the first that can be satisfied wins), else exactly one request without an instance type.
-    public var requests: [AllocationRequest]
+    /// One per pod template.
+    public var components: [Component]
+    /// Whether the components must be placed together in one region, all or none.
+    public var together = false
+
+    /// The requests of a single-template workload.
+    public var requests: [AllocationRequest] { components[0].requests }
 }
 
-/// Kubernetes manifests in, allocation requests and label-injected manifests out. Pure: the
-/// API turns YAML into a `JSONValue` first.
+/// Instance types the inventory offers, for reading `eci-use-specs` and GPU vendors: built
+/// by the API from the pools of every region, a plain value here.
+public struct InstanceCatalog: Sendable, Equatable {
+    public var poolsByType: [String: [Pool]]
+    public var gpuSeries: [String]
+
+    public init(pools: [Pool]) {
+        poolsByType = Dictionary(grouping: pools, by: \.instanceType)
+        gpuSeries = Array(Set(pools.compactMap(\.gpuSeries))).sorted()
+    }
+
+    public static let empty = InstanceCatalog(pools: [])
+
+    /// AMD Instinct series are named `MI…`.
+    public var amdSeries: [String] { gpuSeries.filter { $0.uppercased().hasPrefix("MI") } }
+}
+
+/// Kubernetes workload documents in, allocation requests and label-injected documents out.
+/// Pure: the API turns YAML into `JSONValue`s and the inventory into an `InstanceCatalog`.
 ///
-/// Read from the pod template (a Pod's own metadata/spec, a Deployment's `spec.template`):
+/// Read from the pod template (where `ManifestKinds` says it is):
 /// - labels `alibabacloud.com/{compute-class,compute-qos,gpu-model-series,serverless-region-id}`
-///   and `ctyun.cn/{compute-class,compute-qos,gpu-model-series,specified-region-id}` (the two
-///   vocabularies use the broker's own words: `general-purpose`, `performance`, `gpu`;
-///   `default`, `best-effort`); every label also becomes a request label, so a tenant's named
-///   policy selects the workload the way a ResourcePolicy selects pods;
-/// - the annotation `k8s.aliyun.com/eci-use-specs`: comma-separated instance types, tried in order;
-/// - per container `resources.requests`, else `resources.limits`, summed over containers:
-///   `cpu`, `memory`, `nvidia.com/gpu` (init containers count as Kubernetes counts them: the
-///   pod needs the larger of the containers' sum and the largest init container);
-/// - a Deployment's `spec.replicas` (default 1); a Pod is one replica.
-/// Without a class label the class is `gpu` when GPUs are requested, else `general-purpose`;
+///   and `ctyun.cn/{compute-class,compute-qos,gpu-model-series,specified-region-id}` in the
+///   broker's own words (`general-purpose`, `performance`, `gpu`, and ACS's `gpu-hpn` read as
+///   `gpu`; `default`, `best-effort`); every label also becomes a request label, so a tenant's
+///   named policy selects the workload the way a ResourcePolicy selects pods;
+/// - region pins in `nodeSelector` and required node affinity (`PodRequirements`);
+/// - the annotation `k8s.aliyun.com/eci-use-specs`: up to 5 instance types, tried in order;
+///   a GPU type known to the catalog asks for its series and GPUs;
+/// - GPU requests in every spelling `PodRequirements` reads;
+/// - the replica count where the kind keeps it (default 1).
 /// QoS defaults to `default`. A pod that requests no CPU (or no memory) is sized at
 /// `defaultCPU` cores (`defaultMemoryGiB` GiB), the smallest serverless shape.
 public enum ManifestTranslator {
@@ -74,6 +106,8 @@ public enum ManifestTranslator {
     public static let defaultMemoryGiB = 0.5
     /// Longest `metadata.name` Kubernetes allows; the per-region suffix must fit.
     public static let maxNameLength = 253
+    /// Most instance types ECI accepts in `eci-use-specs`: each is a placement attempt.
+    public static let maxInstanceTypes = 5
 
     public enum Labels {
         public static let alibabaClass = "alibabacloud.com/compute-class"
@@ -87,42 +121,82 @@ public enum ManifestTranslator {
         public static let topologyRegion = "topology.kubernetes.io/region"
         public static let useSpecs = "k8s.aliyun.com/eci-use-specs"
         public static let gpuResource = "nvidia.com/gpu"
+        public static let gkeAccelerator = "cloud.google.com/gke-accelerator"
+        public static let regionKeys = [alibabaRegion, ctyunRegion, topologyRegion]
     }
+
+    /// ACS class values read as one of the broker's classes.
+    static let classAliases: [String: ComputeClass] = ["gpu-hpn": .gpu]
 
     // MARK: manifest → requests
 
-    public static func translate(_ manifest: JSONValue) throws(ValidationFailure) -> ManifestTranslation {
+    /// One workload document (its kind already looked up in `ManifestKinds`).
+    public static func translate(
+        _ manifest: JSONValue, kind: WorkloadKind, catalog: InstanceCatalog = .empty, path: String = ""
+    ) throws(ValidationFailure) -> ManifestTranslation {
         let errors = FieldErrorCollector()
-        guard let root = errors.object(manifest) else { throw ValidationFailure(errors: errors.errors) }
+        guard let root = errors.object(manifest, at: path) else { throw ValidationFailure(errors: errors.errors) }
+        checkName(root, errors: errors)
 
-        guard let kindName = root.string("kind", required: true) else { throw ValidationFailure(errors: errors.errors) }
-        guard let kind = ManifestKind(rawValue: kindName) else {
-            throw ValidationFailure(field: "kind", message: "must be Pod or Deployment, not \(kindName)")
-        }
-        if let apiVersion = root.string("apiVersion", required: true), apiVersion != kind.apiVersion {
-            errors.add("apiVersion", "must be \(kind.apiVersion) for kind \(kind.rawValue)")
-        }
-        var name: String?
-        if let metadata = root.object("metadata", required: true) {
-            name = metadata.string("name", required: true, maxLength: maxNameLength)
-        }
-
-        // The pod template and its parts.
         var replicas = 1
-        var template: ObjectReader? = root
-        if kind == .deployment, let spec = root.object("spec", required: true) {
-            if let count = spec.integer("replicas", in: 1...AllocationRequest.maxReplicas) { replicas = count }
-            template = spec.object("template", required: true)
-        } else if kind == .deployment {
-            template = nil
+        if let replicasPath = kind.replicasPath, let value = manifest.value(at: replicasPath), value != .null {
+            let at = FieldPath.join(path, replicasPath)
+            replicas = ObjectReader.checkInteger(
+                value, at: at, errors: errors, coerceStrings: false, in: 0...AllocationRequest.maxReplicas) ?? 1
+            if replicas == 0 { errors.add(at, "is 0: there is nothing to place") }
         }
-        let templateMetadata = template?.object("metadata", required: kind == .deployment)
-        let podSpec = template?.object("spec", required: true)
-        let labels = templateMetadata?.labels("labels") ?? [:]
-        let labelsPath = templateMetadata?.field("labels") ?? "metadata.labels"
-        let annotations = templateMetadata.flatMap { readAnnotations($0) } ?? [:]
-        let annotationsPath = templateMetadata?.field("annotations") ?? "metadata.annotations"
+        // A Job runs no more pods at once than it needs completions.
+        if let completionsPath = kind.completionsPath, let completions = manifest.value(at: completionsPath)?.numberValue,
+            completions >= 1, completions < Double(replicas)
+        {
+            replicas = Int(completions)
+        }
+        let site = TemplateSite(
+            name: kind.kind, metadataPath: kind.templatePath + ["metadata"], specPath: kind.templatePath + ["spec"],
+            replicas: replicas)
+        let templatePath = FieldPath.join(path, kind.templatePath)
+        let templateValue = kind.templatePath.isEmpty ? manifest : manifest.value(at: kind.templatePath)
+        guard let templateValue, errors.object(templateValue, at: templatePath) != nil else {
+            if templateValue == nil { errors.add(templatePath, "is required: the pod template") }
+            throw ValidationFailure(errors: errors.errors)
+        }
+        let (vocabulary, requests) = try readTemplate(manifest, site: site, path: path, catalog: catalog, errors: errors)
+        return ManifestTranslation(
+            kind: kind, vocabulary: vocabulary, manifest: manifest, components: [.init(site: site, requests: requests)])
+    }
 
+    /// `metadata.name`, or `generateName`, is required.
+    static func checkName(_ root: ObjectReader, errors: FieldErrorCollector) {
+        if let metadata = root.object("metadata", required: true) {
+            let name = metadata.string("name", maxLength: maxNameLength)
+            let generated = metadata.string("generateName", maxLength: maxNameLength)
+            if name == nil && generated == nil && errors.isEmpty {
+                errors.add(metadata.field("name"), "is required (or metadata.generateName)")
+            }
+        }
+    }
+
+    /// One pod template's requests, and the vocabulary its labels speak.
+    static func readTemplate(
+        _ manifest: JSONValue, site: TemplateSite, path: String, catalog: InstanceCatalog, errors: FieldErrorCollector
+    ) throws(ValidationFailure) -> (LabelVocabulary, [AllocationRequest]) {
+        let replicas = site.replicas
+        let metadataPath = FieldPath.join(path, site.metadataPath)
+        let specPath = FieldPath.join(path, site.specPath)
+        let templateMetadata = manifest.value(at: site.metadataPath).flatMap { errors.object($0, at: metadataPath) }
+        var specValue = manifest.value(at: site.specPath)
+        if site.frameworkContainers, let spec = specValue { specValue = frameworkPodSpec(spec) }
+        let podSpec: ObjectReader?
+        if let specValue {
+            podSpec = errors.object(specValue, at: specPath)
+        } else {
+            errors.add(specPath, "is required: the pod spec")
+            podSpec = nil
+        }
+        let labels = templateMetadata?.labels("labels") ?? [:]
+        let labelsPath = FieldPath.child(metadataPath, "labels")
+        let annotations = templateMetadata.flatMap { readAnnotations($0) } ?? [:]
+        let annotationsPath = FieldPath.child(metadataPath, "annotations")
         // Vocabulary: the region label is written back in the words the manifest uses.
         let vocabulary: LabelVocabulary
         if labels.keys.contains(where: { $0.hasPrefix("ctyun.cn/") }) {
@@ -144,16 +218,14 @@ public enum ManifestTranslator {
             return found.first
         }
 
-        // Resources.
-        let resources = podSpec.map { readResources($0, errors: errors) }
+        let pod = podSpec.map { PodRequirements.read($0, errors: errors) }
 
-        // Class, QoS, series, region.
         var computeClass: ComputeClass?
         let classLabel = label([Labels.alibabaClass, Labels.ctyunClass])
         if let given = classLabel {
-            computeClass = vocabularyValue(given.value, ComputeClass.self, at: FieldPath.child(labelsPath, given.key), errors)
-        } else if let resources {
-            computeClass = resources.gpus > 0 ? .gpu : .generalPurpose
+            let value = given.value.trimmingCharacters(in: .whitespaces).lowercased()
+            computeClass = classAliases[value]
+                ?? vocabularyValue(value, ComputeClass.self, at: FieldPath.child(labelsPath, given.key), errors)
         }
         var qos: QoS? = .default
         if let given = label([Labels.alibabaQoS, Labels.ctyunQoS]) {
@@ -170,56 +242,113 @@ public enum ManifestTranslator {
                 gpuSeries = [given.value]
             }
         }
+
+        // Region: a label pin and the scheduling pins must agree.
         var region: String?
-        if let given = label([Labels.alibabaRegion, Labels.ctyunRegion, Labels.topologyRegion]) {
+        if let given = label(Labels.regionKeys) {
             if Rules.isRegionId(given.value) {
                 region = given.value
             } else {
                 errors.add(FieldPath.child(labelsPath, given.key), "must be a region id matching \(Rules.regionIdPattern)")
             }
         }
-        var gpuCount = 0
-        if let computeClass, let resources {
-            if computeClass == .gpu {
-                gpuCount = max(1, resources.gpus)
-            } else if resources.gpus > 0, let given = classLabel {
-                errors.add(
-                    FieldPath.child(labelsPath, given.key),
-                    "is \(computeClass.rawValue) but the containers request \(Labels.gpuResource)")
+        var placement: PlacementPolicy?
+        if let pin = pod?.regionPin {
+            if let region, !pin.regions.contains(region) {
+                errors.add(pin.path, "pins \(pin.regions.joined(separator: ", ")) but the pod's labels pin \(region)")
+            } else if region == nil, pin.regions.count == 1 {
+                region = pin.regions[0]
+            } else if region == nil {
+                placement = PlacementPolicy(strategy: .prefer, units: [PlacementUnit(regions: pin.regions)])
             }
         }
 
         // Instance types to try, in order.
-        var instanceTypes: [String?] = [nil]
+        var instanceTypes: [String] = []
         if let specs = annotations[Labels.useSpecs] {
             let path = FieldPath.child(annotationsPath, Labels.useSpecs)
-            var types: [String] = []
             for part in specs.split(separator: ",", omittingEmptySubsequences: false) {
                 let type = part.trimmingCharacters(in: .whitespaces)
                 if type.isEmpty || type.count > 128 {
                     errors.add(path, "must list instance types of 1 to 128 characters, separated by commas")
-                    types = []
+                    instanceTypes = []
                     break
                 }
-                if !types.contains(type) { types.append(type) }
+                if !instanceTypes.contains(type) { instanceTypes.append(type) }
             }
-            if !types.isEmpty { instanceTypes = types }
+            if instanceTypes.count > maxInstanceTypes {
+                errors.add(path, "lists \(instanceTypes.count) instance types; at most \(maxInstanceTypes) are allowed")
+                instanceTypes = []
+            }
         }
 
-        guard errors.isEmpty, let computeClass, let qos, let resources, name != nil else {
-            if errors.isEmpty { errors.add("", "is not a workload the broker can read") }
+        guard errors.isEmpty, let qos, let pod, let gpu = pod.gpu(catalog: catalog, errors: errors) else {
+            if errors.isEmpty { errors.add(path, "is not a workload the broker can read") }
             throw ValidationFailure(errors: errors.errors)
         }
-        let requests = instanceTypes.map { type in
-            AllocationRequest(
-                shape: ComputeShape(
-                    computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount,
-                    cpu: resources.cpu > 0 ? resources.cpu : defaultCPU,
-                    memoryGiB: resources.memoryGiB > 0 ? resources.memoryGiB : defaultMemoryGiB,
-                    instanceType: type),
-                replicas: replicas, region: region, labels: labels)
+
+        // The class: the label's, else GPU when any spelling (a series label too) asks for one.
+        let wantsGPU = gpu.count > 0 || computeClass == .gpu || !gpuSeries.isEmpty
+        if let given = classLabel, let computeClass, computeClass != .gpu, gpu.count > 0 {
+            errors.add(FieldPath.child(labelsPath, given.key), "is \(computeClass.rawValue) but the pod requests GPUs (\(gpu.source))")
+            throw ValidationFailure(errors: errors.errors)
         }
-        return ManifestTranslation(kind: kind, vocabulary: vocabulary, manifest: manifest, requests: requests)
+        let baseClass = computeClass ?? (wantsGPU ? .gpu : .generalPurpose)
+        let base = ComputeShape(
+            computeClass: baseClass, qos: qos, gpuSeries: gpuSeries.isEmpty ? gpu.series : gpuSeries,
+            gpuCount: baseClass == .gpu ? max(1, gpu.count) : 0,
+            cpu: pod.cpu > 0 ? pod.cpu : defaultCPU,
+            memoryGiB: pod.memoryGiB > 0 ? pod.memoryGiB : defaultMemoryGiB,
+            requiredGPUMemoryGiB: gpu.memoryGiB)
+
+        var shapes: [ComputeShape] = []
+        if !instanceTypes.isEmpty {
+            shapes = instanceTypes.map { type in instanceShape(base, type: type, catalog: catalog, explicitClass: computeClass) }
+        } else if let preferred = pod.acceleratorSeries(catalog: catalog), gpuSeries.isEmpty, baseClass == .gpu {
+            var first = base
+            first.gpuSeries = [preferred]
+            shapes = [first, base]
+        } else {
+            shapes = [base]
+        }
+        let requests = shapes.map { shape in
+            AllocationRequest(shape: shape, replicas: replicas, region: region, placement: placement, labels: labels)
+        }
+        return (vocabulary, requests)
+    }
+
+    /// A KServe component as a pod spec: its `containers`, else one container per framework
+    /// key (an object with `storageUri`, `resources`, `image` or `modelFormat`).
+    static func frameworkPodSpec(_ component: JSONValue) -> JSONValue {
+        guard var members = component.objectValue, members["containers"] == nil else { return component }
+        let frameworks = members.keys.sorted().filter { key in
+            guard let member = members[key]?.objectValue else { return false }
+            return ["storageUri", "resources", "image", "modelFormat"].contains { member[$0] != nil }
+        }
+        members["containers"] = .array(frameworks.map { key in
+            .object(members[key]!.objectValue!.merging(["name": .string(key)]) { old, _ in old })
+        })
+        for key in frameworks { members[key] = nil }
+        return .object(members)
+    }
+
+    /// The base shape limited to one instance type; a GPU type the catalog knows sets the
+    /// class, series and GPU count its pools have (a pod may ask for fewer GPUs).
+    static func instanceShape(
+        _ base: ComputeShape, type: String, catalog: InstanceCatalog, explicitClass: ComputeClass?
+    ) -> ComputeShape {
+        var shape = base
+        shape.instanceType = type
+        guard let pool = catalog.poolsByType[type]?.first else { return shape }
+        if explicitClass == nil || explicitClass == pool.computeClass { shape.computeClass = pool.computeClass }
+        if shape.computeClass == .gpu {
+            if base.computeClass != .gpu || base.gpuCount == 0 { shape.gpuCount = pool.gpusPerInstance ?? 1 }
+            if shape.gpuSeries.isEmpty, let series = pool.gpuSeries { shape.gpuSeries = [series] }
+        } else {
+            shape.gpuCount = 0
+            shape.gpuSeries = []
+        }
+        return shape
     }
 
     /// Annotation values are strings; anything else is reported.
@@ -247,140 +376,5 @@ public enum ManifestTranslator {
         if let result = E(rawValue: value.trimmingCharacters(in: .whitespaces).lowercased()) { return result }
         errors.add(path, "must be one of: \(E.allCases.map(\.rawValue).joined(separator: ", "))")
         return nil
-    }
-
-    struct Resources {
-        var cpu = 0.0
-        var memoryGiB = 0.0
-        var gpus = 0
-    }
-
-    /// The pod's effective requests: max(sum over containers, largest init container).
-    private static func readResources(_ podSpec: ObjectReader, errors: FieldErrorCollector) -> Resources {
-        var total = Resources()
-        if let containers = podSpec.array("containers", required: true, maxItems: 64) {
-            for (path, container) in containers {
-                let r = readContainer(container, at: path, errors: errors)
-                total.cpu += r.cpu
-                total.memoryGiB += r.memoryGiB
-                total.gpus += r.gpus
-            }
-        }
-        if let inits = podSpec.array("initContainers", allowEmpty: true, maxItems: 64) {
-            for (path, container) in inits {
-                let r = readContainer(container, at: path, errors: errors)
-                total.cpu = max(total.cpu, r.cpu)
-                total.memoryGiB = max(total.memoryGiB, r.memoryGiB)
-                total.gpus = max(total.gpus, r.gpus)
-            }
-        }
-        let resourcesPath = FieldPath.child(podSpec.field("containers"), "resources")
-        if total.cpu > AllocationRequest.maxResource {
-            errors.add(resourcesPath, "requests more than \(Int(AllocationRequest.maxResource)) CPUs in total")
-        }
-        if total.memoryGiB > AllocationRequest.maxResource {
-            errors.add(resourcesPath, "requests more than \(Int(AllocationRequest.maxResource)) GiB of memory in total")
-        }
-        if total.gpus > AllocationRequest.maxGPUCount {
-            errors.add(resourcesPath, "requests more than \(AllocationRequest.maxGPUCount) GPUs in total")
-        }
-        return total
-    }
-
-    private static func readContainer(_ value: JSONValue, at path: String, errors: FieldErrorCollector) -> Resources {
-        var result = Resources()
-        guard let container = errors.object(value, at: path), let resources = container.object("resources") else {
-            return result
-        }
-        let requests = resources.object("requests")
-        let limits = resources.object("limits")
-        /// requests[name], else limits[name], with the path it was read from.
-        func quantity(_ name: String) -> (path: String, value: JSONValue)? {
-            for reader in [requests, limits] {
-                if let reader, let value = reader.value(name) { return (reader.field(name), value) }
-            }
-            return nil
-        }
-        if let q = quantity("cpu") {
-            do throws(QuantityError) { result.cpu = try Quantity.cpu(q.value) } catch { errors.add(q.path, error.description) }
-        }
-        if let q = quantity("memory") {
-            do throws(QuantityError) {
-                result.memoryGiB = try Quantity.memoryGiB(q.value)
-            } catch {
-                errors.add(q.path, error.description)
-            }
-        }
-        if let q = quantity(Labels.gpuResource) {
-            do throws(QuantityError) {
-                let gpus = try Quantity.cpu(q.value)
-                if gpus != gpus.rounded() || gpus > Double(AllocationRequest.maxGPUCount) {
-                    errors.add(q.path, "must be a whole number of GPUs from 0 to \(AllocationRequest.maxGPUCount)")
-                } else {
-                    result.gpus = Int(gpus)
-                }
-            } catch {
-                errors.add(q.path, error.description)
-            }
-        }
-        return result
-    }
-
-    // MARK: per-region manifests
-
-    /// One manifest per region of `shares` (in that order): a copy of the input with the
-    /// region's replica count (Deployment), `metadata.name` suffixed with `-<region>`, the
-    /// region in the pod template's labels in the input's vocabulary and in its `nodeSelector`
-    /// as `topology.kubernetes.io/region`. With `instanceType` (the one chosen from several
-    /// `eci-use-specs`), the annotation names only that type.
-    public static func regionManifests(
-        _ translation: ManifestTranslation, shares: [(region: String, replicas: Int)], instanceType: String? = nil
-    ) -> [JSONValue] {
-        let template = translation.kind.templatePath
-        return shares.map { share in
-            var m = translation.manifest
-            if let name = m["metadata"]?["name"]?.stringValue {
-                m = m.setting(["metadata", "name"], to: .string("\(name)-\(share.region)"))
-            }
-            if translation.kind == .deployment {
-                m = m.setting(["spec", "replicas"], to: .number(Double(share.replicas)))
-            }
-            m = m.setting(template + ["metadata", "labels", translation.vocabulary.regionLabel], to: .string(share.region))
-            m = m.setting(template + ["spec", "nodeSelector", Labels.topologyRegion], to: .string(share.region))
-            if let instanceType, m.value(at: template + ["metadata", "annotations", Labels.useSpecs]) != nil {
-                m = m.setting(template + ["metadata", "annotations", Labels.useSpecs], to: .string(instanceType))
-            }
-            return m
-        }
-    }
-
-    /// Replicas per region in order of first appearance: what `regionManifests` takes.
-    public static func shares(regions: [String]) -> [(region: String, replicas: Int)] {
-        var result: [(region: String, replicas: Int)] = []
-        for region in regions {
-            if let i = result.firstIndex(where: { $0.region == region }) {
-                result[i].replicas += 1
-            } else {
-                result.append((region, 1))
-            }
-        }
-        return result
-    }
-}
-
-extension JSONValue {
-    /// The value at a path of object keys, nil when any step is missing or not an object.
-    public func value(at path: [String]) -> JSONValue? {
-        var current: JSONValue? = self
-        for key in path { current = current?[key] }
-        return current
-    }
-
-    /// A copy with `value` at `path`, creating objects along the way (replacing non-objects).
-    public func setting(_ path: [String], to value: JSONValue) -> JSONValue {
-        guard let key = path.first else { return value }
-        var members = objectValue ?? [:]
-        members[key] = (members[key] ?? .object([:])).setting(Array(path.dropFirst()), to: value)
-        return .object(members)
     }
 }

@@ -6,13 +6,15 @@ import Foundation
 
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Allocate for a Kubernetes Pod or Deployment and write one manifest per region.",
+        abstract: "Allocate for a Kubernetes manifest file and write the manifests to apply per region.",
         discussion: """
-            POST /v1/allocations/from-manifest with the file (YAML or JSON). Without -o the \
-            per-region manifests, with the region injected into labels and nodeSelector, go to \
-            stdout as YAML documents (ready for 'kubectl apply -f -') and a summary line to \
-            stderr; with --output-dir each is written to DIR/<name>.yaml and the allocation is \
-            printed. -o json or -o yaml prints the whole answer (allocation and manifests).
+            POST /v1/allocations/from-manifest with the file (a YAML stream or JSON). Without -o \
+            the manifests to apply, the workloads' copies with the region injected into labels, \
+            selector and nodeSelector, go to stdout as YAML documents (ready for \
+            'kubectl apply -f -') and a summary line to stderr; with --output-dir each is \
+            written to DIR/<name>.yaml (a document returned once per region unrenamed: \
+            DIR/<name>-<region>.yaml) and the allocation is printed. -o json or -o yaml prints \
+            the whole answer (allocations and manifests).
             """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
@@ -37,10 +39,17 @@ struct Apply: AsyncParsableCommand {
             let answer = try await client.allocate(manifest: bytes)
             let allocation = answer["allocation"] ?? .null
             let manifests = answer["manifests"]?.arrayValue ?? []
+            let regions = answer["manifestRegions"]?.arrayValue ?? []
             if let outputDir {
                 try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+                var used: Set<String> = []
                 for (index, manifest) in manifests.enumerated() {
-                    let name = manifest["metadata"]?["name"]?.stringValue ?? "manifest-\(index + 1)"
+                    var name = manifest["metadata"]?["name"]?.stringValue ?? "manifest-\(index + 1)"
+                    if index < regions.count, let region = regions[index].stringValue, !name.hasSuffix("-\(region)") {
+                        name += "-\(region)"
+                    }
+                    if used.contains(name), let kind = manifest["kind"]?.stringValue { name = "\(kind.lowercased())-\(name)" }
+                    used.insert(name)
                     let path = (outputDir as NSString).appendingPathComponent(Self.fileName(name))
                     try Data(try YAMLBodies.text(manifest).utf8).write(to: URL(fileURLWithPath: path))
                     Terminal.write("wrote \(path)\n", to: .standardError)

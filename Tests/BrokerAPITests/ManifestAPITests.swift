@@ -528,8 +528,9 @@ final class ManifestAPITests: XCTestCase {
             "POST", "/v1/allocations/from-manifest", token: token, body: Array("{\"kind\":".utf8),
             headers: ["Content-Type": "application/json"])
         XCTAssertEqual(badJSON.status, 400)
-        let twoDocuments = try await post(yaml: SeedYAML.cpuDefaultRegion + "\n---\n" + SeedYAML.eciGPUPod)
-        XCTAssertEqual(twoDocuments.status, 400)
+        let brokenThird = try await post(yaml: SeedYAML.cpuDefaultRegion + "\n---\n" + SeedYAML.eciGPUPod + "\n---\nkind: [Pod\n")
+        XCTAssertEqual(brokenThird.status, 400)
+        XCTAssertTrue(brokenThird.text.contains("YAML document 2 is not valid YAML: line "), brokenThird.text)
         let empty = try await post(yaml: "")
         XCTAssertEqual(empty.status, 400)
         let notAWorkload = try await post(yaml: "apiVersion: scheduling.alibabacloud.com/v1alpha1\nkind: ResourcePolicy\nmetadata:\n  name: p\n")

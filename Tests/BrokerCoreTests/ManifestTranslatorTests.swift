@@ -107,8 +107,9 @@ enum SeedManifests {
 }
 
 final class ManifestTranslatorTests: XCTestCase {
-    func translate(_ manifest: JSONValue) throws -> ManifestTranslation {
-        try ManifestTranslator.translate(manifest)
+    /// The one workload of a one-document manifest.
+    func translate(_ manifest: JSONValue, catalog: InstanceCatalog = .empty) throws -> ManifestTranslation {
+        try ManifestTranslator.plan([manifest], catalog: catalog).workloads[0]
     }
 
     /// Exactly one error, on `field`, whose message contains `message`.
@@ -123,7 +124,7 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testCPUDeploymentInTheDefaultRegion() throws {
         let t = try translate(SeedManifests.cpuDefaultRegion)
-        XCTAssertEqual(t.kind, .deployment)
+        XCTAssertEqual(t.kind.kind, "Deployment")
         XCTAssertEqual(t.vocabulary, .alibabaCloud)
         XCTAssertEqual(t.requests.count, 1)
         let r = t.requests[0]
@@ -152,7 +153,7 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testECIPodWithAnInstanceTypeAndOnlyAGPULimit() throws {
         let t = try translate(SeedManifests.eciGPUPod)
-        XCTAssertEqual(t.kind, .pod)
+        XCTAssertEqual(t.kind.kind, "Pod")
         XCTAssertEqual(t.vocabulary, .alibabaCloud)
         let r = t.requests[0]
         XCTAssertEqual(r.shape.computeClass, .gpu, "GPUs requested without a class label: gpu")
@@ -265,14 +266,15 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testLabelErrors() {
         expectError("metadata.labels.alibabacloud.com/compute-class", "must be one of",
-                    try translate(pod([container([:])], labels: ["alibabacloud.com/compute-class": "gpu-hpn"])))
+                    try translate(pod([container([:])], labels: ["alibabacloud.com/compute-class": "gpu-xl"])))
         expectError("metadata.labels.ctyun.cn/compute-qos", "must be one of",
                     try translate(pod([container([:])], labels: ["ctyun.cn/compute-qos": "spot"])))
         expectError("metadata.labels.alibabacloud.com/compute-class", "nvidia.com/gpu",
                     try translate(pod([container(["limits": ["nvidia.com/gpu": 1]])],
                                       labels: ["alibabacloud.com/compute-class": "general-purpose"])))
         expectError("metadata.labels.alibabacloud.com/gpu-model-series", "only allowed",
-                    try translate(pod([container([:])], labels: ["alibabacloud.com/gpu-model-series": "T4"])))
+                    try translate(pod([container([:])], labels: ["alibabacloud.com/gpu-model-series": "T4",
+                                                                 "alibabacloud.com/compute-class": "performance"])))
         expectError("metadata.labels.ctyun.cn/compute-class", "disagrees",
                     try translate(pod([container([:])], labels: ["alibabacloud.com/compute-class": "gpu",
                                                                  "ctyun.cn/compute-class": "performance"])))
@@ -292,15 +294,18 @@ final class ManifestTranslatorTests: XCTestCase {
     // MARK: structure
 
     func testNotAPodOrDeployment() {
-        expectError("kind", "Pod or Deployment", try translate(["apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ["name": "x"]]))
+        expectError("kind", "unknown kind Frobnicator (apiVersion example.com/v1). Supported: workloads: Pod (v1), Deployment",
+                    try translate(["apiVersion": "example.com/v1", "kind": "Frobnicator", "metadata": ["name": "x"]]))
+        expectError("kind", "one pod on every node", try translate(["apiVersion": "apps/v1", "kind": "DaemonSet"]))
         expectError("kind", "is required", try translate(["apiVersion": "v1"]))
         expectError("", "must be an object", try translate([1, 2]))
-        expectError("apiVersion", "apps/v1", try translate(SeedManifests.cpuDefaultRegion.setting(["apiVersion"], to: "extensions/v1beta1")))
-        XCTAssertEqual(failingFields { try translate(["apiVersion": "apps/v1", "kind": "Deployment"]) }, ["metadata", "spec"])
+        expectError("kind", "must have apiVersion apps/v1, not extensions/v1beta1",
+                    try translate(SeedManifests.cpuDefaultRegion.setting(["apiVersion"], to: "extensions/v1beta1")))
+        XCTAssertEqual(failingFields { try translate(["apiVersion": "apps/v1", "kind": "Deployment"]) }, ["metadata", "spec.template"])
         XCTAssertEqual(failingFields { try translate(["apiVersion": "v1", "kind": "Pod", "metadata": [:], "spec": [:]]) },
                        ["metadata.name", "spec.containers"])
-        expectError("spec.replicas", "at least 1", try translate(SeedManifests.cpuDefaultRegion.setting(["spec", "replicas"], to: 0)))
-        expectError("spec.template", "is required", try translate(SeedManifests.cpuDefaultRegion.setting(["spec", "template"], to: .null)))
+        expectError("spec.replicas", "nothing to place", try translate(SeedManifests.cpuDefaultRegion.setting(["spec", "replicas"], to: 0)))
+        expectError("spec.template", "must be an object", try translate(SeedManifests.cpuDefaultRegion.setting(["spec", "template"], to: .null)))
     }
 
     func testMissingReplicasMeansOne() throws {
@@ -313,7 +318,7 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testDeploymentIsSplitPerRegionWithLabelsInItsOwnVocabulary() throws {
         let t = try translate(SeedManifests.gpuSpecifiedRegion.setting(["spec", "replicas"], to: 3))
-        let out = ManifestTranslator.regionManifests(t, shares: [("cn-beijing", 2), ("cn-hangzhou", 1)])
+        let out = ManifestTranslator.regionManifests(t, grants: [RegionGrant(region: "cn-beijing", replicas: 2), RegionGrant(region: "cn-hangzhou", replicas: 1)])
         XCTAssertEqual(out.count, 2)
         XCTAssertEqual(out[0]["metadata"]?["name"], "nginx-gpu-deployment-specified-region-cn-beijing")
         XCTAssertEqual(out[0]["spec"]?["replicas"], 2)
@@ -321,11 +326,13 @@ final class ManifestTranslatorTests: XCTestCase {
         XCTAssertEqual(out[1].value(at: ["spec", "template", "metadata", "labels", "alibabacloud.com/serverless-region-id"]), "cn-hangzhou")
         XCTAssertEqual(out[1].value(at: ["spec", "template", "spec", "nodeSelector", "topology.kubernetes.io/region"]), "cn-hangzhou")
         XCTAssertEqual(out[1].value(at: ["spec", "template", "metadata", "labels", "app"]), "nginx-gpu-specified-region")
-        XCTAssertEqual(out[1].value(at: ["spec", "selector"]), SeedManifests.gpuSpecifiedRegion.value(at: ["spec", "selector"]))
+        XCTAssertEqual(out[1].value(at: ["spec", "selector", "matchLabels"]),
+                       ["app": "nginx-gpu-specified-region", "alibabacloud.com/serverless-region-id": "cn-hangzhou"])
         // Everything else is the input, unchanged.
         let back = out[0].setting(["metadata", "name"], to: "nginx-gpu-deployment-specified-region")
             .setting(["spec", "replicas"], to: 1)
             .setting(["spec", "template", "metadata", "labels", "alibabacloud.com/serverless-region-id"], to: "cn-beijing")
+            .setting(["spec", "selector"], to: SeedManifests.gpuSpecifiedRegion.value(at: ["spec", "selector"])!)
         XCTAssertEqual(back.value(at: ["spec", "template", "spec", "containers"]),
                        SeedManifests.gpuSpecifiedRegion.value(at: ["spec", "template", "spec", "containers"]))
         XCTAssertEqual(back.setting(["spec", "template", "spec", "nodeSelector"], to: .null)
@@ -336,10 +343,10 @@ final class ManifestTranslatorTests: XCTestCase {
     func testVocabulariesOfTheInjectedRegionLabel() throws {
         let ctyun = try translate(SeedManifests.ctyunSpecifiedRegion.setting(
             ["spec", "template", "metadata", "labels", "ctyun.cn/specified-region-id"], to: "cn-huadong1"))
-        XCTAssertEqual(ManifestTranslator.regionManifests(ctyun, shares: [("cn-huadong1", 1)])[0]
+        XCTAssertEqual(ManifestTranslator.regionManifests(ctyun, grants: [RegionGrant(region: "cn-huadong1", replicas: 1)])[0]
             .value(at: ["spec", "template", "metadata", "labels", "ctyun.cn/specified-region-id"]), "cn-huadong1")
         let neutral = try translate(SeedManifests.resourcePolicyDeployment)
-        let n = ManifestTranslator.regionManifests(neutral, shares: [("idc-shanghai", 2)])[0]
+        let n = ManifestTranslator.regionManifests(neutral, grants: [RegionGrant(region: "idc-shanghai", replicas: 2)])[0]
         XCTAssertEqual(n.value(at: ["spec", "template", "metadata", "labels", "topology.kubernetes.io/region"]), "idc-shanghai")
         XCTAssertNil(n.value(at: ["spec", "template", "metadata", "labels", "alibabacloud.com/serverless-region-id"]))
         XCTAssertEqual(n.value(at: ["spec", "template", "metadata", "annotations"]), ["addannotion": "true"])
@@ -347,7 +354,7 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testPodGetsItsRegionOnItsOwnMetadataAndSpec() throws {
         let t = try translate(SeedManifests.eciGPUPod)
-        let out = ManifestTranslator.regionManifests(t, shares: [("cn-hangzhou", 1)])
+        let out = ManifestTranslator.regionManifests(t, grants: [RegionGrant(region: "cn-hangzhou", replicas: 1)])
         XCTAssertEqual(out.count, 1)
         XCTAssertEqual(out[0]["metadata"]?["name"], "gpu-pod-cn-hangzhou")
         XCTAssertEqual(out[0].value(at: ["metadata", "labels", "alibabacloud.com/serverless-region-id"]), "cn-hangzhou")
@@ -359,20 +366,25 @@ final class ManifestTranslatorTests: XCTestCase {
 
     func testChosenInstanceTypeReplacesTheList() throws {
         let t = try translate(pod([container([:])], annotations: ["k8s.aliyun.com/eci-use-specs": "a.large,b.large"]))
-        let out = ManifestTranslator.regionManifests(t, shares: [("r", 1)], instanceType: "b.large")
+        let out = ManifestTranslator.regionManifests(t, grants: [RegionGrant(region: "r", replicas: 1, instanceTypes: ["b.large"])])
         XCTAssertEqual(out[0].value(at: ["metadata", "annotations", "k8s.aliyun.com/eci-use-specs"]), "b.large")
     }
 
-    func testSharesKeepFirstAppearanceOrder() {
-        let shares = ManifestTranslator.shares(regions: ["b", "a", "b", "c", "a", "b"])
-        XCTAssertEqual(shares.map(\.region), ["b", "a", "c"])
-        XCTAssertEqual(shares.map(\.replicas), [3, 2, 1])
-        XCTAssertTrue(ManifestTranslator.shares(regions: []).isEmpty)
+    func testGrantsKeepFirstAppearanceOrderAndRankTypesAndSeries() {
+        let grants = ManifestTranslator.grants(instances: [
+            ("b", "t1", "T4"), ("a", "t1", nil), ("b", "t2", "A10"), ("c", "t1", nil), ("a", "t1", nil), ("b", "t2", "A10"),
+        ])
+        XCTAssertEqual(grants.map(\.region), ["b", "a", "c"])
+        XCTAssertEqual(grants.map(\.replicas), [3, 2, 1])
+        XCTAssertEqual(grants[0].instanceTypes, ["t2", "t1"])
+        XCTAssertEqual(grants[0].gpuSeries, ["A10", "T4"])
+        XCTAssertEqual(grants[1].gpuSeries, [])
+        XCTAssertTrue(ManifestTranslator.grants(instances: []).isEmpty)
     }
 
     func testExistingNodeSelectorIsKept() throws {
         let d = SeedManifests.resourcePolicyDeployment.setting(["spec", "template", "spec", "nodeSelector"], to: ["disk": "ssd"])
-        let out = ManifestTranslator.regionManifests(try translate(d), shares: [("r", 2)])
+        let out = ManifestTranslator.regionManifests(try translate(d), grants: [RegionGrant(region: "r", replicas: 2)])
         XCTAssertEqual(out[0].value(at: ["spec", "template", "spec", "nodeSelector"]),
                        ["disk": "ssd", "topology.kubernetes.io/region": "r"])
     }

@@ -1,0 +1,164 @@
+import Foundation
+
+/// What one region of an allocation holds, as the per-region manifest must say it.
+public struct RegionGrant: Sendable, Equatable {
+    public var region: String
+    public var replicas: Int
+    /// Distinct instance types granted there, the most used first.
+    public var instanceTypes: [String]
+    /// Distinct GPU series granted there, the most used first.
+    public var gpuSeries: [String]
+
+    public init(region: String, replicas: Int, instanceTypes: [String] = [], gpuSeries: [String] = []) {
+        self.region = region
+        self.replicas = replicas
+        self.instanceTypes = instanceTypes
+        self.gpuSeries = gpuSeries
+    }
+}
+
+extension ManifestTranslator {
+    /// Fields the API server sets, which it refuses or misreads when sent back on create.
+    static let serverSetMetadata = ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"]
+    static let serverSetAnnotations = ["deployment.kubernetes.io/revision"]
+
+    /// A document without what the API server set: metadata fields, `status`, revision
+    /// annotations (also in the pod templates' metadata at `metadataPaths`).
+    public static func strippingServerFields(_ document: JSONValue, metadataPaths: [[String]] = []) -> JSONValue {
+        var m = document.removing(["status"])
+        for path in [["metadata"]] + metadataPaths where m.value(at: path) != nil {
+            for field in serverSetMetadata { m = m.removing(path + [field]) }
+            for annotation in serverSetAnnotations { m = m.removing(path + ["annotations", annotation]) }
+            if m.value(at: path + ["annotations"])?.objectValue?.isEmpty == true {
+                m = m.removing(path + ["annotations"])
+            }
+        }
+        return m
+    }
+
+    /// One manifest per region grant (in that order) of a single-template workload: a copy without
+    /// server-set fields, named `<name>-<region>` (or `generateName` `<prefix><region>-`)
+    /// within DNS-1123 limits, holding the region's share of the replicas (and of a Job's
+    /// completions), the region in the template labels (input's vocabulary), in the
+    /// selector's `matchLabels` (so that each copy owns only its own pods) and in the
+    /// `nodeSelector` as `topology.kubernetes.io/region`; with what was granted there: the
+    /// GPU series label and the instance types in `eci-use-specs`. A GKE accelerator
+    /// selector that names another series is removed.
+    public static func regionManifests(_ translation: ManifestTranslation, grants: [RegionGrant]) -> [JSONValue] {
+        let kind = translation.kind
+        let total = grants.reduce(0) { $0 + $1.replicas }
+        let completions = kind.completionsPath.flatMap { translation.manifest.value(at: $0)?.numberValue }.map { Int($0) }
+        var completionsLeft = completions ?? 0
+        return grants.enumerated().map { index, grant in
+            var m = regionCopy(translation, region: grant.region)
+            if let replicasPath = kind.replicasPath {
+                m = m.setting(replicasPath, to: .number(Double(grant.replicas)))
+            }
+            if let completionsPath = kind.completionsPath, let completions, total > 0 {
+                let share = index == grants.count - 1 ? completionsLeft : completions * grant.replicas / total
+                completionsLeft -= share
+                m = m.setting(completionsPath, to: .number(Double(max(share, 1))))
+            }
+            if let selectorPath = kind.selectorPath, m.value(at: selectorPath) != nil {
+                m = m.setting(selectorPath + ["matchLabels", translation.vocabulary.regionLabel], to: .string(grant.region))
+            }
+            return granting(m, site: translation.components[0].site, grant: grant, vocabulary: translation.vocabulary)
+        }
+    }
+
+    /// The one copy of a workload whose pod templates were placed together in one region:
+    /// `grants[i]` is what its i-th component was granted there.
+    public static func groupManifest(_ translation: ManifestTranslation, grants: [RegionGrant]) -> JSONValue {
+        var m = regionCopy(translation, region: grants.first?.region ?? "")
+        for (component, grant) in zip(translation.components, grants) {
+            m = granting(m, site: component.site, grant: grant, vocabulary: translation.vocabulary)
+        }
+        return m
+    }
+
+    /// The document without server-set fields, named for the region.
+    private static func regionCopy(_ translation: ManifestTranslation, region: String) -> JSONValue {
+        let sites = translation.components.map(\.site.metadataPath)
+        var m = strippingServerFields(translation.manifest, metadataPaths: sites)
+        if let name = m["metadata"]?["name"]?.stringValue {
+            m = m.setting(["metadata", "name"], to: .string(regionName(name, region: region)))
+        } else if let prefix = m["metadata"]?["generateName"]?.stringValue {
+            m = m.setting(["metadata", "generateName"], to: .string(regionPrefix(prefix, region: region)))
+        }
+        return m
+    }
+
+    /// One pod template with its region and what was granted there.
+    private static func granting(_ document: JSONValue, site: TemplateSite, grant: RegionGrant, vocabulary: LabelVocabulary) -> JSONValue {
+        var m = document
+        let labels = site.metadataPath + ["labels"]
+        m = m.setting(labels + [vocabulary.regionLabel], to: .string(grant.region))
+        let nodeSelector = site.specPath + ["nodeSelector"]
+        m = m.setting(nodeSelector + [Labels.topologyRegion], to: .string(grant.region))
+        if grant.gpuSeries.count == 1 {
+            let series = grant.gpuSeries[0]
+            m = m.setting(labels + [vocabulary.seriesLabel], to: .string(series))
+            if let named = m.value(at: nodeSelector + [Labels.gkeAccelerator])?.stringValue,
+                PodRequirements(accelerator: named).acceleratorSeries(catalog: .empty)?.uppercased() != series.uppercased()
+            {
+                m = m.removing(nodeSelector + [Labels.gkeAccelerator])
+            }
+        }
+        let specs = site.metadataPath + ["annotations", Labels.useSpecs]
+        if !grant.instanceTypes.isEmpty, vocabulary == .alibabaCloud || m.value(at: specs) != nil {
+            m = m.setting(specs, to: .string(grant.instanceTypes.prefix(maxInstanceTypes).joined(separator: ",")))
+        }
+        return m
+    }
+
+    /// `name-region`, the name shortened so that the whole stays a DNS-1123 subdomain.
+    static func regionName(_ name: String, region: String) -> String {
+        "\(dnsPrefix(name, room: maxNameLength - region.count - 1))-\(region)"
+    }
+
+    /// A `generateName` prefix with the region: `prefix` + `region-`, leaving the 5
+    /// characters the API server appends.
+    static func regionPrefix(_ prefix: String, region: String) -> String {
+        let base = dnsPrefix(prefix, room: maxNameLength - 5 - region.count - 1)
+        return base.isEmpty || base.hasSuffix("-") ? "\(base)\(region)-" : "\(base)-\(region)-"
+    }
+
+    /// At most `room` characters, lower-cased, ending in a letter or digit (or `-` when the
+    /// input did, for prefixes that the caller extends).
+    private static func dnsPrefix(_ name: String, room: Int) -> String {
+        var s = String(name.lowercased().prefix(max(0, room)))
+        let keepsDash = s.hasSuffix("-") && s.count == name.count
+        while let last = s.last, !(last.isLetter || last.isNumber), !(keepsDash && last == "-") { s.removeLast() }
+        return s
+    }
+
+    /// Regions in order of first appearance with their replicas, instance types and series
+    /// (most used first): what `regionManifests` takes.
+    public static func grants(instances: [(region: String, instanceType: String, gpuSeries: String?)]) -> [RegionGrant] {
+        var order: [String] = []
+        var counts: [String: (replicas: Int, types: [String: Int], series: [String: Int])] = [:]
+        for instance in instances {
+            if counts[instance.region] == nil {
+                order.append(instance.region)
+                counts[instance.region] = (0, [:], [:])
+            }
+            counts[instance.region]!.replicas += 1
+            counts[instance.region]!.types[instance.instanceType, default: 0] += 1
+            if let series = instance.gpuSeries { counts[instance.region]!.series[series, default: 0] += 1 }
+        }
+        func ranked(_ counts: [String: Int]) -> [String] {
+            counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map(\.key)
+        }
+        return order.map { region in
+            let c = counts[region]!
+            return RegionGrant(region: region, replicas: c.replicas, instanceTypes: ranked(c.types), gpuSeries: ranked(c.series))
+        }
+    }
+}
+
+extension PodRequirements {
+    init(accelerator: String) {
+        self.init()
+        self.accelerator = accelerator
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// A manifest file as people write them: several documents (a YAML stream, or `kind: List`),
+/// some of them workloads to place, the others returned beside them.
+public struct ManifestPlan: Sendable, Equatable {
+    public enum Entry: Sendable, Equatable {
+        case workload(ManifestTranslation)
+        /// Returned unchanged but for server-set fields: once per region, or once overall.
+        case passThrough(JSONValue, clusterScoped: Bool)
+    }
+
+    /// In document order, `List` items in place of their list.
+    public var entries: [Entry]
+
+    public var workloads: [ManifestTranslation] {
+        entries.compactMap { if case .workload(let t) = $0 { t } else { nil } }
+    }
+
+    /// Replicas of every workload together: at most this many regions hold copies.
+    public var replicaCount: Int {
+        workloads.reduce(0) { $0 + ($1.together ? 1 : $1.requests[0].replicas) }
+    }
+}
+
+extension ManifestTranslator {
+    /// Reads every document; reports each one's problems under `documents[i]` (only the
+    /// field path when there is one document), and refuses a stream with no workload.
+    public static func plan(_ documents: [JSONValue], catalog: InstanceCatalog = .empty) throws(ValidationFailure) -> ManifestPlan {
+        var entries: [ManifestPlan.Entry] = []
+        var errors: [FieldError] = []
+        let single = documents.count == 1
+        for (index, document) in documents.enumerated() {
+            let path = single ? "" : "documents[\(index)]"
+            for (itemPath, item) in expandingLists(document, at: path) {
+                do throws(ValidationFailure) {
+                    if let entry = try planEntry(item, at: itemPath, catalog: catalog) { entries.append(entry) }
+                } catch {
+                    errors += error.errors
+                }
+            }
+        }
+        if !errors.isEmpty { throw ValidationFailure(errors: errors) }
+        let plan = ManifestPlan(entries: entries)
+        if plan.workloads.isEmpty {
+            throw ValidationFailure(field: single ? "kind" : "documents", message: "holds no workload to place. Supported: \(ManifestKinds.supportedList)")
+        }
+        return plan
+    }
+
+    /// A `List` (`kind: List` or `…List` with `items`) stands for its items.
+    static func expandingLists(_ document: JSONValue, at path: String) -> [(String, JSONValue)] {
+        guard let kind = document["kind"]?.stringValue, kind.hasSuffix("List"), case .array(let items)? = document["items"]
+        else { return [(path, document)] }
+        let itemsPath = FieldPath.child(path, "items")
+        return items.enumerated().map { (FieldPath.index(itemsPath, $0.offset), $0.element) }
+    }
+
+    private static func planEntry(
+        _ document: JSONValue, at path: String, catalog: InstanceCatalog
+    ) throws(ValidationFailure) -> ManifestPlan.Entry? {
+        let errors = FieldErrorCollector()
+        guard let root = errors.object(document, at: path) else { throw ValidationFailure(errors: errors.errors) }
+        let kind = root.string("kind", required: true)
+        let apiVersion = root.string("apiVersion", required: true)
+        guard let kind, let apiVersion else { throw ValidationFailure(errors: errors.errors) }
+        switch ManifestKinds.classify(kind: kind, apiVersion: apiVersion) {
+        case .group(let group):
+            return .workload(try translateGroup(document, kind: group, apiVersion: apiVersion, catalog: catalog, path: path))
+        case .other(.workload(let workload)):
+            return .workload(try translate(document, kind: workload, catalog: catalog, path: path))
+        case .other(.passThrough(let clusterScoped)):
+            return .passThrough(strippingServerFields(document), clusterScoped: clusterScoped)
+        case .other(.refused(let reason)):
+            throw ValidationFailure(field: root.field("kind"), message: reason)
+        }
+    }
+
+    /// The answer's documents, each with its region (nil: cluster-scoped, once overall):
+    /// cluster-scoped documents first, then for each region in order of first use the
+    /// workloads' copies there and the namespaced documents, each in document order.
+    /// `grants[i]` is what the i-th workload was granted: per region, or for a workload
+    /// placed together, per component (all in one region).
+    public static func output(_ plan: ManifestPlan, grants: [[RegionGrant]]) -> [(region: String?, manifest: JSONValue)] {
+        var result: [(region: String?, manifest: JSONValue)] = []
+        var regions: [String] = []
+        var copies: [String: [JSONValue]] = [:]
+        var namespaced: [JSONValue] = []
+        var workloadIndex = 0
+        for entry in plan.entries {
+            switch entry {
+            case .passThrough(let document, clusterScoped: true):
+                result.append((nil, document))
+            case .passThrough(let document, clusterScoped: false):
+                namespaced.append(document)
+            case .workload(let translation):
+                let regionGrants = grants[workloadIndex]
+                workloadIndex += 1
+                let placed: [(region: String, copy: JSONValue)] =
+                    translation.together
+                    ? [(regionGrants.first?.region ?? "", groupManifest(translation, grants: regionGrants))]
+                    : Array(zip(regionGrants.map(\.region), regionManifests(translation, grants: regionGrants)))
+                for (region, copy) in placed {
+                    if copies[region] == nil { regions.append(region) }
+                    copies[region, default: []].append(copy)
+                }
+            }
+        }
+        for region in regions {
+            result += copies[region]!.map { (region, $0) }
+            result += namespaced.map { (region, $0) }
+        }
+        return result
+    }
+}
