@@ -46,14 +46,20 @@ let package = Package(
             dependencies: ["CLibPQ"],
             swiftSettings: swiftSettings
         ),
+        // The JSON codec: parser, writer, values. No dependencies.
+        .target(
+            name: "JSON",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BrokerCore",
+            dependencies: ["JSON"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BrokerStore",
             dependencies: [
-                "BrokerCore", "PostgresClient",
+                "BrokerCore", "JSON", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -63,7 +69,7 @@ let package = Package(
         .target(
             name: "BrokerAPI",
             dependencies: [
-                "BrokerCore", "BrokerEvents", "BrokerStore", "MicroHTTP",
+                "BrokerCore", "BrokerEvents", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -74,14 +80,14 @@ let package = Package(
         // The web console: HTML pages over the API, assets compiled in.
         .target(
             name: "BrokerConsole",
-            dependencies: ["BrokerCore", "MicroHTTP"],
+            dependencies: ["BrokerCore", "JSON", "MicroHTTP"],
             resources: [.embedInCode("Assets")],
             swiftSettings: swiftSettings
         ),
         // The HTTP(S) client of the `/v1` API that the CLI commands use.
         .target(
             name: "BrokerClient",
-            dependencies: ["BrokerCore"],
+            dependencies: ["BrokerCore", "JSON"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -108,7 +114,7 @@ let package = Package(
             name: "gpubroker",
             dependencies: [
                 "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerEvents", "BrokerStore", "BrokerWorkers",
-                "PostgresClient", "MicroHTTP",
+                "JSON", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -134,19 +140,19 @@ let package = Package(
         // to call in-process or over a socket.
         .target(
             name: "TestSupport",
-            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestHarness",
+            dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestHarness",
                            .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "MicroHTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "JSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "JSON", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "JSON", "MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "BrokerCore", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReliabilityTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),
     ]
 )

@@ -33,36 +33,30 @@ enum AllocationRoutes {
             try await list(request, tenantId: try context.tenant.id.uuid, context)
         }
         routes.add("GET", "/v1/allocations/{id}", .tenant) { request, context in
-            try JSONBodies.response(
-                200, try await context.services.allocations.get(tenantId: try context.tenant.id.uuid, id: try allocationId(request)))
+            let (tenant, id) = try target(request, context)
+            return try JSONBodies.response(200, try await context.services.allocations.get(tenantId: tenant, id: id))
         }
         routes.add("PATCH", "/v1/allocations/{id}", .tenant) { request, context in
-            let tenant = try context.tenant
-            let id = try allocationId(request)
+            let (tenant, id) = try target(request, context)
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
-            return try JSONBodies.response(
-                200, try await context.services.allocations.scale(
-                    tenantId: tenant.id.uuid, id: id, replicas: change.replicas, actor: context.actor))
+            return try JSONBodies.response(200, try await context.services.allocations.scale(
+                tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor))
         }
         routes.add("POST", "/v1/allocations/{id}/renew", .tenant) { request, context in
-            let tenant = try context.tenant
-            let id = try allocationId(request)
+            let (tenant, id) = try target(request, context)
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
-            return try JSONBodies.response(
-                200, try await context.services.allocations.renew(
-                    tenantId: tenant.id.uuid, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
+            return try JSONBodies.response(200, try await context.services.allocations.renew(
+                tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }
         routes.add("DELETE", "/v1/allocations/{id}", .tenant) { request, context in
-            let tenant = try context.tenant
+            let (tenant, id) = try target(request, context)
             return try JSONBodies.response(
-                200, try await context.services.allocations.release(
-                    tenantId: tenant.id.uuid, id: try allocationId(request), actor: context.actor))
+                200, try await context.services.allocations.release(tenantId: tenant, id: id, actor: context.actor))
         }
         routes.add("GET", "/v1/allocations/{id}/events", .tenant) { request, context in
             if EventRoutes.wantsStream(request) { return try await EventRoutes.watchAllocation(request, context) }
-            let events = try await context.services.allocations.events(
-                tenantId: try context.tenant.id.uuid, id: try allocationId(request))
-            return try JSONBodies.response(200, ["events": events])
+            let (tenant, id) = try target(request, context)
+            return try JSONBodies.response(200, ["events": try await context.services.allocations.events(tenantId: tenant, id: id)])
         }
     }
 
@@ -83,6 +77,11 @@ enum AllocationRoutes {
             ])
         }
         return key
+    }
+
+    /// The calling tenant and the allocation the path names.
+    static func target(_ request: HTTPRequest, _ context: RequestContext) throws -> (tenant: UUID, id: UUID) {
+        (try context.tenant.id.uuid, try allocationId(request))
     }
 
     /// A malformed id cannot name an allocation: 404, like an unknown one.

@@ -12,11 +12,13 @@ enum Authentication {
         let token = String(header.dropFirst("bearer ".count).trimmingOptionalWhitespace())
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
+        let address = request.remoteAddress ?? "unknown"
         if ConstantTime.equal(token, services.adminToken) {
             principal = .admin
-        } else if let tenant = try await services.tenants.authenticate(token: token) {
+        } else if let tenant = try await tenant(token, from: address, services) {
             principal = .tenant(tenant)
         } else {
+            if let wait = services.authFailureLimiter.acquire(address) { throw tooManyFailures(wait) }
             throw Problem.unauthorized
         }
         switch (access, principal) {
@@ -36,5 +38,19 @@ enum Authentication {
                 retryAfterSeconds: wait)
         }
         return principal
+    }
+
+    /// The tenant of `token`: from the cache, else looked up unless `address`
+    /// spent its failed authentications (429 then, without a lookup).
+    private static func tenant(_ token: String, from address: String, _ services: BrokerServices) async throws -> Tenant? {
+        if let cached = services.tenants.cached(token: token) { return cached }
+        if let wait = services.authFailureLimiter.wait(address) { throw tooManyFailures(wait) }
+        return try await services.tenants.authenticate(token: token)
+    }
+
+    private static func tooManyFailures(_ wait: Int) -> Problem {
+        Problem(
+            status: 429, code: "rate_limited", title: "Too many requests",
+            detail: "too many failed authentications from this address", retryAfterSeconds: wait)
     }
 }

@@ -23,6 +23,9 @@ public final class BrokerServices: Sendable {
     public let logger: Logger
     /// Per-tenant request limit; nil = unlimited.
     public let rateLimiter: RateLimiter?
+    /// Failed authentications per client address: once spent, that address gets
+    /// 429 without a token lookup (tokens already cached still pass).
+    public let authFailureLimiter: RateLimiter
     public let webhooks: WebhookStore
     public let queuePositions: QueuePositionStore
     public let eventFeed: EventFeedStore
@@ -34,6 +37,7 @@ public final class BrokerServices: Sendable {
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         adminToken: String, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
+        authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
         webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
     ) {
         self.inventory = inventory
@@ -45,6 +49,7 @@ public final class BrokerServices: Sendable {
         self.readinessProblem = readinessProblem
         self.logger = logger
         self.rateLimiter = rateLimiter
+        self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
         self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
@@ -111,7 +116,7 @@ public enum BrokerAPI {
         return builder.router
     }
 
-    /// What the HTTP server answers on its own (404, 405, 413, 431), as problem+json.
+    /// What the HTTP server answers on its own (400, 404, 405, 413, 414, 431), as problem+json.
     /// They carry `X-Request-Id` like every routed answer: the client's sane id, else a new one.
     public static let errorResponder: HTTPErrorResponder = { error, request in
         let ids = RequestIds.shared
@@ -123,6 +128,9 @@ public enum BrokerAPI {
 
     private static func serverProblem(_ error: HTTPServerError, _ request: HTTPRequest?, _ requestId: String) -> HTTPResponse {
         switch error {
+        case .badRequest(let reason):
+            return Problem(status: 400, code: "invalid_request", title: "Bad request", detail: reason)
+                .response(requestId: requestId)
         case .notFound:
             return Problem.notFound("no such endpoint: \(request?.path ?? "")").response(requestId: requestId)
         case .methodNotAllowed(let allowed):
@@ -136,11 +144,18 @@ public enum BrokerAPI {
                 status: 413, code: "payload_too_large", title: "Payload too large",
                 detail: "request bodies are limited to \(limit) bytes"
             ).response(requestId: requestId)
+        case .uriTooLong:
+            return Problem(
+                status: 414, code: "invalid_request", title: "URI too long",
+                detail: "the request target is too long or has too many query parameters"
+            ).response(requestId: requestId)
         case .requestHeaderFieldsTooLarge:
             return Problem(
                 status: 431, code: "invalid_request", title: "Request header fields too large",
                 detail: "the request headers are too large"
             ).response(requestId: requestId)
+        case .shuttingDown:
+            return Problem.unavailable("the broker is shutting down").response(requestId: requestId)
         case .internalError:
             return Problem.internalError.response(requestId: requestId)
         }
@@ -336,6 +351,8 @@ struct RouteBuilder {
             var response: HTTPResponse
             do {
                 let principal = try await Authentication.authenticate(request, access, steps.services)
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try await handler(
                     request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
             } catch {
@@ -354,6 +371,8 @@ struct RouteBuilder {
             let started = steps.start(request)
             var response: HTTPResponse
             do {
+                var request = request
+                try RepeatedQuery.normalize(&request)
                 response = try handler(
                     request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
             } catch {

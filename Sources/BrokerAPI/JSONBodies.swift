@@ -1,15 +1,12 @@
 import BrokerCore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// Reading request bodies and writing JSON answers, the same way on every route.
 enum JSONBodies {
     /// Answers' JSON: keys sorted, dates as ISO 8601 with milliseconds in UTC.
-    static let encoder = SortedJSONEncoder(date: timestamp)
-
-    static func timestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
-    }
+    static let encoder = SortedJSONEncoder(date: JSONWriter.iso8601)
 
     static func isJSON(_ contentType: String?) -> Bool {
         guard let contentType else { return false }
@@ -36,6 +33,9 @@ enum JSONBodies {
         do {
             return try JSONValue.parse(bytes)
         } catch {
+            if let key = error.duplicateKey {
+                throw Problem.validation([FieldError(field: key, message: "appears more than once in one object")])
+            }
             throw Problem.invalidRequest("the body is not valid JSON: \(error)")
         }
     }

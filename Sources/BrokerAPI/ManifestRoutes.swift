@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// `201` answer of `POST /v1/allocations/from-manifest`.

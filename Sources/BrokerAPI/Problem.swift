@@ -1,6 +1,7 @@
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import MicroHTTP
 import PostgresClient
 

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import Yams
 
 /// YAML bodies: a stream of documents read into `JSONValue`s (JSON-compatible YAML), and

@@ -2,6 +2,7 @@ import BrokerCore
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import JSON
 #endif
 
 /// An HTTP(S) client of the broker's `/v1` API. Answers are kept as the JSON documents the

@@ -2,6 +2,7 @@ import BrokerCore
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import JSON
 #endif
 
 /// A replica shape to ask `GET /v1/inventory` about.

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// The broker's API called in-process with the signed-in token: the console sees and
@@ -9,6 +10,8 @@ struct APIClient: Sendable {
     let token: String
     /// Carried to the API's log lines, so one console request and its API calls share an id.
     let requestId: String?
+    /// The browser's address: the API limits failed authentications per address.
+    let remoteAddress: String?
 
     struct Answer: Sendable {
         var status: Int
@@ -35,7 +38,8 @@ struct APIClient: Sendable {
         var headers = HTTPHeaders([("Authorization", "Bearer \(token)")])
         if let requestId { headers.add("X-Request-Id", requestId) }
         if body != nil { headers.add("Content-Type", "application/json") }
-        let request = HTTPRequest(method: method, path: path, query: query, headers: headers, body: body?.encoded() ?? [])
+        var request = HTTPRequest(method: method, path: path, query: query, headers: headers, body: body?.encoded() ?? [])
+        request.remoteAddress = remoteAddress
         let response = await api.handle(request)
         let json = response.body.isEmpty ? JSONValue.null : ((try? JSONValue.parse(response.body)) ?? .null)
         return Answer(status: response.status, json: json)

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// Regions (register, cordon, set primary), pools (report capacity and price) and

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 
 /// One allocation: what it holds, why it was placed there, what happened to it, and
 /// the forms to scale, renew and release it.

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 
 /// The "request capacity" form and the `POST /v1/allocations` body it makes. The form
 /// checks nothing itself: the API validates the body and its problem is shown.

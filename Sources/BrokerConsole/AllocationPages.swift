@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// A tenant's allocations: the filtered, paged list with the request form, one

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// The last 24 hours of running instances per region and per GPU series, drawn as

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import MicroHTTP
 
 /// The web console: server-rendered pages under `/console/` that drive the broker through
@@ -140,7 +141,8 @@ final class Console: Sendable {
     }
 
     private func client(_ session: Session, _ request: HTTPRequest) -> APIClient {
-        APIClient(api: api, token: session.token, requestId: request.headers["X-Request-Id"])
+        APIClient(
+            api: api, token: session.token, requestId: request.headers["X-Request-Id"], remoteAddress: request.remoteAddress)
     }
 
     private func session(of request: HTTPRequest) -> Session? {
@@ -167,7 +169,7 @@ final class Console: Sendable {
         }
         let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { return signInPage(request, problem: "Paste a tenant or admin token.", status: 422) }
-        let client = APIClient(api: api, token: token, requestId: nil)
+        let client = APIClient(api: api, token: token, requestId: nil, remoteAddress: request.remoteAddress)
         let probe = await client.call("GET", "/v1/allocations", query: ["limit": "1"])
         let role: Role
         switch probe.status {

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// Per region, each pool's running / idle / free instances against its capacity; a

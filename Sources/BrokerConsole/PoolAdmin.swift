@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// Pools: every region's pools with a form to report capacity and price, and a form

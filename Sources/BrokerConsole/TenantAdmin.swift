@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import MicroHTTP
 
 /// Tenants: create (token shown once), change the quota, rotate the token.

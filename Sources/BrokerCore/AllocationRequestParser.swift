@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 extension AllocationRequest {
     public static let maxReplicas = 1000
@@ -86,18 +87,12 @@ extension AllocationRequest {
             queueTimeoutSeconds: queueTimeoutSeconds, labels: labels)
     }
 
-    /// The validated request as stable JSON (keys sorted, Codable form): what a store saves
-    /// and compares for `Idempotency-Key`. `JSONDecoder().decode(AllocationRequest.self, ...)` reads it back.
+    /// The validated request as stable JSON (keys sorted, Codable form): what a store
+    /// compares for `Idempotency-Key`. Its `Decodable` conformance reads it back.
     public func canonicalJSON() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Validated requests hold only finite numbers, so encoding cannot fail.
-        return (try? encoder.encode(self)).map { [UInt8]($0) } ?? []
-    }
-
-    /// Reads `canonicalJSON()` back.
-    public static func fromCanonicalJSON(_ bytes: [UInt8]) throws -> AllocationRequest {
-        try JSONDecoder().decode(AllocationRequest.self, from: Data(bytes))
+        var json = JSONWriter(capacity: 256)
+        write(to: &json)
+        return json.bytes
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One invalid field: a path such as `placement.units[1].max` or `labels.app`, and why.
 public struct FieldError: Codable, Sendable, Equatable, CustomStringConvertible {
@@ -286,7 +287,9 @@ public struct ObjectReader {
             errors.add(path, "must not contain U+0000")
             return nil
         }
-        if let maxLength, s.count > maxLength {
+        // Code points, as JSON Schema's maxLength counts (not grapheme clusters: an
+        // emoji with a skin tone is two).
+        if let maxLength, s.unicodeScalars.count > maxLength {
             errors.add(path, "must be at most \(maxLength) characters")
             return nil
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// `GET /v1/inventory?computeClass&gpuSeries&gpuCount&cpu&memoryGiB&qos[&instanceType]`:
 /// the shape of one replica. Field paths are the parameter names; unknown parameters are errors.
@@ -8,28 +9,23 @@ public enum InventoryQuery {
         let r = ObjectReader(path: "", members: parameters.mapValues(JSONValue.string), errors: errors, coerceStrings: true)
         let computeClass = r.enumeration("computeClass", ComputeClass.self, required: true)
         let isGPU = computeClass == .gpu
-        let isCPU = computeClass != nil && !isGPU
         var gpuSeries: [String] = []
+        // gpuSeries and gpuCount filter like the shape's other fields: with a class
+        // without GPUs they match no pool, rather than being refused (the document
+        // cannot state a rule across query parameters).
         if let list = r.string("gpuSeries", allowEmpty: true, maxLength: 2048) {
-            if isCPU {
-                errors.add("gpuSeries", "only allowed for computeClass gpu")
+            let items = list.split(separator: ",", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            if items.contains(where: \.isEmpty) {
+                errors.add("gpuSeries", "must be a comma-separated list of non-empty series")
+            } else if items.contains(where: { $0.count > 64 }) {
+                errors.add("gpuSeries", "series must be at most 64 characters")
             } else {
-                let items = list.split(separator: ",", omittingEmptySubsequences: false)
-                    .map { $0.trimmingCharacters(in: .whitespaces) }
-                if items.contains(where: \.isEmpty) {
-                    errors.add("gpuSeries", "must be a comma-separated list of non-empty series")
-                } else if items.contains(where: { $0.count > 64 }) {
-                    errors.add("gpuSeries", "series must be at most 64 characters")
-                } else {
-                    for item in items where !gpuSeries.contains(item) { gpuSeries.append(item) }
-                }
+                for item in items where !gpuSeries.contains(item) { gpuSeries.append(item) }
             }
         }
         var gpuCount = isGPU ? 1 : 0
         if let count = r.integer("gpuCount", in: 0...AllocationRequest.maxGPUCount) {
-            if isCPU && count != 0 {
-                errors.add("gpuCount", "must be 0 or absent for computeClass \(computeClass!.rawValue)")
-            }
             gpuCount = count
         }
         let cpu = r.number("cpu", required: true, exclusiveMinimum: 0, maximum: AllocationRequest.maxResource)

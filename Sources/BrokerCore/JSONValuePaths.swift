@@ -1,3 +1,5 @@
+import JSON
+
 extension FieldPath {
     /// `parent.a[0].b` for the path `[a, 0, b]`.
     static func join(_ parent: String, _ path: [String]) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A kind whose pod templates must be placed together in one region (a gang): where its
 /// templates are and how many pods each stands for, read from the document.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What one region of an allocation holds, as the per-region manifest must say it.
 public struct RegionGrant: Sendable, Equatable {

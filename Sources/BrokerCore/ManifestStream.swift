@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A manifest file as people write them: several documents (a YAML stream, or `kind: List`),
 /// some of them workloads to place, the others returned beside them.

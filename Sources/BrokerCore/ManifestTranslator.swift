@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Whose label keys a manifest speaks; the region is injected back in the same words.
 public enum LabelVocabulary: String, Codable, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// GPU memory a model needs under the sizing rule.
 public struct SizingResult: Codable, Sendable, Equatable {

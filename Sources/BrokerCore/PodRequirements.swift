@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What one pod spec asks for: its effective CPU and memory, its GPUs in whichever spelling
 /// it uses, and where its scheduling constraints pin it.

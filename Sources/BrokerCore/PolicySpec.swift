@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A tenant's named placement policy (`PUT /v1/policies/{name}`): used for requests
 /// without `placement` or `region` whose labels match `selector` (an empty selector

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Parses `PUT /v1/admin/regions/{regionId}/pools/{poolId}`: a pool's full description.
 public enum PoolSpec {

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A Kubernetes resource quantity that could not be read.
 public struct QuantityError: Error, Sendable, Equatable, CustomStringConvertible {

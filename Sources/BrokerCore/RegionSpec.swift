@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Parses region bodies: `POST /v1/admin/regions` and `PUT /v1/admin/regions/{id}` (a full
 /// replacement of the settable fields; `id` in the body is optional and must equal the path).

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A tenant's limits over its live allocations; nil means unlimited.
 public struct TenantQuota: Codable, Sendable, Equatable {

@@ -1,3 +1,5 @@
+import JSON
+
 /// `POST /v1/webhooks` `{"url", "eventTypes"?}`: where to send which events. Whether
 /// the URL's host may be called is decided where names can be resolved.
 public struct WebhookSpec: Sendable, Equatable {

@@ -1,27 +1,48 @@
 import BrokerCore
 import Foundation
+import JSON
+import JSON
 import Metrics
 import PostgresClient
 import Synchronization
 
 /// A planned grant: `gpb_grant`'s arguments, encoded by the request's own task
 /// rather than by the batch's leader.
-struct GrantReservation: Sendable {
+struct GrantReservation: Sendable, JSONWritable {
     var allocationId: ResourceID
-    var allocation: PostgresJSON
-    var placements: PostgresJSON
+    /// The allocation row and the placements, as JSON.
+    var allocation: [UInt8]
+    var placements: [UInt8]
     var actor: String
     var policiesVersion: String
 
     /// Inside a transaction, on its own.
     func reserve(_ c: PostgresConnection) throws -> [InstanceView] {
         try AllocationStore.reservation(
-            c, "SELECT * FROM gpb_grant($1::jsonb, $2::jsonb, $3)", [allocation, placements, actor])
+            c, "SELECT * FROM gpb_grant($1::jsonb, $2::jsonb, $3)",
+            [PostgresJSON(rawJSON: String(decoding: allocation, as: UTF8.self)),
+             PostgresJSON(rawJSON: String(decoding: placements, as: UTF8.self)), actor])
     }
 
     /// One element of `gpb_grant_batch`'s argument.
-    var batchElement: String {
-        #"{"allocation":\#(allocation.rawJSON),"placements":\#(placements.rawJSON),"actor":\#(JSONValue.string(actor).jsonText),"policies":"\#(policiesVersion)"}"#
+    func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("actor")
+        json.value(actor)
+        json.key("allocation")
+        json.raw(allocation)
+        json.key("placements")
+        json.raw(placements)
+        json.key("policies")
+        json.value(policiesVersion)
+        json.endObject()
+    }
+
+    /// `gpb_grant_batch`'s argument.
+    static func batch(_ reservations: [GrantReservation]) -> PostgresJSON {
+        var json = JSONWriter(capacity: reservations.count * 2048)
+        json.value(reservations)
+        return PostgresJSON(rawJSON: json.text)
     }
 }
 
@@ -174,7 +195,7 @@ final class GrantBatcher: Sendable {
     ) throws -> [Outcome] {
         let rows = try c.query(
             "SELECT * FROM gpb_grant_batch($1::jsonb)",
-            [PostgresJSON(rawJSON: "[" + batch.map(\.batchElement).joined(separator: ",") + "]")])
+            [GrantReservation.batch(batch)])
         var granted: [ResourceID: [InstanceView]] = [:]
         for row in rows {
             granted[try row.decode("allocation_id") as ResourceID, default: []]

@@ -120,20 +120,19 @@ public struct MaintenanceStore: Sendable {
             guard let row = rows.first else { return false }
             let tenantId: UUID = try row.decode("tenant_id")
             let request: AllocationRequest = try row.decodeJSON("request")
-            let (plan, inventory) = try AllocationStore.plan(c, request, replicas: request.replicas, held: [])
-            guard AllocationStore.acceptable(plan, request) else {
+            let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c)))
+            guard plan.outcome == .grant else {
                 try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
                 return false
             }
             do {
                 try QuotaCheck.verify(
                     c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
-                    adding: plan.placed, shape: request.shape)
+                    adding: plan.placement.placed, shape: request.shape)
             } catch StoreError.quotaExceeded {
                 return false
             }
-            try AllocationStore.reserve(
-                c, allocationId: id, plan: plan, inventory: inventory, held: [], actor: "pending-admitter")
+            try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter")
             try c.query(
                 """
                 UPDATE allocations SET status = $2, placed_replicas = $3, decisions = $4::jsonb,
@@ -141,7 +140,7 @@ public struct MaintenanceStore: Sendable {
                        updated_at = clock_timestamp()
                 WHERE id = $1
                 """,
-                [id, (plan.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placed,
+                [id, (plan.placement.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placement.placed,
                  try PostgresJSON(plan.decisions)])
             return true
         }

@@ -34,7 +34,7 @@ extension AllocationStore {
     public func createTogether(
         tenantId: UUID, components: [AllocationRequest], regions: [String], actor: String, idempotencyKey: String? = nil
     ) async throws -> [AllocationView] {
-        let fingerprints = try components.map { String(decoding: try Self.canonicalEncoder.encode($0), as: UTF8.self) }
+        let fingerprints = components.map(Self.fingerprint)
         var decisions: [PlacementDecision] = []
         for region in regions {
             do {
@@ -70,16 +70,8 @@ extension AllocationStore {
             pinned.placement = nil
             pinned.allOrNothing = true
             pinned.queue = false
-            let view: AllocationView
-            switch try prepareGrant(c, tenantId: tenantId, request: pinned, actor: actor, inTransaction: true) {
-            case .answered(let answered): view = answered
-            case .reserve(let grant): view = grant.view(instances: try grant.reservation.reserve(c))
-            }
-            if let key {
-                try c.query(
-                    "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
-                    [tenantId, key, String(decoding: try canonicalEncoder.encode(view), as: UTF8.self), view.id])
-            }
+            let view = try grant(c, tenantId: tenantId, request: pinned, actor: actor)
+            if let key { try recordAnswer(c, tenantId: tenantId, key: key, view) }
             views.append(view)
         }
         return views

@@ -68,3 +68,68 @@ func enumValue<T: RawRepresentable>(_ row: PostgresRow, _ column: String) throws
     guard let value = T(rawValue: raw) else { throw UnknownEnumValue(column: column, value: raw) }
     return value
 }
+
+enum AllocationRows {
+    static let allocationColumns = """
+        a.id, a.seq, a.status, a.replicas, a.placed_replicas, a.labels::text AS labels,
+        a.decisions::text AS decisions, a.lease_seconds, a.lease_expires_at, a.queue_deadline,
+        a.created_at, a.updated_at, a.request::text AS request
+        """
+
+    static let instanceColumns = """
+        i.seq, i.id, i.allocation_id, i.region_id, i.pool_id, i.instance_type, i.gpu_series, i.gpu_count,
+        i.cpu, i.memory_gib, i.vpc_id, i.vswitch_id, i.security_group_id, i.unit, i.state, i.reused,
+        i.created_at
+        """
+
+    static func allocation(_ row: PostgresRow, instances: [InstanceView]) throws -> AllocationView {
+        AllocationView(
+            id: try row.decode("id"),
+            status: try enumValue(row, "status"),
+            replicas: try row.decode("replicas"),
+            placedReplicas: try row.decode("placed_replicas"),
+            instances: instances,
+            leaseSeconds: try row.decode("lease_seconds"),
+            leaseExpiresAt: try row.decodeIfPresent("lease_expires_at"),
+            queueDeadline: try row.decodeIfPresent("queue_deadline"),
+            createdAt: try row.decode("created_at"),
+            updatedAt: try row.decode("updated_at"),
+            labels: try row.decodeJSON("labels"),
+            decisions: try row.decodeJSON("decisions"),
+            request: try row.decodeJSON("request")
+        )
+    }
+
+    static func instance(_ row: PostgresRow) throws -> InstanceView {
+        let region: String = try row.decode("region_id")
+        let instanceType: String = try row.decode("instance_type")
+        let allocationId: ResourceID = try row.decode("allocation_id")
+        let unit: Int? = try row.decodeIfPresent("unit")
+        return InstanceView(
+            id: try row.decode("id"),
+            region: region,
+            poolId: try row.decode("pool_id"),
+            instanceType: instanceType,
+            gpuSeries: try row.decodeIfPresent("gpu_series"),
+            gpuCount: try row.decode("gpu_count"),
+            cpu: try row.decode("cpu"),
+            memoryGiB: try row.decode("memory_gib"),
+            vpcId: try row.decode("vpc_id"),
+            vSwitchId: try row.decode("vswitch_id"),
+            securityGroupId: try row.decode("security_group_id"),
+            unit: unit,
+            state: try enumValue(row, "state"),
+            reused: try row.decode("reused"),
+            createdAt: try row.decode("created_at"),
+            labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit)
+        )
+    }
+}
+
+extension ResourceID: PostgresEncodable, PostgresDecodable {
+    public var postgresText: String? { description }
+
+    public init(postgresText: String) throws {
+        self.init(try UUID(postgresText: postgresText))
+    }
+}

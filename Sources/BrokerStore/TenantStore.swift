@@ -16,15 +16,19 @@ public struct Tenant: Codable, Sendable, Equatable {
 public struct TenantStore: Sendable {
     let pool: PostgresPool
     /// Token lookups: authentication is otherwise one round trip on every request.
-    /// Unknown tokens are never cached.
     let cache: ShortLivedCache<String, Tenant>
+    /// Unknown tokens, for as long: a client retrying a bad token (or guessing)
+    /// costs no round trip each time.
+    let misses: ShortLivedCache<String, Bool>
 
-    /// `cacheSeconds`: how long a token lookup is reused by this process. A token
-    /// rotated through this process stops working at once; through another broker,
-    /// within that many seconds.
+    /// `cacheSeconds`: how long a token lookup, found or not, is reused by this
+    /// process. A token rotated through this process stops working at once; through
+    /// another broker, within that many seconds. New tokens are random, so a miss
+    /// never hides one.
     public init(pool: PostgresPool, cacheSeconds: Double = 1) {
         self.pool = pool
         self.cache = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
+        self.misses = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
     private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
@@ -102,10 +106,16 @@ public struct TenantStore: Sendable {
         return (tenant, token)
     }
 
+    /// The tenant of a token this process looked up moments ago, without a round trip.
+    public func cached(token: String) -> Tenant? {
+        cache.lookup(token)
+    }
+
     /// The tenant holding this bearer token, if any. The lookup is by hash, so the
     /// comparison never touches the token's bytes one by one.
     public func authenticate(token: String) async throws -> Tenant? {
         if let cached = cache.lookup(token) { return cached }
+        if misses.lookup(token) != nil { return nil }
         let found = try await StoreError.translating {
             try await pool.withConnection { c in
                 try c.query(
@@ -114,7 +124,7 @@ public struct TenantStore: Sendable {
                 ).first.map(Self.decode)
             }
         }
-        if let found { cache.remember(token, found) }
+        if let found { cache.remember(token, found) } else { misses.remember(token, true) }
         return found
     }
 

@@ -108,11 +108,15 @@ extension String {
 public struct HTTPRequest: Sendable {
     /// "GET", "POST", ... exactly as sent (methods are case-sensitive).
     public var method: String
-    /// Percent-decoded path, without the query string.
+    /// Percent-decoded path, without the query string. Never contains a NUL, and
+    /// its slashes are the raw path's: an encoded one (`%2F`) is refused with 400.
     public var path: String
     /// Decoded query parameters; for a repeated name the last value wins.
     /// A parameter without `=` has the value "".
     public var query: [String: String]
+    /// Every value of each query parameter given more than once, in order
+    /// (`query` has the last); empty when none is repeated.
+    public var repeatedQuery: [String: [String]]
     public var headers: HTTPHeaders
     public var body: [UInt8]
     /// Filled by `Router` from `{name}` segments of the matched pattern.
@@ -127,6 +131,7 @@ public struct HTTPRequest: Sendable {
         self.method = method
         self.path = path
         self.query = query
+        self.repeatedQuery = [String: [String]]()
         self.headers = headers
         self.body = body
         self.pathParameters = [String: String]()
@@ -166,19 +171,28 @@ public typealias HTTPSynchronousHandler = @Sendable (HTTPRequest) -> HTTPRespons
 /// rejected by libmicrohttpd itself (431 with its own HTML body) before any
 /// Swift code runs.
 public enum HTTPServerError: Sendable, Equatable {
+    /// The request cannot be trusted or routed (framing, a path or query escape); the reason.
+    case badRequest(String)
     case notFound
     case methodNotAllowed(allowed: [String])
     case payloadTooLarge(limit: Int)
+    /// The request target is longer than `maxHeaderBytes` or has more than `maxQueryParameters` parameters.
+    case uriTooLong
     case requestHeaderFieldsTooLarge
+    /// A request completed after shutdown stopped taking handlers.
+    case shuttingDown
     case internalError
 
     /// The HTTP status code this error maps to.
     public var status: Int {
         switch self {
+        case .badRequest: 400
         case .notFound: 404
         case .methodNotAllowed: 405
         case .payloadTooLarge: 413
+        case .uriTooLong: 414
         case .requestHeaderFieldsTooLarge: 431
+        case .shuttingDown: 503
         case .internalError: 500
         }
     }
@@ -194,6 +208,8 @@ public enum HTTPServerErrors {
         var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
         let text: String
         switch error {
+        case .badRequest(let reason):
+            text = "Bad Request: " + reason
         case .notFound:
             text = "Not Found"
         case .methodNotAllowed(let allowed):
@@ -201,8 +217,12 @@ public enum HTTPServerErrors {
             headers.add("Allow", allowed.joined(separator: ", "))
         case .payloadTooLarge(let limit):
             text = "Payload Too Large (limit \(limit) bytes)"
+        case .uriTooLong:
+            text = "URI Too Long"
         case .requestHeaderFieldsTooLarge:
             text = "Request Header Fields Too Large"
+        case .shuttingDown:
+            text = "Service Unavailable: shutting down"
         case .internalError:
             text = "Internal Server Error"
         }

@@ -18,29 +18,21 @@ extension String: PostgresEncodable, PostgresDecodable {
     public init(postgresText: String) { self = postgresText }
 }
 
-extension Int: PostgresEncodable, PostgresDecodable {
+/// The integer types, in their decimal text form.
+public protocol PostgresInteger: FixedWidthInteger, PostgresEncodable, PostgresDecodable {}
+
+extension PostgresInteger {
     public var postgresText: String? { String(self) }
+
     public init(postgresText: String) throws {
-        guard let value = Int(postgresText) else { throw PostgresError.decoding("not an Int") }
+        guard let value = Self(postgresText) else { throw PostgresError.decoding("not an \(Self.self)") }
         self = value
     }
 }
 
-extension Int64: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String? { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int64(postgresText) else { throw PostgresError.decoding("not an Int64") }
-        self = value
-    }
-}
-
-extension Int32: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String? { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int32(postgresText) else { throw PostgresError.decoding("not an Int32") }
-        self = value
-    }
-}
+extension Int: PostgresInteger {}
+extension Int64: PostgresInteger {}
+extension Int32: PostgresInteger {}
 
 extension Double: PostgresEncodable, PostgresDecodable {
     /// Swift's shortest round-trip form; infinities and NaN in PostgreSQL's spelling.
@@ -119,14 +111,9 @@ extension Array: PostgresDecodable where Element == String {
 // MARK: - JSON
 
 /// A JSON document bound as text; the server converts it to the parameter's type (`json`/`jsonb`).
+/// Written by the caller's JSON codec (this module has none).
 public struct PostgresJSON: PostgresEncodable {
     public let rawJSON: String
-
-    /// Encodes `value` with `PostgresJSON.makeEncoder()` (dates as ISO 8601 with fractional seconds).
-    public init<T: Encodable>(_ value: T) throws {
-        let data = try PostgresJSON.makeEncoder().encode(value)
-        self.rawJSON = String(decoding: data, as: UTF8.self)
-    }
 
     /// Already-serialised JSON, sent as is.
     public init(rawJSON: String) {
@@ -135,17 +122,7 @@ public struct PostgresJSON: PostgresEncodable {
 
     public var postgresText: String? { rawJSON }
 
-    /// The encoder used by `init(_:)`.
-    public static func makeEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(PostgresTimestamp.format(date))
-        }
-        return encoder
-    }
-
-    /// The decoder used by `PostgresRow.decodeJSON`: accepts the dates `makeEncoder` writes.
+    /// The decoder used by `PostgresRow.decodeJSON`: dates as `PostgresTimestamp` writes them.
     public static func makeDecoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
@@ -307,18 +284,18 @@ public enum PostgresTimestamp {
             guard i < bytes.count, bytes[i] == character.asciiValue! else { throw fail() }
             i += 1
         }
-        let year = try number(minDigits: 4, maxDigits: 9)
-        try expect("-")
-        let month = try number(minDigits: 2, maxDigits: 2)
-        try expect("-")
-        let day = try number(minDigits: 2, maxDigits: 2)
+        /// `a-bb-cc` or `a:bb:cc`, with `a` of `firstDigits` digits.
+        func triple(_ firstDigits: ClosedRange<Int>, _ separator: Character) throws -> (Int64, Int64, Int64) {
+            let first = try number(minDigits: firstDigits.lowerBound, maxDigits: firstDigits.upperBound)
+            try expect(separator)
+            let second = try number(minDigits: 2, maxDigits: 2)
+            try expect(separator)
+            return (first, second, try number(minDigits: 2, maxDigits: 2))
+        }
+        let (year, month, day) = try triple(4...9, "-")
         guard i < bytes.count, bytes[i] == UInt8(ascii: " ") || bytes[i] == UInt8(ascii: "T") else { throw fail() }
         i += 1
-        let hour = try number(minDigits: 2, maxDigits: 2)
-        try expect(":")
-        let minute = try number(minDigits: 2, maxDigits: 2)
-        try expect(":")
-        let second = try number(minDigits: 2, maxDigits: 2)
+        let (hour, minute, second) = try triple(2...2, ":")
         var micros: Int64 = 0
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
             i += 1

@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import Foundation
+import JSON
 
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

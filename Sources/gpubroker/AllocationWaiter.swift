@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import Foundation
+import JSON
 
 /// `--wait`: polls an allocation until it is placed or has failed, with a progress line on
 /// stderr when that is a terminal.

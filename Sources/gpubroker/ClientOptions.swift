@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import Foundation
+import JSON
 
 /// What every client command takes: where the broker is, the token, the output format.
 struct ClientOptions: ParsableArguments {

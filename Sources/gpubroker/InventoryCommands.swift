@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerClient
 import BrokerCore
 import Foundation
+import JSON
 
 struct Regions: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

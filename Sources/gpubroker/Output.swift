@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerAPI
 import BrokerCore
 import Foundation
+import JSON
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json, yaml

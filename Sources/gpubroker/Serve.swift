@@ -52,6 +52,29 @@ struct Serve: AsyncParsableCommand {
         "Burst size of the tenant rate limit. Env: GPUBROKER_TENANT_RATE_BURST. Default: 2 × the rate.", valueName: "n"))
     var tenantRateBurst: Double?
 
+    @Option(help: ArgumentHelp(
+        "Most simultaneous connections (never more than the descriptor limit allows). Env: GPUBROKER_MAX_CONNECTIONS. Default 4096.",
+        valueName: "n"))
+    var maxConnections: Int?
+
+    @Option(help: ArgumentHelp(
+        "Most simultaneous connections from one IP address. Env: GPUBROKER_MAX_CONNECTIONS_PER_IP. Default: half of --max-connections.",
+        valueName: "n"))
+    var maxConnectionsPerIp: Int?
+
+    @Option(help: ArgumentHelp(
+        "Seconds a request's line, headers and body may take to arrive; slower connections are closed. Env: GPUBROKER_REQUEST_TIMEOUT. Default 30.",
+        valueName: "seconds"))
+    var requestTimeout: Int?
+
+    @Option(help: ArgumentHelp(
+        "Serve HTTPS with this PEM certificate chain (needs --tls-key; SIGHUP reloads both files). Env: GPUBROKER_TLS_CERT.",
+        valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The PEM private key of --tls-cert. Env: GPUBROKER_TLS_KEY.", valueName: "file"))
+    var tlsKey: String?
+
     @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
     var demo = false
 
@@ -99,6 +122,16 @@ struct Serve: AsyncParsableCommand {
         let senders = Int(setting(webhookSenders.map(String.init), "GPUBROKER_WEBHOOK_SENDERS") ?? "32") ?? -1
         guard senders >= 0 else { throw ValidationError("--webhook-senders must be a whole number, 0 or more") }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
+        let wantedConnections = Int(try Self.positive(
+            setting(maxConnections.map(String.init), "GPUBROKER_MAX_CONNECTIONS") ?? "4096", "max-connections"))
+        let connections = Self.connectionLimit(
+            wanted: wantedConnections, descriptorLimit: Self.raiseDescriptorLimit(wanted: wantedConnections + 256))
+        let perIP = Int(try Self.positive(
+            setting(maxConnectionsPerIp.map(String.init), "GPUBROKER_MAX_CONNECTIONS_PER_IP") ?? "\(max(1, connections / 2))",
+            "max-connections-per-ip"))
+        let timeout = Int(try Self.positive(
+            setting(requestTimeout.map(String.init), "GPUBROKER_REQUEST_TIMEOUT") ?? "30", "request-timeout"))
+        let tls = try Self.tls(certificate: setting(tlsCert, "GPUBROKER_TLS_CERT"), key: setting(tlsKey, "GPUBROKER_TLS_KEY"))
 
         var embedded: EmbeddedPostgres? = nil
         let configuration: PostgresConfiguration
@@ -143,16 +176,32 @@ struct Serve: AsyncParsableCommand {
         http.port = port
         http.threadPoolSize = threads
         // 1,024 connections (MHD's share per worker thread is a quarter of that) let
-        // 1,200 slow or idle clients lock normal requests out until they time out.
-        // Allow 4,096 and make sure the descriptor limit covers them.
-        http.connectionLimit = Self.raiseDescriptorLimit(wanted: 4096 + 256) - 256
+        // 1,200 slow or idle clients lock normal requests out until they time out:
+        // 4,096 by default, and the request timeout closes the slow ones.
+        http.connectionLimit = connections
+        http.perIPConnectionLimit = perIP
+        http.requestTimeoutSeconds = timeout
+        http.tls = tls
         http.errorResponder = BrokerAPI.errorResponder
         let api = BrokerAPI.router(services: services)
         var router = api
         BrokerConsole.register(on: &router, api: api)
         let server = HTTPServer(configuration: http, router: router)
         try server.start()
-        logger.info("gpubroker listening", metadata: ["address": "http://\(host):\(server.port)"])
+        logger.info("gpubroker listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(host):\(server.port)"])
+        if tls == nil && !Self.isLoopback(host) {
+            logger.warning(
+                "listening on a non-loopback address without TLS: bearer tokens travel in clear text",
+                metadata: ["address": "\(host)", "fix": "--tls-cert and --tls-key"])
+        }
+        let reload = tls == nil ? nil : ReloadSignal.install {
+            do {
+                try server.reloadTLSCertificate()
+                logger.notice("TLS certificate reloaded")
+            } catch {
+                logger.error("TLS certificate not reloaded; the previous one stays", metadata: ["error": "\(error)"])
+            }
+        }
 
         let workers = Task {
             await BrokerWorkers(
@@ -166,6 +215,7 @@ struct Serve: AsyncParsableCommand {
         }
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        reload?.cancel()
         await services.eventHub.close()
         await server.shutdown()
         workers.cancel()
@@ -203,6 +253,24 @@ struct Serve: AsyncParsableCommand {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         return max(512, Int(min(limit.rlim_cur, rlim_t(Int32.max))))
+    }
+
+    /// The connection cap: what was asked for, within the descriptors left once
+    /// 256 are kept for the database, files and the listening socket.
+    static func connectionLimit(wanted: Int, descriptorLimit: Int) -> Int {
+        max(1, min(wanted, descriptorLimit - 256))
+    }
+
+    static func tls(certificate: String?, key: String?) throws -> HTTPServerTLS? {
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return HTTPServerTLS(certificateFile: certificate, keyFile: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "::1" || host.hasPrefix("127.")
     }
 
     static func readinessProblem(_ pool: PostgresPool) async -> String? {
@@ -281,5 +349,16 @@ enum ShutdownSignal {
         // The sources must outlive the wait, or their handlers never run.
         withExtendedLifetime(sources) {}
         return name
+    }
+}
+
+/// Runs an action on every SIGHUP (the TLS certificate reload).
+enum ReloadSignal {
+    static func install(_ action: @escaping @Sendable () -> Void) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
     }
 }

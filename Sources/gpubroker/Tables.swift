@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 
 /// The `-o table` form of each answer of the API.
 enum Tables {

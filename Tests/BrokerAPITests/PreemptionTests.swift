@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import TestSupport
 import XCTest
 
@@ -36,7 +37,7 @@ final class PreemptionTests: XCTestCase {
         XCTAssertEqual(victim.json["status"], "partial")
         XCTAssertEqual(victim.json["placedReplicas"], 1)
         XCTAssertEqual(victim.json["instances"]!.array.map { $0["state"]!.string! }, ["running", "preempted"], "newest first")
-        XCTAssertTrue(victim.json["decisions"]!.array.contains { $0["reason"]!.string!.contains("preempted by default-QoS allocation") })
+        XCTAssertTrue(victim.json["decisions"]!.array.contains { $0["reason"]!.string!.contains("preempted by a default-QoS allocation") })
         let events = try await broker.call("GET", "/v1/allocations/\(newer.json["id"]!.string!)/events", token: token)
         XCTAssertEqual(events.json["events"]!.array.last?["kind"], "preempted")
         XCTAssertEqual(events.json["events"]!.array.last?["delta"], -1)
@@ -44,6 +45,31 @@ final class PreemptionTests: XCTestCase {
         XCTAssertEqual(untouched.json["status"], "active")
         let problems = try await LedgerCheck.run(broker)
         XCTAssertEqual(problems, [])
+    }
+
+    /// Issue 17 (3): the victim's tenant sees that it was preempted, not by whom.
+    func testAPreemptedTenantDoesNotLearnThePreemptorsIdentifiers() async throws {
+        let victim = try await broker.call("POST", "/v1/allocations", token: token, json: request("best-effort", 4))
+        XCTAssertEqual(victim.status, 201)
+        let other = try await broker.tenant()
+        let preemptor = try await broker.call("POST", "/v1/allocations", token: other.token, json: request("default", 1))
+        XCTAssertEqual(preemptor.status, 201, preemptor.text)
+        let preemptorId = preemptor.json["id"]!.string!
+        let victimId = victim.json["id"]!.string!
+        let seen = try await broker.call("GET", "/v1/allocations/\(victimId)", token: token)
+        let events = try await broker.call("GET", "/v1/allocations/\(victimId)/events", token: token)
+        XCTAssertEqual(seen.json["status"], "partial")
+        XCTAssertEqual(events.json["events"]!.array.last?["kind"], "preempted")
+        for leaked in [preemptorId, other.id] {
+            XCTAssertFalse(seen.text.contains(leaked), "the allocation shows \(leaked): \(seen.text)")
+            XCTAssertFalse(events.text.contains(leaked), "its events show \(leaked): \(events.text)")
+        }
+        // The ledger (the admin's view, through the database) keeps both.
+        let actors = try await broker.pool.withConnection { c in
+            try c.query("SELECT actor FROM ledger WHERE kind = 'preempted'").map { try $0.decode("actor", as: String.self) }
+        }
+        XCTAssertEqual(actors.count, 1)
+        XCTAssertTrue(actors[0].contains(other.id) && actors[0].contains(preemptorId), "\(actors)")
     }
 
     func testBestEffortNeverPreemptsAndDefaultIsNeverPreempted() async throws {

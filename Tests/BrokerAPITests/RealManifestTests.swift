@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import TestSupport
 import XCTest
 

@@ -1,3 +1,5 @@
+import Foundation
+import JSON
 import XCTest
 @testable import BrokerCore
 
@@ -33,7 +35,7 @@ final class AllocationRequestFuzzTests: XCTestCase {
                 let request = try AllocationRequest.parse(reparsed)
                 XCTAssertGreaterThanOrEqual(request.replicas, 1)
                 XCTAssertTrue(request.shape.cpu > 0 && request.shape.memoryGiB > 0)
-                XCTAssertEqual(try AllocationRequest.fromCanonicalJSON(request.canonicalJSON()), request)
+                XCTAssertEqual(try JSONDecoder().decode(AllocationRequest.self, from: Data(request.canonicalJSON())), request)
                 parsed += 1
             } catch {
                 XCTAssertFalse(error.errors.isEmpty)

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import XCTest
 
 /// Kinds whose pod templates are placed together: where each finds its templates and how

@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import XCTest
 
 /// Kinds, streams, GPU spellings, region pins and the per-region output, with plain values.

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import XCTest
 
 /// `SortedJSONEncoder` writes what JSONEncoder with sorted keys and unescaped slashes

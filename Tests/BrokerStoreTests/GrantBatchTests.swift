@@ -1,3 +1,4 @@
+import BrokerCore
 @testable import BrokerStore
 import Foundation
 import PostgresClient
@@ -42,7 +43,7 @@ final class GrantBatchTests: XCTestCase {
         let vSwitches = Array(repeating: #""vsw-a""#, count: vSwitches ?? count).joined(separator: ",")
         let placements = #"[{"region":"a","pool":"p","count":\#(count),"unit":null,"vSwitches":[\#(vSwitches)]}]"#
         return GrantReservation(
-            allocationId: id, allocation: PostgresJSON(rawJSON: allocation), placements: PostgresJSON(rawJSON: placements),
+            allocationId: id, allocation: Array(allocation.utf8), placements: Array(placements.utf8),
             actor: "test", policiesVersion: noPolicies)
     }
 
@@ -53,7 +54,7 @@ final class GrantBatchTests: XCTestCase {
     func batch(_ grants: [GrantReservation]) throws -> Set<String> {
         let rows = try connection.query(
             "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch($1::jsonb)",
-            [PostgresJSON(rawJSON: "[" + grants.map(\.batchElement).joined(separator: ",") + "]")])
+            [GrantReservation.batch(grants)])
         return Set(try rows.map { try $0.decode("id") })
     }
 

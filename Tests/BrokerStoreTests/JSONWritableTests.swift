@@ -1,6 +1,7 @@
 @testable import BrokerStore
-import BrokerCore
+@testable import BrokerCore
 import Foundation
+import JSON
 import XCTest
 
 /// The documents every grant writes by hand (`JSONWritable`) are what their `Encodable`
@@ -38,7 +39,7 @@ final class JSONWritableTests: XCTestCase {
         var pending = view
         (pending.instances, pending.leaseExpiresAt, pending.queueDeadline, pending.status) = ([], nil, at, .pending)
         try assertSameBytes(["allocations": [pending, view]])
-        try assertSameBytes(AllocationStore.GrantRecord(
+        try assertSameBytes(AllocationRecord(
             id: view.id, tenantId: ResourceID(UUID()), status: .active, request: request, replicas: 3, placedReplicas: 2,
             labels: ["app": "web"], decisions: decisions, leaseSeconds: 300))
     }

@@ -1,6 +1,7 @@
 @testable import BrokerAPI
 import BrokerCore
 import Foundation
+import JSON
 import TestSupport
 import XCTest
 

@@ -30,7 +30,8 @@ final class ConnectionTests: XCTestCase {
             """
         let result = try connection.query(insert, [
             1, "héllo 'world' \\ \"", Int.max, Int64.min, Int32(-42), 3.141592653589793, true, uuid, date, array,
-            try PostgresJSON(payload), String?.none,
+            PostgresJSON(rawJSON: #"{"name":"gpu \"a100\"","count":8,"at":"\#(PostgresTimestamp.format(date))","tags":["a","b"]}"#),
+            String?.none,
         ])
         XCTAssertEqual(result.affectedRows, 1)
         // All NULL except the key, through Optional binds.

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import TestHarness
 import TestSupport
 import XCTest

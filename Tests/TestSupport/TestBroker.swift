@@ -3,6 +3,7 @@ import BrokerConsole
 import BrokerCore
 import BrokerStore
 import Foundation
+import JSON
 import Logging
 import MicroHTTP
 import PostgresClient

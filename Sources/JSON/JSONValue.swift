@@ -3,6 +3,8 @@ import Foundation
 /// Malformed JSON: not UTF-8, not JSON, or nested deeper than `JSONValue.maxDepth`.
 public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
+    /// Set when the document is well-formed but repeats this key in one object.
+    public var duplicateKey: String?
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -63,9 +65,9 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
 
     /// Compact JSON, object keys sorted. Non-finite numbers (which `parse` never yields) become `null`.
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        write(into: &out)
-        return out
+        var json = JSONWriter(capacity: 64)
+        write(to: &json)
+        return json.bytes
     }
 
     /// `encoded()` as a String.
@@ -94,67 +96,32 @@ public indirect enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    // MARK: writing
+    /// A number as JSON writes it; for messages that quote a number ("at least 0.5").
+    public static func format(_ value: Double) -> String {
+        JSONWriter.numberText(value)
+    }
+}
 
+extension JSONValue: JSONWritable {
     /// Keys sorted, as `SortedJSONEncoder` writes objects.
-    func write(into out: inout [UInt8]) {
+    public func write(to json: inout JSONWriter) {
         switch self {
-        case .null:
-            out.append(contentsOf: "null".utf8)
-        case .bool(let value):
-            out.append(contentsOf: (value ? "true" : "false").utf8)
-        case .number(let value):
-            out.append(contentsOf: JSONValue.format(value).utf8)
-        case .string(let value):
-            JSONValue.writeString(value, into: &out)
+        case .null: json.null()
+        case .bool(let value): json.value(value)
+        case .number(let value): json.value(value)
+        case .string(let value): json.value(value)
         case .array(let values):
-            out.append(UInt8(ascii: "["))
-            for (index, value) in values.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                value.write(into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+            json.beginArray()
+            for value in values { value.write(to: &json) }
+            json.endArray()
         case .object(let members):
-            out.append(UInt8(ascii: "{"))
-            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSONValue.writeString(member.key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                member.value.write(into: &out)
+            json.beginObject()
+            for (key, value) in members.sorted(by: { $0.key < $1.key }) {
+                json.key(named: key)
+                value.write(to: &json)
             }
-            out.append(UInt8(ascii: "}"))
+            json.endObject()
         }
-    }
-
-    static func format(_ value: Double) -> String {
-        guard value.isFinite else { return "null" }
-        if value == value.rounded(), abs(value) < 9_007_199_254_740_992 {
-            return String(Int64(value))
-        }
-        return "\(value)"  // Swift's shortest round-tripping form, e.g. 0.1, 1e+300
-    }
-
-    static func writeString(_ string: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.append(contentsOf: string.utf8)
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: "\\\"".utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: "\\\\".utf8)
-            case 0x0A: out.append(contentsOf: "\\n".utf8)
-            case 0x0D: out.append(contentsOf: "\\r".utf8)
-            case 0x09: out.append(contentsOf: "\\t".utf8)
-            case 0x00..<0x20:
-                let hex = String(byte, radix: 16)
-                out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8)
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -1,9 +1,8 @@
 import Foundation
-import PostgresClient
 
 /// A UUID that reads and writes as lowercase text, the one form the API prints in
 /// bodies, paths and `Location` headers alike.
-public struct ResourceID: Codable, Hashable, Sendable, CustomStringConvertible, PostgresEncodable, PostgresDecodable {
+public struct ResourceID: Codable, Hashable, Sendable, CustomStringConvertible {
     public let uuid: UUID
 
     public init(_ uuid: UUID) {
@@ -11,11 +10,6 @@ public struct ResourceID: Codable, Hashable, Sendable, CustomStringConvertible, 
     }
 
     public var description: String { uuid.uuidString.lowercased() }
-    public var postgresText: String? { description }
-
-    public init(postgresText: String) throws {
-        self.init(try UUID(postgresText: postgresText))
-    }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)

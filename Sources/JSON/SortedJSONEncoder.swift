@@ -5,7 +5,7 @@ import Foundation
 /// for speed: JSONEncoder checks every value against Foundation's special types on the
 /// way and took about a quarter of a grant's CPU time. This one checks for `Date` only
 /// (written by `date`) and for `JSONWritable` values (which write themselves), and writes
-/// scalars as bytes at once; only objects wait, to be written in key order when the whole
+/// scalars as bytes at once (spelled by `JSONWriter`); only objects wait, to be written in key order when the whole
 /// value is done.
 public struct SortedJSONEncoder: Sendable {
     public let date: @Sendable (Date) -> String
@@ -42,8 +42,7 @@ public struct SortedJSONEncoder: Sendable {
         _ value: T, into node: Node, encoder parent: ValueEncoder?, key: (any CodingKey)?, date: @escaping (Date) -> String
     ) throws {
         // Checked on the type, not the value: a value cast boxes every value on the way.
-        if T.self == JSONValue.self { return node.setScalar { (value as! JSONValue).write(into: &$0) } }
-        if T.self == Date.self { return node.setScalar { JSONValue.writeString(date(value as! Date), into: &$0) } }
+        if T.self == Date.self { return node.setScalar { JSONWriter.appendString(date(value as! Date), to: &$0) } }
         if let written = written(value, date: date) { return node.setScalar { $0.append(contentsOf: written) } }
         // The containers' own methods take Int and Double; the other numeric types come
         // here, and encoding them through their Encodable would come back here forever.
@@ -51,7 +50,7 @@ public struct SortedJSONEncoder: Sendable {
             return node.setScalar { $0.append(contentsOf: String(value).utf8) }
         }
         if T.self is any BinaryFloatingPoint.Type, let value = value as? any BinaryFloatingPoint {
-            return node.setScalar { $0.append(contentsOf: JSONValue.format(Double(value)).utf8) }
+            return node.setScalar { $0.append(contentsOf: JSONWriter.numberText(Double(value)).utf8) }
         }
         try value.encode(to: ValueEncoder(node: node, parent: parent, key: key, date: date))
     }
@@ -125,7 +124,7 @@ final class Node {
                 .map { ordered[$0] }
             for (index, entry) in ordered.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSONValue.writeString(entry.key!, into: &out)
+                JSONWriter.appendString(entry.key!, to: &out)
                 out.append(UInt8(ascii: ":"))
                 write(entry, into: &out)
             }
@@ -194,10 +193,10 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         encoder.node.add(key.stringValue) { $0.append(contentsOf: (value ? "true" : "false").utf8) }
     }
     mutating func encode(_ value: String, forKey key: Key) throws {
-        encoder.node.add(key.stringValue) { JSONValue.writeString(value, into: &$0) }
+        encoder.node.add(key.stringValue) { JSONWriter.appendString(value, to: &$0) }
     }
     mutating func encode(_ value: Double, forKey key: Key) throws {
-        encoder.node.add(key.stringValue) { $0.append(contentsOf: JSONValue.format(value).utf8) }
+        encoder.node.add(key.stringValue) { $0.append(contentsOf: JSONWriter.numberText(value).utf8) }
     }
     mutating func encode(_ value: Int, forKey key: Key) throws {
         encoder.node.add(key.stringValue) { $0.append(contentsOf: String(value).utf8) }
@@ -229,8 +228,8 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
 
     mutating func encodeNil() throws { encoder.node.add(nil) { $0.append(contentsOf: "null".utf8) } }
     mutating func encode(_ value: Bool) throws { encoder.node.add(nil) { $0.append(contentsOf: (value ? "true" : "false").utf8) } }
-    mutating func encode(_ value: String) throws { encoder.node.add(nil) { JSONValue.writeString(value, into: &$0) } }
-    mutating func encode(_ value: Double) throws { encoder.node.add(nil) { $0.append(contentsOf: JSONValue.format(value).utf8) } }
+    mutating func encode(_ value: String) throws { encoder.node.add(nil) { JSONWriter.appendString(value, to: &$0) } }
+    mutating func encode(_ value: Double) throws { encoder.node.add(nil) { $0.append(contentsOf: JSONWriter.numberText(value).utf8) } }
     mutating func encode(_ value: Int) throws { encoder.node.add(nil) { $0.append(contentsOf: String(value).utf8) } }
     mutating func encode<T: Encodable>(_ value: T) throws {
         try encoder.box(value, into: encoder.node.addChild(nil), key: nil)
@@ -253,8 +252,8 @@ private struct SingleContainer: SingleValueEncodingContainer {
 
     mutating func encodeNil() throws { encoder.node.setScalar { $0.append(contentsOf: "null".utf8) } }
     mutating func encode(_ value: Bool) throws { encoder.node.setScalar { $0.append(contentsOf: (value ? "true" : "false").utf8) } }
-    mutating func encode(_ value: String) throws { encoder.node.setScalar { JSONValue.writeString(value, into: &$0) } }
-    mutating func encode(_ value: Double) throws { encoder.node.setScalar { $0.append(contentsOf: JSONValue.format(value).utf8) } }
+    mutating func encode(_ value: String) throws { encoder.node.setScalar { JSONWriter.appendString(value, to: &$0) } }
+    mutating func encode(_ value: Double) throws { encoder.node.setScalar { $0.append(contentsOf: JSONWriter.numberText(value).utf8) } }
     mutating func encode(_ value: Int) throws { encoder.node.setScalar { $0.append(contentsOf: String(value).utf8) } }
     mutating func encode<T: Encodable>(_ value: T) throws {
         // The single value is the whole of this node: its encoding writes here.

@@ -3,7 +3,7 @@
 /// request bodies through `Decodable`; this reads them directly. Numbers that do
 /// not fit a Double, lone surrogates, invalid UTF-8, control characters in strings
 /// and nesting deeper than `JSONValue.maxDepth` are refused, and so are trailing
-/// commas; of duplicate keys the first wins, as with Foundation.
+/// commas and duplicate keys in one object (`JSONSyntaxError.duplicateKey`).
 struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
@@ -54,7 +54,7 @@ struct JSONParser {
             guard consume(UInt8(ascii: ":")) else { throw unexpected() }
             skipWhitespace()
             let member = try value()
-            if members[key] == nil { members[key] = member }
+            guard members.updateValue(member, forKey: key) == nil else { throw duplicate(key) }
             skipWhitespace()
             if consume(UInt8(ascii: "}")) { break }
             guard consume(UInt8(ascii: ",")) else { throw unexpected() }
@@ -229,6 +229,12 @@ struct JSONParser {
         let byte = bytes[index]
         let shown = (0x21..<0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
         return fail("unexpected \(shown) at offset \(index)")
+    }
+
+    private func duplicate(_ key: String) -> JSONSyntaxError {
+        var error = fail("duplicate key \"\(key)\"")
+        error.duplicateKey = key
+        return error
     }
 
     private func fail(_ message: String) -> JSONSyntaxError {

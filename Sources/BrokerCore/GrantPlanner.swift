@@ -1,0 +1,257 @@
+import Foundation
+
+/// Everything a grant is planned from, read by the store beforehand.
+public struct GrantInput: Sendable {
+    public var request: AllocationRequest
+    /// New replicas to place: all of them for a new allocation, the difference for a scale-out.
+    public var replicas: Int
+    public var inventory: [RegionInventory]
+    /// What the allocation already holds (scale-out).
+    public var held: [HeldReplicas] = []
+    /// The tenant's named policies (rule 2), for a request that names no placement or region.
+    public var policies: [NamedPolicy] = []
+    /// The tenant's quota; nil when not read (the database then checks it).
+    public var quota: TenantQuota?
+    /// A request that cannot be met may wait as pending (`queue`, new allocations only).
+    public var mayQueue = false
+    /// Best-effort instances on the request's candidate pools, newest first (rule 8); nil
+    /// when not read. Reading them locks them, so the store reads them only when a plan
+    /// asks for them (`wantsPreemptionCandidates`).
+    public var preemptible: [PreemptionCandidate]?
+
+    public init(request: AllocationRequest, replicas: Int? = nil, inventory: [RegionInventory]) {
+        self.request = request
+        self.replicas = replicas ?? request.replicas
+        self.inventory = inventory
+    }
+}
+
+/// A running best-effort instance a default-QoS grant may take over (rule 8).
+public typealias PreemptionCandidate = (seq: Int64, region: String, poolId: String)
+
+/// One pool's share of a plan, as the reservation functions take it.
+public struct PlacementRow: Sendable, Equatable {
+    public var placement: PlannedPlacement
+    /// One per instance (rule 7).
+    public var vSwitchIds: [String]
+    /// Of the placement's count, the pool's idle instances the inventory showed, reused
+    /// before new capacity is taken (rule 9). The database takes idle instances first on its own.
+    public var reusing: Int
+}
+
+/// What a grant will do. The store carries it out and checks in SQL what could have
+/// changed since its inputs were read (`recheck`).
+public struct GrantPlan: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
+        /// Reserve `rows` (after preempting `victims`).
+        case grant
+        /// Record the allocation as pending with the decisions.
+        case queue
+        /// 409: cannot be met now.
+        case refuse
+    }
+
+    /// What the database checks again when it carries the plan out.
+    public struct Recheck: Sendable, Equatable {
+        /// The quota, under the tenant's lock (the tenant has one, or it was not read).
+        public var quota: Bool
+        // Always, and so not a field: each pool still has the idle or free capacity the
+        // rows count on, and each region is still active; else nothing is written and
+        // the grant is planned again.
+    }
+
+    /// The request with the tenant's matching named policy filled in (rule 2).
+    public var request: AllocationRequest
+    public var replicas: Int
+    public var placement: PlacementPlan
+    public var outcome: Outcome
+    /// Empty unless the outcome is `grant`.
+    public var rows: [PlacementRow]
+    /// Instance sequence numbers to preempt first.
+    public var victims: [Int64]
+    public var recheck: Recheck
+    /// The plan came short for a default-QoS request planned without preemption
+    /// candidates: read them (`preemptionPools`) and plan again.
+    public var wantsPreemptionCandidates: Bool
+    /// `region/pool` keys of the pools whose best-effort instances may be preempted.
+    public var preemptionPools: [String]
+
+    public var decisions: [PlacementDecision] { placement.decisions }
+
+    /// "4 replicas requested, 2 can be placed now".
+    public var shortfall: String {
+        "\(replicas) replicas requested, \(placement.placed) can be placed now"
+    }
+}
+
+/// A new allocation as its grant records it: `gpb_grant`'s allocation argument.
+public struct AllocationRecord: Encodable, Sendable {
+    var id: ResourceID
+    var tenantId: ResourceID
+    var status: AllocationStatus
+    var request: AllocationRequest
+    var replicas: Int
+    var placedReplicas: Int
+    var labels: [String: String]
+    var decisions: [PlacementDecision]
+    var leaseSeconds: Int
+}
+
+extension GrantPlan {
+    /// The allocation a granted plan creates.
+    public func record(id: ResourceID, tenantId: ResourceID) -> AllocationRecord {
+        AllocationRecord(
+            id: id, tenantId: tenantId, status: placement.satisfied ? .active : .partial, request: request,
+            replicas: request.replicas, placedReplicas: placement.placed, labels: request.labels, decisions: decisions,
+            leaseSeconds: request.leaseSeconds)
+    }
+
+    /// The answer for a granted plan, from the instances the grant created, without reading
+    /// back: the database creates the allocation and its instances at one moment.
+    public func view(id: ResourceID, instances: [InstanceView]) -> AllocationView {
+        let createdAt = instances[0].createdAt
+        return AllocationView(
+            id: id, status: placement.satisfied ? .active : .partial, replicas: request.replicas,
+            placedReplicas: placement.placed, instances: instances, leaseSeconds: request.leaseSeconds,
+            leaseExpiresAt: createdAt.addingTimeInterval(TimeInterval(request.leaseSeconds)), queueDeadline: nil,
+            createdAt: createdAt, updatedAt: createdAt, labels: request.labels, decisions: decisions, request: request)
+    }
+}
+
+public enum GrantPlanner {
+    public static func plan(_ input: GrantInput) -> GrantPlan {
+        let request = resolvePolicy(input.request, input.policies)
+        let shape = effectiveShape(request)
+        var inventory = input.inventory
+        var placement = place(request, shape, input, inventory)
+        var victims: [Int64] = []
+        var wantsCandidates = false
+        var preemptionPools: [String] = []
+        if !acceptable(placement, request), request.shape.qos == .default {
+            if let candidates = input.preemptible {
+                if let preempted = preemption(request, shape, input, inventory, candidates) {
+                    (placement, inventory, victims) = preempted
+                }
+            } else {
+                preemptionPools = candidatePoolKeys(shape, inventory)
+                wantsCandidates = !preemptionPools.isEmpty
+            }
+        }
+        let outcome: GrantPlan.Outcome =
+            acceptable(placement, request) ? .grant : input.mayQueue && request.queue ? .queue : .refuse
+        return GrantPlan(
+            request: request, replicas: input.replicas, placement: placement, outcome: outcome,
+            rows: outcome == .grant ? rows(placement, inventory: inventory, held: input.held) : [],
+            victims: outcome == .grant ? victims : [],
+            recheck: GrantPlan.Recheck(quota: input.quota.map { !$0.isUnlimited } ?? true),
+            wantsPreemptionCandidates: outcome != .grant && wantsCandidates, preemptionPools: preemptionPools)
+    }
+
+    /// Rule 2: without `placement` or `region`, the tenant's policy whose selector matches
+    /// the request's labels.
+    public static func resolvePolicy(_ request: AllocationRequest, _ policies: [NamedPolicy]) -> AllocationRequest {
+        guard request.placement == nil, request.region == nil,
+            let named = PolicySelector.select(policies, labels: request.labels)
+        else { return request }
+        var request = request
+        request.placement = named.policy
+        return request
+    }
+
+    /// Rule 5: all replicas, or with `allOrNothing: false` at least one.
+    public static func acceptable(_ plan: PlacementPlan, _ request: AllocationRequest) -> Bool {
+        plan.placed > 0 && (plan.satisfied || !request.allOrNothing)
+    }
+
+    /// The request's shape with the GPU memory a `model` needs, per the sizing rule.
+    public static func effectiveShape(_ request: AllocationRequest) -> ComputeShape {
+        var shape = request.shape
+        if let model = request.model {
+            shape.requiredGPUMemoryGiB = ModelSizing.size(model).requiredGiB
+        }
+        return shape
+    }
+
+    static func place(
+        _ request: AllocationRequest, _ shape: ComputeShape, _ input: GrantInput, _ inventory: [RegionInventory]
+    ) -> PlacementPlan {
+        PlacementPlanner.plan(
+            PlacementInput(
+                shape: shape, replicas: input.replicas, pinnedRegion: request.region, policy: request.placement,
+                allOrNothing: request.allOrNothing, held: input.held, inventory: inventory))
+    }
+
+    static func candidatePoolKeys(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [String] {
+        inventory.flatMap { region in
+            PlacementPlanner.candidatePools(shape, in: region).map { "\(region.region.id)/\($0.pool.id)" }
+        }
+    }
+
+    /// Rule 8: frees candidates newest first, as few as the request needs, and plans over
+    /// the inventory without them. Nil when even all of them would not meet the request.
+    static func preemption(
+        _ request: AllocationRequest, _ shape: ComputeShape, _ input: GrantInput, _ inventory: [RegionInventory],
+        _ candidates: [PreemptionCandidate]
+    ) -> (PlacementPlan, [RegionInventory], [Int64])? {
+        var inventory = inventory
+        var chosen: [Int64] = []
+        for victim in candidates.prefix(input.replicas) {
+            chosen.append(victim.seq)
+            for r in inventory.indices where inventory[r].region.id == victim.region {
+                for p in inventory[r].pools.indices where inventory[r].pools[p].pool.id == victim.poolId {
+                    inventory[r].pools[p].allocated -= 1
+                }
+            }
+            var plan = place(request, shape, input, inventory)
+            if acceptable(plan, request) && (plan.satisfied || chosen.count == min(candidates.count, input.replicas)) {
+                plan.decisions.append(
+                    PlacementDecision(
+                        region: "*", replicas: 0,
+                        reason: "preempted \(chosen.count) best-effort instance\(chosen.count == 1 ? "" : "s") to make room"))
+                return (plan, inventory, chosen)
+            }
+        }
+        return nil
+    }
+
+    /// A plan's placements with their instances' vSwitches (rule 7: round robin, after
+    /// those the allocation holds) and the idle instances they reuse (rule 9).
+    public static func rows(_ plan: PlacementPlan, inventory: [RegionInventory], held: [HeldReplicas]) -> [PlacementRow] {
+        var inRegion: [String: Int] = [:]
+        for h in held { inRegion[h.region, default: 0] += h.count }
+        var idleLeft: [String: Int] = [:]
+        var rows: [PlacementRow] = []
+        rows.reserveCapacity(plan.placements.count)
+        for placement in plan.placements {
+            let region = inventory.first { $0.region.id == placement.region }
+            let key = placement.region + "/" + placement.poolId
+            let idle = idleLeft[key] ?? region?.pools.first { $0.pool.id == placement.poolId }?.idle ?? 0
+            let reusing = min(idle, placement.count)
+            idleLeft[key] = idle - reusing
+            rows.append(
+                PlacementRow(
+                    placement: placement,
+                    vSwitchIds: VSwitchAssigner.assign(
+                        vSwitchIds: region?.region.vSwitchIds ?? [], alreadyInRegion: inRegion[placement.region, default: 0],
+                        count: placement.count),
+                    reusing: reusing))
+            inRegion[placement.region, default: 0] += placement.count
+        }
+        return rows
+    }
+}
+
+extension HeldReplicas {
+    /// Running instances counted per region and unit, in the order first seen.
+    public static func counting(_ instances: [(region: String, unit: Int?)]) -> [HeldReplicas] {
+        var held: [HeldReplicas] = []
+        for instance in instances {
+            if let k = held.firstIndex(where: { $0.region == instance.region && $0.unit == instance.unit }) {
+                held[k].count += 1
+            } else {
+                held.append(HeldReplicas(region: instance.region, unit: instance.unit, count: 1))
+            }
+        }
+        return held
+    }
+}

@@ -1,0 +1,168 @@
+import JSON
+
+// The JSON every grant writes, by hand for speed (see `JSONWritable`): the request, the
+// decisions, the answer, the placements. `SortedJSONEncoderTests` and `JSONWritableTests`
+// check each against its `Codable` form, byte for byte.
+
+extension RegionSelector: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("kind", kind)
+        json.member("labels", labels)
+        json.endObject()
+    }
+}
+
+extension PlacementUnit: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("max", max)
+        json.member("regions", regions)
+        json.member("selector", selector)
+        json.endObject()
+    }
+}
+
+extension PlacementPolicy: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.key("strategy")
+        json.value(strategy)
+        json.member("units", units)
+        json.endObject()
+    }
+}
+
+extension ModelSpec: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("batchSize", batchSize)
+        json.member("contextLength", contextLength)
+        json.member("hiddenSize", hiddenSize)
+        json.member("kvCacheGiB", kvCacheGiB)
+        json.member("layers", layers)
+        json.member("parameters", parameters)
+        json.member("precision", precision)
+        json.member("usableFraction", usableFraction)
+        json.endObject()
+    }
+}
+
+extension ComputeShape: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("computeClass", computeClass)
+        json.member("cpu", cpu)
+        json.member("gpuCount", gpuCount)
+        json.member("gpuSeries", gpuSeries)
+        json.member("instanceType", instanceType)
+        json.member("memoryGiB", memoryGiB)
+        json.member("qos", qos)
+        json.member("requiredGPUMemoryGiB", requiredGPUMemoryGiB)
+        json.endObject()
+    }
+}
+
+extension AllocationRequest: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("allOrNothing", allOrNothing)
+        json.member("labels", labels)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("model", model)
+        json.member("placement", placement)
+        json.member("queue", queue)
+        json.member("queueTimeoutSeconds", queueTimeoutSeconds)
+        json.member("region", region)
+        json.member("replicas", replicas)
+        json.member("shape", shape)
+        json.endObject()
+    }
+}
+
+extension PlacementDecision: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("reason", reason)
+        json.member("region", region)
+        json.member("replicas", replicas)
+        json.endObject()
+    }
+}
+
+extension ResourceID: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.value(description)
+    }
+}
+
+extension InstanceView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("cpu", cpu)
+        json.member("createdAt", createdAt)
+        json.member("gpuCount", gpuCount)
+        json.member("gpuSeries", gpuSeries)
+        json.member("id", id)
+        json.member("instanceType", instanceType)
+        json.member("labels", labels)
+        json.member("memoryGiB", memoryGiB)
+        json.member("poolId", poolId)
+        json.member("region", region)
+        json.member("reused", reused)
+        json.member("securityGroupId", securityGroupId)
+        json.member("state", state)
+        json.member("unit", unit)
+        json.member("vSwitchId", vSwitchId)
+        json.member("vpcId", vpcId)
+        json.endObject()
+    }
+}
+
+extension AllocationView: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("createdAt", createdAt)
+        json.member("decisions", decisions)
+        json.member("id", id)
+        json.member("instances", instances)
+        json.member("labels", labels)
+        json.member("leaseExpiresAt", leaseExpiresAt)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("placedReplicas", placedReplicas)
+        json.member("queueDeadline", queueDeadline)
+        json.member("replicas", replicas)
+        json.member("request", request)
+        json.member("status", status)
+        json.member("updatedAt", updatedAt)
+        json.endObject()
+    }
+}
+
+extension PlacementRow: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("count", placement.count)
+        json.member("pool", placement.poolId)
+        json.member("region", placement.region)
+        json.member("unit", placement.unit)
+        json.member("vSwitches", vSwitchIds)
+        json.endObject()
+    }
+}
+
+extension AllocationRecord: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("decisions", decisions)
+        json.member("id", id)
+        json.member("labels", labels)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("placedReplicas", placedReplicas)
+        json.member("replicas", replicas)
+        json.member("request", request)
+        json.member("status", status)
+        json.member("tenantId", tenantId)
+        json.endObject()
+    }
+}

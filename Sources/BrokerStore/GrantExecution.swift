@@ -1,0 +1,228 @@
+import BrokerCore
+import Foundation
+import JSON
+import PostgresClient
+
+// New allocations: `GrantPlanner` decides, this carries the plan out.
+extension AllocationStore {
+    /// Grants a request. With an idempotency key, the key is recorded in the grant's
+    /// own transaction: the same key and request replay the first answer, another
+    /// request with the key is refused, and a concurrent duplicate waits on the key's
+    /// row until the first commits (or rolls back, and then plans anew).
+    public func create(
+        tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String? = nil
+    ) async throws -> AllocationView {
+        if idempotencyKey == nil, let view = try await createBatched(tenantId: tenantId, request: request, actor: actor) {
+            return view
+        }
+        return try await createInTransaction(tenantId: tenantId, request: request, actor: actor, idempotencyKey: idempotencyKey)
+    }
+
+    /// What a grant without a transaction of its own does after planning.
+    enum BatchedStep: Sendable {
+        case reserve(PlannedGrant)
+        /// Recorded as pending.
+        case answered(AllocationView)
+        /// A quota to check under the tenant's lock, or instances to preempt: one transaction.
+        case transaction
+    }
+
+    /// Planned on this task from a recent inventory snapshot and the tenant's cached
+    /// settings, and reserved by the batched `gpb_grant_batch`, which checks again what
+    /// the plan assumed. The database is asked first only for settings not cached, and for
+    /// fresh inventory when the snapshot falls short (before any 409 or pending answer).
+    /// Nil when the plan needs `createInTransaction`.
+    func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
+        try await retryingLostRaces {
+            let inventory = try await snapshots.current(pool).regions
+            let cached = settings.lookup(tenantId)
+            var step: BatchedStep?
+            let recent = cached.map { GrantPlanner.plan(Self.grantInput(request, $0, inventory)) }
+            if let recent, let cached, recent.outcome == .grant {
+                step = try Self.batchedStep(recent, tenantId: tenantId, settings: cached, actor: actor)
+            }
+            if step == nil {
+                step = try await pool.withConnection { c in
+                    let settings = try cached ?? TenantSettings.load(c, tenantId: tenantId)
+                    if cached == nil { self.settings.remember(tenantId, settings) }
+                    var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
+                    if plan.outcome != .grant {
+                        plan = GrantPlanner.plan(Self.grantInput(request, settings, try InventoryStore.snapshot(c)))
+                    }
+                    if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
+                        return .answered(try Self.recordPending(c, tenantId: tenantId, plan))
+                    }
+                    return try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
+                }
+            }
+            switch step! {
+            case .transaction:
+                return nil
+            case .answered(let view):
+                return view
+            case .reserve(let grant):
+                do {
+                    return grant.view(instances: try await batcher.grant(grant.reservation))
+                } catch let lost as LostRace {
+                    settings.forget(tenantId)
+                    throw lost
+                }
+            }
+        }
+    }
+
+    static func batchedStep(
+        _ plan: GrantPlan, tenantId: UUID, settings: TenantSettings, actor: String
+    ) throws -> BatchedStep {
+        if plan.wantsPreemptionCandidates || (plan.outcome == .grant && plan.recheck.quota) { return .transaction }
+        guard plan.outcome == .grant else {
+            throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
+        }
+        return .reserve(PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor))
+    }
+
+    /// Plans from fresh inventory, with preemption and the quota check, in one transaction
+    /// that also records the idempotency key.
+    func createInTransaction(
+        tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String?
+    ) async throws -> AllocationView {
+        let fingerprint = Self.fingerprint(request)
+        return try await retryingLostRaces {
+            try await pool.withTransaction { c in
+                if let key = idempotencyKey,
+                    let replay = try Self.claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint)
+                {
+                    return replay
+                }
+                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor)
+                if let key = idempotencyKey { try Self.recordAnswer(c, tenantId: tenantId, key: key, view) }
+                return view
+            }
+        }
+    }
+
+    /// Grants a request in the caller's transaction: pending with `queue`, 409 when it
+    /// cannot be met, else the quota checked under the tenant's lock, victims preempted
+    /// and the plan reserved.
+    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+        let settings = try TenantSettings.load(c, tenantId: tenantId)
+        let plan = try planWithPreemption(c, grantInput(request, settings, try InventoryStore.snapshot(c)))
+        switch plan.outcome {
+        case .refuse:
+            throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
+        case .queue:
+            return try recordPending(c, tenantId: tenantId, plan)
+        case .grant:
+            if plan.recheck.quota {
+                try QuotaCheck.verify(
+                    c, tenantId: tenantId, quota: settings.quota, adding: plan.placement.placed, shape: plan.request.shape)
+            }
+            let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
+            try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
+            return grant.view(instances: try grant.reservation.reserve(c))
+        }
+    }
+
+    /// What an idempotency key compares: the validated request as stable JSON.
+    static func fingerprint(_ request: AllocationRequest) -> String {
+        String(decoding: request.canonicalJSON(), as: UTF8.self)
+    }
+
+    /// The first answer, replayed for the key from now on.
+    static func recordAnswer(_ c: PostgresConnection, tenantId: UUID, key: String, _ view: AllocationView) throws {
+        try c.query(
+            "UPDATE idempotency_keys SET response = $3, allocation_id = $4 WHERE tenant_id = $1 AND key = $2",
+            [tenantId, key, String(decoding: StoreJSON.bytes(view), as: UTF8.self), view.id])
+    }
+
+    static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: [RegionInventory]) -> GrantInput {
+        var input = GrantInput(request: request, inventory: inventory)
+        input.policies = settings.policies
+        input.quota = settings.quota
+        input.mayQueue = true
+        return input
+    }
+
+    /// Claims `key` for this grant, or returns the answer already recorded under it.
+    static func claimIdempotencyKey(
+        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String
+    ) throws -> AllocationView? {
+        let claimed = try c.query(
+            """
+            INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, sha256(convert_to($3, 'UTF8')))
+            ON CONFLICT (tenant_id, key) DO NOTHING RETURNING 1
+            """,
+            [tenantId, key, fingerprint])
+        if !claimed.isEmpty { return nil }
+        // Keys recorded before the JSON module (they live a day) hashed the request with
+        // slashes escaped and stored dates as Foundation's numbers: both are accepted.
+        let rows = try c.query(
+            """
+            SELECT request_hash IN (sha256(convert_to($3, 'UTF8')), sha256(convert_to($4, 'UTF8'))) AS same,
+                   response, allocation_id
+            FROM idempotency_keys WHERE tenant_id = $1 AND key = $2
+            """,
+            [tenantId, key, fingerprint, fingerprint.replacingOccurrences(of: "/", with: "\\/")])
+        guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
+        if let first = try? rows[0].decodeJSON("response", as: AllocationView.self) { return first }
+        return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
+    }
+
+    /// An allocation that waits for capacity (`queue`), with the decisions that kept it waiting.
+    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan) throws -> AllocationView {
+        let request = plan.request
+        let row = try c.query(
+            """
+            INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, labels, decisions,
+                                          lease_seconds, queue_deadline)
+            VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
+                    now() + make_interval(secs => $8))
+            RETURNING \(AllocationRows.allocationColumns)
+            """,
+            [UUID(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+             try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
+        return try AllocationRows.allocation(row, instances: [])
+    }
+
+    /// A plan to reserve as a new allocation, and how to answer once its instances exist.
+    struct PlannedGrant: Sendable {
+        var reservation: GrantReservation
+        var plan: GrantPlan
+
+        init(_ plan: GrantPlan, tenantId: UUID, policiesVersion: String, actor: String) {
+            let id = ResourceID(UUID())
+            var placements = JSONWriter(capacity: 128 * plan.rows.count)
+            placements.value(plan.rows)
+            self.reservation = GrantReservation(
+                allocationId: id, allocation: StoreJSON.bytes(plan.record(id: id, tenantId: ResourceID(tenantId))),
+                placements: placements.bytes, actor: actor, policiesVersion: policiesVersion)
+            self.plan = plan
+        }
+
+        func view(instances: [InstanceView]) -> AllocationView {
+            plan.view(id: reservation.allocationId, instances: instances)
+        }
+    }
+
+    /// Reserves a plan's rows for an existing allocation in one round trip (`gpb_reserve`,
+    /// migration 2). Returns the new instances.
+    @discardableResult
+    static func reserve(_ c: PostgresConnection, allocationId: UUID, rows: [PlacementRow], actor: String) throws -> [InstanceView] {
+        var placements = JSONWriter(capacity: 128 * rows.count)
+        placements.value(rows)
+        return try reservation(
+            c, "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)", [allocationId, PostgresJSON(rawJSON: placements.text), actor])
+    }
+
+    /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then
+    /// new capacity with a conditional counter update, instances and ledger rows
+    /// written together. Their SQLSTATE GB001 (`planNoLongerFits`: a pool no longer has
+    /// what the plan counted on) becomes `LostRace`, and the caller plans again.
+    static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
+        do {
+            return try c.query(sql, binds).map(AllocationRows.instance)
+        } catch let error as PostgresError where error.sqlState == .planNoLongerFits {
+            throw LostRace()
+        }
+    }
+}
