@@ -15,6 +15,7 @@ public final class BrokerServices: Sendable {
     public let tenants: TenantStore
     public let allocations: AllocationStore
     public let policies: PolicyStore
+    public let usage: UsageStore
     public let adminToken: String
     /// Prometheus text exposition of every metric, for `GET /metrics`.
     public let metricsText: @Sendable () -> String
@@ -35,7 +36,7 @@ public final class BrokerServices: Sendable {
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
-        adminToken: String, metricsText: @escaping @Sendable () -> String,
+        usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
         webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
@@ -44,6 +45,7 @@ public final class BrokerServices: Sendable {
         self.tenants = tenants
         self.allocations = allocations
         self.policies = policies
+        self.usage = usage
         self.adminToken = adminToken
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
@@ -113,6 +115,7 @@ public enum BrokerAPI {
         WebhookRoutes.register(&builder)
         EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
+        UsageRoutes.register(&builder)
         return builder.router
     }
 

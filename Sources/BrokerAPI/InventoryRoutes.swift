@@ -127,8 +127,11 @@ enum InventoryRoutes {
                 throw error
             }
             let body = try answers.body(for: request.query, snapshot: snapshot.serial) {
-                let shape = try InventoryQuery.parse(request.query)
-                let answer = PlacementPlanner.defaultRegionOrder(shape, snapshot.regions).map { region in
+                let (shape, sort) = try InventoryQuery.parseSorted(request.query)
+                let regions = sort == .price
+                    ? PlacementPlanner.priceRegionOrder(shape, snapshot.regions)
+                    : PlacementPlanner.defaultRegionOrder(shape, snapshot.regions)
+                let answer = regions.map { region in
                     let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
                     return ShapeAvailability(
                         region: region.region.id,

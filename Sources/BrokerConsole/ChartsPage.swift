@@ -1,4 +1,5 @@
 import BrokerCore
+import JSON
 import Foundation
 import JSON
 import MicroHTTP

@@ -57,6 +57,7 @@ extension AllocationRequest {
         let replicas = r.integer("replicas", in: 1...maxReplicas) ?? 1
         let region = r.string("region", maxLength: 63, pattern: .regionId)
         let instanceType = r.string("instanceType", maxLength: 128)
+        let maxPricePerHour = r.number("maxPricePerHour", minimum: 0, maximum: PlacementSpec.maxPrice)
 
         var placement: PlacementPolicy?
         if let reader = r.object("placement") {
@@ -80,7 +81,7 @@ extension AllocationRequest {
         let shape = ComputeShape(
             computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount, cpu: cpu,
             memoryGiB: memoryGiB, instanceType: instanceType,
-            requiredGPUMemoryGiB: model.map { ModelSizing.size($0).requiredGiB })
+            requiredGPUMemoryGiB: model.map { ModelSizing.size($0).requiredGiB }, maxPricePerHour: maxPricePerHour)
         return AllocationRequest(
             shape: shape, replicas: replicas, region: region, model: model, placement: placement,
             allOrNothing: allOrNothing, leaseSeconds: leaseSeconds, queue: queue,

@@ -163,11 +163,15 @@ public enum GrantPlanner {
         plan.placed > 0 && (plan.satisfied || !request.allOrNothing)
     }
 
-    /// The request's shape with the GPU memory a `model` needs, per the sizing rule.
+    /// The request's shape with the GPU memory a `model` needs, per the sizing rule, and
+    /// the lower of the request's and its placement's price caps.
     public static func effectiveShape(_ request: AllocationRequest) -> ComputeShape {
         var shape = request.shape
         if let model = request.model {
             shape.requiredGPUMemoryGiB = ModelSizing.size(model).requiredGiB
+        }
+        if let cap = request.placement?.maxPricePerHour {
+            shape.maxPricePerHour = min(shape.maxPricePerHour ?? cap, cap)
         }
         return shape
     }

@@ -5,6 +5,13 @@ import JSON
 /// the shape of one replica. Field paths are the parameter names; unknown parameters are errors.
 public enum InventoryQuery {
     public static func parse(_ parameters: [String: String]) throws(ValidationFailure) -> ComputeShape {
+        try parseSorted(parameters).shape
+    }
+
+    /// The shape and `sort`: `placement` (default: the default placement order) or `price`.
+    public static func parseSorted(
+        _ parameters: [String: String]
+    ) throws(ValidationFailure) -> (shape: ComputeShape, sort: InventorySort) {
         let errors = FieldErrorCollector()
         let r = ObjectReader(path: "", members: parameters.mapValues(JSONValue.string), errors: errors, coerceStrings: true)
         let computeClass = r.enumeration("computeClass", ComputeClass.self, required: true)
@@ -32,11 +39,23 @@ public enum InventoryQuery {
         let memoryGiB = r.number("memoryGiB", required: true, exclusiveMinimum: 0, maximum: AllocationRequest.maxResource)
         let qos = r.enumeration("qos", QoS.self) ?? .default
         let instanceType = r.string("instanceType", maxLength: 128)
+        let maxPricePerHour = r.number("maxPricePerHour", minimum: 0, maximum: PlacementSpec.maxPrice)
+        let sort = r.enumeration("sort", InventorySort.self) ?? .placement
         r.finish()
         guard errors.isEmpty, let computeClass, let cpu, let memoryGiB else {
             throw ValidationFailure(errors: errors.errors)
         }
-        return ComputeShape(computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount,
-                            cpu: cpu, memoryGiB: memoryGiB, instanceType: instanceType)
+        let shape = ComputeShape(
+            computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount, cpu: cpu,
+            memoryGiB: memoryGiB, instanceType: instanceType, maxPricePerHour: maxPricePerHour)
+        return (shape, sort)
     }
+}
+
+/// The order of `GET /v1/inventory`'s regions.
+public enum InventorySort: String, CaseIterable, Sendable {
+    /// The default placement order: primary first, then price, then available replicas, then id.
+    case placement
+    /// Cheapest first, as the `cheapest` strategy orders them.
+    case price
 }

@@ -143,15 +143,21 @@ public struct PlacementUnit: Codable, Sendable, Equatable {
 public enum PlacementStrategy: String, Codable, Sendable, CaseIterable {
     case prefer
     case spread
+    /// `prefer`, with the regions of each unit (all regions without units) ordered by
+    /// the price of the pool that would serve the shape.
+    case cheapest
 }
 
 public struct PlacementPolicy: Codable, Sendable, Equatable {
     public var strategy: PlacementStrategy
     public var units: [PlacementUnit]
+    /// Per replica: no pool above it is used (with the request's own cap, the lower wins).
+    public var maxPricePerHour: Double?
 
-    public init(strategy: PlacementStrategy = .prefer, units: [PlacementUnit] = []) {
+    public init(strategy: PlacementStrategy = .prefer, units: [PlacementUnit] = [], maxPricePerHour: Double? = nil) {
         self.strategy = strategy
         self.units = units
+        self.maxPricePerHour = maxPricePerHour
     }
 }
 
@@ -206,11 +212,15 @@ public struct ComputeShape: Codable, Sendable, Equatable {
     public var instanceType: String?
     /// GPU memory needed per replica (from `model` via the sizing rule); series then do not matter.
     public var requiredGPUMemoryGiB: Double?
+    /// The highest price per hour of a pool that may serve a replica.
+    public var maxPricePerHour: Double?
 
     public init(
         computeClass: ComputeClass, qos: QoS = .default, gpuSeries: [String] = [], gpuCount: Int = 0,
-        cpu: Double, memoryGiB: Double, instanceType: String? = nil, requiredGPUMemoryGiB: Double? = nil
+        cpu: Double, memoryGiB: Double, instanceType: String? = nil, requiredGPUMemoryGiB: Double? = nil,
+        maxPricePerHour: Double? = nil
     ) {
+        self.maxPricePerHour = maxPricePerHour
         self.computeClass = computeClass
         self.qos = qos
         self.gpuSeries = gpuSeries

@@ -26,6 +26,7 @@ extension PlacementUnit: JSONWritable {
 extension PlacementPolicy: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
+        json.member("maxPricePerHour", maxPricePerHour)
         json.key("strategy")
         json.value(strategy)
         json.member("units", units)
@@ -56,6 +57,7 @@ extension ComputeShape: JSONWritable {
         json.member("gpuCount", gpuCount)
         json.member("gpuSeries", gpuSeries)
         json.member("instanceType", instanceType)
+        json.member("maxPricePerHour", maxPricePerHour)
         json.member("memoryGiB", memoryGiB)
         json.member("qos", qos)
         json.member("requiredGPUMemoryGiB", requiredGPUMemoryGiB)

@@ -52,6 +52,9 @@ public enum PlacementPlanner {
         var capacity: Int
         /// Cheapest candidate pool with grantable > 0; +inf when none.
         var bestPrice: Double
+        /// Pools that would fit but for the shape's price cap, and the cheapest of them.
+        var overCap: Int
+        var cheapestOverCap: Double
 
         /// A region's state and pools, passed apart: passing the `RegionInventory` would copy
         /// it, a dozen reference-count operations.
@@ -61,11 +64,20 @@ public enum PlacementPlanner {
             available = 0
             capacity = 0
             bestPrice = .infinity
+            overCap = 0
+            cheapestOverCap = .infinity
             guard active else { return }
             // Read the pools in place: copying a `PoolUsage` costs a dozen reference-count operations.
             var matching = 0, available = 0, capacity = 0, bestPrice = Double.infinity
+            var overCap = 0, cheapestOverCap = Double.infinity
+            let priceCap = shape.maxPricePerHour ?? .infinity
             pools.withUnsafeBufferPointer { pools in
-                for i in 0..<pools.count where PlacementPlanner.fits(pools, i, shape) {
+                for i in 0..<pools.count where PlacementPlanner.fitsAtAnyPrice(pools, i, shape) {
+                    if pools[i].pool.pricePerHour > priceCap {
+                        overCap += 1
+                        cheapestOverCap = min(cheapestOverCap, pools[i].pool.pricePerHour)
+                        continue
+                    }
                     let cap = pools[i].pool.capacity
                     let grantable = max(0, cap - pools[i].allocated) + pools[i].idle
                     matching += 1
@@ -79,6 +91,8 @@ public enum PlacementPlanner {
             self.available = available
             self.capacity = capacity
             self.bestPrice = bestPrice
+            self.overCap = overCap
+            self.cheapestOverCap = cheapestOverCap
         }
     }
 
@@ -112,6 +126,13 @@ public enum PlacementPlanner {
     /// operations, and the planner checks every pool of every region it ranks.
     @inline(__always)
     static func fits(_ pools: UnsafeBufferPointer<PoolUsage>, _ i: Int, _ shape: ComputeShape) -> Bool {
+        if let cap = shape.maxPricePerHour, pools[i].pool.pricePerHour > cap { return false }
+        return fitsAtAnyPrice(pools, i, shape)
+    }
+
+    /// `fits`, the price cap aside: what the decisions tell apart from "no pool matches".
+    @inline(__always)
+    static func fitsAtAnyPrice(_ pools: UnsafeBufferPointer<PoolUsage>, _ i: Int, _ shape: ComputeShape) -> Bool {
         // Class and series first: they reject most pools and sit in a pool's first bytes, so a
         // rejected pool costs one cache line. Scanning every pool is bound by memory.
         guard pools[i].pool.computeClass == shape.computeClass else { return false }
@@ -137,12 +158,22 @@ public enum PlacementPlanner {
 
     /// Active regions among `indices`, in the default order. `stat` is asked only for the active
     /// ones: it scans their pools.
+    /// `byPrice`: cheapest first instead (`cheapest` strategy).
     static func defaultOrder(
-        _ inventory: [RegionInventory], among indices: [Int], stat: (Int) -> RegionStat
+        _ inventory: [RegionInventory], among indices: [Int], byPrice: Bool = false, stat: (Int) -> RegionStat
     ) -> [Int] {
         rankKeys(inventory, among: indices, stat: stat)
-            .sorted { ranksBefore($0, $1, in: inventory) }
+            .sorted { byPrice ? cheaperBefore($0, $1, in: inventory) : ranksBefore($0, $1, in: inventory) }
             .map(\.index)
+    }
+
+    /// Active regions cheapest first: by the price of the pool that would serve the shape
+    /// (regions that can give nothing last), then primary first, then available (most
+    /// first), then id. `GET /v1/inventory?sort=price` and the `cheapest` strategy.
+    public static func priceRegionOrder(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [RegionInventory] {
+        defaultOrder(inventory, among: Array(inventory.indices), byPrice: true) {
+            RegionStat(shape, inventory[$0].region.state, inventory[$0].pools)
+        }.map { inventory[$0] }
     }
 
     /// What the default order compares of a region. Sorting these plain keys instead of the
@@ -176,6 +207,12 @@ public enum PlacementPlanner {
         let ia = inventory[a.index].region.id, ib = inventory[b.index].region.id
         if ia != ib { return ia < ib }
         return a.index < b.index
+    }
+
+    /// The price order: price, then primary first, then available (most first), then id.
+    static func cheaperBefore(_ a: RankKey, _ b: RankKey, in inventory: [RegionInventory]) -> Bool {
+        if a.price != b.price { return a.price < b.price }
+        return ranksBefore(a, b, in: inventory)
     }
 
     /// Id order: Swift's `String <` (Unicode scalar based, locale-independent, fast for ASCII).

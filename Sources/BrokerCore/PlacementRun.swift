@@ -118,6 +118,14 @@ extension PlacementPlanner {
             return result
         }
 
+        /// A unit's regions cheapest first; unknown and cordoned ones first, as the
+        /// decisions say why they were skipped.
+        mutating func byPrice(_ unit: [Entry]) -> [Entry] {
+            let known = unit.compactMap(\.index)
+            let order = cordoned(known) + PlacementPlanner.defaultOrder(inventory, among: known, byPrice: true) { stat($0) }
+            return unit.filter { $0.index == nil } + order.compactMap { i in unit.first { $0.index == i } }
+        }
+
         /// The default policy's regions in order, all of them, as `spread` weighs them all;
         /// `runDefaultPrefer` takes them in steps.
         mutating func defaultEntries() -> [Entry] {
@@ -146,6 +154,13 @@ extension PlacementPlanner {
                     runDefaultPrefer()
                 } else {
                     runPrefer(resolveUnits(units), maxes: units.map(\.max))
+                }
+            case .cheapest:
+                if units.isEmpty {
+                    let all = Array(inventory.indices)
+                    runPrefer([entries(cordoned(all) + PlacementPlanner.defaultOrder(inventory, among: all, byPrice: true) { stat($0) })], maxes: [nil])
+                } else {
+                    runPrefer(resolveUnits(units).map { byPrice($0) }, maxes: units.map(\.max))
                 }
             case .spread:
                 if units.isEmpty {
@@ -269,6 +284,10 @@ extension PlacementPlanner {
         mutating func describe(_ i: Int, _ s: RegionStat) -> String {
             let shape = input.shape
             guard s.matching > 0 else {
+                if s.overCap > 0, let cap = shape.maxPricePerHour {
+                    return "skipped for price: the cheapest fitting pool costs \(PlacementPlanner.format(s.cheapestOverCap))/h, "
+                        + "above maxPricePerHour \(PlacementPlanner.format(cap))"
+                }
                 return PlacementPlanner.noMatch(shape)
             }
             var label = ""
@@ -281,7 +300,11 @@ extension PlacementPlanner {
             } else {
                 label = shape.computeClass.rawValue
             }
-            return "\(label): \(s.available) of \(s.capacity) available"
+            var reason = "\(label): \(s.available) of \(s.capacity) available"
+            if s.overCap > 0, let cap = shape.maxPricePerHour {
+                reason += "; \(s.overCap) pool\(s.overCap == 1 ? "" : "s") above maxPricePerHour \(PlacementPlanner.format(cap)) skipped"
+            }
+            return reason
         }
 
         // MARK: finish

@@ -47,6 +47,8 @@ public enum PolicySpec {
 public enum PlacementSpec {
     public static let maxUnits = 16
     public static let maxUnitReplicas = 1_000_000
+    /// Largest `maxPricePerHour` accepted.
+    public static let maxPrice = 1_000_000_000.0
 
     /// A standalone placement object (`{"strategy"?, "units"}`).
     public static func parse(_ json: JSONValue) throws(ValidationFailure) -> PlacementPolicy {
@@ -64,9 +66,19 @@ public enum PlacementSpec {
         let strategyGiven = reader.present("strategy")
         let strategy = reader.enumeration("strategy", PlacementStrategy.self)
         let strategyOK = !strategyGiven || strategy != nil
-        guard let items = reader.array("units", required: unitsRequired, maxItems: maxUnits) else {
+        let priceGiven = reader.present("maxPricePerHour")
+        let maxPricePerHour = reader.number("maxPricePerHour", minimum: 0, maximum: maxPrice)
+        // `cheapest` alone orders every region by price: it needs no units.
+        let required = unitsRequired && strategy != .cheapest
+        let items: [(path: String, value: JSONValue)]
+        if let given = reader.array("units", required: required, maxItems: maxUnits) {
+            items = given
+        } else if !required && !reader.present("units") {
+            items = []
+        } else {
             return nil
         }
+        guard !priceGiven || maxPricePerHour != nil else { return nil }
         var units: [PlacementUnit] = []
         var ok = true
         for (path, item) in items {
@@ -77,7 +89,7 @@ public enum PlacementSpec {
             }
         }
         guard ok, strategyOK else { return nil }
-        return PlacementPolicy(strategy: strategy ?? .prefer, units: units)
+        return PlacementPolicy(strategy: strategy ?? .prefer, units: units, maxPricePerHour: maxPricePerHour)
     }
 
     static func readUnit(_ value: JSONValue, at path: String, errors: FieldErrorCollector) -> PlacementUnit? {

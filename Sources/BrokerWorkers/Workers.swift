@@ -9,19 +9,27 @@ import Metrics
 public struct BrokerWorkers: Sendable {
     public struct Configuration: Sendable {
         public var interval: Duration
-        public init(interval: Duration = .seconds(5)) {
+        /// Between readings of the usage gauges, which add up the month's ledger.
+        public var usageInterval: Duration
+        public init(interval: Duration = .seconds(5), usageInterval: Duration = .seconds(60)) {
             self.interval = interval
+            self.usageInterval = usageInterval
         }
     }
 
     let store: MaintenanceStore
+    let meter: UsageMeter?
     let configuration: Configuration
     let logger: Logger
     /// Runs the pending admitter before its interval is up (capacity appeared).
     let admission: WakeSignal
 
-    public init(store: MaintenanceStore, configuration: Configuration, logger: Logger, admission: WakeSignal = WakeSignal()) {
+    public init(
+        store: MaintenanceStore, meter: UsageMeter? = nil, configuration: Configuration, logger: Logger,
+        admission: WakeSignal = WakeSignal()
+    ) {
         self.store = store
+        self.meter = meter
         self.configuration = configuration
         self.logger = logger
         self.admission = admission
@@ -40,12 +48,17 @@ public struct BrokerWorkers: Sendable {
                     return admitted
                 }
             }
+            if let meter {
+                group.addTask { await self.loop("usage_meter", every: configuration.usageInterval) { _ = try await meter.step(); return 0 } }
+            }
         }
     }
 
     /// One worker: a step every interval, its count and duration as metrics. A
     /// failing step (database down) is logged and retried next interval.
-    private func loop(_ name: String, wake: WakeSignal? = nil, step: @Sendable () async throws -> Int) async {
+    private func loop(
+        _ name: String, every interval: Duration? = nil, wake: WakeSignal? = nil, step: @Sendable () async throws -> Int
+    ) async {
         let processed = Counter(label: "worker_processed_total", dimensions: [("worker", name)])
         let failures = Counter(label: "worker_failures_total", dimensions: [("worker", name)])
         let duration = Timer(label: "worker_run_duration_seconds", dimensions: [("worker", name)])
@@ -65,9 +78,9 @@ public struct BrokerWorkers: Sendable {
             if let wake {
                 // A burst of releases signals many times: at most 20 runs a second.
                 try? await Task.sleep(for: .milliseconds(50))
-                await wake.wait(upTo: configuration.interval)
+                await wake.wait(upTo: interval ?? configuration.interval)
             } else {
-                try? await Task.sleep(for: configuration.interval)
+                try? await Task.sleep(for: interval ?? configuration.interval)
             }
         }
     }

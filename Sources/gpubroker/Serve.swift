@@ -37,6 +37,11 @@ struct Serve: AsyncParsableCommand {
         valueName: "seconds"))
     var reconcileInterval: Double?
 
+    @Option(help: ArgumentHelp(
+        "Seconds between readings of the month-to-date spend and GPU-hours on /metrics. Env: GPUBROKER_USAGE_METRICS_INTERVAL. Default 60.",
+        valueName: "seconds"))
+    var usageMetricsInterval: Double?
+
     @Option(help: ArgumentHelp("Database connections per broker process. Env: GPUBROKER_DB_POOL_SIZE. Default 16.", valueName: "n"))
     var dbPoolSize: Int?
 
@@ -106,6 +111,8 @@ struct Serve: AsyncParsableCommand {
         let (host, port) = try Self.parseListen(setting(listen, "GPUBROKER_LISTEN") ?? "127.0.0.1:8080")
         let directory = setting(dataDir, "GPUBROKER_DATA_DIR") ?? ".gpubroker"
         let interval = try Self.positive(setting(reconcileInterval.map { "\($0)" }, "GPUBROKER_RECONCILE_INTERVAL") ?? "5", "reconcile-interval")
+        let usageInterval = try Self.positive(
+            setting(usageMetricsInterval.map { "\($0)" }, "GPUBROKER_USAGE_METRICS_INTERVAL") ?? "60", "usage-metrics-interval")
         let poolSize = Int(try Self.positive(setting(dbPoolSize.map(String.init), "GPUBROKER_DB_POOL_SIZE") ?? "16", "db-pool-size"))
         let threads = Int(try Self.positive(
             setting(httpThreads.map(String.init), "GPUBROKER_HTTP_THREADS") ?? "\(2 * ProcessInfo.processInfo.activeProcessorCount)",
@@ -162,7 +169,7 @@ struct Serve: AsyncParsableCommand {
         defer { changes.stop() }
         let services = BrokerServices(
             inventory: inventory, tenants: tenants, allocations: allocations,
-            policies: PolicyStore(pool: pool), adminToken: token,
+            policies: PolicyStore(pool: pool), usage: UsageStore(pool: pool), adminToken: token,
             metricsText: {
                 var buffer: [UInt8] = []
                 registry.emit(into: &buffer)
@@ -205,7 +212,9 @@ struct Serve: AsyncParsableCommand {
 
         let workers = Task {
             await BrokerWorkers(
-                store: MaintenanceStore(pool: pool), configuration: .init(interval: .milliseconds(Int64(interval * 1000))),
+                store: MaintenanceStore(pool: pool), meter: UsageMeter(store: UsageStore(pool: pool)),
+                configuration: .init(
+                    interval: .milliseconds(Int64(interval * 1000)), usageInterval: .milliseconds(Int64(usageInterval * 1000))),
                 logger: logger, admission: admission
             ).run()
         }

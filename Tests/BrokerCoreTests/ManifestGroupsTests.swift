@@ -1,3 +1,4 @@
+import JSON
 import BrokerCore
 import JSON
 import XCTest

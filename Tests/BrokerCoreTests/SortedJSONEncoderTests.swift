@@ -34,10 +34,12 @@ final class SortedJSONEncoderTests: XCTestCase {
         // Every optional member present, through JSONWritable, top level and nested.
         let sized = AllocationRequest(
             shape: ComputeShape(computeClass: .gpu, gpuCount: 1, cpu: 8, memoryGiB: 30.5, instanceType: "ecs.gn7i",
-                                requiredGPUMemoryGiB: 22.25),
+                                requiredGPUMemoryGiB: 22.25, maxPricePerHour: 2.5),
             replicas: 1, model: ModelSpec(parameters: 7e9, precision: .bf16, contextLength: 4096, layers: 32, hiddenSize: 4096,
                                           batchSize: 2, kvCacheGiB: 1.5, usableFraction: 0.9),
-            placement: PlacementPolicy(units: [PlacementUnit(regions: ["*"], max: 0), PlacementUnit(selector: RegionSelector())]),
+            placement: PlacementPolicy(
+                strategy: .cheapest, units: [PlacementUnit(regions: ["*"], max: 0), PlacementUnit(selector: RegionSelector())],
+                maxPricePerHour: 0.75),
             leaseSeconds: 86400, queue: true, queueTimeoutSeconds: 60)
         try assertSameBytes(sized)
         try assertSameBytes(["requests": [sized, request]])

@@ -126,8 +126,8 @@ final class ExecutableTests: XCTestCase {
         }
         let serveHelp = try run(["serve", "--help"])
         for option in [
-            "--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--demo", "--log-level",
-            "--webhook-allow-private", "--webhook-senders",
+            "--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--usage-metrics-interval",
+            "--demo", "--log-level", "--webhook-allow-private", "--webhook-senders",
         ] {
             XCTAssertTrue(serveHelp.output.contains(option), "serve --help mentions \(option)")
         }
