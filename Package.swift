@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         // Kubernetes manifests arrive as YAML.
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // HMAC-SHA256 for signing webhook deliveries.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -67,7 +69,7 @@ let package = Package(
         .target(
             name: "BrokerAPI",
             dependencies: [
-                "BrokerCore", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
+                "BrokerCore", "BrokerEvents", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -97,11 +99,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Change notifications, the event feed, webhooks and watch streams.
+        .target(
+            name: "BrokerEvents",
+            dependencies: [
+                "BrokerCore", "BrokerStore", "MicroHTTP", "PostgresClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gpubroker",
             dependencies: [
-                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerStore", "BrokerWorkers", "JSON",
-                "PostgresClient", "MicroHTTP",
+                "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerEvents", "BrokerStore", "BrokerWorkers",
+                "JSON", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -41,6 +41,7 @@ enum AllocationRoutes {
                 200, try await context.services.allocations.release(tenantId: tenant, id: id, actor: context.actor))
         }
         routes.add("GET", "/v1/allocations/{id}/events", .tenant) { request, context in
+            if EventRoutes.wantsStream(request) { return try await EventRoutes.watchAllocation(request, context) }
             let (tenant, id) = try target(request, context)
             return try JSONBodies.response(200, ["events": try await context.services.allocations.events(tenantId: tenant, id: id)])
         }

@@ -1,4 +1,5 @@
 import BrokerCore
+import BrokerEvents
 import BrokerStore
 import Foundation
 import Logging
@@ -26,12 +27,19 @@ public final class BrokerServices: Sendable {
     /// Failed authentications per client address: once spent, that address gets
     /// 429 without a token lookup (tokens already cached still pass).
     public let authFailureLimiter: RateLimiter
+    public let webhooks: WebhookStore
+    public let queuePositions: QueuePositionStore
+    public let eventFeed: EventFeedStore
+    /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
+    public let eventHub: EventHub
+    public let webhookURLs: WebhookURLPolicy
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
-        authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20)
+        authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -44,6 +52,11 @@ public final class BrokerServices: Sendable {
         self.logger = logger
         self.rateLimiter = rateLimiter
         self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
+        self.webhooks = WebhookStore(sharingPoolOf: tenants)
+        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
+        self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
+        self.eventHub = EventHub(feed: eventFeed, logger: logger)
+        self.webhookURLs = webhookURLs
     }
 }
 
@@ -99,6 +112,8 @@ public enum BrokerAPI {
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
+        WebhookRoutes.register(&builder)
+        EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
         return builder.router

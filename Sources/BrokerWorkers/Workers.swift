@@ -21,12 +21,18 @@ public struct BrokerWorkers: Sendable {
     let meter: UsageMeter?
     let configuration: Configuration
     let logger: Logger
+    /// Runs the pending admitter before its interval is up (capacity appeared).
+    let admission: WakeSignal
 
-    public init(store: MaintenanceStore, meter: UsageMeter? = nil, configuration: Configuration, logger: Logger) {
+    public init(
+        store: MaintenanceStore, meter: UsageMeter? = nil, configuration: Configuration, logger: Logger,
+        admission: WakeSignal = WakeSignal()
+    ) {
         self.store = store
         self.meter = meter
         self.configuration = configuration
         self.logger = logger
+        self.admission = admission
     }
 
     /// Runs every worker until the task is cancelled.
@@ -36,7 +42,7 @@ public struct BrokerWorkers: Sendable {
             group.addTask { await self.loop("idle_releaser") { try await store.deprovisionIdle() } }
             group.addTask { await self.loop("idempotency_janitor") { try await store.purgeIdempotencyKeys() } }
             group.addTask {
-                await self.loop("pending_admitter") {
+                await self.loop("pending_admitter", wake: admission) {
                     let (admitted, timedOut) = try await store.admitPending()
                     if timedOut > 0 { Counter(label: "worker_pending_unschedulable_total").increment(by: timedOut) }
                     return admitted
@@ -50,7 +56,9 @@ public struct BrokerWorkers: Sendable {
 
     /// One worker: a step every interval, its count and duration as metrics. A
     /// failing step (database down) is logged and retried next interval.
-    private func loop(_ name: String, every interval: Duration? = nil, step: @Sendable () async throws -> Int) async {
+    private func loop(
+        _ name: String, every interval: Duration? = nil, wake: WakeSignal? = nil, step: @Sendable () async throws -> Int
+    ) async {
         let processed = Counter(label: "worker_processed_total", dimensions: [("worker", name)])
         let failures = Counter(label: "worker_failures_total", dimensions: [("worker", name)])
         let duration = Timer(label: "worker_run_duration_seconds", dimensions: [("worker", name)])
@@ -67,7 +75,13 @@ public struct BrokerWorkers: Sendable {
                 logger.warning("worker step failed", metadata: ["worker": "\(name)", "error": "\(error)"])
             }
             duration.recordNanoseconds(Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-            try? await Task.sleep(for: interval ?? configuration.interval)
+            if let wake {
+                // A burst of releases signals many times: at most 20 runs a second.
+                try? await Task.sleep(for: .milliseconds(50))
+                await wake.wait(upTo: interval ?? configuration.interval)
+            } else {
+                try? await Task.sleep(for: interval ?? configuration.interval)
+            }
         }
     }
 }

@@ -146,6 +146,8 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Set: the body is written while it is sent (see `HTTPStream`); `body` is ignored.
+    public var stream: HTTPStream? = nil
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

@@ -71,6 +71,7 @@ extension ServerCore {
 
     /// Builds an MHD response from `response` and queues it (`MHD_queue_response`).
     func queueValid(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
+        if let stream = response.stream { return queueStream(connection, response, stream) }
         let created: OpaquePointer? =
             if response.body.isEmpty {
                 MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)

@@ -7,7 +7,7 @@ import Foundation
 /// thread that uses it (`PostgresPool` gives each one its own thread). Every call blocks.
 public final class PostgresConnection {
     /// The `PGconn*`; owned: freed with `PQfinish` in `deinit`, never handed out.
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// SQL text → name of the statement prepared for it on this connection.
     private var preparedStatements: [String: String] = [:]
     /// Set when an error says the session is unusable even though `PQstatus` is still OK

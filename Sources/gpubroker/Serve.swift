@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrokerAPI
 import BrokerConsole
+import BrokerEvents
 import BrokerStore
 import BrokerWorkers
 import Foundation
@@ -82,6 +83,17 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
     var demo = false
 
+    @Flag(help: """
+        Let tenants register webhook URLs whose host is a loopback, link-local or private address \
+        (refused by default, so that a tenant cannot make the broker call internal services). Env: GPUBROKER_WEBHOOK_ALLOW_PRIVATE=1.
+        """)
+    var webhookAllowPrivate = false
+
+    @Option(help: ArgumentHelp(
+        "Webhook deliveries this broker sends at once; 0: it sends none (other brokers do). Env: GPUBROKER_WEBHOOK_SENDERS. Default 32.",
+        valueName: "n"))
+    var webhookSenders: Int?
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
     var logLevel: String?
 
@@ -112,6 +124,10 @@ struct Serve: AsyncParsableCommand {
             }
             return RateLimiter(limit: .init(rate: rps, burst: burst ?? 2 * rps))
         }
+        let webhookURLs = WebhookURLPolicy(
+            allowPrivate: webhookAllowPrivate || ProcessInfo.processInfo.environment["GPUBROKER_WEBHOOK_ALLOW_PRIVATE"] == "1")
+        let senders = Int(setting(webhookSenders.map(String.init), "GPUBROKER_WEBHOOK_SENDERS") ?? "32") ?? -1
+        guard senders >= 0 else { throw ValidationError("--webhook-senders must be a whole number, 0 or more") }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
         let wantedConnections = Int(try Self.positive(
             setting(maxConnections.map(String.init), "GPUBROKER_MAX_CONNECTIONS") ?? "4096", "max-connections"))
@@ -145,8 +161,14 @@ struct Serve: AsyncParsableCommand {
         if seedDemo {
             try await DemoData.seed(inventory: inventory, tenants: tenants, logger: logger)
         }
+        let allocations = AllocationStore(pool: pool)
+        let admission = WakeSignal()
+        let changes = ChangeNotifications(
+            configuration: configuration, inventory: inventory, tenants: tenants, allocations: allocations,
+            logger: logger, capacityAppeared: admission.signal)
+        defer { changes.stop() }
         let services = BrokerServices(
-            inventory: inventory, tenants: tenants, allocations: AllocationStore(pool: pool),
+            inventory: inventory, tenants: tenants, allocations: allocations,
             policies: PolicyStore(pool: pool), usage: UsageStore(pool: pool), adminToken: token,
             metricsText: {
                 var buffer: [UInt8] = []
@@ -154,7 +176,7 @@ struct Serve: AsyncParsableCommand {
                 return String(decoding: buffer, as: UTF8.self)
             },
             readinessProblem: { await Self.readinessProblem(pool) },
-            logger: logger, rateLimiter: rateLimiter)
+            logger: logger, rateLimiter: rateLimiter, webhookURLs: webhookURLs)
 
         var http = HTTPServerConfiguration()
         http.host = host
@@ -193,15 +215,22 @@ struct Serve: AsyncParsableCommand {
                 store: MaintenanceStore(pool: pool), meter: UsageMeter(store: UsageStore(pool: pool)),
                 configuration: .init(
                     interval: .milliseconds(Int64(interval * 1000)), usageInterval: .milliseconds(Int64(usageInterval * 1000))),
-                logger: logger
+                logger: logger, admission: admission
             ).run()
+        }
+        let webhooks = Task {
+            guard senders > 0 else { return }
+            await WebhookSender(store: services.webhooks, policy: webhookURLs, logger: logger, concurrency: senders).run()
         }
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         reload?.cancel()
+        await services.eventHub.close()
         await server.shutdown()
         workers.cancel()
+        webhooks.cancel()
         await workers.value
+        await webhooks.value
         await pool.close()
         logger.info("stopped")
     }

@@ -125,7 +125,10 @@ final class ExecutableTests: XCTestCase {
             XCTAssertTrue(completion.output.contains("allocations") && completion.output.contains("replicas"), shell)
         }
         let serveHelp = try run(["serve", "--help"])
-        for option in ["--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--usage-metrics-interval", "--demo", "--log-level"] {
+        for option in [
+            "--listen", "--database-url", "--admin-token", "--data-dir", "--reconcile-interval", "--usage-metrics-interval",
+            "--demo", "--log-level", "--webhook-allow-private", "--webhook-senders",
+        ] {
             XCTAssertTrue(serveHelp.output.contains(option), "serve --help mentions \(option)")
         }
         let bad = try run(["serve", "--listen", "nonsense"])

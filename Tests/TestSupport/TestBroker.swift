@@ -25,6 +25,7 @@ public final class TestBroker: Sendable {
     public let router: Router
     /// nil in-process.
     public let server: HTTPServer?
+    let services: BrokerServices
     public let adminToken = "test-admin-token"
     public var baseURL: String { "http://127.0.0.1:\(server?.port ?? 0)" }
 
@@ -37,7 +38,7 @@ public final class TestBroker: Sendable {
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
         logger.logLevel = .warning
-        let services = BrokerServices(
+        services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             usage: UsageStore(pool: pool), adminToken: adminToken, metricsText: { "" },
@@ -60,6 +61,7 @@ public final class TestBroker: Sendable {
     }
 
     public func stop() async {
+        await services.eventHub.close()
         await server?.shutdown()
         await pool.close()
     }

@@ -1,0 +1,65 @@
+import BrokerCore
+import BrokerEvents
+import BrokerStore
+import Foundation
+import MicroHTTP
+
+/// An endpoint as answered at creation and rotation: the only time its secret is shown.
+struct WebhookWithSecret: Encodable {
+    var endpoint: WebhookEndpoint
+    var secret: String
+
+    enum CodingKeys: String, CodingKey { case secret }
+
+    func encode(to encoder: any Encoder) throws {
+        try endpoint.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(secret, forKey: .secret)
+    }
+}
+
+/// A tenant's webhook endpoints (Standard Webhooks deliveries of its allocations' events).
+enum WebhookRoutes {
+    static func register(_ routes: inout RouteBuilder) {
+        routes.add("POST", "/v1/webhooks", .tenant) { request, context in
+            let tenant = try context.tenant
+            let spec = try WebhookSpec.parse(try JSONBodies.read(request))
+            if let refusal = await context.services.webhookURLs.refusal(spec.url, resolving: false) {
+                throw ValidationFailure(field: "url", message: refusal)
+            }
+            let secret = WebhookSignature.newSecret()
+            let endpoint = try await context.services.webhooks.create(
+                tenantId: tenant.id.uuid, url: spec.url, eventTypes: spec.eventTypes, secret: secret)
+            return try JSONBodies.response(
+                201, WebhookWithSecret(endpoint: endpoint, secret: secret), headers: [("Location", "/v1/webhooks/\(endpoint.id)")])
+        }
+        routes.add("GET", "/v1/webhooks", .tenant) { _, context in
+            try JSONBodies.response(200, ["webhooks": try await context.services.webhooks.list(tenantId: try context.tenant.id.uuid)])
+        }
+        routes.add("GET", "/v1/webhooks/{id}", .tenant) { request, context in
+            try JSONBodies.response(
+                200, try await context.services.webhooks.get(tenantId: try context.tenant.id.uuid, id: try endpointId(request)))
+        }
+        routes.add("DELETE", "/v1/webhooks/{id}", .tenant) { request, context in
+            try await context.services.webhooks.delete(tenantId: try context.tenant.id.uuid, id: try endpointId(request))
+            return JSONBodies.noContent()
+        }
+        routes.add("POST", "/v1/webhooks/{id}/secret", .tenant) { request, context in
+            let secret = WebhookSignature.newSecret()
+            let endpoint = try await context.services.webhooks.rotateSecret(
+                tenantId: try context.tenant.id.uuid, id: try endpointId(request), secret: secret)
+            return try JSONBodies.response(200, WebhookWithSecret(endpoint: endpoint, secret: secret))
+        }
+        routes.add("GET", "/v1/webhooks/{id}/deliveries", .tenant) { request, context in
+            let deliveries = try await context.services.webhooks.deliveries(
+                tenantId: try context.tenant.id.uuid, id: try endpointId(request), limit: try EventRoutes.pageLimit(request))
+            return try JSONBodies.response(200, ["deliveries": deliveries])
+        }
+    }
+
+    static func endpointId(_ request: HTTPRequest) throws -> UUID {
+        let raw = request.pathParameters["id"]!
+        guard let id = UUID(uuidString: raw) else { throw Problem.notFound("webhook endpoint '\(raw)' not found") }
+        return id
+    }
+}

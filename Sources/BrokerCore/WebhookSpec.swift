@@ -1,0 +1,28 @@
+import JSON
+
+/// `POST /v1/webhooks` `{"url", "eventTypes"?}`: where to send which events. Whether
+/// the URL's host may be called is decided where names can be resolved.
+public struct WebhookSpec: Sendable, Equatable {
+    public var url: String
+    /// Empty: every type.
+    public var eventTypes: [String]
+
+    /// One per ledger kind.
+    public static let eventTypes = ["reserved", "renewed", "released", "expired", "preempted", "idled", "deprovisioned"]
+        .map { "allocation." + $0 }
+
+    public static func parse(_ json: JSONValue) throws(ValidationFailure) -> WebhookSpec {
+        let errors = FieldErrorCollector()
+        var result: WebhookSpec?
+        if let r = errors.object(json) {
+            let url = r.string("url", required: true, maxLength: 2048)
+            let types = r.stringArray("eventTypes", allowEmpty: true, maxItems: eventTypes.count)
+            for (index, type) in (types ?? []).enumerated() where !eventTypes.contains(type) {
+                errors.add(FieldPath.index(r.field("eventTypes"), index), "must be one of \(eventTypes.joined(separator: ", "))")
+            }
+            r.finish()
+            if let url { result = WebhookSpec(url: url, eventTypes: types ?? []) }
+        }
+        return try errors.result(result)
+    }
+}

@@ -1,0 +1,72 @@
+import BrokerCore
+import Foundation
+import JSON
+import TestHarness
+import TestSupport
+import XCTest
+
+/// Issue 18, "instant": LISTEN/NOTIFY makes every broker act on another broker's
+/// write at once, whatever its intervals and cache lifetimes.
+final class InstantTests: XCTestCase {
+    /// A pending allocation on a broker whose workers run once a minute is admitted
+    /// right after a pool report made through another broker.
+    func testPendingAllocationAdmittedWithinASecondOfAPoolReport() throws {
+        let url = try TestDatabase.create()
+        let waiting = try BrokerProcess(databaseURL: url, reconcileInterval: 60)
+        let reporting = try BrokerProcess(databaseURL: url, reconcileInterval: 60)
+        defer { [waiting, reporting].forEach { $0.stop() } }
+        try waiting.waitReady()
+        try reporting.waitReady()
+        try Seed.region(port: reporting.port, "r1", primary: true)
+        try Seed.pool(port: reporting.port, region: "r1", "p1", capacity: 1)
+        let token = try Seed.tenant(port: waiting.port)
+        let first = try HTTP.request(port: waiting.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "a"))
+        XCTAssertEqual(first.status, 201, first.text)
+        var queued = Seed.allocation(key: "b").objectValue!
+        queued["queue"] = .bool(true)
+        let pending = try HTTP.request(port: waiting.port, "POST", "/v1/allocations", token: token, json: .object(queued))
+        XCTAssertEqual(pending.status, 202, pending.text)
+        let id = try XCTUnwrap(pending.json["id"]?.stringValue)
+
+        let reported = Date()
+        try Seed.pool(port: reporting.port, region: "r1", "p1", capacity: 2)
+        var status = "pending"
+        while status == "pending" && Date().timeIntervalSince(reported) < 10 {
+            usleep(10_000)
+            status = try HTTP.request(port: waiting.port, "GET", "/v1/allocations/\(id)", token: token).json["status"]?.stringValue ?? "?"
+        }
+        let admittedIn = Date().timeIntervalSince(reported)
+        XCTAssertEqual(status, "active")
+        XCTAssertLessThan(admittedIn, 1.0, "admitted \(ms(admittedIn)) after the report; the admitter's interval is 60 s")
+        report("18 instant admission", "--reconcile-interval 60: pending → active \(ms(admittedIn)) after the pool report (through another broker)")
+    }
+
+    /// A token rotated through one broker stops working on another that has it cached.
+    func testRotatedTokenStopsWorkingOnAnotherBrokerAtOnce() throws {
+        let url = try TestDatabase.create()
+        let a = try BrokerProcess(databaseURL: url)
+        let b = try BrokerProcess(databaseURL: url)
+        defer { [a, b].forEach { $0.stop() } }
+        try a.waitReady()
+        try b.waitReady()
+        let created = try HTTP.request(
+            port: a.port, "POST", "/v1/admin/tenants", token: BrokerProcess.adminToken, json: .object(["name": .string("t")]))
+        let tenant = try XCTUnwrap(created.json["id"]?.stringValue)
+        let token = try XCTUnwrap(created.json["token"]?.stringValue)
+        XCTAssertEqual(try HTTP.request(port: b.port, "GET", "/v1/allocations", token: token).status, 200)  // cached on b
+
+        let rotated = try HTTP.request(port: a.port, "POST", "/v1/admin/tenants/\(tenant)/tokens", token: BrokerProcess.adminToken)
+        XCTAssertTrue([200, 201].contains(rotated.status), rotated.text)
+        let started = Date()
+        var status = 200
+        while status == 200 && Date().timeIntervalSince(started) < 2 {
+            status = try HTTP.request(port: b.port, "GET", "/v1/allocations", token: token).status
+            if status == 200 { usleep(2_000) }
+        }
+        let refusedIn = Date().timeIntervalSince(started)
+        XCTAssertEqual(status, 401)
+        // Without the notification b keeps the token for its cache lifetime, 1 s.
+        XCTAssertLessThan(refusedIn, 0.2, "the old token worked on b for \(ms(refusedIn))")
+        report("18 instant token rotation", "old token refused by the other broker \(ms(refusedIn)) after the rotation answered (cache lifetime 1 s)")
+    }
+}

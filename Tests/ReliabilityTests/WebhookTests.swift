@@ -1,0 +1,176 @@
+import BrokerCore
+import Foundation
+import JSON
+import PostgresClient
+import TestHarness
+import TestSupport
+import XCTest
+
+/// Issue 18, webhooks: deliveries verified by the `standardwebhooks` PyPI package.
+final class WebhookTests: XCTestCase {
+    /// The venv's Python (scripts/test-venv); set by scripts/test.
+    static var python: String? {
+        if let given = ProcessInfo.processInfo.environment["GPUBROKER_TEST_PYTHON"] { return given }
+        let local = FileManager.default.currentDirectoryPath + "/.build/contract-venv/bin/python"
+        return FileManager.default.isExecutableFile(atPath: local) ? local : nil
+    }
+
+    /// A receiver on loopback that is down for a while, two brokers, one of them
+    /// killed and restarted meanwhile: every event of the tenant's allocations arrives
+    /// verified, once, each allocation's in order.
+    func testEveryDeliveryArrivesVerifiedAfterReceiverAndBrokerOutages() throws {
+        guard let python = Self.python else { throw XCTSkip("no Python with standardwebhooks: run scripts/test-venv") }
+        let url = try TestDatabase.create()
+        let flags = ["--webhook-allow-private"]
+        var a = try BrokerProcess(databaseURL: url, extra: flags)
+        let b = try BrokerProcess(databaseURL: url, extra: flags)
+        defer { [a, b].forEach { $0.stop() } }
+        try a.waitReady()
+        try b.waitReady()
+        try Seed.region(port: a.port, "r1", primary: true)
+        try Seed.pool(port: a.port, region: "r1", "p1", capacity: 1000)
+        let token = try Seed.tenant(port: a.port)
+        let otherToken = try Seed.tenant(port: a.port, "other")
+
+        let receiverPort = try freePort()
+        let received = NSTemporaryDirectory() + "gpb-hooks-\(UUID().uuidString.prefix(8)).jsonl"
+        defer { unlink(received) }
+        let registered = try HTTP.request(
+            port: b.port, "POST", "/v1/webhooks", token: token,
+            json: .object(["url": .string("http://127.0.0.1:\(receiverPort)/hook")]))
+        XCTAssertEqual(registered.status, 201, registered.text)
+        let endpoint = try XCTUnwrap(registered.json["id"]?.stringValue)
+        let secret = try XCTUnwrap(registered.json["secret"]?.stringValue)
+        XCTAssertTrue(secret.hasPrefix("whsec_"))
+
+        func traffic(_ round: Int) throws {
+            for index in 0..<6 {
+                let port = index % 2 == 0 ? a.port : b.port
+                let made = try HTTP.request(port: port, "POST", "/v1/allocations", token: token, json: Seed.allocation(replicas: 2, key: "\(round)-\(index)"))
+                XCTAssertEqual(made.status, 201, made.text)
+                if index % 3 == 0, let id = made.json["id"]?.stringValue {
+                    XCTAssertEqual(try HTTP.request(port: port, "DELETE", "/v1/allocations/\(id)", token: token).status, 200)
+                }
+            }
+            // Another tenant's events never reach this endpoint.
+            _ = try HTTP.request(port: a.port, "POST", "/v1/allocations", token: otherToken, json: Seed.allocation(key: "x\(round)"))
+        }
+
+        var receiver = try startReceiver(python, receiverPort, secret, received)
+        try traffic(1)
+        try waitForDeliveries(received, atLeast: 1)
+        receiver.terminate()
+        receiver.waitUntilExit()
+        // Down: events pile up, attempts fail; a broker dies and comes back.
+        try traffic(2)
+        a.kill9()
+        a = try BrokerProcess(databaseURL: url, extra: flags)
+        try a.waitReady()
+        try traffic(3)
+        usleep(2_000_000)
+        let cameBack = Date()
+        receiver = try startReceiver(python, receiverPort, secret, received)
+        defer { receiver.terminate() }
+
+        let db = try database(url)
+        let expected: [String] = try db.query(
+            """
+            SELECT 'evt_' || l.xid || '_' || l.seq AS id FROM ledger l JOIN allocations al ON al.id = l.allocation_id
+            JOIN tenants t ON t.id = al.tenant_id WHERE t.name = 'load' ORDER BY l.xid, l.seq
+            """).map { try $0.decode("id") }
+        var lines: [JSONValue] = []
+        while Date().timeIntervalSince(cameBack) < 60 {
+            lines = try readLines(received)
+            if Set(lines.compactMap { $0["id"]?.stringValue }).count >= expected.count { break }
+            usleep(200_000)
+        }
+        let caughtUpIn = Date().timeIntervalSince(cameBack)
+        let ids = lines.compactMap { $0["id"]?.stringValue }
+        XCTAssertTrue(lines.allSatisfy { $0["verified"] == .bool(true) }, "every delivery verifies: \(lines.filter { $0["verified"] != .bool(true) })")
+        XCTAssertEqual(Set(ids), Set(expected), "every committed event of the tenant, nothing else")
+        // Per allocation, first arrivals in feed order.
+        var seen = Set<String>()
+        var lastPosition: [String: Int] = [:]
+        let position = Dictionary(uniqueKeysWithValues: expected.enumerated().map { ($1, $0) })
+        for line in lines {
+            guard let id = line["id"]?.stringValue, seen.insert(id).inserted,
+                let allocation = line["payload"]?["data"]?["allocationId"]?.stringValue, let at = position[id] else { continue }
+            XCTAssertGreaterThan(at, lastPosition[allocation] ?? -1, "allocation \(allocation): \(id) arrived out of order")
+            lastPosition[allocation] = at
+        }
+        let deliveries = try HTTP.request(port: b.port, "GET", "/v1/webhooks/\(endpoint)/deliveries?limit=1000", token: token)
+        let rows = deliveries.json["deliveries"]?.arrayValue ?? []
+        XCTAssertEqual(rows.count, expected.count)
+        let retried = rows.filter { ($0["attempts"]?.numberValue ?? 0) > 1 }.count
+        XCTAssertGreaterThan(retried, 0, "some deliveries were retried while the receiver was down")
+        XCTAssertEqual(try HTTP.request(port: b.port, "GET", "/v1/webhooks/\(endpoint)/deliveries", token: otherToken).status, 404)
+        report(
+            "18 webhooks",
+            "\(expected.count) events, \(ids.count) requests received (\(ids.count - Set(ids).count) repeats), \(lines.filter { $0["verified"] == .bool(true) }.count) verified by standardwebhooks; \(retried) retried; caught up \(secs(caughtUpIn)) after the receiver came back")
+    }
+
+    /// A delivery still failing after 24 h fails for good and marks its endpoint failing.
+    func testADeliveryOutOfRetriesMarksTheEndpointFailing() throws {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        defer { broker.stop() }
+        try broker.waitReady()
+        try Seed.region(port: broker.port, "r1", primary: true)
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
+        let token = try Seed.tenant(port: broker.port)
+        let closed = try freePort()  // nobody listens there
+        let registered = try HTTP.request(
+            port: broker.port, "POST", "/v1/webhooks", token: token, json: .object(["url": .string("http://127.0.0.1:\(closed)/")]))
+        let endpoint = try XCTUnwrap(registered.json["id"]?.stringValue)
+        XCTAssertEqual(try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "f")).status, 201)
+        let db = try database(url)
+        func attempts() throws -> Int {
+            try db.query("SELECT coalesce(max(attempts), 0) AS n FROM webhook_deliveries")[0].decode("n")
+        }
+        let started = Date()
+        while try attempts() == 0 && Date().timeIntervalSince(started) < 10 { usleep(100_000) }
+        XCTAssertGreaterThan(try attempts(), 0)
+        XCTAssertEqual(try HTTP.request(port: broker.port, "GET", "/v1/webhooks/\(endpoint)", token: token).json["status"], .string("active"))
+        try db.executeScript("UPDATE webhook_deliveries SET created_at = now() - interval '25 hours', next_attempt_at = now()")
+        var status = "active"
+        while status == "active" && Date().timeIntervalSince(started) < 20 {
+            usleep(100_000)
+            status = try HTTP.request(port: broker.port, "GET", "/v1/webhooks/\(endpoint)", token: token).json["status"]?.stringValue ?? "?"
+        }
+        XCTAssertEqual(status, "failing")
+        let delivery = try HTTP.request(port: broker.port, "GET", "/v1/webhooks/\(endpoint)/deliveries", token: token).json["deliveries"]?.arrayValue?.first
+        XCTAssertEqual(delivery?["status"], .string("failed"))
+        XCTAssertNotNil(delivery?["lastError"]?.stringValue)
+    }
+
+    private func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/webhook-receiver.py").path
+        process.arguments = [script, String(port), secret, output]
+        try process.run()
+        let started = Date()
+        while Date().timeIntervalSince(started) < 10 {
+            if let fd = try? RawClient.connect(port: port, timeoutSeconds: 1) {
+                close(fd)
+                return process
+            }
+            usleep(50_000)
+        }
+        throw TestSetupError("webhook receiver did not start")
+    }
+
+    private func readLines(_ path: String) throws -> [JSONValue] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
+    }
+
+    private func waitForDeliveries(_ path: String, atLeast count: Int) throws {
+        let started = Date()
+        while try readLines(path).count < count {
+            guard Date().timeIntervalSince(started) < 20 else { throw TestSetupError("no delivery within 20 s") }
+            usleep(100_000)
+        }
+    }
+}
