@@ -3,19 +3,6 @@ import BrokerStore
 import Foundation
 import MicroHTTP
 
-struct AllocationPage: Encodable {
-    var allocations: [AllocationView]
-    var nextCursor: String?
-
-    enum CodingKeys: String, CodingKey { case allocations, nextCursor }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(allocations, forKey: .allocations)
-        try c.encode(nextCursor, forKey: .nextCursor)  // null on the last page, never absent
-    }
-}
-
 /// A tenant's allocations: request, read, scale, renew, release, and their ledger rows.
 enum AllocationRoutes {
     static func register(_ routes: inout RouteBuilder) {
@@ -62,10 +49,20 @@ enum AllocationRoutes {
 
     /// One page of a tenant's allocations (`GET /v1/allocations`, and the admin's view of a tenant).
     static func list(_ request: HTTPRequest, tenantId: UUID, _ context: RequestContext) async throws -> HTTPResponse {
-        let query = try ListQuery.parse(request.query)
+        let query = try PageQuery.parse(request.query, filters: ["status", "region"])
         let page = try await context.services.allocations.list(
-            tenantId: tenantId, limit: query.limit, after: query.cursor, status: query.status, region: query.region)
-        return try JSONBodies.response(200, AllocationPage(allocations: page.allocations, nextCursor: page.nextCursor))
+            tenantId: tenantId, limit: query.limit, before: try query.cursor { Int64($0).flatMap { $0 >= 0 ? $0 : nil } },
+            status: try query.filters["status"].map(status), region: query.filters["region"])
+        return try JSONBodies.response(200, ListPage(name: "allocations", page: page))
+    }
+
+    /// The `status` filter of `GET /v1/allocations`.
+    static func status(_ value: String) throws(ValidationFailure) -> AllocationStatus {
+        guard let status = AllocationStatus(rawValue: value) else {
+            throw ValidationFailure(
+                field: "status", message: "must be one of \(AllocationStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return status
     }
 
     /// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
@@ -89,49 +86,5 @@ enum AllocationRoutes {
         let raw = request.pathParameters["id"]!
         guard let id = UUID(uuidString: raw) else { throw Problem.notFound("allocation '\(raw)' not found") }
         return id
-    }
-}
-
-/// `GET /v1/allocations` query parameters.
-struct ListQuery {
-    var limit = 20
-    var cursor: Int64?
-    var status: AllocationStatus?
-    var region: String?
-
-    static func parse(_ query: [String: String]) throws -> ListQuery {
-        var result = ListQuery()
-        var errors: [FieldError] = []
-        for (name, value) in query.sorted(by: { $0.key < $1.key }) {
-            switch name {
-            case "limit":
-                if let limit = Int(value), (1...100).contains(limit) {
-                    result.limit = limit
-                } else {
-                    errors.append(FieldError(field: "limit", message: "must be an integer from 1 to 100"))
-                }
-            case "cursor":
-                if let cursor = Int64(value), cursor >= 0 {
-                    result.cursor = cursor
-                } else {
-                    errors.append(FieldError(field: "cursor", message: "is not a cursor this API returned"))
-                }
-            case "status":
-                if let status = AllocationStatus(rawValue: value) {
-                    result.status = status
-                } else {
-                    errors.append(
-                        FieldError(
-                            field: "status",
-                            message: "must be one of \(AllocationStatus.allCases.map(\.rawValue).joined(separator: ", "))"))
-                }
-            case "region":
-                result.region = value
-            default:
-                errors.append(FieldError(field: name, message: "unknown query parameter"))
-            }
-        }
-        if !errors.isEmpty { throw ValidationFailure(errors: errors) }
-        return result
     }
 }

@@ -106,8 +106,10 @@ enum InventoryRoutes {
                 regionId: request.pathParameters["id"]!, poolId: request.pathParameters["poolId"]!)
             return JSONBodies.noContent()
         }
-        routes.add("GET", "/v1/regions", .anyToken) { _, context in
-            try JSONBodies.response(200, ["regions": try await context.services.inventory.regions()])
+        routes.add("GET", "/v1/regions", .anyToken) { request, context in
+            let query = try PageQuery.parse(request.query)
+            let page = try await context.services.inventory.regions(limit: query.limit, after: query.cursor)
+            return try JSONBodies.response(200, ListPage(name: "regions", page: page))
         }
         routes.add("GET", "/v1/regions/{id}", .anyToken) { request, context in
             try JSONBodies.response(200, try await context.services.inventory.region(id: request.pathParameters["id"]!))

@@ -25,8 +25,11 @@ enum TenantRoutes {
                 name: spec.name ?? "", quota: spec.quota ?? TenantQuota())
             return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))
         }
-        routes.add("GET", "/v1/admin/tenants", .admin) { _, context in
-            try JSONBodies.response(200, ["tenants": try await context.services.tenants.list()])
+        routes.add("GET", "/v1/admin/tenants", .admin) { request, context in
+            let query = try PageQuery.parse(request.query)
+            let page = try await context.services.tenants.list(
+                limit: query.limit, after: try query.cursor { UUID(uuidString: $0) })
+            return try JSONBodies.response(200, ListPage(name: "tenants", page: page))
         }
         routes.add("PATCH", "/v1/admin/tenants/{id}", .admin) { request, context in
             let id = try tenantId(request)

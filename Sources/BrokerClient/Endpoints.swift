@@ -83,8 +83,9 @@ public struct AllocationSpec: Sendable, Equatable {
 extension BrokerClient {
     // MARK: regions and inventory
 
+    /// Every region, all pages in one answer.
     public func regions() async throws -> JSONValue {
-        try await send("GET", "/v1/regions", retry: true).body
+        try await allPages("/v1/regions", "regions")
     }
 
     public func region(_ id: String) async throws -> JSONValue {
@@ -106,14 +107,35 @@ extension BrokerClient {
         try await send("POST", "/v1/allocations", json: spec.json, headers: ["Idempotency-Key": idempotencyKey], retry: true).body
     }
 
+    /// Every allocation with these filters, newest first, all pages in one answer.
+    public func allAllocations(status: String? = nil, region: String? = nil) async throws -> JSONValue {
+        try await allPages("/v1/allocations", "allocations", query: Self.filters(status: status, region: region))
+    }
+
     /// One page; `cursor` is the previous page's `nextCursor`.
     public func allocations(limit: Int? = nil, cursor: String? = nil, status: String? = nil, region: String? = nil) async throws -> JSONValue {
         var query: [URLQueryItem] = []
         if let limit { query.append(URLQueryItem(name: "limit", value: String(limit))) }
         if let cursor { query.append(URLQueryItem(name: "cursor", value: cursor)) }
-        if let status { query.append(URLQueryItem(name: "status", value: status)) }
-        if let region { query.append(URLQueryItem(name: "region", value: region)) }
-        return try await send("GET", "/v1/allocations", query: query, retry: true).body
+        return try await send("GET", "/v1/allocations", query: query + Self.filters(status: status, region: region), retry: true).body
+    }
+
+    static func filters(status: String?, region: String?) -> [URLQueryItem] {
+        [status.map { URLQueryItem(name: "status", value: $0) }, region.map { URLQueryItem(name: "region", value: $0) }]
+            .compactMap { $0 }
+    }
+
+    /// Every page of a list as one answer (`nextCursor` null); `key` names its items.
+    func allPages(_ path: String, _ key: String, query: [URLQueryItem] = []) async throws -> JSONValue {
+        var items: [JSONValue] = []
+        var cursor: String? = nil
+        repeat {
+            let paging = [URLQueryItem(name: "limit", value: "100")] + (cursor.map { [URLQueryItem(name: "cursor", value: $0)] } ?? [])
+            let page = try await send("GET", path, query: query + paging, retry: true).body
+            items += page[key]?.arrayValue ?? []
+            cursor = page["nextCursor"]?.stringValue
+        } while cursor != nil
+        return .object([key: .array(items), "nextCursor": .null])
     }
 
     public func allocation(_ id: String) async throws -> JSONValue {
@@ -173,8 +195,9 @@ extension BrokerClient {
         _ = try await send("DELETE", "/v1/admin/regions/\(Self.segment(region))/pools/\(Self.segment(pool))")
     }
 
+    /// Every tenant, newest first, all pages in one answer.
     public func tenants() async throws -> JSONValue {
-        try await send("GET", "/v1/admin/tenants", retry: true).body
+        try await allPages("/v1/admin/tenants", "tenants")
     }
 
     public func createTenant(_ body: JSONValue) async throws -> JSONValue {

@@ -51,4 +51,16 @@ struct APIClient: Sendable {
         guard answer.ok else { throw Failure(answer: answer) }
         return answer.json
     }
+
+    /// Every item of a paginated list (`key` names them), following `nextCursor`.
+    func all(_ path: String, _ key: String) async throws -> [JSONValue] {
+        var items: [JSONValue] = []
+        var query = ["limit": "100"]
+        repeat {
+            let page = try await get(path, query: query)
+            items += page[key]?.arrayValue ?? []
+            query["cursor"] = page["nextCursor"]?.stringValue
+        } while query["cursor"] != nil
+        return items
+    }
 }

@@ -7,7 +7,7 @@ import MicroHTTP
 enum AdminPages {
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/admin/regions") { context in
-            let regions = try await context.api.get("/v1/regions")["regions"]?.arrayValue ?? []
+            let regions = try await context.api.all("/v1/regions", "regions")
             let rows: [HTML] = regions.map { region in
                 let id = region["id"]?.stringValue ?? ""
                 let base = "/console/admin/regions/\(HTML.urlComponent(id))"

@@ -21,7 +21,7 @@ enum AllocationPages {
             var tenants: [JSONValue] = []
             var links = query
             if context.isAdmin {
-                tenants = try await context.api.get("/v1/admin/tenants")["tenants"]?.arrayValue ?? []
+                tenants = try await context.api.all("/v1/admin/tenants", "tenants")
                 let chosen = tenants.first { $0["id"]?.stringValue == context.request.query["tenant"] } ?? tenants.first
                 guard let id = chosen?["id"]?.stringValue else {
                     return Page(title: "Allocations", section: "allocations", body: "<h1>Allocations</h1><p class=\"empty\">No tenant yet.</p>")
@@ -115,7 +115,7 @@ enum AllocationPages {
             return [(nil, try await context.api.get("/v1/allocations", query: query)["allocations"]?.arrayValue ?? [])]
         }
         var result: [(tenant: String?, allocations: [JSONValue])] = []
-        for tenant in try await context.api.get("/v1/admin/tenants")["tenants"]?.arrayValue ?? [] {
+        for tenant in try await context.api.all("/v1/admin/tenants", "tenants") {
             let path = "/v1/admin/tenants/\(HTML.urlComponent(tenant["id"]?.stringValue ?? ""))/allocations"
             result.append((tenant["name"]?.stringValue, try await context.api.get(path, query: query)["allocations"]?.arrayValue ?? []))
         }
@@ -123,7 +123,7 @@ enum AllocationPages {
     }
 
     static func regionIds(_ context: ConsoleRequest) async throws -> [String] {
-        (try await context.api.get("/v1/regions")["regions"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        (try await context.api.all("/v1/regions", "regions")).compactMap { $0["id"]?.stringValue }
     }
 
     /// The short id, a link to the allocation's page where the signed-in token may open it.

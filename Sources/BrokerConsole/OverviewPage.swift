@@ -7,7 +7,7 @@ import MicroHTTP
 enum OverviewPage {
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/") { context in
-            let regions = try await context.api.get("/v1/regions")["regions"]?.arrayValue ?? []
+            let regions = try await context.api.all("/v1/regions", "regions")
             var cards: [HTML] = []
             for region in regions {
                 let id = region["id"]?.stringValue ?? ""

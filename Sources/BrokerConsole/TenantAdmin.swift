@@ -8,7 +8,7 @@ enum TenantAdmin {
 
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/admin/tenants") { context in
-            let tenants = try await context.api.get("/v1/admin/tenants")["tenants"]?.arrayValue ?? []
+            let tenants = try await context.api.all("/v1/admin/tenants", "tenants")
             let rows: [HTML] = tenants.map { row(context, $0) }
             return Page(title: "Tenants", section: "tenants", body: """
                 <h1>Tenants</h1>

@@ -10,8 +10,6 @@ public struct GrantInput: Sendable {
     public var held: [HeldReplicas] = []
     /// The tenant's named policies (rule 2), for a request that names no placement or region.
     public var policies: [NamedPolicy] = []
-    /// The tenant's quota; nil when not read (the database then checks it).
-    public var quota: TenantQuota?
     /// A request that cannot be met may wait as pending (`queue`, new allocations only).
     public var mayQueue = false
     /// Best-effort instances on the request's candidate pools, newest first (rule 8); nil
@@ -39,8 +37,12 @@ public struct PlacementRow: Sendable, Equatable {
     public var reusing: Int
 }
 
-/// What a grant will do. The store carries it out and checks in SQL what could have
-/// changed since its inputs were read (`recheck`).
+/// What a grant will do. The store carries it out, and the database checks again what
+/// could have changed since its inputs were read: each pool still has the idle or free
+/// capacity the rows count on and each region is still active (else nothing is written
+/// and the grant is planned again), and the tenant's usage stays within its quota (a
+/// constraint of its `tenant_usage` counters, migration 5; the batch statement leaves
+/// out the grants that would pass it). The quota is therefore no input to the plan.
 public struct GrantPlan: Sendable, Equatable {
     public enum Outcome: Sendable, Equatable {
         /// Reserve `rows` (after preempting `victims`).
@@ -49,15 +51,6 @@ public struct GrantPlan: Sendable, Equatable {
         case queue
         /// 409: cannot be met now.
         case refuse
-    }
-
-    /// What the database checks again when it carries the plan out.
-    public struct Recheck: Sendable, Equatable {
-        /// The quota, under the tenant's lock (the tenant has one, or it was not read).
-        public var quota: Bool
-        // Always, and so not a field: each pool still has the idle or free capacity the
-        // rows count on, and each region is still active; else nothing is written and
-        // the grant is planned again.
     }
 
     /// The request with the tenant's matching named policy filled in (rule 2).
@@ -69,7 +62,6 @@ public struct GrantPlan: Sendable, Equatable {
     public var rows: [PlacementRow]
     /// Instance sequence numbers to preempt first.
     public var victims: [Int64]
-    public var recheck: Recheck
     /// The plan came short for a default-QoS request planned without preemption
     /// candidates: read them (`preemptionPools`) and plan again.
     public var wantsPreemptionCandidates: Bool
@@ -143,7 +135,6 @@ public enum GrantPlanner {
             request: request, replicas: input.replicas, placement: placement, outcome: outcome,
             rows: outcome == .grant ? rows(placement, inventory: inventory, held: input.held) : [],
             victims: outcome == .grant ? victims : [],
-            recheck: GrantPlan.Recheck(quota: input.quota.map { !$0.isUnlimited } ?? true),
             wantsPreemptionCandidates: outcome != .grant && wantsCandidates, preemptionPools: preemptionPools)
     }
 

@@ -14,9 +14,6 @@ public struct TenantQuota: Codable, Sendable, Equatable {
         self.memoryGiB = memoryGiB
         self.instances = instances
     }
-
-    /// No limit set at all.
-    public var isUnlimited: Bool { gpus == nil && cpu == nil && memoryGiB == nil && instances == nil }
 }
 
 /// `POST /v1/admin/tenants` `{"name", "quota"?}` and `PATCH /v1/admin/tenants/{id}` (all optional).

@@ -21,9 +21,6 @@ extension AllocationStore {
                     guard plan.outcome == .grant else {
                         throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
                     }
-                    try QuotaCheck.verify(
-                        c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
-                        adding: plan.placement.placed, shape: request.shape)
                     try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor)
                     try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor)
                     placed += plan.placement.placed

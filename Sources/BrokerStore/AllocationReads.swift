@@ -2,7 +2,8 @@ import BrokerCore
 import Foundation
 import PostgresClient
 
-// An allocation and its instances, pages of allocations, and an allocation's ledger rows.
+// An allocation and its instances, pages of allocations (`Page`, Lists.swift), and an
+// allocation's ledger rows.
 extension AllocationStore {
     public func get(tenantId: UUID, id: UUID) async throws -> AllocationView {
         try await StoreError.translating {
@@ -10,35 +11,49 @@ extension AllocationStore {
         }
     }
 
-    public struct Page: Sendable {
-        public var allocations: [AllocationView]
-        public var nextCursor: String?
-    }
-
-    /// Allocations in creation order. The cursor is the last sequence number seen,
-    /// so pages stay stable while new allocations arrive.
+    /// The tenant's allocations, newest first. The cursor is the last sequence number
+    /// seen, so pages stay stable while new allocations arrive. With `region`, the
+    /// allocations that ever had an instance there (`allocation_regions`).
     public func list(
-        tenantId: UUID, limit: Int, after cursor: Int64?, status: AllocationStatus?, region: String?
-    ) async throws -> Page {
-        try await StoreError.translating {
+        tenantId: UUID, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?
+    ) async throws -> Page<AllocationView> {
+        // One statement per combination of filters: each has its own plan on its own index.
+        let sql: String
+        var binds: [any PostgresEncodable] = [tenantId, cursor ?? Int64.max, limit + 1]
+        if let region {
+            binds.append(region)
+            sql = """
+                SELECT \(AllocationRows.allocationColumns) FROM allocation_regions ar
+                JOIN allocations a ON a.id = ar.allocation_id
+                WHERE ar.tenant_id = $1 AND ar.region_id = $4 AND ar.allocation_seq < $2
+                  AND ($5::text IS NULL OR a.status = $5)
+                ORDER BY ar.allocation_seq DESC LIMIT $3
+                """
+            binds.append(status?.rawValue)
+        } else if let status {
+            binds.append(status.rawValue)
+            sql = """
+                SELECT \(AllocationRows.allocationColumns) FROM allocations a
+                WHERE a.tenant_id = $1 AND a.status = $4 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
+                """
+        } else {
+            sql = """
+                SELECT \(AllocationRows.allocationColumns) FROM allocations a
+                WHERE a.tenant_id = $1 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
+                """
+        }
+        let arguments = binds
+        return try await StoreError.translating {
             try await pool.withConnection { c in
-                let rows = try c.query(
-                    """
-                    SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                    WHERE a.tenant_id = $1 AND a.seq > $2 AND ($3::text IS NULL OR a.status = $3)
-                      AND ($4::text IS NULL OR EXISTS (
-                          SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.region_id = $4))
-                    ORDER BY a.seq LIMIT $5
-                    """,
-                    [tenantId, cursor ?? 0, status?.rawValue, region, limit + 1])
-                let page = Array(rows.prefix(limit))
-                let ids = try page.map { row -> String in (try row.decode("id") as UUID).uuidString }
-                let instances = try Self.instances(c, allocationIds: ids)
-                let views = try page.map { row in
-                    try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
-                }
-                let next: String? = rows.count > limit ? String(try page[page.count - 1].decode("seq") as Int64) : nil
-                return Page(allocations: views, nextCursor: next)
+                try Page.of(
+                    try c.query(sql, arguments), limit: limit, cursor: { String(try $0.decode("seq") as Int64) },
+                    item: { page in
+                        let ids = try page.map { row -> String in (try row.decode("id") as UUID).uuidString }
+                        let instances = try Self.instances(c, allocationIds: ids)
+                        return try page.map { row in
+                            try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
+                        }
+                    })
             }
         }
     }

@@ -1,7 +1,6 @@
 import BrokerCore
 import Foundation
 import JSON
-import JSON
 import Metrics
 import PostgresClient
 import Synchronization
@@ -47,8 +46,9 @@ struct GrantReservation: Sendable, JSONWritable {
 }
 
 /// Group commit for grants outside a transaction. A grant joins the queue; a sender
-/// takes everything queued (up to `maxBatch`) and sends it as one `gpb_grant_batch`
-/// statement: one round trip and one commit for all of them, and on a hot pool one row
+/// takes everything queued (up to `maxBatch`) and sends it as one statement
+/// (`gpb_grant_batch_within_quotas`, migration 5, over migration 3's `gpb_grant_batch`):
+/// one round trip and one commit for all of them, and on a hot pool one row
 /// lock per batch instead of one per grant. A sender keeps its connection and its
 /// thread while grants keep coming and sends the next batch as soon as the last one
 /// commits, with no task switch in between; it ends when the queue is empty. At most
@@ -194,7 +194,7 @@ final class GrantBatcher: Sendable {
         _ c: PostgresConnection, _ batch: [GrantReservation]
     ) throws -> [Outcome] {
         let rows = try c.query(
-            "SELECT * FROM gpb_grant_batch($1::jsonb)",
+            "SELECT * FROM gpb_grant_batch_within_quotas($1::jsonb)",
             [GrantReservation.batch(batch)])
         var granted: [ResourceID: [InstanceView]] = [:]
         for row in rows {

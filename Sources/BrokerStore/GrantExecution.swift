@@ -23,15 +23,17 @@ extension AllocationStore {
         case reserve(PlannedGrant)
         /// Recorded as pending.
         case answered(AllocationView)
-        /// A quota to check under the tenant's lock, or instances to preempt: one transaction.
+        /// Instances to preempt: one transaction.
         case transaction
     }
 
     /// Planned on this task from a recent inventory snapshot and the tenant's cached
-    /// settings, and reserved by the batched `gpb_grant_batch`, which checks again what
-    /// the plan assumed. The database is asked first only for settings not cached, and for
-    /// fresh inventory when the snapshot falls short (before any 409 or pending answer).
-    /// Nil when the plan needs `createInTransaction`.
+    /// settings, and reserved by the batch statement (`gpb_grant_batch_within_quotas`),
+    /// which checks again what the plan assumed and the tenant's quota. The database is
+    /// asked first only for settings not cached, and for fresh inventory when the snapshot
+    /// falls short (before any 409 or pending answer). A grant the batch left out is
+    /// refused if its quota would be passed as usage stands now (`QuotaCheck.problem`),
+    /// else planned again. Nil when the plan needs `createInTransaction`.
     func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
         try await retryingLostRaces {
             let inventory = try await snapshots.current(pool).regions
@@ -65,6 +67,9 @@ extension AllocationStore {
                     return grant.view(instances: try await batcher.grant(grant.reservation))
                 } catch let lost as LostRace {
                     settings.forget(tenantId)
+                    if let problem = try await pool.withConnection({ c in try QuotaCheck.problem(c, grant.reservation) }) {
+                        throw StoreError.quotaExceeded(problem)
+                    }
                     throw lost
                 }
             }
@@ -74,15 +79,15 @@ extension AllocationStore {
     static func batchedStep(
         _ plan: GrantPlan, tenantId: UUID, settings: TenantSettings, actor: String
     ) throws -> BatchedStep {
-        if plan.wantsPreemptionCandidates || (plan.outcome == .grant && plan.recheck.quota) { return .transaction }
+        if plan.wantsPreemptionCandidates { return .transaction }
         guard plan.outcome == .grant else {
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
         }
         return .reserve(PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor))
     }
 
-    /// Plans from fresh inventory, with preemption and the quota check, in one transaction
-    /// that also records the idempotency key.
+    /// Plans from fresh inventory, with preemption, in one transaction that also records
+    /// the idempotency key.
     func createInTransaction(
         tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String?
     ) async throws -> AllocationView {
@@ -102,8 +107,8 @@ extension AllocationStore {
     }
 
     /// Grants a request in the caller's transaction: pending with `queue`, 409 when it
-    /// cannot be met, else the quota checked under the tenant's lock, victims preempted
-    /// and the plan reserved.
+    /// cannot be met, else victims preempted and the plan reserved (a reservation past the
+    /// tenant's quota fails with GB003, `quotaExceeded`).
     static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         let plan = try planWithPreemption(c, grantInput(request, settings, try InventoryStore.snapshot(c)))
@@ -113,10 +118,6 @@ extension AllocationStore {
         case .queue:
             return try recordPending(c, tenantId: tenantId, plan)
         case .grant:
-            if plan.recheck.quota {
-                try QuotaCheck.verify(
-                    c, tenantId: tenantId, quota: settings.quota, adding: plan.placement.placed, shape: plan.request.shape)
-            }
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
             try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
             return grant.view(instances: try grant.reservation.reserve(c))
@@ -138,7 +139,6 @@ extension AllocationStore {
     static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: [RegionInventory]) -> GrantInput {
         var input = GrantInput(request: request, inventory: inventory)
         input.policies = settings.policies
-        input.quota = settings.quota
         input.mayQueue = true
         return input
     }

@@ -2,8 +2,9 @@ import Foundation
 import PostgresClient
 
 /// Checks the ledger's promises: for every pool the `allocated` and `idle` counters,
-/// the live instances and the sum of ledger deltas agree, and every allocation's
-/// `placedReplicas` matches its running instances.
+/// the live instances and the sum of ledger deltas agree, every allocation's
+/// `placedReplicas` matches its running instances, and every tenant's usage counters
+/// (what quotas are checked against) match its running instances.
 public struct LedgerVerifier: Sendable {
     let pool: PostgresPool
 
@@ -75,8 +76,41 @@ public struct LedgerVerifier: Sendable {
                 problems.append(
                     "allocation \(try row.decode("id") as String) (\(try row.decode("status") as String)): placedReplicas \(try row.decode("placed_replicas") as Int), running instances \(try row.decode("running") as Int)")
             }
+            problems += try Self.usageProblems(c)
             let checked: Int = try c.query("SELECT count(*)::int AS n FROM allocations")[0].decode("n")
             return Report(poolsChecked: pools.count, allocationsChecked: checked, problems: problems)
+        }
+    }
+
+    /// Tenants whose `tenant_usage` row is missing or differs from what their running
+    /// instances use (migration 5); reads running instances only, not history.
+    static func usageProblems(_ c: PostgresConnection) throws -> [String] {
+        try c.query(
+            """
+            WITH live AS (
+                SELECT d.tenant_id, count(*)::int AS instances, sum(d.gpus)::int AS gpus, sum(d.cpu) AS cpu,
+                       sum(d.memory_gib) AS memory_gib
+                FROM instances i JOIN allocations a ON a.id = i.allocation_id,
+                     LATERAL gpb_usage_of(a.tenant_id, a.request, 1) d
+                WHERE i.state = 'running' GROUP BY d.tenant_id
+            )
+            SELECT t.id::text AS id, u.tenant_id IS NOT NULL AS counted,
+                   format('%s instances, %s GPUs, %s CPU, %s GiB', coalesce(u.instances, 0), coalesce(u.gpus, 0),
+                          trim_scale(coalesce(u.cpu, 0)), trim_scale(coalesce(u.memory_gib, 0))) AS counters,
+                   format('%s instances, %s GPUs, %s CPU, %s GiB', coalesce(l.instances, 0), coalesce(l.gpus, 0),
+                          trim_scale(coalesce(l.cpu, 0)), trim_scale(coalesce(l.memory_gib, 0))) AS running
+            FROM tenants t
+            LEFT JOIN tenant_usage u ON u.tenant_id = t.id
+            LEFT JOIN live l ON l.tenant_id = t.id
+            WHERE u.tenant_id IS NULL
+               OR (u.instances, u.gpus, u.cpu, u.memory_gib)
+                  IS DISTINCT FROM (coalesce(l.instances, 0), coalesce(l.gpus, 0), coalesce(l.cpu, 0), coalesce(l.memory_gib, 0))
+            ORDER BY t.id
+            """
+        ).map { row in
+            let id: String = try row.decode("id")
+            guard try row.decode("counted", as: Bool.self) else { return "tenant \(id): no usage counters" }
+            return "tenant \(id): usage counters \(try row.decode("counters") as String), running instances use \(try row.decode("running") as String)"
         }
     }
 }

@@ -12,9 +12,21 @@ public struct MaintenanceStore: Sendable {
         self.pool = pool
     }
 
-    /// Expires allocations whose lease ran out: instances leave `running` (warm idle
-    /// where the pool defers scale-in), ledger rows of kind `expired`.
-    public func expireLeases(limit: Int = 200) async throws -> Int {
+    /// Expires allocations whose lease ran out, `batch` at a time until none is due:
+    /// instances leave `running` (warm idle where the pool defers scale-in), ledger rows of
+    /// kind `expired`. Each batch is one transaction that locks its pools in key order
+    /// before changing them, the order `gpb_grant_batch` locks them in, so expiry and
+    /// grants never deadlock. Returns how many allocations this call expired.
+    public func expireLeases(batch: Int = 500) async throws -> Int {
+        var total = 0
+        while true {
+            let expired = try await expireBatch(limit: batch)
+            if expired == 0 { return total }
+            total += expired
+        }
+    }
+
+    private func expireBatch(limit: Int) async throws -> Int {
         try await StoreError.translating {
             try await pool.withTransaction { c in
                 let ids: [String] = try c.query(
@@ -26,8 +38,19 @@ public struct MaintenanceStore: Sendable {
                     [limit]
                 ).map { try $0.decode("id") }
                 if ids.isEmpty { return 0 }
+                // The pools are locked by an init plan, before any instance is returned.
                 let seqs: [Int64] = try c.query(
-                    "SELECT seq FROM instances WHERE allocation_id = ANY($1::uuid[]) AND state = 'running'", [ids]
+                    """
+                    WITH running AS (
+                        SELECT seq, region_id, pool_id FROM instances
+                        WHERE allocation_id = ANY($1::uuid[]) AND state = 'running'
+                    ), locked AS (
+                        SELECT 1 FROM pools WHERE (region_id, id) IN (SELECT region_id, pool_id FROM running)
+                        ORDER BY region_id, id FOR UPDATE
+                    )
+                    SELECT seq FROM running WHERE (SELECT count(*) FROM locked) >= 0
+                    """,
+                    [ids]
                 ).map { try $0.decode("seq") }
                 try AllocationStore.release(c, instanceSeqs: seqs, kind: "expired", actor: "lease-reconciler")
                 try c.query(
@@ -103,6 +126,8 @@ public struct MaintenanceStore: Sendable {
                     if try await admit(id) { admitted += 1 }
                 } catch is AllocationStore.LostRace {
                     continue  // capacity moved under us: the next round plans again
+                } catch let error as PostgresError where error.sqlState == .quotaExceeded {
+                    continue  // waits until its tenant's usage falls
                 }
             }
             return (admitted, timedOut)
@@ -113,23 +138,15 @@ public struct MaintenanceStore: Sendable {
         try await pool.withTransaction { c in
             let rows = try c.query(
                 """
-                SELECT tenant_id, request::text AS request FROM allocations
+                SELECT request::text AS request FROM allocations
                 WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
                 """,
                 [id])
             guard let row = rows.first else { return false }
-            let tenantId: UUID = try row.decode("tenant_id")
             let request: AllocationRequest = try row.decodeJSON("request")
             let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c)))
             guard plan.outcome == .grant else {
                 try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
-                return false
-            }
-            do {
-                try QuotaCheck.verify(
-                    c, tenantId: tenantId, quota: try TenantSettings.load(c, tenantId: tenantId).quota,
-                    adding: plan.placement.placed, shape: request.shape)
-            } catch StoreError.quotaExceeded {
                 return false
             }
             try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter")

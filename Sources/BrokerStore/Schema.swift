@@ -9,6 +9,7 @@ public enum Schema {
         Migration(version: 2, name: "0002_grant_functions.sql", sql: text(PackageResources._002_grant_functions_sql)),
         Migration(version: 3, name: "0003_grant_batches.sql", sql: text(PackageResources._003_grant_batches_sql)),
         Migration(version: 4, name: "0004_invariants.sql", sql: text(PackageResources._004_invariants_sql)),
+        Migration(version: 5, name: "0005_usage_counters.sql", sql: text(PackageResources._005_usage_counters_sql)),
         Migration(version: 6, name: "0006_events.sql", sql: text(PackageResources._006_events_sql)),
         Migration(version: 8, name: "0008_money.sql", sql: text(PackageResources._008_money_sql)),
     ]

@@ -44,6 +44,9 @@ extension StoreError {
                 ?? .conflict("it refers to a record that no longer exists, or is still referred to (\(constraint))")
         case .checkViolation?, .exclusionViolation?:
             self = .conflict(Self.ruleConflicts[constraint] ?? "the change breaks the rule \(constraint)")
+        case .quotaExceeded?:
+            // The tenant_usage trigger's message names the limit and the numbers.
+            self = .quotaExceeded(error.message)
         case .planNoLongerFits?:
             // Reservations turn this into a new plan; here only if that gave up.
             self = .unavailable("capacity changed while the grant was planned; retry shortly")

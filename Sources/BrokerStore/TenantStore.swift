@@ -31,7 +31,7 @@ public struct TenantStore: Sendable {
         self.misses = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
-    private static let columns = "id, name, quota::text AS quota, created_at, updated_at"
+    static let columns = "id, name, quota::text AS quota, created_at, updated_at"
 
     public func create(name: String, quota: TenantQuota) async throws -> (tenant: Tenant, token: String) {
         let token = Self.newToken()

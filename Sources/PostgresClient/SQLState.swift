@@ -103,6 +103,8 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let planNoLongerFits = SQLState(rawValue: "GB001")
     /// An UPDATE, DELETE or TRUNCATE of the append-only ledger (migration 4).
     public static let ledgerAppendOnly = SQLState(rawValue: "GB002")
+    /// A statement would raise a tenant's usage past its quota (migration 5).
+    public static let quotaExceeded = SQLState(rawValue: "GB003")
 
     /// 40001 or 40P01: the whole transaction may succeed when run again.
     public var isRetryableTransactionFailure: Bool {

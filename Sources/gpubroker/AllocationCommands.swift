@@ -120,14 +120,7 @@ struct Allocations: AsyncParsableCommand {
                 if let limit {
                     page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region)
                 } else {
-                    var all: [JSONValue] = []
-                    var next: String? = nil
-                    repeat {
-                        let answer = try await client.allocations(limit: 100, cursor: next, status: status, region: region)
-                        all += answer["allocations"]?.arrayValue ?? []
-                        next = answer["nextCursor"]?.stringValue
-                    } while next != nil
-                    page = .object(["allocations": .array(all), "nextCursor": .null])
+                    page = try await client.allAllocations(status: status, region: region)
                 }
                 try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
             }

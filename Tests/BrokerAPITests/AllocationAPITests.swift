@@ -234,7 +234,7 @@ final class AllocationAPITests: XCTestCase {
             seen += page.json["allocations"]!.array.map { $0["id"]!.string! }
             cursor = page.json["nextCursor"]?.string
         } while cursor != nil
-        XCTAssertEqual(seen, ids)
+        XCTAssertEqual(seen, ids.reversed(), "newest first")
         _ = try await broker.call("DELETE", "/v1/allocations/\(ids[1])", token: token)
         let released = try await broker.call("GET", "/v1/allocations?status=released", token: token)
         XCTAssertEqual(released.json["allocations"]!.array.map { $0["id"]!.string! }, [ids[1]])

@@ -84,7 +84,7 @@ final class TenantAPITests: XCTestCase {
         XCTAssertEqual(Set(statuses), [404])
         for (token, own) in [(alice, ids[alice]!), (bob, ids[bob]!)] {
             let listed = try await broker.call("GET", "/v1/allocations", token: token).json["allocations"]!.array
-            XCTAssertEqual(listed.map { $0["id"]!.string! }, own)
+            XCTAssertEqual(listed.map { $0["id"]!.string! }, own.reversed(), "newest first")
             XCTAssertEqual(Set(listed.map { $0["status"]!.string! }), ["active"], "nothing was changed by the other tenant")
         }
     }

@@ -17,11 +17,11 @@ final class GrantPlannerTests: XCTestCase {
 
     func input(
         _ request: AllocationRequest, replicas: Int? = nil, held: [HeldReplicas] = [], policies: [NamedPolicy] = [],
-        quota: TenantQuota? = nil, mayQueue: Bool = false, inventory: [RegionInventory],
+        mayQueue: Bool = false, inventory: [RegionInventory],
         preemptible: [PreemptionCandidate]? = nil
     ) -> GrantInput {
         var input = GrantInput(request: request, replicas: replicas, inventory: inventory)
-        (input.held, input.policies, input.quota, input.mayQueue, input.preemptible) = (held, policies, quota, mayQueue, preemptible)
+        (input.held, input.policies, input.mayQueue, input.preemptible) = (held, policies, mayQueue, preemptible)
         return input
     }
 
@@ -40,16 +40,6 @@ final class GrantPlannerTests: XCTestCase {
         let plan = GrantPlanner.plan(input(
             request(replicas: 3), replicas: 2, held: [HeldReplicas(region: "a", count: 2)], inventory: inventory))
         XCTAssertEqual(plan.rows.map(\.vSwitchIds), [["vsw-3", "vsw-1"]])
-    }
-
-    func testQuotaIsRecheckedWhenTheTenantHasOneOrItWasNotRead() {
-        let unlimited = input(request(replicas: 1), quota: TenantQuota(), inventory: inventory)
-        XCTAssertFalse(GrantPlanner.plan(unlimited).recheck.quota)
-        var limited = unlimited
-        limited.quota = TenantQuota(gpus: 4)
-        XCTAssertTrue(GrantPlanner.plan(limited).recheck.quota)
-        limited.quota = nil
-        XCTAssertTrue(GrantPlanner.plan(limited).recheck.quota)
     }
 
     func testShortfallQueuesOnlyWhereQueueingIsAllowed() {

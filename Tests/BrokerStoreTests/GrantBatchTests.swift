@@ -53,7 +53,7 @@ final class GrantBatchTests: XCTestCase {
 
     func batch(_ grants: [GrantReservation]) throws -> Set<String> {
         let rows = try connection.query(
-            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch($1::jsonb)",
+            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch_within_quotas($1::jsonb)",
             [GrantReservation.batch(grants)])
         return Set(try rows.map { try $0.decode("id") })
     }
@@ -88,9 +88,9 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM instances WHERE reused"), 1)
     }
 
-    /// Quotas are checked in a transaction of their own: a batch skips a tenant that has
-    /// one, and a grant planned with policies that have changed since.
-    func testAGrantOfATenantThatChangedIsSkipped() throws {
+    /// A grant planned with policies that have changed since is skipped; a tenant's
+    /// quota is checked in the batch, counting its earlier grants in the batch as granted.
+    func testAGrantOfATenantThatChangedOrWouldPassItsQuotaIsSkipped() throws {
         let limited = UUID()
         try connection.query(
             """
@@ -100,9 +100,15 @@ final class GrantBatchTests: XCTestCase {
             [limited])
         var stale = reservation()
         stale.policiesVersion = "0"
-        let grants = [reservation(tenant: limited), stale, reservation()]
-        XCTAssertEqual(try batch(grants), [grants[2].allocationId.description])
-        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 1)
+        let grants = [
+            reservation(tenant: limited, count: 3), stale, reservation(tenant: limited, count: 3), reservation(),
+            reservation(tenant: limited, count: 2),
+        ]
+        XCTAssertEqual(try batch(grants), [grants[0].allocationId.description, grants[3].allocationId.description])
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 4)
+        XCTAssertEqual(try count("SELECT instances AS n FROM tenant_usage WHERE tenant_id = '\(limited)'"), 3)
+        let fits = reservation(tenant: limited, count: 2)
+        XCTAssertEqual(try batch([fits]), [fits.allocationId.description])
     }
 
     /// Grants that wait while a batch runs go out together, and each gets its own answer:

@@ -140,7 +140,7 @@ final class WorkerTests: XCTestCase {
                 group.addTask {
                     var total = 0
                     while true {
-                        let count = try await MaintenanceStore(pool: pool).expireLeases(limit: 50)
+                        let count = try await MaintenanceStore(pool: pool).expireLeases(batch: 50)
                         if count == 0 { return total }
                         total += count
                     }

@@ -317,7 +317,7 @@ final class ClientCommandTests: XCTestCase {
         XCTAssertNotNil(applied.stderr.range(of: #"^allocation [0-9a-f-]{36} active: 4/4 replicas \(r1=3,r2=1\)\n$"#, options: .regularExpression), applied.stderr)
 
         // From stdin, into a directory, with the whole answer as JSON.
-        let first = try await lastAllocation(token)
+        let first = try await newestAllocation(token)
         _ = try await broker.api("DELETE", "/v1/allocations/\(try XCTUnwrap(first))", token: token)
         let directory = NSTemporaryDirectory() + "gpb-cli-manifests-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -348,7 +348,7 @@ final class ClientCommandTests: XCTestCase {
         XCTAssertTrue(refused.stderr.hasPrefix("error: 429 rate_limited: "), refused.stderr)
     }
 
-    func lastAllocation(_ token: String) async throws -> String? {
-        try await broker.api("GET", "/v1/allocations", token: token).body["allocations"]?.array.last?["id"]?.string
+    func newestAllocation(_ token: String) async throws -> String? {
+        try await broker.api("GET", "/v1/allocations", token: token).body["allocations"]?.array.first?["id"]?.string
     }
 }

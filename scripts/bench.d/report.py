@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Renders scripts/bench's key=value results as the Markdown of docs/PERFORMANCE.md."""
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale import curves  # noqa: E402
 
 r = {}
 for line in open(sys.argv[1]):
@@ -166,4 +170,5 @@ if len(sys.argv) > 2:
             text = " ".join((m.group(1) if m else line).split())
             w(text[:110] + ("…" if len(text) > 110 else ""))
         w("```")
+out += curves(r)
 print("\n".join(out))

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The BENCH_ONLY=scale curves of scripts/bench's results, each as a ratio against the
+smallest point of the same run. Also used by report.py."""
+import sys
+
+
+def curves(r):
+    """Markdown lines; empty when the run had no scale step."""
+    if "scale.history" not in r:
+        return []
+
+    def num(key):
+        try:
+            return float(r.get(key) or 0)
+        except ValueError:
+            return 0.0
+
+    def rate(name):
+        ok = num(f"{name}.requests") - num(f"{name}.unexpected")
+        return ok / (num(f"{name}.duration_us") / 1e6 or 1)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if b else "-"
+
+    history = int(num("scale.history"))
+    out = ["## Scale: grants against history, with and without a quota; lease expiry", "",
+           "| what | per s, no history | per s, %s released allocations | × vs no history | p99 ms (no history / history) |"
+           % f"{history:,}", "|---|---:|---:|---:|---:|"]
+    for kind in ("free", "quota"):
+        a, b = f"scale.{kind}.h0", f"scale.{kind}.h{history}"
+        out.append(f"| {'no quota' if kind == 'free' else 'quota'} | {rate(a):,.0f} | {rate(b):,.0f} | "
+                   f"{ratio(rate(b), rate(a))} | {num(a + '.p99_us') / 1000:.1f} / {num(b + '.p99_us') / 1000:.1f} |")
+    out.append(f"| quota ÷ no quota | {ratio(rate('scale.quota.h0'), rate('scale.free.h0'))} | "
+               f"{ratio(rate(f'scale.quota.h{history}'), rate(f'scale.free.h{history}'))} | | |")
+    a, b = "scale.list.h0", f"scale.list.h{history}"
+    out.append(f"| `GET /v1/allocations?status=active&limit=50` of the quota tenant, /s | {rate(a):,.0f} | "
+               f"{rate(b):,.0f} | {ratio(rate(b), rate(a))} | {num(a + '.p99_us') / 1000:.1f} / {num(b + '.p99_us') / 1000:.1f} |")
+    base, load = num("scale.expiry_baseline.p99_us"), num("scale.expiry_load.p99_us")
+    out += ["", f"Lease expiry: {int(num('scale.expiries')):,} leases due at once, "
+            f"{num('scale.expiry_ms') / 1000:.1f} s until all were expired by the workers "
+            f"({int(num('scale.expiry_left')):,} left); grants meanwhile {rate('scale.expiry_load'):,.0f}/s, p99 "
+            f"{load / 1000:.1f} ms = {ratio(load, base)} the same load without expiries "
+            f"({rate('scale.expiry_baseline'):,.0f}/s, p99 {base / 1000:.1f} ms); "
+            f"{int(num('scale.expiry_deadlocks'))} deadlocks logged; verify exit {r.get('scale.verify_exit')}.", ""]
+    return out
+
+
+if __name__ == "__main__":
+    results = {}
+    for line in open(sys.argv[1]):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            results[k] = v
+    print("\n".join(curves(results)))
