@@ -3,18 +3,18 @@
 -- instructions per batch statement (callgrind on a single-user backend, which other
 -- load on the machine does not change): see docs/PERFORMANCE-ANALYSIS.md, 2026-11-26.
 
--- Version 4's gpb_valid_qos counted distinct values with a subquery, so PostgreSQL could
--- not inline it and ran it as a SQL function, planned again in every statement that
--- updates a pool (every grant batch) and executed once per pool row. The same rule
--- without a subquery is inlined into the CHECK: only two values are known, so the
--- values are distinct when their count equals the number of known values present.
-CREATE OR REPLACE FUNCTION gpb_valid_qos(p_qos text[])
-RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_ndims(p_qos), 0) = 1
-       AND p_qos <@ ARRAY['default', 'best-effort']
-       AND cardinality(p_qos) = ('default' = ANY (p_qos))::integer + ('best-effort' = ANY (p_qos))::integer
-$$;
+-- Version 4's pools_qos_known called gpb_valid_qos, a SQL function that counted distinct
+-- values with a subquery: PostgreSQL could not inline it, so it was planned again in every
+-- statement that updates a pool (every grant batch) and run once per pool row. The
+-- same rule written in the constraint: only two values are known, so the values are
+-- distinct when their count equals the number of known values present.
+ALTER TABLE pools
+    DROP CONSTRAINT pools_qos_known,
+    ADD CONSTRAINT pools_qos_known CHECK (
+        coalesce(array_ndims(qos), 0) = 1
+        AND qos <@ ARRAY['default', 'best-effort']
+        AND cardinality(qos) = ('default' = ANY (qos))::integer + ('best-effort' = ANY (qos))::integer);
+DROP FUNCTION gpb_valid_qos(text[]);
 
 -- Adds p_usage (one row per tenant, any order) to the tenants' counters, in tenant key
 -- order, the order gpb_grant_batch locks them in, so two statements never wait for
@@ -104,6 +104,78 @@ BEGIN
 END
 $$;
 
+-- Version 3's gpb_grant_fresh, checking each tenant of the batch once (with its policies'
+-- md5) instead of once per grant: gpb_tenant_unchanged runs a query and hashes the
+-- tenant's policies, about a seventh of a grant's cost in a batch of 16. MATERIALIZED
+-- keeps PostgreSQL from pushing the check back below the DISTINCT.
+CREATE OR REPLACE FUNCTION gpb_grant_fresh(p_grants jsonb)
+RETURNS SETOF instances
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN QUERY
+    WITH grants AS (
+        SELECT n, g.value AS item, (g.value->'allocation'->>'id')::uuid AS allocation_id
+        FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n)
+    ), placements AS (
+        SELECT grants.n, grants.allocation_id, p.ord, p.value->>'region' AS region_id, p.value->>'pool' AS pool_id,
+               (p.value->>'count')::integer AS count, (p.value->>'unit')::integer AS unit, p.value->'vSwitches' AS vswitches
+        FROM grants, jsonb_array_elements(grants.item->'placements') WITH ORDINALITY AS p (value, ord)
+    ), demand AS (
+        SELECT placements.*,
+               sum(count) OVER (PARTITION BY placements.region_id, placements.pool_id ORDER BY n, ord)
+                   <= pools.capacity - pools.allocated
+                   AND regions.state = 'active' AS fits
+        FROM placements
+        LEFT JOIN pools ON pools.region_id = placements.region_id AND pools.id = placements.pool_id
+        LEFT JOIN regions ON regions.id = placements.region_id
+    ), tenants_checked AS MATERIALIZED (
+        SELECT tenant_id, policies, gpb_tenant_unchanged(tenant_id, policies) AS unchanged
+        FROM (SELECT DISTINCT (item->'allocation'->>'tenantId')::uuid AS tenant_id, item->>'policies' AS policies
+              FROM grants) AS batch_tenants
+    ), granted AS (
+        SELECT grants.* FROM grants
+        JOIN tenants_checked ON tenants_checked.tenant_id = (grants.item->'allocation'->>'tenantId')::uuid
+                            AND tenants_checked.policies = grants.item->>'policies'
+        WHERE tenants_checked.unchanged
+          AND NOT EXISTS (SELECT 1 FROM demand WHERE demand.n = grants.n AND coalesce(demand.fits, false) = false)
+    ), allocations_added AS (
+        INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels, decisions,
+                                 lease_seconds, lease_expires_at, created_at, updated_at)
+        SELECT allocation_id, (item->'allocation'->>'tenantId')::uuid, item->'allocation'->>'status',
+               item->'allocation'->'request', (item->'allocation'->>'replicas')::integer,
+               (item->'allocation'->>'placedReplicas')::integer, item->'allocation'->'labels',
+               item->'allocation'->'decisions', (item->'allocation'->>'leaseSeconds')::integer,
+               now() + make_interval(secs => (item->'allocation'->>'leaseSeconds')::integer), now(), now()
+        FROM granted ORDER BY n
+    ), counters AS (
+        UPDATE pools SET allocated = pools.allocated + taken.count, updated_at = now()
+        FROM (SELECT region_id, pool_id, sum(count)::integer AS count
+              FROM demand JOIN granted USING (n) GROUP BY region_id, pool_id) AS taken
+        WHERE pools.region_id = taken.region_id AND pools.id = taken.pool_id
+    ), instances_added AS (
+        INSERT INTO instances (id, allocation_id, region_id, pool_id, instance_type, gpu_series, gpu_count,
+                               cpu, memory_gib, vpc_id, vswitch_id, security_group_id, unit, state, reused,
+                               created_at)
+        SELECT gen_random_uuid(), d.allocation_id, p.region_id, p.id, p.instance_type, p.gpu_series,
+               coalesce(p.gpus_per_instance, 0), p.cpu, p.memory_gib, r.vpc_id, d.vswitches->>(k - 1),
+               r.security_group_id, d.unit, 'running', false, now()
+        FROM demand d JOIN granted USING (n)
+        CROSS JOIN generate_series(1, d.count) AS k
+        JOIN pools p ON p.region_id = d.region_id AND p.id = d.pool_id
+        JOIN regions r ON r.id = d.region_id
+        ORDER BY d.n, d.ord, k
+        RETURNING *
+    ), recorded AS (
+        INSERT INTO ledger (kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
+        SELECT 'reserved', i.region_id, i.pool_id, i.allocation_id, i.id, 1, granted.item->>'actor'
+        FROM instances_added i JOIN granted USING (allocation_id)
+        ORDER BY i.seq
+    )
+    SELECT * FROM instances_added ORDER BY seq;
+END
+$$;
+
 -- Version 5's gpb_grant_batch_within_quotas, which did its quota work for every batch:
 -- it locked the pools (which gpb_grant_batch locks again) and the tenants' counters,
 -- computed every grant's demand, and rebuilt the batch's JSON, a third of a batch's
@@ -149,3 +221,24 @@ BEGIN
     RETURN QUERY SELECT * FROM gpb_grant_batch(p_grants);
 END
 $$;
+
+-- Version 6's pools_notify_changed as two triggers with the same effect (two
+-- notifications in one transaction fold into one). PostgreSQL reads and prepares a
+-- trigger's WHEN clause once per statement that may fire it; a trigger with a column
+-- list is passed over by an UPDATE that sets none of its columns. A grant's UPDATE sets
+-- `allocated` and `updated_at`, so it no longer prepares the long WHEN clause of the
+-- inventory columns.
+DROP TRIGGER pools_notify_changed ON pools;
+CREATE TRIGGER pools_notify_freed AFTER UPDATE OF allocated, idle ON pools
+    FOR EACH ROW
+    WHEN (NEW.allocated < OLD.allocated OR NEW.idle > OLD.idle)
+    EXECUTE FUNCTION gpb_notify_inventory();
+CREATE TRIGGER pools_notify_changed AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
+        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds ON pools
+    FOR EACH ROW
+    WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
+           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds)
+          IS DISTINCT FROM
+          (NEW.capacity, NEW.compute_class, NEW.qos, NEW.gpu_series, NEW.gpu_memory_gib, NEW.gpus_per_instance,
+           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds))
+    EXECUTE FUNCTION gpb_notify_inventory();
