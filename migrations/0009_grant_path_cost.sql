@@ -205,11 +205,10 @@ BEGIN
                      gpb_quota_problem(t.quota, u,
                                        ROW(d.tenant_id, sum(d.instances) OVER w, sum(d.gpus) OVER w,
                                            sum(d.cpu) OVER w, sum(d.memory_gib) OVER w)::tenant_usage) AS problem
-              FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n),
+              FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n)
+              JOIN tenants t ON t.id = (g.value->'allocation'->>'tenantId')::uuid AND jsonb_strip_nulls(t.quota) <> '{}'
+              JOIN tenant_usage u ON u.tenant_id = t.id,
                    LATERAL gpb_grant_demand(g.value->'allocation') d
-              JOIN tenants t ON t.id = d.tenant_id
-              JOIN tenant_usage u ON u.tenant_id = d.tenant_id
-              WHERE jsonb_strip_nulls(t.quota) <> '{}'
               WINDOW w AS (PARTITION BY d.tenant_id ORDER BY g.n)) checked
         WHERE problem IS NOT NULL;
         IF refused IS NOT NULL THEN
