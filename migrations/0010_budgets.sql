@@ -247,7 +247,7 @@ CREATE TRIGGER pools_price_spend AFTER UPDATE OF price_per_hour ON pools FOR EAC
 
 -- A budget set where there was none: the counters start from the ledger (this month's
 -- spend, gpb_charged_intervals of migration 8) and the live leases' commitments, as
--- corrections. Instance changes wait on the usage row and renewals on their allocation,
+-- corrections. Renewals wait on their allocation and instance changes on the usage row,
 -- both locked first, so nothing commits unseen meanwhile. A budget removed drops them.
 CREATE FUNCTION gpb_budget_set()
 RETURNS trigger
@@ -255,8 +255,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     month_start timestamptz := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 BEGIN
-    PERFORM 1 FROM tenant_usage WHERE tenant_id = NEW.id FOR UPDATE;
+    -- Allocations first: a scale-out holds its allocation when it reaches the usage row.
     PERFORM 1 FROM allocations WHERE tenant_id = NEW.id AND status IN ('active', 'partial') FOR SHARE;
+    PERFORM 1 FROM tenant_usage WHERE tenant_id = NEW.id FOR UPDATE;
     DELETE FROM tenant_spend WHERE tenant_id = NEW.id;
     IF NOT gpb_has_budget(NEW.quota) THEN
         RETURN NULL;
@@ -348,6 +349,12 @@ BEGIN
         SELECT array_agg(t.id ORDER BY t.id) INTO budgeted FROM tenants t
         WHERE t.id IN (SELECT (value->'allocation'->>'tenantId')::uuid FROM jsonb_array_elements(p_grants))
           AND gpb_has_budget(t.quota);
+    END IF;
+    IF budgeted IS NULL AND NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(p_grants) AS g
+        WHERE (g.value->'allocation'->'request'->'shape'->>'maxPricePerHour') IS NOT NULL
+           OR (g.value->'allocation'->'request'->'placement'->>'maxPricePerHour') IS NOT NULL) THEN
+        RETURN p_grants;
     END IF;
     IF budgeted IS NOT NULL THEN
         INSERT INTO tenant_spend (tenant_id, month)
