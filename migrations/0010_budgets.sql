@@ -318,20 +318,22 @@ BEGIN
         FROM priced JOIN tenants t ON t.id = priced.tenant_id AND gpb_has_budget(t.quota)
         CROSS JOIN LATERAL gpb_month_pieces(now(), now() + make_interval(secs => priced.lease)) m
     ), checked AS (
-        SELECT d.n, gpb_budget_problem(
-                   d.quota, d.month,
-                   coalesce(s.committed_spend + s.adjusted_spend, 0)
-                       + sum(d.spend) OVER w - d.spend,
-                   coalesce(s.committed_gpu_seconds + s.adjusted_gpu_seconds, 0)
-                       + sum(d.gpu_seconds) OVER w - d.gpu_seconds,
-                   d.spend, d.gpu_seconds) AS problem
+        SELECT d.*, coalesce(s.committed_spend + s.adjusted_spend, 0) + sum(d.spend) OVER w - d.spend AS used_spend,
+               coalesce(s.committed_gpu_seconds + s.adjusted_gpu_seconds, 0)
+                   + sum(d.gpu_seconds) OVER w - d.gpu_seconds AS used_gpu_seconds
         FROM demand d
         LEFT JOIN tenant_spend s ON s.tenant_id = d.tenant_id AND s.month = d.month
         WINDOW w AS (PARTITION BY d.tenant_id, d.month ORDER BY d.n)
+    ), refused AS (
+        -- gpb_budget_problem's test, in SQL, so that only the refusals pay for its message.
+        SELECT DISTINCT ON (c.n) c.n, gpb_budget_problem(c.quota, c.month, c.used_spend, c.used_gpu_seconds, c.spend,
+                                                         c.gpu_seconds) AS problem
+        FROM checked c
+        WHERE (c.spend > 0 AND c.used_spend + c.spend > (c.quota->>'spendPerMonth')::numeric * 3600)
+           OR (c.gpu_seconds > 0 AND c.used_gpu_seconds + c.gpu_seconds > (c.quota->>'gpuHoursPerMonth')::numeric * 3600)
+        ORDER BY c.n, c.month
     )
-    SELECT priced.n, priced.over_cap, (SELECT c.problem FROM checked c WHERE c.n = priced.n AND c.problem IS NOT NULL
-                                       ORDER BY c.problem->>'month' LIMIT 1)
-    FROM priced;
+    SELECT priced.n, priced.over_cap, refused.problem FROM priced LEFT JOIN refused ON refused.n = priced.n;
 END
 $$;
 
