@@ -5,6 +5,8 @@
 -- per tenant and month keep that sum, only for tenants with a budget, so a check reads
 -- one row; a budget is a constraint on them (SQLSTATE GB004), like quotas (GB003).
 -- And the price cap of a request is checked again where the grant locks its pools.
+-- Batches go through gpb_grants_affordable before gpb_grant_batch_within_quotas (the
+-- broker nests the calls), which this migration leaves as it is.
 
 CREATE FUNCTION gpb_has_budget(p_quota jsonb)
 RETURNS boolean
@@ -337,15 +339,19 @@ BEGIN
 END
 $$;
 
--- The grants of a batch that keep within their price caps and their tenants' budgets.
--- The caller has locked the pools (their prices hold until it commits); the budgeted
--- tenants' counters of the months the leases may reach (a lease lasts at most a day)
--- are locked here, after the tenants' usage rows, so the counters hold too.
+-- The grants of a batch (gpb_grant_batch's argument) that keep within their price caps
+-- and their tenants' budgets, for gpb_grant_batch_within_quotas; a grant left out
+-- returns no rows, like any other, and the broker asks gpb_grant_costs why. It locks
+-- what it reads, in the order every grant takes it (pools, then the tenants' usage rows,
+-- then the budgeted tenants' counters of the months the leases may reach: a lease lasts
+-- at most a day), so prices and counters hold until the batch commits. A batch with
+-- neither a price cap nor a budgeted tenant passes through untouched.
 CREATE FUNCTION gpb_grants_affordable(p_grants jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     budgeted uuid[];
+    refused bigint[];
 BEGIN
     IF EXISTS (SELECT 1 FROM tenants WHERE gpb_has_budget(quota)) THEN
         SELECT array_agg(t.id ORDER BY t.id) INTO budgeted FROM tenants t
@@ -358,7 +364,17 @@ BEGIN
            OR (g.value->'allocation'->'request'->'placement'->>'maxPricePerHour') IS NOT NULL) THEN
         RETURN p_grants;
     END IF;
+    PERFORM 1 FROM pools
+    WHERE (region_id, id) IN (SELECT placement->>'region', placement->>'pool'
+                              FROM jsonb_array_elements(p_grants) AS grants,
+                                   jsonb_array_elements(grants.value->'placements') AS placement)
+    ORDER BY region_id, id
+    FOR UPDATE;
     IF budgeted IS NOT NULL THEN
+        PERFORM 1 FROM tenant_usage
+        WHERE tenant_id IN (SELECT (value->'allocation'->>'tenantId')::uuid FROM jsonb_array_elements(p_grants))
+        ORDER BY tenant_id
+        FOR UPDATE;
         INSERT INTO tenant_spend (tenant_id, month)
         SELECT b.id, m.month FROM unnest(budgeted) AS b (id), gpb_month_pieces(now(), now() + interval '1 day') m
         ORDER BY 1, 2
@@ -368,43 +384,11 @@ BEGIN
         ORDER BY tenant_id, month
         FOR UPDATE;
     END IF;
-    RETURN (SELECT coalesce(jsonb_agg(g.value ORDER BY g.n), '[]')
-            FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n)
-            JOIN gpb_grant_costs(p_grants) c ON c.n = g.n
-            WHERE NOT c.over_cap AND c.problem IS NULL);
-END
-$$;
-
--- gpb_grant_batch_within_quotas of migration 5 (its newest definition), with one step
--- added: after the quota, gpb_grants_affordable leaves out the grants over their price
--- cap or their tenant's budget. A grant left out returns no rows, as before; the broker
--- asks gpb_grant_costs why.
-CREATE OR REPLACE FUNCTION gpb_grant_batch_within_quotas(p_grants jsonb)
-RETURNS SETOF instances
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM pools
-    WHERE (region_id, id) IN (SELECT placement->>'region', placement->>'pool'
-                              FROM jsonb_array_elements(p_grants) AS grants,
-                                   jsonb_array_elements(grants.value->'placements') AS placement)
-    ORDER BY region_id, id
-    FOR UPDATE;
-    PERFORM 1 FROM tenant_usage
-    WHERE tenant_id IN (SELECT (value->'allocation'->>'tenantId')::uuid FROM jsonb_array_elements(p_grants))
-    ORDER BY tenant_id
-    FOR UPDATE;
-    SELECT coalesce(jsonb_agg(value ORDER BY n), '[]') INTO p_grants
-    FROM (SELECT g.n, g.value,
-                 gpb_quota_problem(t.quota, u,
-                                   ROW(d.tenant_id, sum(d.instances) OVER w, sum(d.gpus) OVER w,
-                                       sum(d.cpu) OVER w, sum(d.memory_gib) OVER w)::tenant_usage) AS problem
-          FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n),
-               LATERAL gpb_grant_demand(g.value->'allocation') d
-          LEFT JOIN tenants t ON t.id = d.tenant_id
-          LEFT JOIN tenant_usage u ON u.tenant_id = d.tenant_id
-          WINDOW w AS (PARTITION BY d.tenant_id ORDER BY g.n)) checked
-    WHERE problem IS NULL;
-    p_grants := gpb_grants_affordable(p_grants);
-    RETURN QUERY SELECT * FROM gpb_grant_batch(p_grants);
+    SELECT array_agg(n) INTO refused FROM gpb_grant_costs(p_grants) WHERE over_cap OR problem IS NOT NULL;
+    IF refused IS NULL THEN
+        RETURN p_grants;
+    END IF;
+    RETURN (SELECT coalesce(jsonb_agg(value ORDER BY n), '[]')
+            FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n) WHERE n <> ALL (refused));
 END
 $$;
