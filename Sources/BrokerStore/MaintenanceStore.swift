@@ -132,7 +132,10 @@ public struct MaintenanceStore: Sendable {
                     // Waits until budget frees (a release, a new month, a raised budget), and says so.
                     _ = try await pool.withConnection { c in
                         try c.query(
-                            "UPDATE allocations SET decisions = $2::jsonb WHERE id = $1 AND status = 'pending'",
+                            """
+                            UPDATE allocations SET decisions = $2::jsonb
+                            WHERE id = $1 AND status = 'pending' AND decisions IS DISTINCT FROM $2::jsonb
+                            """,
                             [id, try PostgresJSON([PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(error.message)")])])
                     }
                 }
