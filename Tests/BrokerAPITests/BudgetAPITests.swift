@@ -230,4 +230,22 @@ final class BudgetAPITests: XCTestCase {
         let fifth = try await broker.call("POST", "/v1/allocations", token: tenant.token, json: Self.t4())
         XCTAssertEqual(fifth.status, 403, fifth.text)
     }
+
+    /// What a lease has left is charged at the price in force: a price raised midway
+    /// raises the commitment, a release gives back the rest of the lease.
+    func testCountersFollowPriceChangesAndEarlyReleases() async throws {
+        let tenant = try await broker.tenant("priced", quota: ["spendPerMonth": 100])
+        let created = try await broker.call("POST", "/v1/allocations", token: tenant.token, json: Self.t4())
+        XCTAssertEqual(created.status, 201, created.text)
+        var spend = try await counters(tenant.id).spend
+        XCTAssertEqual(spend, 0.5, accuracy: 1e-9, "2/h for 900 s")
+        try await broker.pool("a", "t4", series: "T4", gpuMemory: 16, capacity: 200, price: 4)
+        spend = try await counters(tenant.id).spend
+        XCTAssertEqual(spend, 1, accuracy: 0.01, "the rest of the lease at 4/h")
+        let released = try await broker.call("DELETE", "/v1/allocations/\(created.json["id"]!.string!)", token: tenant.token)
+        XCTAssertEqual(released.status, 200, released.text)
+        spend = try await counters(tenant.id).spend
+        XCTAssertEqual(spend, 0, accuracy: 0.01, "only the seconds it ran")
+        XCTAssertGreaterThan(spend, 0)
+    }
 }
