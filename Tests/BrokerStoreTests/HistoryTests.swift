@@ -76,6 +76,36 @@ final class HistoryTests: XCTestCase {
         try connection.query("ANALYZE")
     }
 
+    /// A warm instance passed on: an allocation of 100 days ago took it new (+1) and left it
+    /// idle (0); one of 2 days ago reused it (0) and released it for good (-1). Retention
+    /// removes the first: the pool's remaining rows then add up to -1 without its +1.
+    func addReusedInstance() throws {
+        try connection.query(
+            """
+            WITH a AS (
+                INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, lease_seconds,
+                                         created_at, updated_at)
+                SELECT gpb_uuidv7(at), $1, 'released',
+                       '{"shape":{"computeClass":"general-purpose","qos":"default","gpuCount":0,"cpu":1,"memoryGiB":2}}',
+                       1, 0, 60, at, at
+                FROM (VALUES (now() - interval '100 days'), (now() - interval '2 days')) t (at)
+                RETURNING id, created_at
+            ), i AS (
+                INSERT INTO instances (id, allocation_id, region_id, pool_id, instance_type, gpu_count, cpu, memory_gib,
+                                       vpc_id, vswitch_id, security_group_id, state, reused, created_at, ended_at)
+                SELECT '00000000-0000-4000-8000-00000000000a', id, 'a', 'p', 'ecs.g8i.xlarge', 0, 4, 16, 'vpc-a',
+                       'vsw-a', 'sg-a', 'released', created_at > now() - interval '3 days', created_at, created_at
+                FROM a
+                RETURNING allocation_id, id, reused, created_at
+            )
+            INSERT INTO ledger (at, kind, region_id, pool_id, allocation_id, instance_id, delta, actor)
+            SELECT created_at + k.after, k.kind, 'a', 'p', allocation_id, id,
+                   CASE WHEN reused THEN k.delta - 1 ELSE k.delta END, 'reuse'
+            FROM i, (VALUES ('reserved', 1, interval '0'), ('released', 0, interval '1 hour')) AS k (kind, delta, after)
+            """,
+            [tenant])
+    }
+
     func grant(_ replicas: Int = 1) async throws -> AllocationView {
         try await AllocationStore(pool: pool).create(
             tenantId: tenant,
@@ -146,6 +176,7 @@ final class HistoryTests: XCTestCase {
     /// full), tenant counters and a recent usage report come out the same.
     func testRetentionRemovesOldEndedAllocationsAndKeepsVerifyClean() async throws {
         try addHistory(1000, daysAgo: 100)
+        try addReusedInstance()
         try addHistory(10, daysAgo: 2)
         let live = try await grant(2)
         try connection.query("UPDATE allocations SET created_at = now() - interval '200 days' WHERE id = $1", [live.id.uuid])
@@ -166,10 +197,12 @@ final class HistoryTests: XCTestCase {
             XCTAssertEqual((error as? PostgresError)?.sqlState?.rawValue, "GB002")
         }
         let removed = try await HistoryRetention(pool: pool, retain: .seconds(90 * 86400)).step(batch: 300)
-        XCTAssertEqual(removed, 1000)
-        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 12)
+        XCTAssertEqual(removed, 1001)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 13)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM ledger WHERE actor = 'history'"), 20)
-        XCTAssertEqual(try count("SELECT row_count::int AS n FROM ledger_retired"), 2000)
+        XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger WHERE actor = 'reuse'"), -1)
+        XCTAssertEqual(try count("SELECT row_count::int AS n FROM ledger_retired"), 2002)
+        XCTAssertEqual(try count("SELECT delta_sum::int AS n FROM ledger_retired"), 1)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations WHERE id IN ($1, $2)".replacingOccurrences(
             of: "$1", with: "'\(live.id)'").replacingOccurrences(of: "$2", with: "'\(warm.id)'")), 2)
         let again = try await HistoryRetention(pool: pool, retain: .seconds(90 * 86400)).step()
