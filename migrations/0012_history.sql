@@ -42,6 +42,12 @@ CREATE TABLE ledger_retired (
     PRIMARY KEY (region_id, pool_id)
 );
 
+-- Retention's scan: ended allocations by the time of their last change (their end), so
+-- a pass reads what is due and not the history younger than its cutoff. Releases and
+-- expiries already write every index of the row (its status is indexed); grants write
+-- nothing here.
+CREATE INDEX allocations_ended ON allocations (updated_at) WHERE status IN ('released', 'expired', 'unschedulable');
+
 -- The ledger stays append-only (migration 4) except that rows a checkpoint covers, of
 -- allocations that ended, may be deleted: their deltas move to ledger_retired in the same
 -- statement. Anything else is refused (SQLSTATE GB002), as every UPDATE and TRUNCATE

@@ -36,47 +36,41 @@ public struct HistoryRetention: Sendable {
         guard report.ok else { throw VerifyFailed(problems: report.problems) }
         return try await StoreError.translating {
             let bounds = try await pool.withConnection { c in
-                // Allocations are created in `seq` order: the first one created after the
-                // cutoff bounds the scan, and finding it reads only what is older.
                 try c.query(
                     """
-                    WITH cutoff AS (SELECT now() - make_interval(secs => $1) AS at)
-                    SELECT (SELECT at FROM cutoff) AS cutoff,
-                           coalesce((SELECT seq FROM allocations WHERE created_at >= (SELECT at FROM cutoff)
-                                     ORDER BY seq LIMIT 1), 9223372036854775807) AS bound,
+                    SELECT now() - make_interval(secs => $1) AS cutoff,
                            coalesce((SELECT through_seq FROM ledger_checkpoint), 0) AS through
                     """,
                     [Double(retain.components.seconds) + Double(retain.components.attoseconds) / 1e18])[0]
             }
             let cutoff: Date = try bounds.decode("cutoff")
-            let bound: Int64 = try bounds.decode("bound")
             let through: Int64 = try bounds.decode("through")
-            var after: Int64 = 0
             var removed = 0
             while true {
-                let (count, last) = try await removeBatch(after: after, bound: bound, cutoff: cutoff, through: through, limit: batch)
+                let count = try await removeBatch(cutoff: cutoff, through: through, limit: batch)
                 removed += count
-                guard count == batch, let last else { return removed }
-                after = last
+                if count < batch { return removed }
             }
         }
     }
 
-    private func removeBatch(after: Int64, bound: Int64, cutoff: Date, through: Int64, limit: Int) async throws -> (Int, Int64?) {
+    /// Read through `allocations_ended` (migration 12), oldest end first: what is due, and
+    /// the few ended allocations that must stay a while (a warm instance, rows newer than
+    /// the checkpoint), never the history younger than the cutoff.
+    private func removeBatch(cutoff: Date, through: Int64, limit: Int) async throws -> Int {
         try await pool.withTransaction { c in
-            let due = try c.query(
+            let ids: [String] = try c.query(
                 """
-                SELECT a.id::text AS id, a.seq FROM allocations a
-                WHERE a.seq > $1 AND a.seq < $2 AND a.status IN ('released', 'expired', 'unschedulable')
-                  AND a.updated_at < $3
+                SELECT a.id::text AS id FROM allocations a
+                WHERE a.status IN ('released', 'expired', 'unschedulable') AND a.updated_at < $1
                   AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.state IN ('running', 'idle'))
-                  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.allocation_id = a.id AND l.seq > $4)
-                ORDER BY a.seq LIMIT $5
+                  AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.allocation_id = a.id AND l.seq > $2)
+                ORDER BY a.updated_at LIMIT $3
                 FOR UPDATE SKIP LOCKED
                 """,
-                [after, bound, cutoff, through, limit])
-            guard !due.isEmpty else { return (0, nil) }
-            let ids: [String] = try due.map { try $0.decode("id") }
+                [cutoff, through, limit]
+            ).map { try $0.decode("id") }
+            if ids.isEmpty { return 0 }
             try c.query(
                 """
                 DELETE FROM allocation_regions r
@@ -87,7 +81,7 @@ public struct HistoryRetention: Sendable {
             try c.query("DELETE FROM ledger WHERE allocation_id = ANY($1::uuid[])", [ids])
             try c.query("DELETE FROM instances WHERE allocation_id = ANY($1::uuid[])", [ids])
             try c.query("DELETE FROM allocations WHERE id = ANY($1::uuid[])", [ids])
-            return (ids.count, try due[due.count - 1].decode("seq"))
+            return ids.count
         }
     }
 }

@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
     var usageMetricsInterval: Double?
 
     @Option(help: ArgumentHelp(
-        "Remove allocations that ended longer ago than this (for example 90d or 12h), with their instances and ledger rows; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
+        "Remove allocations that ended longer ago than this (days or hours, at least 31 days, for example 90d), with their instances and ledger rows; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
         valueName: "age"))
     var retainHistory: String?
 
@@ -311,12 +311,15 @@ struct Serve: AsyncParsableCommand {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
-    /// `--retain-history`: a whole number of days (`90d`) or hours (`12h`).
+    /// `--retain-history`: a whole number of days (`90d`) or hours (`2000h`), at least 31
+    /// days: month-to-date spend (metrics, usage reports of the month) reads the month's
+    /// ledger, and an allocation that ended longer ago than that has nothing in it.
     static func age(_ value: String) throws -> Duration {
         let hours: [Character: Int64] = ["d": 24, "h": 1]
-        guard let unit = value.last, let perUnit = hours[unit], let count = Int64(value.dropLast()), count > 0,
-              count <= 100_000 else {
-            throw ValidationError("--retain-history must be a positive whole number of days or hours, such as 90d or 12h (got '\(value)')")
+        guard let unit = value.last, let perUnit = hours[unit], let count = Int64(value.dropLast()),
+              count * perUnit >= 31 * 24, count <= 1_000_000 else {
+            throw ValidationError(
+                "--retain-history must be a whole number of days or hours, at least 31 days (the month's spend reads the month's ledger), such as 90d (got '\(value)')")
         }
         return .seconds(count * perUnit * 3600)
     }

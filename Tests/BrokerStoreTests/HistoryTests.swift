@@ -176,8 +176,8 @@ final class HistoryTests: XCTestCase {
     /// full), tenant counters and a recent usage report come out the same.
     func testRetentionRemovesOldEndedAllocationsAndKeepsVerifyClean() async throws {
         try addHistory(1000, daysAgo: 100)
-        try addReusedInstance()
         try addHistory(10, daysAgo: 2)
+        try addReusedInstance()
         let live = try await grant(2)
         try connection.query("UPDATE allocations SET created_at = now() - interval '200 days' WHERE id = $1", [live.id.uuid])
         // An old ended allocation whose instance is warm (idle): it stays while the instance does.

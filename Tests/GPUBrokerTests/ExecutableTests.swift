@@ -146,8 +146,10 @@ final class ExecutableTests: XCTestCase {
         let bad = try run(["serve", "--listen", "nonsense"])
         XCTAssertEqual(bad.status, 2, "a usage error")
         XCTAssertTrue(bad.output.contains("--listen must be host:port"), bad.output)
-        let badAge = try run(["serve", "--retain-history", "90 days"])
-        XCTAssertEqual(badAge.status, 2, "a usage error")
-        XCTAssertTrue(badAge.output.contains("--retain-history must be a positive whole number of days or hours"), badAge.output)
+        for age in ["90 days", "30d", "12h"] {
+            let badAge = try run(["serve", "--retain-history", age])
+            XCTAssertEqual(badAge.status, 2, "a usage error")
+            XCTAssertTrue(badAge.output.contains("--retain-history must be a whole number of days or hours, at least 31 days"), badAge.output)
+        }
     }
 }
