@@ -17,19 +17,16 @@ final class HistoryTests: XCTestCase {
         let url = try TestDatabase.create()
         connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
         pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 4)
-        try connection.query(
+        // One region, one pool that releases at once (no warm instances unless a test says).
+        try connection.executeScript(
             """
             INSERT INTO regions (id, kind, is_primary, vpc_id, vswitch_ids, security_group_id, state)
-            VALUES ('a', 'serverless', true, 'vpc-a', '{vsw-a}', 'sg-a', 'active')
-            """)
-        try connection.query(
-            """
+            VALUES ('a', 'serverless', true, 'vpc-a', '{vsw-a}', 'sg-a', 'active');
             INSERT INTO pools (region_id, id, compute_class, qos, cpu, memory_gib, instance_type, capacity,
                                price_per_hour, defer_scale_in_seconds)
-            VALUES ('a', 'p', 'general-purpose', '{default}', 4, 16, 'ecs.g8i.xlarge', 100, 1, 0)
+            VALUES ('a', 'p', 'general-purpose', '{default}', 4, 16, 'ecs.g8i.xlarge', 100, 1, 0);
+            INSERT INTO tenants (id, name, token_hash) VALUES ('\(tenant.lowercased)', 't', sha256('t-token'::bytea));
             """)
-        try connection.query(
-            "INSERT INTO tenants (id, name, token_hash) VALUES ($1, 't', sha256('t-token'::bytea))", [tenant])
     }
 
     override func tearDown() async throws {
