@@ -168,6 +168,19 @@ final class HistoryTests: XCTestCase {
         XCTAssertTrue(problems[0].hasPrefix("a/p: checkpoint at ledger row 20 sums 1, the ledger up to it 0"), problems[0])
     }
 
+    /// Outside --full, allocations are checked from the live side (live allocations and the
+    /// allocations of running instances): an ended allocation with a running instance is
+    /// still found.
+    func testVerifyFindsAnEndedAllocationWithARunningInstance() async throws {
+        try addHistory(3, daysAgo: 1)
+        let clean = try await LedgerVerifier(pool: pool).verify()
+        XCTAssertEqual(clean.problems, [])
+        let ended: String = try connection.query("SELECT id::text AS id FROM allocations ORDER BY seq LIMIT 1")[0].decode("id")
+        try connection.query("UPDATE instances SET state = 'running', ended_at = NULL WHERE allocation_id = $1::uuid", [ended])
+        let problems = try await LedgerVerifier(pool: pool).verify().problems
+        XCTAssertTrue(problems.contains("allocation \(ended) (released): placedReplicas 0, running instances 1"), "\(problems)")
+    }
+
     /// Retention removes ended allocations older than the setting, in batches, and keeps
     /// what must stay: recent history, live allocations, warm instances; verify (fast and
     /// full), tenant counters and a recent usage report come out the same.
