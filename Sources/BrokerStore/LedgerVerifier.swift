@@ -83,12 +83,14 @@ public struct LedgerVerifier: Sendable {
 
     /// The ledger's last row at a moment when no write to it is in flight: every row up to
     /// it has committed (or rolled back) and none can appear below it later, which is what
-    /// makes it a checkpoint. Waits for writes in flight for at most a second, during
-    /// which new grants queue behind it; nil when the ledger stayed busy that long.
+    /// makes it a checkpoint. Waits for writes in flight for at most half a second, during
+    /// which new ledger writers queue behind it; nil when the ledger stayed busy that long.
+    /// (Shorter than `deadlock_timeout`: a writer holding a row another queued writer
+    /// needs is let through by giving up, before the deadlock detector would abort anyone.)
     func quietPosition() async throws -> Int64? {
         do {
             return try await pool.withTransaction { c in
-                try c.query("SET LOCAL lock_timeout = '1s'")
+                try c.query("SET LOCAL lock_timeout = '500ms'")
                 try c.query("LOCK TABLE ledger IN SHARE MODE")
                 return try c.query("SELECT coalesce(max(seq), 0) AS seq FROM ledger")[0].decode("seq")
             }

@@ -9,12 +9,13 @@ import XCTest
 /// History with an end (migration 12): verify from a checkpoint, retention that keeps
 /// verify, counters and recent usage exact.
 final class HistoryTests: XCTestCase {
+    var url = ""
     var connection: PostgresConnection!
     var pool: PostgresPool!
     let tenant = UUID.timeOrdered()
 
     override func setUpWithError() throws {
-        let url = try TestDatabase.create()
+        url = try TestDatabase.create()
         connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
         pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 4)
         // One region, one pool that releases at once (no warm instances unless a test says).
@@ -166,6 +167,22 @@ final class HistoryTests: XCTestCase {
         let problems = try await LedgerVerifier(pool: pool).verify(full: true).problems
         XCTAssertEqual(problems.count, 1)
         XCTAssertTrue(problems[0].hasPrefix("a/p: checkpoint at ledger row 20 sums 1, the ledger up to it 0"), problems[0])
+    }
+
+    /// A ledger row written before a committed one but committed after it must not fall
+    /// below a checkpoint unread: while a ledger write is in flight, verify checks but
+    /// records no checkpoint, and the row counts once it commits.
+    func testNoCheckpointWhileALedgerWriteIsInFlight() async throws {
+        let slow = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        try slow.query("BEGIN")
+        try slow.query("INSERT INTO ledger (kind, region_id, pool_id, delta, actor) VALUES ('reserved', 'a', 'p', 1, 'slow')")
+        try connection.query("INSERT INTO ledger (kind, delta, actor) VALUES ('renewed', 0, 'fast')")
+        let during = try await LedgerVerifier(pool: pool).verify()
+        XCTAssertEqual(during.problems, [])
+        XCTAssertNil(during.recorded, "a write is in flight")
+        try slow.query("COMMIT")
+        let after = try await LedgerVerifier(pool: pool).verify()
+        XCTAssertEqual(after.problems, ["a/p: allocated counter 0, live instances 0, ledger sum 1"])
     }
 
     /// Outside --full, allocations are checked from the live side (live allocations and the
