@@ -7,11 +7,13 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// Sends webhook deliveries: every broker runs one. Each round turns newly final
-/// ledger events into deliveries (`WebhookStore.dispatch`), claims the due ones and
-/// posts them concurrently. A failed attempt is retried with exponential backoff and
-/// jitter (1 s doubling up to an hour) until the delivery is `retryWindow` old; then
-/// it fails and its endpoint is marked failing.
+/// Sends webhook deliveries: every broker runs one. It turns newly final ledger events
+/// into deliveries (`WebhookStore.dispatch`, at most every `dispatchInterval`) and keeps
+/// up to `concurrency` attempts in flight, claiming more as soon as slots free up, so a
+/// slow receiver holds one slot and not a round. A failed attempt is retried with
+/// exponential backoff and jitter (1 s doubling up to an hour) until the delivery is
+/// `retryWindow` old; then it fails and its endpoint is marked failing. Cancelling
+/// the task cancels the requests in flight: shutdown never waits on a receiver.
 public struct WebhookSender: Sendable {
     let store: WebhookStore
     let policy: WebhookURLPolicy
@@ -19,6 +21,7 @@ public struct WebhookSender: Sendable {
     let retryWindow: Duration
     let concurrency: Int
     let session: URLSession
+    static let dispatchInterval: Duration = .milliseconds(100)
 
     public init(
         store: WebhookStore, policy: WebhookURLPolicy, logger: Logger, concurrency: Int = 32,
@@ -35,25 +38,35 @@ public struct WebhookSender: Sendable {
         session = URLSession(configuration: configuration, delegate: RefuseRedirects(), delegateQueue: nil)
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled, then returns once the attempts in flight were
+    /// cancelled and recorded.
     public func run() async {
         let sent = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "delivered")])
         let failed = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "failed")])
-        while !Task.isCancelled {
-            do {
-                _ = try await store.dispatch()
-                let claimed = try await store.claim(limit: concurrency)
-                if claimed.isEmpty {
-                    try? await Task.sleep(for: .milliseconds(200))
-                    continue
+        let inFlight = InFlight()
+        var dispatched = ContinuousClock.now - Self.dispatchInterval
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                do {
+                    if ContinuousClock.now - dispatched >= Self.dispatchInterval {
+                        dispatched = .now
+                        _ = try await store.dispatch()
+                    }
+                    let free = concurrency - inFlight.count.load(ordering: .relaxed)
+                    let claimed = free > 0 ? try await store.claim(limit: free) : []
+                    for delivery in claimed {
+                        inFlight.count.add(1, ordering: .relaxed)
+                        group.addTask {
+                            (await self.attempt(delivery) ? sent : failed).increment()
+                            inFlight.count.subtract(1, ordering: .relaxed)
+                        }
+                    }
+                    // Busy: back as soon as slots may have freed; idle: at the next dispatch or so.
+                    try? await Task.sleep(for: claimed.isEmpty && free > 0 ? .milliseconds(200) : .milliseconds(10))
+                } catch {
+                    logger.warning("webhook round failed", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
                 }
-                await withTaskGroup(of: Bool.self) { group in
-                    for delivery in claimed { group.addTask { await self.attempt(delivery) } }
-                    for await ok in group { (ok ? sent : failed).increment() }
-                }
-            } catch {
-                logger.warning("webhook round failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
             }
         }
     }
@@ -100,22 +113,26 @@ public struct WebhookSender: Sendable {
     /// Sends with a deadline of its own: under load, FoundationNetworking's URLSession
     /// was seen never to complete some tasks (its own timeout did not fire either), which
     /// held up every later delivery and the broker's shutdown. Whichever comes first, the
-    /// answer or the deadline, resumes; the other finds the continuation taken.
+    /// answer, the deadline or the cancellation of the calling task, resumes; the others
+    /// find the continuation taken.
     func post(_ request: URLRequest) async -> (status: Int?, problem: String) {
-        await withCheckedContinuation { (continuation: CheckedContinuation<(status: Int?, problem: String), Never>) in
-            let once = Mutex<CheckedContinuation<(status: Int?, problem: String), Never>?>(continuation)
-            @Sendable func finish(_ status: Int?, _ problem: String) {
-                once.withLock { taken in defer { taken = nil }; return taken }?.resume(returning: (status, problem))
+        let outcome = Outcome()
+        let task = session.dataTask(with: request) { _, response, error in
+            let status = (response as? HTTPURLResponse)?.statusCode
+            outcome.finish(status, error.map { "no answer: \($0.localizedDescription)" } ?? "answered \(status.map(String.init) ?? "without a status")")
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                guard outcome.wait(continuation) else { return }
+                task.resume()
+                DispatchQueue.global().asyncAfter(deadline: .now() + Self.attemptDeadline) {
+                    task.cancel()
+                    outcome.finish(nil, "no answer within \(Int(Self.attemptDeadline)) s")
+                }
             }
-            let task = session.dataTask(with: request) { _, response, error in
-                let status = (response as? HTTPURLResponse)?.statusCode
-                finish(status, error.map { "no answer: \($0.localizedDescription)" } ?? "answered \(status.map(String.init) ?? "without a status")")
-            }
-            task.resume()
-            DispatchQueue.global().asyncAfter(deadline: .now() + Self.attemptDeadline) {
-                task.cancel()
-                finish(nil, "no answer within \(Int(Self.attemptDeadline)) s")
-            }
+        } onCancel: {
+            task.cancel()
+            outcome.finish(nil, "not sent: the broker is shutting down")
         }
     }
 
@@ -125,6 +142,37 @@ public struct WebhookSender: Sendable {
     static func backoff(attempts: Int) -> Duration {
         let ceiling = min(pow(2, Double(min(max(attempts - 1, 0), 20))), 3600)
         return .milliseconds(Int64(ceiling * 500 * (1 + Double.random(in: 0...1))))
+    }
+}
+
+/// Attempts under way, shared with their tasks.
+private final class InFlight: Sendable {
+    let count = Atomic<Int>(0)
+}
+
+/// The first outcome of an attempt, from whichever of the answer, the deadline and a
+/// cancellation comes first; one that comes before the caller waits is kept for it.
+private final class Outcome: Sendable {
+    typealias Result = (status: Int?, problem: String)
+    private let state = Mutex<(waiting: CheckedContinuation<Result, Never>?, early: Result?)>((nil, nil))
+
+    /// False when an outcome came already: the continuation was resumed with it.
+    func wait(_ continuation: CheckedContinuation<Result, Never>) -> Bool {
+        let early = state.withLock { state -> Result? in
+            if state.early == nil { state.waiting = continuation }
+            return state.early
+        }
+        if let early { continuation.resume(returning: early) }
+        return early == nil
+    }
+
+    func finish(_ status: Int?, _ problem: String) {
+        let waiting = state.withLock { state -> CheckedContinuation<Result, Never>? in
+            defer { state.waiting = nil }
+            if state.waiting == nil && state.early == nil { state.early = (status, problem) }
+            return state.waiting
+        }
+        waiting?.resume(returning: (status, problem))
     }
 }
 

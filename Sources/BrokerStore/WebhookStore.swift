@@ -150,30 +150,13 @@ public struct WebhookStore: Sendable {
     }
 
     /// Claims due deliveries, each the oldest pending one of its allocation at its
-    /// endpoint, so that an allocation's events arrive in order. A claim lasts a
-    /// minute: a broker that dies while sending leaves it to another after that.
+    /// endpoint (its lane, migration 11), so that an allocation's events arrive in
+    /// order; lanes come from an index in due order, so a claim costs the same however
+    /// many deliveries wait. A claim lasts a minute: a broker that dies while sending
+    /// leaves it to another after that.
     public func claim(limit: Int) async throws -> [ClaimedDelivery] {
         try await pool.withConnection { c in
-            try c.query(
-                """
-                WITH due AS (
-                    SELECT d.id FROM webhook_deliveries d
-                    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                                      WHERE p.endpoint_id = d.endpoint_id AND p.allocation_id = d.allocation_id
-                                        AND p.status = 'pending' AND p.id < d.id)
-                    ORDER BY d.next_attempt_at, d.id LIMIT $1 FOR UPDATE SKIP LOCKED
-                )
-                UPDATE webhook_deliveries d
-                SET next_attempt_at = now() + interval '1 minute', attempts = d.attempts + 1, last_attempt_at = now()
-                FROM due, webhook_endpoints e
-                WHERE d.id = due.id AND e.id = d.endpoint_id
-                RETURNING d.id, d.message_id, d.payload, d.attempts, e.url,
-                          array_remove(ARRAY[e.secret, CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END], NULL)
-                              AS secrets,
-                          extract(epoch FROM now() - d.created_at)::float8 AS age
-                """, [limit]
-            ).map { row in
+            try c.query("SELECT * FROM gpb_webhook_claim($1)", [limit]).map { row in
                 ClaimedDelivery(
                     id: try row.decode("id"), messageId: try row.decode("message_id"), payload: try row.decode("payload"),
                     attempts: try row.decode("attempts"), url: try row.decode("url"), secrets: try row.decode("secrets"),
@@ -184,39 +167,19 @@ public struct WebhookStore: Sendable {
 
     /// A 2xx answer: delivered, and the endpoint is active again.
     public func delivered(_ id: Int64, status: Int) async throws {
-        try await pool.withConnection { c in
-            try c.query(
-                """
-                WITH done AS (
-                    UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL
-                    WHERE id = $1 RETURNING endpoint_id
-                )
-                UPDATE webhook_endpoints SET status = 'active', updated_at = now()
-                WHERE id IN (SELECT endpoint_id FROM done) AND status = 'failing'
-                """, [id, status])
-        }
+        try await attempted(id, delivered: true, status: status, reason: nil, retryIn: nil)
     }
 
     /// Another answer or none: tried again after `retryIn`, or, with `retryIn` nil
     /// (out of retries), failed for good and its endpoint marked failing.
     public func attemptFailed(_ id: Int64, status: Int?, reason: String, retryIn: Duration?) async throws {
+        try await attempted(id, delivered: false, status: status, reason: reason, retryIn: retryIn)
+    }
+
+    private func attempted(_ id: Int64, delivered: Bool, status: Int?, reason: String?, retryIn: Duration?) async throws {
+        let seconds = retryIn.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
         try await pool.withConnection { c in
-            if let retryIn {
-                try c.query(
-                    """
-                    UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2), last_status = $3, last_error = $4
-                    WHERE id = $1
-                    """, [id, Double(retryIn.components.seconds) + Double(retryIn.components.attoseconds) / 1e18, status, reason])
-            } else {
-                try c.query(
-                    """
-                    WITH dead AS (
-                        UPDATE webhook_deliveries SET status = 'failed', last_status = $2, last_error = $3
-                        WHERE id = $1 RETURNING endpoint_id
-                    )
-                    UPDATE webhook_endpoints SET status = 'failing', updated_at = now() WHERE id IN (SELECT endpoint_id FROM dead)
-                    """, [id, status, reason])
-            }
+            try c.query("SELECT gpb_webhook_attempted($1, $2, $3, $4, $5)", [id, delivered, status, reason, seconds])
         }
     }
 
