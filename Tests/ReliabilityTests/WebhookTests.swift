@@ -143,6 +143,42 @@ final class WebhookTests: XCTestCase {
         XCTAssertNotNil(delivery?["lastError"]?.stringValue)
     }
 
+    /// A receiver that takes the request and never answers does not hold up shutdown:
+    /// SIGTERM cancels the attempt in flight, which is recorded for a retry, and the
+    /// broker exits (URLSession's own timeout is 15 s, the attempt's deadline 20 s).
+    func testShutdownDoesNotWaitForAReceiverThatNeverAnswers() throws {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        defer { broker.stop() }
+        try broker.waitReady()
+        try Seed.region(port: broker.port, "r1", primary: true)
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
+        let token = try Seed.tenant(port: broker.port)
+        let (silent, port) = try silentListener()
+        defer { close(silent) }
+        let registered = try HTTP.request(
+            port: broker.port, "POST", "/v1/webhooks", token: token, json: .object(["url": .string("http://127.0.0.1:\(port)/")]))
+        XCTAssertEqual(registered.status, 201, registered.text)
+        XCTAssertEqual(try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "h")).status, 201)
+        let db = try database(url)
+        let waiting = Date()
+        while try db.query("SELECT coalesce(max(attempts), 0) AS n FROM webhook_deliveries")[0].decode("n", as: Int.self) == 0 {
+            guard Date().timeIntervalSince(waiting) < 10 else { throw TestSetupError("no attempt within 10 s") }
+            usleep(50_000)
+        }
+        usleep(500_000)  // the request is out and waits for an answer
+        let stopping = Date()
+        kill(broker.pid, SIGTERM)
+        while broker.process.isRunning && Date().timeIntervalSince(stopping) < 30 { usleep(20_000) }
+        let took = Date().timeIntervalSince(stopping)
+        XCTAssertFalse(broker.process.isRunning)
+        XCTAssertLessThan(took, 5, "SIGTERM waited for the receiver")
+        let row = try db.query("SELECT status, last_error FROM webhook_deliveries")[0]
+        XCTAssertEqual(try row.decode("status", as: String.self), "pending", "tried again later, by this broker or another")
+        XCTAssertEqual(try row.decodeIfPresent("last_error", as: String.self), "not sent: the broker is shutting down")
+        report("18 webhook shutdown", "exited \(secs(took)) after SIGTERM with a delivery in flight to a receiver that never answers; the attempt was recorded for a retry")
+    }
+
     private func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
