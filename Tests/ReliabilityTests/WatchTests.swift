@@ -101,6 +101,63 @@ final class WatchTests: XCTestCase {
         report("18 watch slow reader", "dropped after \(delivered.count) of 8000 events (256 KiB waiting); resumed from its last event id: \(rest.count) more, 0 repeats")
     }
 
+    /// The admin's stream carries the inventory's changes (region and pool reports) in
+    /// feed order among the allocation events, each written with its change (a refused
+    /// change or a grant's counters write none); the admin resumes them with
+    /// Last-Event-ID; a tenant's stream and pages never show them.
+    func testAdminWatchesInventoryChangesAndTenantsNever() throws {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url)
+        defer { broker.stop() }
+        try broker.waitReady()
+        let port = broker.port
+        let adminToken = BrokerProcess.adminToken
+        try Seed.region(port: port, "r1", primary: true)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 10)
+        let token = try Seed.tenant(port: port)
+        let admin = try SSEClient(port: port, path: "/v1/events", token: adminToken)
+        defer { admin.close() }
+        let tenant = try SSEClient(port: port, path: "/v1/events", token: token)
+        defer { tenant.close() }
+
+        try Seed.region(port: port, "r2", primary: false)
+        try Seed.pool(port: port, region: "r2", "p2", capacity: 5)
+        XCTAssertEqual(try HTTP.request(port: port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "a")).status, 201)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 20)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 20)  // the same report again: no change
+        let cordon = try HTTP.request(
+            port: port, "PUT", "/v1/admin/regions/r2", token: adminToken, json: Seed.regionBody("r2", primary: false, state: "cordoned"))
+        XCTAssertEqual(cordon.status, 200, cordon.text)
+        XCTAssertEqual(try HTTP.request(port: port, "DELETE", "/v1/admin/regions/r1/pools/p1", token: adminToken).status, 409)
+        XCTAssertEqual(try HTTP.request(port: port, "DELETE", "/v1/admin/regions/r2/pools/p2", token: adminToken).status, 204)
+        XCTAssertEqual(try HTTP.request(port: port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "b")).status, 201)
+
+        let expected = [
+            "region.created", "pool.created", "allocation.reserved", "pool.changed", "region.changed", "pool.deleted",
+            "allocation.reserved",
+        ]
+        let seen = try admin.readAll(atLeast: expected.count, within: 10)
+        XCTAssertEqual(seen.map(\.event), expected)
+        let changed = try JSONValue.parse(Array(seen[3].data.utf8))["data"]
+        XCTAssertEqual(changed?["poolId"], .string("p1"))
+        XCTAssertEqual(changed?["current"]?["capacity"], .number(20))
+        XCTAssertEqual(changed?["previous"]?["capacity"], .number(10))
+        let cordoned = try JSONValue.parse(Array(seen[4].data.utf8))["data"]
+        XCTAssertEqual(cordoned?["current"]?["state"], .string("cordoned"))
+        XCTAssertEqual(cordoned?["previous"]?["state"], .string("active"))
+        XCTAssertEqual(try tenant.readAll(atLeast: 2, within: 10).map(\.event), ["allocation.reserved", "allocation.reserved"])
+
+        let resumed = try SSEClient(port: port, path: "/v1/events", token: adminToken, lastEventId: seen[2].id)
+        defer { resumed.close() }
+        XCTAssertEqual(try resumed.readAll(atLeast: 4, within: 10).map(\.id), seen[3...].map(\.id))
+        func pageTypes(_ token: String) throws -> [String] {
+            let page = try HTTP.request(port: port, "GET", "/v1/events?after=\(seen[0].id)&limit=1000", token: token)
+            return (page.json["events"]?.arrayValue ?? []).compactMap { $0["type"]?.stringValue }
+        }
+        XCTAssertEqual(try pageTypes(adminToken), Array(expected.dropFirst()))
+        XCTAssertEqual(try pageTypes(token), ["allocation.reserved", "allocation.reserved"])
+    }
+
     /// One allocation's stream: only its events; another tenant's allocation is 404.
     func testAllocationStreamAndIsolation() throws {
         let url = try TestDatabase.create()
