@@ -83,6 +83,10 @@ LANGUAGE sql IMMUTABLE AS $$
             'at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))))
 $$;
 
+-- An endpoint without a tenant is the admin's: it may take every tenant's allocation
+-- events and the inventory's.
+ALTER TABLE webhook_endpoints ALTER COLUMN tenant_id DROP NOT NULL;
+
 -- Webhook lanes: one row per endpoint and allocation with deliveries pending, due
 -- when its oldest pending delivery may be attempted. Claiming takes due lanes from an
 -- index and each lane's oldest delivery, so it costs the same with 40,000 deliveries
@@ -92,6 +96,7 @@ $$;
 -- cannot vanish while a delivery of it is still pending.
 CREATE TABLE webhook_lanes (
     endpoint_id     uuid NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    -- The nil uuid: the lane of events without an allocation (an admin's inventory events).
     allocation_id   uuid NOT NULL,
     pending         integer NOT NULL CHECK (pending >= 0),
     -- Also a claim: a broker sending the lane's delivery moves it a minute ahead first.
@@ -100,15 +105,19 @@ CREATE TABLE webhook_lanes (
 );
 CREATE INDEX webhook_lanes_due ON webhook_lanes (next_attempt_at);
 
+CREATE FUNCTION gpb_no_allocation() RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid $$;
+
 INSERT INTO webhook_lanes (endpoint_id, allocation_id, pending, next_attempt_at)
-SELECT endpoint_id, allocation_id, count(*), min(next_attempt_at) FROM webhook_deliveries
-WHERE status = 'pending' AND allocation_id IS NOT NULL GROUP BY endpoint_id, allocation_id;
+SELECT endpoint_id, coalesce(allocation_id, gpb_no_allocation()), count(*), min(next_attempt_at) FROM webhook_deliveries
+WHERE status = 'pending' GROUP BY 1, 2;
 
 -- Claims go through the lanes now.
 DROP INDEX webhook_deliveries_due;
 
 -- Migration 6's gpb_webhook_dispatch (its newest definition), which now also counts
--- each delivery into its lane.
+-- each delivery into its lane and gives an admin's endpoint (no tenant) every tenant's
+-- allocation events and the inventory's, in feed order.
 CREATE OR REPLACE FUNCTION gpb_webhook_dispatch(p_limit integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -122,27 +131,36 @@ DECLARE
 BEGIN
     FOR e IN SELECT * FROM webhook_endpoints WHERE cursor_xid < horizon ORDER BY id FOR UPDATE SKIP LOCKED LOOP
         WITH feed AS (
-            SELECT l FROM ledger l
-            WHERE l.xid >= e.cursor_xid AND l.xid < horizon AND (l.xid, l.seq) > (e.cursor_xid, e.cursor_seq)
-            ORDER BY l.xid, l.seq LIMIT p_limit
+            SELECT * FROM (
+                (SELECT l.xid, l.seq, l, NULL::inventory_events AS i FROM ledger l
+                 WHERE l.xid >= e.cursor_xid AND l.xid < horizon AND (l.xid, l.seq) > (e.cursor_xid, e.cursor_seq)
+                 ORDER BY l.xid, l.seq LIMIT p_limit)
+                UNION ALL
+                (SELECT i.xid, i.seq, NULL::ledger, i FROM inventory_events i
+                 WHERE e.tenant_id IS NULL
+                   AND i.xid >= e.cursor_xid AND i.xid < horizon AND (i.xid, i.seq) > (e.cursor_xid, e.cursor_seq)
+                 ORDER BY i.xid, i.seq LIMIT p_limit)
+            ) u ORDER BY xid, seq LIMIT p_limit
+        ), typed AS (
+            SELECT f.*, coalesce('allocation.' || (f.l).kind, (f.i).type) AS type FROM feed f
         ), inserted AS (
             INSERT INTO webhook_deliveries (endpoint_id, message_id, allocation_id, event_type, payload)
-            SELECT e.id, 'evt_' || (f.l).xid || '_' || (f.l).seq, (f.l).allocation_id, 'allocation.' || (f.l).kind,
-                   gpb_event_json(f.l)::text
-            FROM feed f JOIN allocations a ON a.id = (f.l).allocation_id
-            WHERE a.tenant_id = e.tenant_id
-              AND (cardinality(e.event_types) = 0 OR 'allocation.' || (f.l).kind = ANY (e.event_types))
-            ORDER BY (f.l).xid, (f.l).seq
+            SELECT e.id, 'evt_' || t.xid || '_' || t.seq, (t.l).allocation_id, t.type,
+                   CASE WHEN (t.i).seq IS NULL THEN gpb_event_json(t.l) ELSE gpb_inventory_event_json(t.i) END::text
+            FROM typed t LEFT JOIN allocations a ON a.id = (t.l).allocation_id
+            WHERE (e.tenant_id IS NULL OR a.tenant_id = e.tenant_id)
+              AND (cardinality(e.event_types) = 0 OR t.type = ANY (e.event_types))
+            ORDER BY t.xid, t.seq
             ON CONFLICT DO NOTHING
             RETURNING allocation_id
         ), lanes AS (
             INSERT INTO webhook_lanes AS w (endpoint_id, allocation_id, pending)
-            SELECT e.id, allocation_id, count(*) FROM inserted GROUP BY allocation_id
+            SELECT e.id, coalesce(allocation_id, gpb_no_allocation()), count(*) FROM inserted GROUP BY 2
             ON CONFLICT (endpoint_id, allocation_id) DO UPDATE SET pending = w.pending + excluded.pending
         )
         SELECT (SELECT count(*) FROM feed), (SELECT count(*) FROM inserted),
-               (SELECT (f.l).xid FROM feed f ORDER BY (f.l).xid DESC, (f.l).seq DESC LIMIT 1),
-               (SELECT (f.l).seq FROM feed f ORDER BY (f.l).xid DESC, (f.l).seq DESC LIMIT 1)
+               (SELECT f.xid FROM feed f ORDER BY f.xid DESC, f.seq DESC LIMIT 1),
+               (SELECT f.seq FROM feed f ORDER BY f.xid DESC, f.seq DESC LIMIT 1)
         INTO seen, n, last_xid, last_seq;
         -- A short window read everything below the horizon: start the next one there.
         IF seen < p_limit THEN
@@ -169,9 +187,13 @@ LANGUAGE sql AS $$
         FROM due WHERE l.endpoint_id = due.endpoint_id AND l.allocation_id = due.allocation_id
         RETURNING l.endpoint_id, l.allocation_id
     ), heads AS (
-        SELECT (SELECT d.id FROM webhook_deliveries d
-                WHERE d.endpoint_id = c.endpoint_id AND d.allocation_id = c.allocation_id AND d.status = 'pending'
-                ORDER BY d.id LIMIT 1) AS id
+        SELECT CASE WHEN c.allocation_id = gpb_no_allocation()
+                    THEN (SELECT d.id FROM webhook_deliveries d
+                          WHERE d.endpoint_id = c.endpoint_id AND d.allocation_id IS NULL AND d.status = 'pending'
+                          ORDER BY d.id LIMIT 1)
+                    ELSE (SELECT d.id FROM webhook_deliveries d
+                          WHERE d.endpoint_id = c.endpoint_id AND d.allocation_id = c.allocation_id AND d.status = 'pending'
+                          ORDER BY d.id LIMIT 1) END AS id
         FROM claimed c
     )
     UPDATE webhook_deliveries d
@@ -187,22 +209,36 @@ $$;
 -- seconds, or (p_retry_in null) for good, which marks the endpoint failing. A delivery
 -- that is no longer pending (another broker finished it after this one's claim ran
 -- out) changes nothing. A finished delivery leaves its lane, which is due at once for
--- the next one.
+-- the next one. Locks are taken endpoint, lane, delivery: the order of dispatch
+-- (which skips locked endpoints), claims and the deletion of an endpoint, so that
+-- none of them waits on another in a circle.
 CREATE FUNCTION gpb_webhook_attempted(p_id bigint, p_delivered boolean, p_status integer, p_error text,
                                       p_retry_in double precision)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     d webhook_deliveries;
+    lane uuid;
+    finished boolean := p_delivered OR p_retry_in IS NULL;
     left_pending integer;
 BEGIN
-    IF NOT p_delivered AND p_retry_in IS NOT NULL THEN
+    SELECT * INTO d FROM webhook_deliveries WHERE id = p_id;
+    IF NOT FOUND OR d.status <> 'pending' THEN
+        RETURN;
+    END IF;
+    lane := coalesce(d.allocation_id, gpb_no_allocation());
+    IF finished THEN
+        UPDATE webhook_endpoints SET status = CASE WHEN p_delivered THEN 'active' ELSE 'failing' END, updated_at = now()
+        WHERE id = d.endpoint_id AND status <> CASE WHEN p_delivered THEN 'active' ELSE 'failing' END;
+    END IF;
+    PERFORM 1 FROM webhook_lanes WHERE endpoint_id = d.endpoint_id AND allocation_id = lane FOR UPDATE;
+    IF NOT finished THEN
         UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => p_retry_in),
                last_status = p_status, last_error = p_error
         WHERE id = p_id AND status = 'pending' RETURNING * INTO d;
         IF FOUND THEN
             UPDATE webhook_lanes SET next_attempt_at = d.next_attempt_at
-            WHERE endpoint_id = d.endpoint_id AND allocation_id = d.allocation_id;
+            WHERE endpoint_id = d.endpoint_id AND allocation_id = lane;
         END IF;
         RETURN;
     END IF;
@@ -210,16 +246,14 @@ BEGIN
     SET status = CASE WHEN p_delivered THEN 'delivered' ELSE 'failed' END,
         delivered_at = CASE WHEN p_delivered THEN now() END,
         last_status = p_status, last_error = CASE WHEN p_delivered THEN NULL ELSE p_error END
-    WHERE id = p_id AND status = 'pending' RETURNING * INTO d;
+    WHERE id = p_id AND status = 'pending';
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    UPDATE webhook_endpoints SET status = CASE WHEN p_delivered THEN 'active' ELSE 'failing' END, updated_at = now()
-    WHERE id = d.endpoint_id AND status <> CASE WHEN p_delivered THEN 'active' ELSE 'failing' END;
     UPDATE webhook_lanes SET pending = pending - 1, next_attempt_at = now()
-    WHERE endpoint_id = d.endpoint_id AND allocation_id = d.allocation_id RETURNING pending INTO left_pending;
+    WHERE endpoint_id = d.endpoint_id AND allocation_id = lane RETURNING pending INTO left_pending;
     IF left_pending = 0 THEN
-        DELETE FROM webhook_lanes WHERE endpoint_id = d.endpoint_id AND allocation_id = d.allocation_id;
+        DELETE FROM webhook_lanes WHERE endpoint_id = d.endpoint_id AND allocation_id = lane;
     END IF;
 END
 $$;

@@ -41,8 +41,10 @@ public struct ClaimedDelivery: Sendable {
     public var age: Duration
 }
 
-/// Webhook endpoints and their deliveries (migration 6). Deliveries are made from the
-/// ledger by `dispatch()`, off the grant path, and sent by whichever broker claims them.
+/// Webhook endpoints and their deliveries (migrations 6 and 11). Deliveries are made
+/// from the ledger by `dispatch()`, off the grant path, and sent by whichever broker
+/// claims them. An endpoint's owner is a tenant, or nil: the admin, whose endpoints may
+/// take every tenant's allocation events and the inventory's.
 public struct WebhookStore: Sendable {
     let pool: PostgresPool
 
@@ -53,7 +55,7 @@ public struct WebhookStore: Sendable {
     private static let columns = "id, url, event_types, status, created_at, updated_at"
 
     /// Starts at the feed's horizon: events that commit from now on.
-    public func create(tenantId: UUID, url: String, eventTypes: [String], secret: String) async throws -> WebhookEndpoint {
+    public func create(tenantId: UUID?, url: String, eventTypes: [String], secret: String) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 try Self.decode(
@@ -67,45 +69,50 @@ public struct WebhookStore: Sendable {
         }
     }
 
-    public func list(tenantId: UUID) async throws -> [WebhookEndpoint] {
+    public func list(tenantId: UUID?) async throws -> [WebhookEndpoint] {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 try c.query(
-                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]
+                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE tenant_id IS NOT DISTINCT FROM $1 ORDER BY created_at, id", [tenantId]
                 ).map(Self.decode)
             }
         }
     }
 
-    public func get(tenantId: UUID, id: UUID) async throws -> WebhookEndpoint {
+    public func get(tenantId: UUID?, id: UUID) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 guard let row = try c.query(
-                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2", [id, tenantId]
+                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2", [id, tenantId]
                 ).first else { throw Self.notFound(id) }
                 return try Self.decode(row)
             }
         }
     }
 
-    public func delete(tenantId: UUID, id: UUID) async throws {
+    /// The endpoint, then its lanes, then (cascading) its deliveries: the lock order of
+    /// the senders (migration 11), so a deletion never deadlocks with them.
+    public func delete(tenantId: UUID?, id: UUID) async throws {
         try await StoreError.translating {
-            try await pool.withConnection { c in
-                let rows = try c.query("DELETE FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2 RETURNING 1", [id, tenantId])
+            try await pool.withTransaction { c in
+                let rows = try c.query(
+                    "SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 FOR UPDATE", [id, tenantId])
                 if rows.isEmpty { throw Self.notFound(id) }
+                try c.query("DELETE FROM webhook_lanes WHERE endpoint_id = $1", [id])
+                try c.query("DELETE FROM webhook_endpoints WHERE id = $1", [id])
             }
         }
     }
 
     /// The new secret signs from now on; the previous one too, for 24 hours.
-    public func rotateSecret(tenantId: UUID, id: UUID, secret: String) async throws -> WebhookEndpoint {
+    public func rotateSecret(tenantId: UUID?, id: UUID, secret: String) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 guard let row = try c.query(
                     """
                     UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = now() + interval '24 hours',
                            secret = $3, updated_at = now()
-                    WHERE id = $1 AND tenant_id = $2 RETURNING \(Self.columns)
+                    WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 RETURNING \(Self.columns)
                     """, [id, tenantId, secret]
                 ).first else { throw Self.notFound(id) }
                 return try Self.decode(row)
@@ -114,10 +121,10 @@ public struct WebhookStore: Sendable {
     }
 
     /// Newest first.
-    public func deliveries(tenantId: UUID, id: UUID, limit: Int) async throws -> [WebhookDelivery] {
+    public func deliveries(tenantId: UUID?, id: UUID, limit: Int) async throws -> [WebhookDelivery] {
         try await StoreError.translating {
             try await pool.withConnection { c in
-                if try c.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2", [id, tenantId]).isEmpty {
+                if try c.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2", [id, tenantId]).isEmpty {
                     throw Self.notFound(id)
                 }
                 return try c.query(

@@ -109,6 +109,51 @@ final class WebhookTests: XCTestCase {
             "\(expected.count) events, \(ids.count) requests received (\(ids.count - Set(ids).count) repeats), \(lines.filter { $0["verified"] == .bool(true) }.count) verified by standardwebhooks; \(retried) retried; caught up \(secs(caughtUpIn)) after the receiver came back")
     }
 
+    /// The admin's endpoint takes the inventory's changes and every tenant's allocation
+    /// events, verified by `standardwebhooks`; a tenant's endpoint, registered at the
+    /// same time for every type, gets only its own allocations' events.
+    func testTheAdminsEndpointGetsInventoryEventsAndTenantsNever() throws {
+        guard let python = Self.python else { throw XCTSkip("no Python with standardwebhooks: run scripts/test-venv") }
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        defer { broker.stop() }
+        try broker.waitReady()
+        try Seed.region(port: broker.port, "r1", primary: true)
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
+        let token = try Seed.tenant(port: broker.port)
+        let otherToken = try Seed.tenant(port: broker.port, "other")
+        func receiver(_ token: String, _ types: [String]) throws -> (Process, String) {
+            let port = try freePort()
+            let output = NSTemporaryDirectory() + "gpb-hooks-\(UUID().uuidString.prefix(8)).jsonl"
+            let registered = try HTTP.request(
+                port: broker.port, "POST", "/v1/webhooks", token: token,
+                json: .object(["url": .string("http://127.0.0.1:\(port)/"), "eventTypes": .array(types.map { .string($0) })]))
+            XCTAssertEqual(registered.status, 201, registered.text)
+            return (try startReceiver(python, port, registered.json["secret"]?.stringValue ?? "", output), output)
+        }
+        let (adminReceiver, adminOutput) = try receiver(BrokerProcess.adminToken, ["pool.changed", "allocation.reserved"])
+        let (tenantReceiver, tenantOutput) = try receiver(token, [])
+        defer {
+            [adminReceiver, tenantReceiver].forEach { $0.terminate() }
+            for path in [adminOutput, tenantOutput] { unlink(path) }
+        }
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 20)
+        for (index, caller) in [token, otherToken].enumerated() {
+            let made = try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: caller, json: Seed.allocation(key: "i\(index)"))
+            XCTAssertEqual(made.status, 201)
+        }
+        try Seed.region(port: broker.port, "r2", primary: false)  // not asked for
+        try waitForDeliveries(adminOutput, atLeast: 3)
+        try waitForDeliveries(tenantOutput, atLeast: 1)
+        usleep(1_000_000)  // anything more would come now
+        let admin = try readLines(adminOutput)
+        XCTAssertTrue(admin.allSatisfy { $0["verified"] == .bool(true) })
+        XCTAssertEqual(admin.compactMap { $0["payload"]?["type"]?.stringValue }, ["pool.changed", "allocation.reserved", "allocation.reserved"])
+        XCTAssertEqual(admin.first?["payload"]?["data"]?["current"]?["capacity"], .number(20))
+        let tenant = try readLines(tenantOutput)
+        XCTAssertEqual(tenant.compactMap { $0["payload"]?["type"]?.stringValue }, ["allocation.reserved"], "its own allocation only")
+    }
+
     /// A delivery still failing after 24 h fails for good and marks its endpoint failing.
     func testADeliveryOutOfRetriesMarksTheEndpointFailing() throws {
         let url = try TestDatabase.create()
