@@ -155,7 +155,8 @@ BEGIN
             RETURNING allocation_id
         ), lanes AS (
             INSERT INTO webhook_lanes AS w (endpoint_id, allocation_id, pending)
-            SELECT e.id, coalesce(allocation_id, gpb_no_allocation()), count(*) FROM inserted GROUP BY 2
+            -- In lane order, the order outcomes lock lanes in.
+            SELECT e.id, coalesce(allocation_id, gpb_no_allocation()), count(*) FROM inserted GROUP BY 2 ORDER BY 2
             ON CONFLICT (endpoint_id, allocation_id) DO UPDATE SET pending = w.pending + excluded.pending
         )
         SELECT (SELECT count(*) FROM feed), (SELECT count(*) FROM inserted),
@@ -205,55 +206,54 @@ LANGUAGE sql AS $$
               extract(epoch FROM now() - d.created_at)::float8
 $$;
 
--- An attempt's outcome. Delivered (p_delivered), or failed: again in p_retry_in
--- seconds, or (p_retry_in null) for good, which marks the endpoint failing. A delivery
--- that is no longer pending (another broker finished it after this one's claim ran
--- out) changes nothing. A finished delivery leaves its lane, which is due at once for
--- the next one. Locks are taken endpoint, lane, delivery: the order of dispatch
--- (which skips locked endpoints), claims and the deletion of an endpoint, so that
--- none of them waits on another in a circle.
-CREATE FUNCTION gpb_webhook_attempted(p_id bigint, p_delivered boolean, p_status integer, p_error text,
-                                      p_retry_in double precision)
+-- Attempts' outcomes (as gpb_webhook_outcomes reads them), recorded together: one
+-- transaction for a sender's round, not one per delivery. Delivered, or failed and
+-- tried again in `retryIn` seconds, or (`retryIn` null) failed for good, which marks
+-- the endpoint failing. A delivery that
+-- is no longer pending (another broker finished it after this one's claim ran out)
+-- changes nothing. A finished delivery leaves its lane, which is due at once for the
+-- next one. Locks are taken endpoints, then lanes in (endpoint, allocation) order, then
+-- deliveries: the order of dispatch (which also skips locked endpoints), claims (which
+-- skip locked lanes) and the deletion of an endpoint, so none waits on another in a circle.
+-- The outcomes still to record: [{"id", "delivered", "status", "error", "retryIn"}] of
+-- pending deliveries, with their lanes.
+CREATE FUNCTION gpb_webhook_outcomes(p_outcomes jsonb)
+RETURNS TABLE (id bigint, delivered boolean, status integer, error text, retry_in double precision, endpoint_id uuid, lane uuid)
+LANGUAGE sql STABLE AS $$
+    SELECT o.id, o.delivered, o.status, o.error, o."retryIn", d.endpoint_id, coalesce(d.allocation_id, gpb_no_allocation())
+    FROM jsonb_to_recordset(p_outcomes) AS o(id bigint, delivered boolean, status integer, error text, "retryIn" double precision)
+    JOIN webhook_deliveries d ON d.id = o.id AND d.status = 'pending'
+$$;
+
+CREATE FUNCTION gpb_webhook_attempted(p_outcomes jsonb)
 RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    d webhook_deliveries;
-    lane uuid;
-    finished boolean := p_delivered OR p_retry_in IS NULL;
-    left_pending integer;
 BEGIN
-    SELECT * INTO d FROM webhook_deliveries WHERE id = p_id;
-    IF NOT FOUND OR d.status <> 'pending' THEN
-        RETURN;
-    END IF;
-    lane := coalesce(d.allocation_id, gpb_no_allocation());
-    IF finished THEN
-        UPDATE webhook_endpoints SET status = CASE WHEN p_delivered THEN 'active' ELSE 'failing' END, updated_at = now()
-        WHERE id = d.endpoint_id AND status <> CASE WHEN p_delivered THEN 'active' ELSE 'failing' END;
-    END IF;
-    PERFORM 1 FROM webhook_lanes WHERE endpoint_id = d.endpoint_id AND allocation_id = lane FOR UPDATE;
-    IF NOT finished THEN
-        UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => p_retry_in),
-               last_status = p_status, last_error = p_error
-        WHERE id = p_id AND status = 'pending' RETURNING * INTO d;
-        IF FOUND THEN
-            UPDATE webhook_lanes SET next_attempt_at = d.next_attempt_at
-            WHERE endpoint_id = d.endpoint_id AND allocation_id = lane;
-        END IF;
-        RETURN;
-    END IF;
-    UPDATE webhook_deliveries
-    SET status = CASE WHEN p_delivered THEN 'delivered' ELSE 'failed' END,
-        delivered_at = CASE WHEN p_delivered THEN now() END,
-        last_status = p_status, last_error = CASE WHEN p_delivered THEN NULL ELSE p_error END
-    WHERE id = p_id AND status = 'pending';
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    UPDATE webhook_lanes SET pending = pending - 1, next_attempt_at = now()
-    WHERE endpoint_id = d.endpoint_id AND allocation_id = lane RETURNING pending INTO left_pending;
-    IF left_pending = 0 THEN
-        DELETE FROM webhook_lanes WHERE endpoint_id = d.endpoint_id AND allocation_id = lane;
-    END IF;
+    UPDATE webhook_endpoints e SET status = t.status, updated_at = now()
+    FROM (SELECT endpoint_id, CASE WHEN bool_or(NOT delivered) THEN 'failing' ELSE 'active' END AS status
+          FROM gpb_webhook_outcomes(p_outcomes)
+          WHERE delivered OR retry_in IS NULL GROUP BY endpoint_id) t
+    WHERE e.id = t.endpoint_id AND e.status <> t.status;
+    PERFORM 1 FROM webhook_lanes l
+    JOIN gpb_webhook_outcomes(p_outcomes) o ON o.endpoint_id = l.endpoint_id AND o.lane = l.allocation_id
+    ORDER BY l.endpoint_id, l.allocation_id FOR UPDATE OF l;
+
+    WITH changed AS (
+        UPDATE webhook_deliveries d
+        SET status = CASE WHEN o.delivered THEN 'delivered' WHEN o.retry_in IS NULL THEN 'failed' ELSE 'pending' END,
+            delivered_at = CASE WHEN o.delivered THEN now() END,
+            next_attempt_at = CASE WHEN o.delivered OR o.retry_in IS NULL THEN d.next_attempt_at
+                                   ELSE now() + make_interval(secs => o.retry_in) END,
+            last_status = o.status, last_error = CASE WHEN o.delivered THEN NULL ELSE o.error END
+        FROM gpb_webhook_outcomes(p_outcomes) o WHERE d.id = o.id AND d.status = 'pending'
+        RETURNING o.endpoint_id, o.lane, d.status, d.next_attempt_at
+    )
+    UPDATE webhook_lanes l
+    SET pending = l.pending - CASE WHEN c.status = 'pending' THEN 0 ELSE 1 END,
+        next_attempt_at = CASE WHEN c.status = 'pending' THEN c.next_attempt_at ELSE now() END
+    FROM changed c WHERE l.endpoint_id = c.endpoint_id AND l.allocation_id = c.lane;
+    DELETE FROM webhook_lanes l USING jsonb_to_recordset(p_outcomes) AS o(id bigint), webhook_deliveries d
+    WHERE d.id = o.id AND l.endpoint_id = d.endpoint_id AND l.allocation_id = coalesce(d.allocation_id, gpb_no_allocation())
+      AND l.pending = 0;
 END
 $$;

@@ -39,26 +39,28 @@ public struct WebhookSender: Sendable {
     }
 
     /// Runs until the task is cancelled, then returns once the attempts in flight were
-    /// cancelled and recorded.
+    /// cancelled and recorded. Outcomes are recorded together once per round.
     public func run() async {
         let sent = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "delivered")])
         let failed = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "failed")])
-        let inFlight = InFlight()
+        let attempts = Attempts()
         var dispatched = ContinuousClock.now - Self.dispatchInterval
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
                 do {
+                    await record(attempts.takeOutcomes())
                     if ContinuousClock.now - dispatched >= Self.dispatchInterval {
                         dispatched = .now
                         _ = try await store.dispatch()
                     }
-                    let free = concurrency - inFlight.count.load(ordering: .relaxed)
+                    let free = concurrency - attempts.inFlight.load(ordering: .relaxed)
                     let claimed = free > 0 ? try await store.claim(limit: free) : []
                     for delivery in claimed {
-                        inFlight.count.add(1, ordering: .relaxed)
+                        attempts.inFlight.add(1, ordering: .relaxed)
                         group.addTask {
-                            (await self.attempt(delivery) ? sent : failed).increment()
-                            inFlight.count.subtract(1, ordering: .relaxed)
+                            let outcome = await self.attempt(delivery)
+                            (outcome.delivered ? sent : failed).increment()
+                            attempts.finished(outcome)
                         }
                     }
                     // Busy: back as soon as slots may have freed; idle: at the next dispatch or so.
@@ -69,10 +71,20 @@ public struct WebhookSender: Sendable {
                 }
             }
         }
+        await record(attempts.takeOutcomes())
     }
 
-    /// One attempt; true when delivered.
-    func attempt(_ delivery: ClaimedDelivery) async -> Bool {
+    private func record(_ outcomes: [AttemptOutcome]) async {
+        do {
+            try await store.record(outcomes)
+        } catch {
+            // Their claims run out in a minute and another round sends them again.
+            logger.warning("webhook outcomes not recorded", metadata: ["deliveries": "\(outcomes.count)", "error": "\(error)"])
+        }
+    }
+
+    /// One attempt and what came of it.
+    func attempt(_ delivery: ClaimedDelivery) async -> AttemptOutcome {
         var status: Int?
         var problem: String
         if let refusal = await policy.refusal(delivery.url, resolving: true) {
@@ -93,21 +105,14 @@ public struct WebhookSender: Sendable {
         } else {
             problem = "url refused: not a URL"
         }
-        do {
-            if let status, (200..<300).contains(status) {
-                try await store.delivered(delivery.id, status: status)
-                return true
-            }
-            let retryIn = delivery.age >= retryWindow ? nil : Self.backoff(attempts: delivery.attempts)
-            if retryIn == nil {
-                logger.notice("webhook delivery failed for good", metadata: ["delivery": "\(delivery.id)", "error": "\(problem)"])
-            }
-            try await store.attemptFailed(delivery.id, status: status, reason: String(problem.prefix(500)), retryIn: retryIn)
-        } catch {
-            // The claim runs out in a minute and another round tries again.
-            logger.warning("webhook outcome not recorded", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+        if let status, (200..<300).contains(status) {
+            return .delivered(delivery.id, status: status)
         }
-        return false
+        let retryIn = delivery.age >= retryWindow ? nil : Self.backoff(attempts: delivery.attempts)
+        if retryIn == nil {
+            logger.notice("webhook delivery failed for good", metadata: ["delivery": "\(delivery.id)", "error": "\(problem)"])
+        }
+        return .failed(delivery.id, status: status, reason: String(problem.prefix(500)), retryIn: retryIn)
     }
 
     /// Sends with a deadline of its own: under load, FoundationNetworking's URLSession
@@ -145,9 +150,19 @@ public struct WebhookSender: Sendable {
     }
 }
 
-/// Attempts under way, shared with their tasks.
-private final class InFlight: Sendable {
-    let count = Atomic<Int>(0)
+/// Attempts under way and the outcomes not yet recorded, shared with their tasks.
+private final class Attempts: Sendable {
+    let inFlight = Atomic<Int>(0)
+    private let outcomes = Mutex<[AttemptOutcome]>([])
+
+    func finished(_ outcome: AttemptOutcome) {
+        outcomes.withLock { $0.append(outcome) }
+        inFlight.subtract(1, ordering: .relaxed)
+    }
+
+    func takeOutcomes() -> [AttemptOutcome] {
+        outcomes.withLock { taken in defer { taken = [] }; return taken }
+    }
 }
 
 /// The first outcome of an attempt, from whichever of the answer, the deadline and a

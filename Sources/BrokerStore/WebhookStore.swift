@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import PostgresClient
 
 /// A tenant's webhook endpoint as the API shows it (never its secret, except right
@@ -27,6 +28,28 @@ public struct WebhookDelivery: Codable, Sendable, Equatable {
     public var lastError: String?
     public var deliveredAt: Date?
     public var createdAt: Date
+}
+
+/// What came of one attempt.
+public struct AttemptOutcome: Sendable, Equatable {
+    public var id: Int64
+    public var delivered: Bool
+    /// The receiver's HTTP status, if it answered.
+    public var status: Int?
+    public var reason: String?
+    /// nil for a failure: out of retries, failed for good.
+    public var retryIn: Duration?
+
+    /// A 2xx answer: delivered, and the endpoint is active again.
+    public static func delivered(_ id: Int64, status: Int) -> AttemptOutcome {
+        AttemptOutcome(id: id, delivered: true, status: status)
+    }
+
+    /// Another answer or none: tried again after `retryIn`, or, with `retryIn` nil (out of
+    /// retries), failed for good and its endpoint marked failing.
+    public static func failed(_ id: Int64, status: Int?, reason: String, retryIn: Duration?) -> AttemptOutcome {
+        AttemptOutcome(id: id, delivered: false, status: status, reason: reason, retryIn: retryIn)
+    }
 }
 
 /// A delivery claimed for sending: this broker has it for a minute.
@@ -172,21 +195,18 @@ public struct WebhookStore: Sendable {
         }
     }
 
-    /// A 2xx answer: delivered, and the endpoint is active again.
-    public func delivered(_ id: Int64, status: Int) async throws {
-        try await attempted(id, delivered: true, status: status, reason: nil, retryIn: nil)
-    }
-
-    /// Another answer or none: tried again after `retryIn`, or, with `retryIn` nil
-    /// (out of retries), failed for good and its endpoint marked failing.
-    public func attemptFailed(_ id: Int64, status: Int?, reason: String, retryIn: Duration?) async throws {
-        try await attempted(id, delivered: false, status: status, reason: reason, retryIn: retryIn)
-    }
-
-    private func attempted(_ id: Int64, delivered: Bool, status: Int?, reason: String?, retryIn: Duration?) async throws {
-        let seconds = retryIn.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+    /// Records attempts' outcomes in one transaction (`gpb_webhook_attempted`).
+    public func record(_ outcomes: [AttemptOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        let json = JSONValue.array(outcomes.map { outcome in
+            .object([
+                "id": .number(Double(outcome.id)), "delivered": .bool(outcome.delivered),
+                "status": outcome.status.map { .number(Double($0)) } ?? .null, "error": outcome.reason.map { .string($0) } ?? .null,
+                "retryIn": outcome.retryIn.map { .number(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? .null,
+            ])
+        })
         try await pool.withConnection { c in
-            try c.query("SELECT gpb_webhook_attempted($1, $2, $3, $4, $5)", [id, delivered, status, reason, seconds])
+            try c.query("SELECT gpb_webhook_attempted($1::jsonb)", [PostgresJSON(rawJSON: String(decoding: json.encoded(), as: UTF8.self))])
         }
     }
 

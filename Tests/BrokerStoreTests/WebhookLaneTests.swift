@@ -76,10 +76,11 @@ final class WebhookLaneTests: XCTestCase {
             "SELECT min(id) AS id FROM webhook_deliveries GROUP BY allocation_id ORDER BY 1").map { try $0.decode("id") }
         XCTAssertEqual(first.map(\.id).sorted(), heads, "each lane's oldest")
 
-        try await store.delivered(first[0].id, status: 204)
-        try await store.attemptFailed(first[1].id, status: 500, reason: "boom", retryIn: .seconds(3600))
-        try await store.attemptFailed(first[2].id, status: nil, reason: "gone", retryIn: nil)
-        try await store.delivered(first[0].id, status: 204)  // a second outcome of one attempt changes nothing
+        try await store.record([
+            .delivered(first[0].id, status: 204), .failed(first[1].id, status: 500, reason: "boom", retryIn: .seconds(3600)),
+            .failed(first[2].id, status: nil, reason: "gone", retryIn: nil),
+        ])
+        try await store.record([.delivered(first[0].id, status: 204)])  // a second outcome of one attempt changes nothing
         let next = try await store.claim(limit: 10)
         XCTAssertEqual(next.count, 2, "the delivered and the failed lanes go on; the retried one waits an hour")
         let lanes: [Int] = try connection.query("SELECT pending FROM webhook_lanes ORDER BY pending").map { try $0.decode("pending") }

@@ -148,8 +148,10 @@ final class WebhookTests: XCTestCase {
         usleep(1_000_000)  // anything more would come now
         let admin = try readLines(adminOutput)
         XCTAssertTrue(admin.allSatisfy { $0["verified"] == .bool(true) })
-        XCTAssertEqual(admin.compactMap { $0["payload"]?["type"]?.stringValue }, ["pool.changed", "allocation.reserved", "allocation.reserved"])
-        XCTAssertEqual(admin.first?["payload"]?["data"]?["current"]?["capacity"], .number(20))
+        // Ordered per allocation (and the inventory's own lane), not across them.
+        XCTAssertEqual(admin.compactMap { $0["payload"]?["type"]?.stringValue }.sorted(), ["allocation.reserved", "allocation.reserved", "pool.changed"])
+        let report = admin.first { $0["payload"]?["type"] == .string("pool.changed") }
+        XCTAssertEqual(report?["payload"]?["data"]?["current"]?["capacity"], .number(20))
         let tenant = try readLines(tenantOutput)
         XCTAssertEqual(tenant.compactMap { $0["payload"]?["type"]?.stringValue }, ["allocation.reserved"], "its own allocation only")
     }
