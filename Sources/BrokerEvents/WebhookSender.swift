@@ -8,7 +8,8 @@ import FoundationNetworking
 #endif
 
 /// Sends webhook deliveries: every broker runs one. It turns newly final ledger events
-/// into deliveries (`WebhookStore.dispatch`, at most every `dispatchInterval`) and keeps
+/// into deliveries (`WebhookStore.dispatch`, every `dispatchInterval`, in a loop of its
+/// own) and keeps
 /// up to `concurrency` attempts in flight, claiming more as soon as slots free up, so a
 /// slow receiver holds one slot and not a round. A failed attempt is retried with
 /// exponential backoff and jitter (1 s doubling up to an hour) until the delivery is
@@ -44,15 +45,21 @@ public struct WebhookSender: Sendable {
         let sent = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "delivered")])
         let failed = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "failed")])
         let attempts = Attempts()
-        var dispatched = ContinuousClock.now - Self.dispatchInterval
         await withDiscardingTaskGroup { group in
+            // Its own loop: making a large batch of deliveries must not hold up sending.
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        _ = try await store.dispatch()
+                    } catch {
+                        logger.warning("webhook dispatch failed", metadata: ["error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: Self.dispatchInterval)
+                }
+            }
             while !Task.isCancelled {
                 do {
                     await record(attempts.takeOutcomes())
-                    if ContinuousClock.now - dispatched >= Self.dispatchInterval {
-                        dispatched = .now
-                        _ = try await store.dispatch()
-                    }
                     let free = concurrency - attempts.inFlight.load(ordering: .relaxed)
                     let claimed = free > 0 ? try await store.claim(limit: free) : []
                     for delivery in claimed {
@@ -63,7 +70,7 @@ public struct WebhookSender: Sendable {
                             attempts.finished(outcome)
                         }
                     }
-                    // Busy: back as soon as slots may have freed; idle: at the next dispatch or so.
+                    // Busy: back as soon as slots may have freed; idle: about when the next dispatch ran.
                     try? await Task.sleep(for: claimed.isEmpty && free > 0 ? .milliseconds(200) : .milliseconds(10))
                 } catch {
                     logger.warning("webhook round failed", metadata: ["error": "\(error)"])
