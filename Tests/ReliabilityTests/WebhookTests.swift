@@ -114,13 +114,8 @@ final class WebhookTests: XCTestCase {
     /// same time for every type, gets only its own allocations' events.
     func testTheAdminsEndpointGetsInventoryEventsAndTenantsNever() throws {
         guard let python = Self.python else { throw XCTSkip("no Python with standardwebhooks: run scripts/test-venv") }
-        let url = try TestDatabase.create()
-        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        let (_, broker, token) = try smallBroker()
         defer { broker.stop() }
-        try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
-        let token = try Seed.tenant(port: broker.port)
         let otherToken = try Seed.tenant(port: broker.port, "other")
         func receiver(_ token: String, _ types: [String]) throws -> (Process, String) {
             let port = try freePort()
@@ -158,13 +153,8 @@ final class WebhookTests: XCTestCase {
 
     /// A delivery still failing after 24 h fails for good and marks its endpoint failing.
     func testADeliveryOutOfRetriesMarksTheEndpointFailing() throws {
-        let url = try TestDatabase.create()
-        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        let (url, broker, token) = try smallBroker()
         defer { broker.stop() }
-        try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
-        let token = try Seed.tenant(port: broker.port)
         let closed = try freePort()  // nobody listens there
         let registered = try HTTP.request(
             port: broker.port, "POST", "/v1/webhooks", token: token, json: .object(["url": .string("http://127.0.0.1:\(closed)/")]))
@@ -194,13 +184,8 @@ final class WebhookTests: XCTestCase {
     /// SIGTERM cancels the attempt in flight, which is recorded for a retry, and the
     /// broker exits (URLSession's own timeout is 15 s, the attempt's deadline 20 s).
     func testShutdownDoesNotWaitForAReceiverThatNeverAnswers() throws {
-        let url = try TestDatabase.create()
-        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        let (url, broker, token) = try smallBroker()
         defer { broker.stop() }
-        try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
-        let token = try Seed.tenant(port: broker.port)
         let (silent, port) = try silentListener()
         defer { close(silent) }
         let registered = try HTTP.request(
@@ -224,6 +209,22 @@ final class WebhookTests: XCTestCase {
         XCTAssertEqual(try row.decode("status", as: String.self), "pending", "tried again later, by this broker or another")
         XCTAssertEqual(try row.decodeIfPresent("last_error", as: String.self), "not sent: the broker is shutting down")
         report("18 webhook shutdown", "exited \(secs(took)) after SIGTERM with a delivery in flight to a receiver that never answers; the attempt was recorded for a retry")
+    }
+
+    /// A broker that may call loopback receivers, region r1 with a pool of 10, a tenant:
+    /// the database URL, the broker (to stop) and the tenant's token.
+    private func smallBroker() throws -> (url: String, broker: BrokerProcess, token: String) {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        do {
+            try broker.waitReady()
+            try Seed.region(port: broker.port, "r1", primary: true)
+            try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
+            return (url, broker, try Seed.tenant(port: broker.port))
+        } catch {
+            broker.stop()
+            throw error
+        }
     }
 
     private func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {
