@@ -176,45 +176,48 @@ END
 $$;
 
 -- Up to p_limit due lanes, each moved a minute ahead (the claim), and each lane's
--- oldest pending delivery with its attempt counted.
+-- oldest pending delivery with its attempt counted. A loop of key lookups rather than
+-- one statement: planned with an unknown limit, the statement joined every lane and
+-- every delivery by hash (200 ms with 70,000 lanes). A lane left without a pending
+-- delivery is removed.
 CREATE FUNCTION gpb_webhook_claim(p_limit integer)
 RETURNS TABLE (id bigint, message_id text, payload text, attempts integer, url text, secrets text[], age double precision)
-LANGUAGE sql AS $$
-    WITH due AS (
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    lane record;
+    head bigint;
+BEGIN
+    FOR lane IN
         SELECT l.endpoint_id, l.allocation_id FROM webhook_lanes l
         WHERE l.next_attempt_at <= now() ORDER BY l.next_attempt_at LIMIT p_limit FOR UPDATE SKIP LOCKED
-    ), claimed AS (
+    LOOP
+        IF lane.allocation_id = gpb_no_allocation() THEN
+            SELECT d.id INTO head FROM webhook_deliveries d
+            WHERE d.endpoint_id = lane.endpoint_id AND d.allocation_id IS NULL AND d.status = 'pending' ORDER BY d.id LIMIT 1;
+        ELSE
+            SELECT d.id INTO head FROM webhook_deliveries d
+            WHERE d.endpoint_id = lane.endpoint_id AND d.allocation_id = lane.allocation_id AND d.status = 'pending'
+            ORDER BY d.id LIMIT 1;
+        END IF;
+        IF head IS NULL THEN
+            DELETE FROM webhook_lanes l WHERE l.endpoint_id = lane.endpoint_id AND l.allocation_id = lane.allocation_id;
+            CONTINUE;
+        END IF;
         UPDATE webhook_lanes l SET next_attempt_at = now() + interval '1 minute'
-        FROM due WHERE l.endpoint_id = due.endpoint_id AND l.allocation_id = due.allocation_id
-        RETURNING l.endpoint_id, l.allocation_id
-    ), heads AS (
-        SELECT CASE WHEN c.allocation_id = gpb_no_allocation()
-                    THEN (SELECT d.id FROM webhook_deliveries d
-                          WHERE d.endpoint_id = c.endpoint_id AND d.allocation_id IS NULL AND d.status = 'pending'
-                          ORDER BY d.id LIMIT 1)
-                    ELSE (SELECT d.id FROM webhook_deliveries d
-                          WHERE d.endpoint_id = c.endpoint_id AND d.allocation_id = c.allocation_id AND d.status = 'pending'
-                          ORDER BY d.id LIMIT 1) END AS id
-        FROM claimed c
-    )
-    UPDATE webhook_deliveries d
-    SET next_attempt_at = now() + interval '1 minute', attempts = d.attempts + 1, last_attempt_at = now()
-    FROM heads, webhook_endpoints e
-    WHERE d.id = heads.id AND e.id = d.endpoint_id
-    RETURNING d.id, d.message_id, d.payload, d.attempts, e.url,
-              array_remove(ARRAY[e.secret, CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END], NULL),
-              extract(epoch FROM now() - d.created_at)::float8
+        WHERE l.endpoint_id = lane.endpoint_id AND l.allocation_id = lane.allocation_id;
+        RETURN QUERY
+            UPDATE webhook_deliveries d
+            SET next_attempt_at = now() + interval '1 minute', attempts = d.attempts + 1, last_attempt_at = now()
+            FROM webhook_endpoints e
+            WHERE d.id = head AND e.id = d.endpoint_id
+            RETURNING d.id, d.message_id, d.payload, d.attempts, e.url,
+                      array_remove(ARRAY[e.secret, CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END], NULL),
+                      extract(epoch FROM now() - d.created_at)::float8;
+    END LOOP;
+END
 $$;
 
--- Attempts' outcomes (as gpb_webhook_outcomes reads them), recorded together: one
--- transaction for a sender's round, not one per delivery. Delivered, or failed and
--- tried again in `retryIn` seconds, or (`retryIn` null) failed for good, which marks
--- the endpoint failing. A delivery that
--- is no longer pending (another broker finished it after this one's claim ran out)
--- changes nothing. A finished delivery leaves its lane, which is due at once for the
--- next one. Locks are taken endpoints, then lanes in (endpoint, allocation) order, then
--- deliveries: the order of dispatch (which also skips locked endpoints), claims (which
--- skip locked lanes) and the deletion of an endpoint, so none waits on another in a circle.
 -- The outcomes still to record: [{"id", "delivered", "status", "error", "retryIn"}] of
 -- pending deliveries, with their lanes.
 CREATE FUNCTION gpb_webhook_outcomes(p_outcomes jsonb)
