@@ -179,7 +179,7 @@ extension AllocationStore {
                     now() + make_interval(secs => $8))
             RETURNING \(AllocationRows.allocationColumns)
             """,
-            [UUID(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+            [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
              try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
         return try AllocationRows.allocation(row, instances: [])
     }
@@ -190,7 +190,7 @@ extension AllocationStore {
         var plan: GrantPlan
 
         init(_ plan: GrantPlan, tenantId: UUID, policiesVersion: String, actor: String) {
-            let id = ResourceID(UUID())
+            let id = ResourceID(UUID.timeOrdered())
             var placements = JSONWriter(capacity: 128 * plan.rows.count)
             placements.value(plan.rows)
             self.reservation = GrantReservation(

@@ -87,7 +87,7 @@ public struct WebhookStore: Sendable {
                         INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, cursor_xid)
                         VALUES ($1, $2, $3, $4, $5, gpb_event_horizon()) RETURNING \(Self.columns)
                         """,
-                        [UUID(), tenantId, url, eventTypes, secret])[0])
+                        [UUID.timeOrdered(), tenantId, url, eventTypes, secret])[0])
             }
         }
     }
