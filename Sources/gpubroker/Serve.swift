@@ -232,10 +232,11 @@ struct Serve: AsyncParsableCommand {
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         reload?.cancel()
+        // Cancelled first: attempts in flight end now instead of at a receiver's pace.
+        webhooks.cancel()
         await services.eventHub.close()
         await server.shutdown()
         workers.cancel()
-        webhooks.cancel()
         await workers.value
         await webhooks.value
         await pool.close()
