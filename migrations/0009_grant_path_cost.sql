@@ -176,6 +176,15 @@ BEGIN
 END
 $$;
 
+-- Whether p_quota limits what a tenant may run (what gpb_quota_problem checks); other
+-- members (budgets, migration 10) do not count.
+CREATE FUNCTION gpb_has_quota_limits(p_quota jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (p_quota->>'instances') IS NOT NULL OR (p_quota->>'gpus') IS NOT NULL OR (p_quota->>'cpu') IS NOT NULL
+        OR (p_quota->>'memoryGiB') IS NOT NULL
+$$;
+
 -- Version 5's gpb_grant_batch_within_quotas, which did its quota work for every batch:
 -- it locked the pools (which gpb_grant_batch locks again) and the tenants' counters,
 -- computed every grant's demand, and rebuilt the batch's JSON, a third of a batch's
@@ -192,7 +201,7 @@ DECLARE
 BEGIN
     SELECT array_agg(DISTINCT (value->'allocation'->>'tenantId')::uuid) INTO tenant_ids
     FROM jsonb_array_elements(p_grants);
-    IF EXISTS (SELECT 1 FROM tenants t WHERE t.id = ANY (tenant_ids) AND jsonb_strip_nulls(t.quota) <> '{}') THEN
+    IF EXISTS (SELECT 1 FROM tenants t WHERE t.id = ANY (tenant_ids) AND gpb_has_quota_limits(t.quota)) THEN
         PERFORM 1 FROM pools
         WHERE (region_id, id) IN (SELECT placement->>'region', placement->>'pool'
                                   FROM jsonb_array_elements(p_grants) AS grants,
@@ -206,7 +215,7 @@ BEGIN
                                        ROW(d.tenant_id, sum(d.instances) OVER w, sum(d.gpus) OVER w,
                                            sum(d.cpu) OVER w, sum(d.memory_gib) OVER w)::tenant_usage) AS problem
               FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS g (value, n)
-              JOIN tenants t ON t.id = (g.value->'allocation'->>'tenantId')::uuid AND jsonb_strip_nulls(t.quota) <> '{}'
+              JOIN tenants t ON t.id = (g.value->'allocation'->>'tenantId')::uuid AND gpb_has_quota_limits(t.quota)
               JOIN tenant_usage u ON u.tenant_id = t.id,
                    LATERAL gpb_grant_demand(g.value->'allocation') d
               WINDOW w AS (PARTITION BY d.tenant_id ORDER BY g.n)) checked
