@@ -83,10 +83,12 @@ SQL
 done
 pgctl -m fast -w stop
 
-# instructions DB FUNCTION N HOT K: of a single-user backend running K batch statements.
+# instructions DB CALL N HOT K: of a single-user backend running K batch statements, CALL
+# with its batch as %s.
 instructions() {
-    local input="$work/input.sql" out="$work/callgrind.out"
-    for _ in $(seq 1 "$5"); do echo "SELECT count(*) FROM $2(cost_batch($3, $4));"; done >"$input"
+    local input="$work/input.sql" out="$work/callgrind.out" call
+    call=$(printf "$2" "cost_batch($3, $4)")
+    for _ in $(seq 1 "$5"); do echo "SELECT count(*) FROM $call;"; done >"$input"
     "${runas[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$bindir/postgres" --single -D "$work/data" -c synchronous_commit=off "$1" <"$input" 2>&1 \
         | awk '/Collected/ {print $4}'
@@ -94,14 +96,17 @@ instructions() {
 per_batch() { echo $(( ($(instructions "$@" 120) - $(instructions "$@" 20)) / 100 )); }
 millions() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (a - b) / 1e6}'; }
 
-build1=$(per_batch r0 cost_build_only 1 false)
-build16=$(per_batch r0 cost_build_only 16 false)
+build1=$(per_batch r0 'cost_build_only(%s)' 1 false)
+build16=$(per_batch r0 'cost_build_only(%s)' 16 false)
 echo "| schema | 1 grant | 16 grants, 10 pools | 16 grants, hot pool |"
 echo "|---|---|---|---|"
 for i in "${!revs[@]}"; do
-    fn=gpb_grant_batch
-    "${runas[@]}" "$bindir/postgres" --single -D "$work/data" "r$i" <<<"SELECT 'has' || 'quotas' FROM pg_proc WHERE proname = 'gpb_grant_batch_within_quotas';" \
-        2>/dev/null | grep -q hasquotas && fn=gpb_grant_batch_within_quotas
+    # What the broker of that commit sends (GrantBatcher).
+    functions=$("${runas[@]}" "$bindir/postgres" --single -D "$work/data" "r$i" 2>/dev/null \
+        <<<"SELECT 'found:' || proname FROM pg_proc WHERE proname LIKE 'gpb_grant%';")
+    fn='gpb_grant_batch(%s)'
+    [[ $functions == *found:gpb_grant_batch_within_quotas* ]] && fn='gpb_grant_batch_within_quotas(%s)'
+    [[ $functions == *found:gpb_grants_affordable* ]] && fn='gpb_grant_batch_within_quotas(gpb_grants_affordable(%s))'
     echo "| ${revs[$i]} | $(millions "$(per_batch "r$i" $fn 1 false)" "$build1") |" \
          "$(millions "$(per_batch "r$i" $fn 16 false)" "$build16") |" \
          "$(millions "$(per_batch "r$i" $fn 16 true)" "$build16") |"
