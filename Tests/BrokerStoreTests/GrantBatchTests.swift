@@ -47,6 +47,15 @@ final class GrantBatchTests: XCTestCase {
             actor: "test", policiesVersion: noPolicies)
     }
 
+    /// A tenant with a quota (JSON), beside the test's tenant without one.
+    func addTenant(_ name: String, quota: String) throws -> UUID {
+        let id = UUID()
+        try connection.query(
+            "INSERT INTO tenants (id, name, token_hash, quota) VALUES ($1, $2, sha256(convert_to($2, 'UTF8')), $3::jsonb)",
+            [id, name, quota])
+        return id
+    }
+
     func count(_ sql: String) throws -> Int {
         try connection.query(sql)[0].decode("n")
     }
@@ -91,13 +100,7 @@ final class GrantBatchTests: XCTestCase {
     /// A grant planned with policies that have changed since is skipped; a tenant's
     /// quota is checked in the batch, counting its earlier grants in the batch as granted.
     func testAGrantOfATenantThatChangedOrWouldPassItsQuotaIsSkipped() throws {
-        let limited = UUID()
-        try connection.query(
-            """
-            INSERT INTO tenants (id, name, token_hash, quota)
-            VALUES ($1, 'limited', sha256('limited-token'::bytea), '{"instances": 5}')
-            """,
-            [limited])
+        let limited = try addTenant("limited", quota: #"{"instances": 5}"#)
         var stale = reservation()
         stale.policiesVersion = "0"
         let grants = [
@@ -134,23 +137,11 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(
             try calls((0..<6).map { _ in reservation() }, functions),
             ["gpb_tenant_unchanged": 1, "gpb_grant_demand": 0])
-        let budgeted = UUID()
-        try connection.query(
-            """
-            INSERT INTO tenants (id, name, token_hash, quota)
-            VALUES ($1, 'budgeted', sha256('budgeted-token'::bytea), '{"spendPerMonth": 1000}')
-            """,
-            [budgeted])
+        let budgeted = try addTenant("budgeted", quota: #"{"spendPerMonth": 1000}"#)
         XCTAssertEqual(
             try calls([reservation(), reservation(tenant: budgeted)], functions),
             ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 0])
-        let limited = UUID()
-        try connection.query(
-            """
-            INSERT INTO tenants (id, name, token_hash, quota)
-            VALUES ($1, 'limited', sha256('limited-token'::bytea), '{"gpus": null, "cpu": 64}')
-            """,
-            [limited])
+        let limited = try addTenant("limited", quota: #"{"gpus": null, "cpu": 64}"#)
         let mixed = [reservation(), reservation(tenant: limited), reservation(), reservation(tenant: limited)]
         XCTAssertEqual(try calls(mixed, functions), ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 2])
     }
