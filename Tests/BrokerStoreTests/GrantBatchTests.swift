@@ -47,6 +47,15 @@ final class GrantBatchTests: XCTestCase {
             actor: "test", policiesVersion: noPolicies)
     }
 
+    /// A tenant with a quota (JSON), beside the test's tenant without one.
+    func addTenant(_ name: String, quota: String) throws -> UUID {
+        let id = UUID()
+        try connection.query(
+            "INSERT INTO tenants (id, name, token_hash, quota) VALUES ($1, $2, sha256(convert_to($2, 'UTF8')), $3::jsonb)",
+            [id, name, quota])
+        return id
+    }
+
     func count(_ sql: String) throws -> Int {
         try connection.query(sql)[0].decode("n")
     }
@@ -91,13 +100,7 @@ final class GrantBatchTests: XCTestCase {
     /// A grant planned with policies that have changed since is skipped; a tenant's
     /// quota is checked in the batch, counting its earlier grants in the batch as granted.
     func testAGrantOfATenantThatChangedOrWouldPassItsQuotaIsSkipped() throws {
-        let limited = UUID()
-        try connection.query(
-            """
-            INSERT INTO tenants (id, name, token_hash, quota)
-            VALUES ($1, 'limited', sha256('limited-token'::bytea), '{"instances": 5}')
-            """,
-            [limited])
+        let limited = try addTenant("limited", quota: #"{"instances": 5}"#)
         var stale = reservation()
         stale.policiesVersion = "0"
         let grants = [
@@ -109,6 +112,72 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(try count("SELECT instances AS n FROM tenant_usage WHERE tenant_id = '\(limited)'"), 3)
         let fits = reservation(tenant: limited, count: 2)
         XCTAssertEqual(try batch([fits]), [fits.allocationId.description])
+    }
+
+    /// Calls of each function by one batch statement (rolled back): the work a batch does
+    /// per tenant and per grant (migration 9).
+    func calls(_ grants: [GrantReservation], _ functions: [String]) throws -> [String: Int] {
+        // The counts of the backend's transactions not yet reported, this one's included.
+        func counts() throws -> [Int] {
+            try functions.map {
+                try count("SELECT coalesce(pg_stat_get_xact_function_calls('\($0)'::regproc), 0)::int AS n")
+            }
+        }
+        try connection.executeScript("BEGIN; SET LOCAL track_functions = 'all'")
+        defer { try? connection.executeScript("ROLLBACK") }
+        let before = try counts()
+        _ = try batch(grants)
+        return Dictionary(uniqueKeysWithValues: zip(functions, zip(try counts(), before).map { $0 - $1 }))
+    }
+
+    /// A batch checks each tenant's policies once, not once per grant, and does quota
+    /// work only for the grants of tenants that have a quota (a budget is not one).
+    func testABatchChecksEachTenantOnceAndQuotasOnlyWhereThereAreSome() throws {
+        let functions = ["gpb_tenant_unchanged", "gpb_grant_demand"]
+        XCTAssertEqual(
+            try calls((0..<6).map { _ in reservation() }, functions),
+            ["gpb_tenant_unchanged": 1, "gpb_grant_demand": 0])
+        let budgeted = try addTenant("budgeted", quota: #"{"spendPerMonth": 1000}"#)
+        XCTAssertEqual(
+            try calls([reservation(), reservation(tenant: budgeted)], functions),
+            ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 0])
+        let limited = try addTenant("limited", quota: #"{"gpus": null, "cpu": 64}"#)
+        let mixed = [reservation(), reservation(tenant: limited), reservation(), reservation(tenant: limited)]
+        XCTAssertEqual(try calls(mixed, functions), ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 2])
+    }
+
+    /// Grants take capacity and notify nobody; capacity freed and inventory changed
+    /// notify the brokers (migration 6's rule, kept by migration 9's two triggers).
+    func testGrantsNotifyNobodyAndFreedCapacityOrChangedInventoryNotifies() async throws {
+        let events = Collector<PostgresListener.Event>()
+        let listener = PostgresListener(
+            configuration: try PostgresConfiguration(url: url), channels: ["gpb_inventory"]
+        ) { events.append($0) }
+        defer { listener.stop() }
+        _ = try await waitFor("the listener") { events.items.isEmpty ? nil : true }
+        func notified(_ change: String) async throws -> Bool {
+            let before = events.items.count
+            try connection.query(change)
+            let deadline = ContinuousClock.now + .milliseconds(500)
+            while ContinuousClock.now < deadline, events.items.count == before {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return events.items.count > before
+        }
+        let grant = reservation(count: 3)
+        XCTAssertEqual(try batch([grant]).count, 1)
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(events.items, [.connected], "a grant notifies nobody")
+        let changes = [
+            ("allocated = allocated + 1", false), ("capacity = capacity, price_per_hour = price_per_hour", false),
+            ("allocated = allocated - 1", true), ("idle = 1", true), ("capacity = capacity + 1", true),
+            ("price_per_hour = 2", true), ("qos = '{default}'", true),
+        ]
+        var outcomes: [String] = []
+        for (change, _) in changes {
+            outcomes.append("\(change): \(try await notified("UPDATE pools SET \(change)") ? "notified" : "silent")")
+        }
+        XCTAssertEqual(outcomes, changes.map { "\($0.0): \($0.1 ? "notified" : "silent")" })
     }
 
     /// Grants that wait while a batch runs go out together, and each gets its own answer:
