@@ -61,9 +61,11 @@ CREATE TRIGGER regions_event AFTER INSERT OR UPDATE OR DELETE ON regions
 CREATE TRIGGER pools_event_added AFTER INSERT OR DELETE ON pools
     FOR EACH ROW EXECUTE FUNCTION gpb_record_inventory_event();
 -- Grants and releases move only the counters: a report is a change of what the pool
--- is (the same columns that wake the admitter in migration 6), so the grant path pays
--- this comparison and nothing more.
-CREATE TRIGGER pools_event_reported AFTER UPDATE ON pools
+-- is (the same columns that wake the admitter in migration 6). The column list lets a
+-- grant's UPDATE (allocated, updated_at) pass this trigger over without preparing its
+-- WHEN clause (see migration 9).
+CREATE TRIGGER pools_event_reported AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
+        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds ON pools
     FOR EACH ROW
     WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
            OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds)
