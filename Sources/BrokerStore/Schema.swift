@@ -12,6 +12,7 @@ public enum Schema {
         Migration(version: 5, name: "0005_usage_counters.sql", sql: text(PackageResources._005_usage_counters_sql)),
         Migration(version: 6, name: "0006_events.sql", sql: text(PackageResources._006_events_sql)),
         Migration(version: 8, name: "0008_money.sql", sql: text(PackageResources._008_money_sql)),
+        Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
     ]
 
     public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

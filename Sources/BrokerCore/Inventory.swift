@@ -1,0 +1,127 @@
+import Foundation
+
+/// Every region with its pools, as placement reads them, and an index of the regions by
+/// the pool shapes they have: a plan for one shape then looks at the regions that have
+/// pools of it, not at every pool. Kept by changes (`applying`): rows that changed replace
+/// theirs, and the arrays are shared copy-on-write with earlier versions, so a reader of
+/// one version never copies the pools and a change copies only its own region's pools.
+public struct Inventory: Sendable {
+    /// In id order (as the store reads them), each region's pools in id order.
+    public private(set) var regions: [RegionInventory]
+    /// Immutable, shared by every version whose regions and pool shapes are the same.
+    public private(set) var index: InventoryIndex
+
+    public init(_ regions: [RegionInventory] = []) {
+        self.regions = regions
+        self.index = InventoryIndex(regions)
+    }
+
+    /// This inventory with `changedRegions` and `changedPools` written over it: each
+    /// replaces the row with its id, or is added in id order. A pool of a region that is
+    /// neither here nor among the changes is dropped (its region was removed).
+    public func applying(regions changedRegions: [Region], pools changedPools: [PoolUsage]) -> Inventory {
+        guard !changedRegions.isEmpty || !changedPools.isEmpty else { return self }
+        var regions = regions
+        var position = index.position
+        var reindex = false, added = false
+        for region in changedRegions {
+            if let i = position[region.id] {
+                let old = regions[i].region
+                regions[i].region = region
+                reindex = reindex || old.primary != region.primary || old.state != region.state
+            } else {
+                regions.append(RegionInventory(region: region, pools: []))
+                position[region.id] = regions.count - 1
+                reindex = true
+                added = true
+            }
+        }
+        for pool in changedPools {
+            guard let r = position[pool.pool.regionId] else { continue }
+            if let p = regions[r].pools.firstIndex(where: { $0.pool.id == pool.pool.id }) {
+                let old = regions[r].pools[p].pool
+                regions[r].pools[p] = pool
+                reindex = reindex || !InventoryIndex.sameKeys(old, pool.pool)
+            } else {
+                regions[r].pools.append(pool)
+                regions[r].pools.sort { $0.pool.id < $1.pool.id }
+                reindex = true
+            }
+        }
+        if added {
+            regions.sort { $0.region.id < $1.region.id }
+        }
+        var next = self
+        next.regions = regions
+        if reindex { next.index = InventoryIndex(regions) }
+        return next
+    }
+
+    /// The position of the region with this id.
+    public func position(of regionId: String) -> Int? {
+        index.position[regionId]
+    }
+}
+
+/// What `Inventory` knows of its regions beyond the regions themselves: positions by id,
+/// the primary and cordoned regions, and, per pool key (class; class and GPU series; class
+/// and instance type), the regions with a pool of that key, in position order. Built in
+/// one pass over the pools; rebuilt only when a region or a pool's key changes, not when
+/// pool use or capacity does (what grants and reports change).
+public final class InventoryIndex: Sendable {
+    let position: [String: Int]
+    /// Active regions marked primary, in position order.
+    let primaries: [Int]
+    /// Regions that are not active, in position order.
+    let inactive: [Int]
+    private let regionsByKey: [String: [Int]]
+
+    init(_ regions: [RegionInventory]) {
+        var position: [String: Int] = [:]
+        position.reserveCapacity(regions.count)
+        var primaries: [Int] = [], inactive: [Int] = []
+        var byKey: [String: [Int]] = [:]
+        for (i, r) in regions.enumerated() {
+            if position[r.region.id] == nil { position[r.region.id] = i }
+            if r.region.state != .active {
+                inactive.append(i)
+            } else if r.region.primary {
+                primaries.append(i)
+            }
+            for usage in r.pools {
+                for key in Self.keys(usage.pool) where byKey[key]?.last != i {
+                    byKey[key, default: []].append(i)
+                }
+            }
+        }
+        self.position = position
+        self.primaries = primaries
+        self.inactive = inactive
+        self.regionsByKey = byKey
+    }
+
+    static func keys(_ pool: Pool) -> [String] {
+        let c = pool.computeClass.rawValue
+        var keys = ["c|" + c, "t|" + c + "|" + pool.instanceType]
+        if let series = pool.gpuSeries { keys.append("s|" + c + "|" + series) }
+        return keys
+    }
+
+    static func sameKeys(_ a: Pool, _ b: Pool) -> Bool {
+        a.computeClass == b.computeClass && a.gpuSeries == b.gpuSeries && a.instanceType == b.instanceType
+    }
+
+    /// Positions of the regions that have a pool of the shape's class, of one of its GPU
+    /// series when it names some, and of its instance type when it names one: a superset of
+    /// the regions with a pool that fits the shape (rule 1), ascending. Every other region
+    /// has no such pool.
+    public func regions(fitting shape: ComputeShape) -> [Int] {
+        let c = shape.computeClass.rawValue
+        if let type = shape.instanceType { return regionsByKey["t|" + c + "|" + type] ?? [] }
+        if shape.gpuSeries.isEmpty { return regionsByKey["c|" + c] ?? [] }
+        if shape.gpuSeries.count == 1 { return regionsByKey["s|" + c + "|" + shape.gpuSeries[0]] ?? [] }
+        var union = Set<Int>()
+        for series in shape.gpuSeries { union.formUnion(regionsByKey["s|" + c + "|" + series] ?? []) }
+        return union.sorted()
+    }
+}
