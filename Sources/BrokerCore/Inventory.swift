@@ -24,6 +24,7 @@ public struct Inventory: Sendable {
         var regions = regions
         var position = index.position
         var reindex = false, added = false
+        var grown = Set<Int>()
         for region in changedRegions {
             if let i = position[region.id] {
                 let old = regions[i].region
@@ -44,10 +45,11 @@ public struct Inventory: Sendable {
                 reindex = reindex || !InventoryIndex.sameKeys(old, pool.pool)
             } else {
                 regions[r].pools.append(pool)
-                regions[r].pools.sort { $0.pool.id < $1.pool.id }
+                grown.insert(r)
                 reindex = true
             }
         }
+        for r in grown { regions[r].pools.sort { $0.pool.id < $1.pool.id } }
         if added {
             regions.sort { $0.region.id < $1.region.id }
         }
@@ -123,5 +125,43 @@ public final class InventoryIndex: Sendable {
         var union = Set<Int>()
         for series in shape.gpuSeries { union.formUnion(regionsByKey["s|" + c + "|" + series] ?? []) }
         return union.sorted()
+    }
+}
+
+/// One region's line of `GET /v1/inventory`: replicas of a shape it can give now, and the
+/// pool a grant would use first.
+public struct RegionAvailability: Sendable, Equatable {
+    public var region: String
+    public var availableReplicas: Int
+    public var bestPool: String?
+    public var pricePerHour: Double?
+}
+
+extension Inventory {
+    /// Every active region, in the default placement order or cheapest first, with what it
+    /// can give of `shape`. Only the regions with pools of the shape's key are read; the
+    /// others can give nothing.
+    public func availability(_ shape: ComputeShape, sort: InventorySort) -> [RegionAvailability] {
+        let fitting = Set(index.regions(fitting: shape))
+        let regions = regions
+        let stat = { (i: Int) in
+            PlacementPlanner.RegionStat(shape, regions[i].region.state, fitting.contains(i) ? regions[i].pools : [])
+        }
+        var stats: [Int: PlacementPlanner.RegionStat] = [:]
+        let order = PlacementPlanner.defaultOrder(regions, among: Array(regions.indices), byPrice: sort == .price) { i in
+            let s = stat(i)
+            stats[i] = s
+            return s
+        }
+        return order.map { i in
+            var line = RegionAvailability(region: regions[i].region.id, availableReplicas: stats[i]?.available ?? 0)
+            if line.availableReplicas > 0,
+                let best = PlacementPlanner.candidatePools(shape, in: regions[i]).first(where: { $0.grantable > 0 })
+            {
+                line.bestPool = best.pool.id
+                line.pricePerHour = best.pool.pricePerHour
+            }
+            return line
+        }
     }
 }

@@ -116,4 +116,24 @@ final class InventoryIndexTests: XCTestCase {
         XCTAssertEqual(next.regions[0].pools[0].allocated, 3)
         XCTAssertEqual(inventory.regions[0].pools[0].allocated, 0)
     }
+
+    /// `GET /v1/inventory`'s lines read from the index equal those read from every region.
+    func testAvailabilityEqualsAvailabilityOverEveryRegion() {
+        var rng = SplitMix64(seed: 99)
+        for n in 0..<1000 {
+            let regions = PlacementPropertyTests.randomInventory(&rng)
+            let shape = PlacementPropertyTests.randomShape(&rng)
+            for sort in InventorySort.allCases {
+                let ordered = sort == .price
+                    ? PlacementPlanner.priceRegionOrder(shape, regions) : PlacementPlanner.defaultRegionOrder(shape, regions)
+                let expected = ordered.map { region in
+                    let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
+                    return RegionAvailability(
+                        region: region.region.id, availableReplicas: PlacementPlanner.replicasAvailable(shape, in: region),
+                        bestPool: best?.pool.id, pricePerHour: best?.pool.pricePerHour)
+                }
+                XCTAssertEqual(Inventory(regions).availability(shape, sort: sort), expected, "case \(n)")
+            }
+        }
+    }
 }
