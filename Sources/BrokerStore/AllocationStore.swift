@@ -24,18 +24,8 @@ public struct AllocationStore: Sendable {
     /// state in the database, a lost race reads afresh, and a plan that cannot be met
     /// from a reused snapshot is made again from a fresh one before any 409.
     public init(pool: PostgresPool, snapshotSeconds: Double = 0.05) {
-        self.init(pool: pool, snapshots: InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000))))
-    }
-
-    /// Grants plan from `inventory`'s snapshot: one inventory kept in memory and
-    /// brought up to date for both.
-    public init(pool: PostgresPool, sharing inventory: InventoryStore) {
-        self.init(pool: pool, snapshots: inventory.snapshots)
-    }
-
-    init(pool: PostgresPool, snapshots: InventorySnapshots) {
         self.pool = pool
-        self.snapshots = snapshots
+        self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
         self.batcher = GrantBatcher(pool: pool)
         self.settings = ShortLivedCache(lifetime: .seconds(1))
     }

@@ -161,7 +161,7 @@ struct Serve: AsyncParsableCommand {
         if seedDemo {
             try await DemoData.seed(inventory: inventory, tenants: tenants, logger: logger)
         }
-        let allocations = AllocationStore(pool: pool, sharing: inventory)
+        let allocations = AllocationStore(pool: pool)
         let admission = WakeSignal()
         let changes = ChangeNotifications(
             configuration: configuration, inventory: inventory, tenants: tenants, allocations: allocations,

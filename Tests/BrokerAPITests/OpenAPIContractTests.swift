@@ -47,10 +47,9 @@ final class OpenAPIContractTests: XCTestCase {
 
     static func apiRouter() -> Router {
         let pool = PostgresPool(configuration: PostgresConfiguration(url: "postgresql://unused@127.0.0.1:1/unused"), size: 1)
-        let inventory = InventoryStore(pool: pool)
         let services = BrokerServices(
-            inventory: inventory, tenants: TenantStore(pool: pool),
-            allocations: AllocationStore(pool: pool, sharing: inventory), policies: PolicyStore(pool: pool),
+            inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
+            allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             usage: UsageStore(pool: pool), adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
             logger: Logger(label: "contract-test"))
         return BrokerAPI.router(services: services)

@@ -38,10 +38,9 @@ public final class TestBroker: Sendable {
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
         var logger = Logger(label: "test-broker")
         logger.logLevel = .warning
-        let inventory = InventoryStore(pool: pool)
         services = BrokerServices(
-            inventory: inventory, tenants: TenantStore(pool: pool),
-            allocations: AllocationStore(pool: pool, sharing: inventory), policies: PolicyStore(pool: pool),
+            inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
+            allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
             usage: UsageStore(pool: pool), adminToken: adminToken, metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
         let api = BrokerAPI.router(services: services)
