@@ -45,10 +45,44 @@ def curves(r):
     return out
 
 
+def topology_curves(r):
+    """Markdown lines of the BENCH_ONLY=topology step; empty when the run had none."""
+    if "topology.large.pools" not in r:
+        return []
+
+    def num(key):
+        try:
+            return float(r.get(key) or 0)
+        except ValueError:
+            return 0.0
+
+    def rate(name):
+        ok = num(f"{name}.requests") - num(f"{name}.unexpected")
+        return ok / (num(f"{name}.duration_us") / 1e6 or 1)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if b else "-"
+
+    def point(p):
+        return f"{int(num(f'topology.{p}.regions')):,} regions, {int(num(f'topology.{p}.pools')):,} pools"
+
+    s, l = "topology.small", "topology.large"
+    out = ["## Scale: topology", "",
+           f"| what | {point('small')} | {point('large')} | × vs small |", "|---|---:|---:|---:|"]
+    out.append(f"| grants/s (1 T4 replica, 16 connections) | {rate(s + '.grants'):,.0f} | {rate(l + '.grants'):,.0f} | "
+               f"{ratio(rate(l + '.grants'), rate(s + '.grants'))} |")
+    for q in ("p50", "p99"):
+        a, b = num(f"{s}.inventory.{q}_us") / 1000, num(f"{l}.inventory.{q}_us") / 1000
+        out.append(f"| `GET /v1/inventory` {q} ms (1 connection, grants running) | {a:.2f} | {b:.2f} | {ratio(b, a)} |")
+    a, b = num(f"{s}.rss_kib") / 1024, num(f"{l}.rss_kib") / 1024
+    out.append(f"| broker RSS, highest, MB | {a:.0f} | {b:.0f} | {ratio(b, a)} |")
+    return out + [""]
+
+
 if __name__ == "__main__":
     results = {}
     for line in open(sys.argv[1]):
         if "=" in line:
             k, v = line.rstrip("\n").split("=", 1)
             results[k] = v
-    print("\n".join(curves(results)))
+    print("\n".join(curves(results) + topology_curves(results)))
