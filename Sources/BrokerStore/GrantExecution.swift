@@ -117,7 +117,7 @@ extension AllocationStore {
     /// tenant's quota fails with GB003, `quotaExceeded`).
     static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
-        let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c))))
+        let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c, fitting: request.shape))))
         switch plan.outcome {
         case .refuse:
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)

@@ -193,16 +193,24 @@ public struct InventoryStore: Sendable {
         try c.query("SELECT \(RegionColumns.list) FROM regions r WHERE r.id = $1", [id]).first.map(RegionColumns.decode)
     }
 
-    /// One round trip: regions left-joined with their pools, in id order.
-    static func snapshot(_ c: PostgresConnection, regionId: String? = nil) throws -> [RegionInventory] {
+    /// One round trip: regions left-joined with their pools, in id order. With `shape`, only
+    /// the pools of its class, GPU series and instance type (`InventoryIndex`'s keys): a plan
+    /// for the shape reads no other, and each region is there for its decision.
+    static func snapshot(
+        _ c: PostgresConnection, regionId: String? = nil, fitting shape: ComputeShape? = nil
+    ) throws -> [RegionInventory] {
         let rows = try c.query(
             """
             SELECT \(RegionColumns.list), \(PoolColumns.list)
             FROM regions r LEFT JOIN pools p ON p.region_id = r.id
+                AND ($2::text IS NULL OR p.compute_class = $2)
+                AND ($3::text[] IS NULL OR p.gpu_series = ANY ($3))
+                AND ($4::text IS NULL OR p.instance_type = $4)
             WHERE $1::text IS NULL OR r.id = $1
             ORDER BY r.id, p.id
             """,
-            [regionId])
+            [regionId, shape?.computeClass.rawValue, shape.flatMap { $0.gpuSeries.isEmpty ? nil : $0.gpuSeries },
+             shape?.instanceType])
         var result: [RegionInventory] = []
         for row in rows {
             let regionId: String = try row.decode("region_id")
