@@ -155,13 +155,35 @@ extension Inventory {
         }
         return order.map { i in
             var line = RegionAvailability(region: regions[i].region.id, availableReplicas: stats[i]?.available ?? 0)
-            if line.availableReplicas > 0,
-                let best = PlacementPlanner.candidatePools(shape, in: regions[i]).first(where: { $0.grantable > 0 })
-            {
-                line.bestPool = best.pool.id
-                line.pricePerHour = best.pool.pricePerHour
+            if line.availableReplicas > 0, let best = Self.firstGrantable(shape, regions[i].pools) {
+                line.bestPool = best.id
+                line.pricePerHour = best.pricePerHour
             }
             return line
         }
+    }
+
+    /// The first pool in use order (rule 1: series order, price, id) that can give a replica
+    /// now: `candidatePools(...).first { $0.grantable > 0 }` in one pass, without sorting.
+    static func firstGrantable(_ shape: ComputeShape, _ pools: [PoolUsage]) -> Pool? {
+        var best: (series: Int, price: Double, index: Int)?
+        pools.withUnsafeBufferPointer { pools in
+            for i in 0..<pools.count where pools[i].grantable > 0 && PlacementPlanner.fits(pools, i, shape) {
+                var series = 0
+                if !shape.gpuSeries.isEmpty, let s = pools[i].pool.gpuSeries {
+                    series = shape.gpuSeries.firstIndex(of: s) ?? Int.max
+                }
+                let price = pools[i].pool.pricePerHour
+                if let b = best {
+                    if series != b.series ? series > b.series
+                        : price != b.price ? price > b.price : pools[i].pool.id >= pools[b.index].pool.id
+                    {
+                        continue
+                    }
+                }
+                best = (series, price, i)
+            }
+        }
+        return best.map { pools[$0.index].pool }
     }
 }
