@@ -113,4 +113,12 @@ final class InventoryChangesTests: XCTestCase {
         XCTAssertEqual(after.inventory.index.regions(fitting: ComputeShape(computeClass: .generalPurpose, cpu: 1, memoryGiB: 1)).count, 19)
         await pool.close()
     }
+
+    /// The batch grant looks pools up by index at any size (migration 13): with 20,000 pools
+    /// its guessed 10,000 placements made it scan every pool twice per batch.
+    func testBatchGrantPlansWithoutPoolScans() throws {
+        let config = try admin.query(
+            "SELECT array_to_string(proconfig, ',') AS config FROM pg_proc WHERE oid = 'gpb_grant_fresh(jsonb)'::regprocedure")
+        XCTAssertEqual(try config[0].decodeIfPresent("config", as: String.self), "enable_seqscan=off")
+    }
 }

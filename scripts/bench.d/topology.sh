@@ -4,7 +4,7 @@
 # point of the same run.
 #
 # At each point: the allocation benchmark's grants (1 T4 replica, the 10 seeded instance
-# types, 16 connections); then GET /v1/inventory for a T4 replica over 1 connection while 8
+# types, 16 connections); then GET /v1/inventory for a T4 replica over 2 connections while 8
 # connections of the same grants change pools under it (every 50 ms snapshot differs, so
 # answers are computed, not replayed); the broker's highest RSS over both.
 topology_regions=${BENCH_TOPOLOGY_REGIONS:-1000}
@@ -16,7 +16,7 @@ topology_point() { # NAME
     ( env BENCH_EXPECT=201 BENCH_TYPES="$alltypes" wrk -t1 -c8 -d"$((warmup + seconds + 2))s" \
         -s "$here/allocate.lua" "$base" >/dev/null 2>&1 ) &
     local load=$!
-    wrk_run "topology.$1.inventory" 1 200 "$here/get.lua" "$inventory_url"
+    wrk_run "topology.$1.inventory" 2 200 "$here/get.lua" "$inventory_url"
     wait "$load"
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
