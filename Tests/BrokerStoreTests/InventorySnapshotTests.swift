@@ -119,6 +119,7 @@ final class InventoryChangesTests: XCTestCase {
     func testBatchGrantPlansWithoutPoolScans() throws {
         let config = try admin.query(
             "SELECT array_to_string(proconfig, ',') AS config FROM pg_proc WHERE oid = 'gpb_grant_fresh(jsonb)'::regprocedure")
-        XCTAssertEqual(try config[0].decodeIfPresent("config", as: String.self), "enable_seqscan=off")
+        let settings = try config[0].decode("config", as: String.self).split(separator: ",")
+        XCTAssertTrue(settings.contains("enable_seqscan=off"), "\(settings)")
     }
 }
