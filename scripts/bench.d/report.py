@@ -4,7 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import curves, topology_curves  # noqa: E402
+from scale import curves, tenants_curves, topology_curves  # noqa: E402
 
 r = {}
 for line in open(sys.argv[1]):
@@ -172,4 +172,5 @@ if len(sys.argv) > 2:
         w("```")
 out += curves(r)
 out += topology_curves(r)
+out += tenants_curves(r)
 print("\n".join(out))

@@ -79,10 +79,41 @@ def topology_curves(r):
     return out + [""]
 
 
+def tenants_curves(r):
+    """Markdown lines of the BENCH_ONLY=tenants step; empty when the run had none."""
+    if "tenants.large.count" not in r:
+        return []
+
+    def num(key):
+        try:
+            return float(r.get(key) or 0)
+        except ValueError:
+            return 0.0
+
+    def rate(name):
+        ok = num(f"{name}.requests") - num(f"{name}.unexpected")
+        return ok / (num(f"{name}.duration_us") / 1e6 or 1)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if b else "-"
+
+    s, l = "tenants.small", "tenants.large"
+    out = ["## Scale: tenants", "",
+           f"| what | {int(num(s + '.count')):,} tenants | {int(num(l + '.count')):,} tenants | × vs small |",
+           "|---|---:|---:|---:|"]
+    for what, key in (("`GET /v1/admin/tenants?limit=50`/s (2 connections)", "list"),
+                      ("grants/s (1 T4 replica, 16 connections)", "grants")):
+        a, b = rate(f"{s}.{key}"), rate(f"{l}.{key}")
+        out.append(f"| {what} | {a:,.0f} | {b:,.0f} | {ratio(b, a)} |")
+        a, b = num(f"{s}.{key}.p50_us") / 1000, num(f"{l}.{key}.p50_us") / 1000
+        out.append(f"| … p50 ms | {a:.2f} | {b:.2f} | {ratio(b, a)} |")
+    return out + [""]
+
+
 if __name__ == "__main__":
     results = {}
     for line in open(sys.argv[1]):
         if "=" in line:
             k, v = line.rstrip("\n").split("=", 1)
             results[k] = v
-    print("\n".join(curves(results) + topology_curves(results)))
+    print("\n".join(curves(results) + topology_curves(results) + tenants_curves(results)))
