@@ -4,11 +4,8 @@ smallest point of the same run. Also used by report.py."""
 import sys
 
 
-def curves(r):
-    """Markdown lines; empty when the run had no scale step."""
-    if "scale.history" not in r:
-        return []
-
+def readers(r):
+    """num(key): a result as a number (0 when absent); rate(name): a wrk run's good answers per second."""
     def num(key):
         try:
             return float(r.get(key) or 0)
@@ -19,8 +16,19 @@ def curves(r):
         ok = num(f"{name}.requests") - num(f"{name}.unexpected")
         return ok / (num(f"{name}.duration_us") / 1e6 or 1)
 
-    def ratio(a, b):
-        return f"{a / b:.2f}×" if b else "-"
+    return num, rate
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if b else "-"
+
+
+def curves(r):
+    """Markdown lines; empty when the run had no scale step."""
+    if "scale.history" not in r:
+        return []
+
+    num, rate = readers(r)
 
     history = int(num("scale.history"))
     out = ["## Scale: grants against history, with and without a quota; lease expiry", "",
@@ -50,18 +58,7 @@ def topology_curves(r):
     if "topology.large.pools" not in r:
         return []
 
-    def num(key):
-        try:
-            return float(r.get(key) or 0)
-        except ValueError:
-            return 0.0
-
-    def rate(name):
-        ok = num(f"{name}.requests") - num(f"{name}.unexpected")
-        return ok / (num(f"{name}.duration_us") / 1e6 or 1)
-
-    def ratio(a, b):
-        return f"{a / b:.2f}×" if b else "-"
+    num, rate = readers(r)
 
     def point(p):
         return f"{int(num(f'topology.{p}.regions')):,} regions, {int(num(f'topology.{p}.pools')):,} pools"
@@ -84,18 +81,7 @@ def tenants_curves(r):
     if "tenants.large.count" not in r:
         return []
 
-    def num(key):
-        try:
-            return float(r.get(key) or 0)
-        except ValueError:
-            return 0.0
-
-    def rate(name):
-        ok = num(f"{name}.requests") - num(f"{name}.unexpected")
-        return ok / (num(f"{name}.duration_us") / 1e6 or 1)
-
-    def ratio(a, b):
-        return f"{a / b:.2f}×" if b else "-"
+    num, rate = readers(r)
 
     s, l = "tenants.small", "tenants.large"
     out = ["## Scale: tenants", "",
