@@ -52,22 +52,21 @@ final class InventorySnapshots: Sendable {
     /// Reads from the database so far.
     var reads: Int { state.withLock { $0.reads } }
 
-    /// The inventory, when it was read less than `maxAge` ago and not invalidated since.
-    var recent: InventorySnapshot? {
-        state.withLock { state in
-            guard let kept = state.kept, kept.generation == state.generation,
-                ContinuousClock.now - kept.taken < maxAge
-            else { return nil }
-            return kept.snapshot
-        }
-    }
-
     /// The inventory, brought up to date (by one caller for all) when it is older than
-    /// `maxAge` or was invalidated. Reads run one after another, each from the last.
+    /// `maxAge` or was invalidated. Reads run one after another, each from the last. An
+    /// inventory older than `maxAge` but younger than `4 × maxAge`, and not invalidated,
+    /// is answered at once while the read runs: no request waits for a routine read.
     func current(_ pool: PostgresPool) async throws -> InventorySnapshot {
-        if let recent { return recent }
-        let refresh = state.withLock { state -> Task<InventorySnapshot, any Error> in
-            if let running = state.refresh, running.generation == state.generation { return running.task }
+        let (kept, refresh) = state.withLock { state -> (InventorySnapshot?, Task<InventorySnapshot, any Error>?) in
+            var usable: InventorySnapshot?
+            if let kept = state.kept, kept.generation == state.generation {
+                let age = ContinuousClock.now - kept.taken
+                if age < maxAge { return (kept.snapshot, nil) }
+                if age < maxAge * 4 { usable = kept.snapshot }
+            }
+            if let running = state.refresh, running.generation == state.generation {
+                return (usable, usable == nil ? running.task : nil)
+            }
             let previous = state.refresh?.task
             let generation = state.generation
             state.reads += 1
@@ -76,9 +75,10 @@ final class InventorySnapshots: Sendable {
                 return try await self.read(pool, generation: generation)
             }
             state.refresh = (task, generation)
-            return task
+            return (usable, usable == nil ? task : nil)
         }
-        return try await refresh.value
+        if let kept { return kept }
+        return try await refresh!.value
     }
 
     private func read(_ pool: PostgresPool, generation: Int) async throws -> InventorySnapshot {

@@ -92,6 +92,29 @@ final class InventoryChangesTests: XCTestCase {
         await pool.close()
     }
 
+    /// Past its age an inventory still answers at once while it is read again; past four
+    /// times its age a caller waits for the read.
+    func testAnAgedInventoryAnswersWhileItIsReadAgain() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 2)
+        let store = InventoryStore(pool: pool, snapshotSeconds: 0.5)
+        _ = try await store.recentInventory()
+        try admin.query("UPDATE pools SET capacity = 66 WHERE region_id = 'r2' AND id = 'p1'")
+        try await Task.sleep(for: .milliseconds(600))
+        let aged = try await store.recentInventory()
+        XCTAssertEqual(capacity(aged, "r2", "p1"), 10)
+        var fresh = aged
+        for _ in 0..<100 where capacity(fresh, "r2", "p1") != 66 {
+            try await Task.sleep(for: .milliseconds(20))
+            fresh = try await store.recentInventory()
+        }
+        XCTAssertEqual(capacity(fresh, "r2", "p1"), 66)
+        try admin.query("UPDATE pools SET capacity = 67 WHERE region_id = 'r2' AND id = 'p1'")
+        try await Task.sleep(for: .milliseconds(2100))
+        let old = try await store.recentInventory()
+        XCTAssertEqual(capacity(old, "r2", "p1"), 67)
+        await pool.close()
+    }
+
     /// Removals leave no row to read: the count makes the next read read everything.
     func testRemovalsAndAdditionsShow() async throws {
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 2)
