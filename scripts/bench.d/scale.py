@@ -54,24 +54,35 @@ def curves(r):
 
 
 def topology_curves(r):
-    """Markdown lines of the BENCH_ONLY=topology step; empty when the run had none."""
-    if "topology.large.pools" not in r:
+    """Markdown lines of the BENCH_ONLY=topology step; empty when the run had none. Each point
+    ran twice (small, large, small, large): rates add both runs, latencies take their mean
+    (p50) or the higher (p99), RSS the higher."""
+    if "topology.large.2.pools" not in r:
         return []
+    num, _ = readers(r)
 
-    num, rate = readers(r)
+    def rate(point, run):
+        names = [f"topology.{point}.{k}.{run}" for k in (1, 2)]
+        ok = sum(num(f"{n}.requests") - num(f"{n}.unexpected") for n in names)
+        return ok / (sum(num(f"{n}.duration_us") for n in names) / 1e6 or 1)
 
-    def point(p):
-        return f"{int(num(f'topology.{p}.regions')):,} regions, {int(num(f'topology.{p}.pools')):,} pools"
+    def both(point, key, combine):
+        return combine(num(f"topology.{point}.1.{key}"), num(f"topology.{point}.2.{key}"))
 
-    s, l = "topology.small", "topology.large"
+    def mean(a, b):
+        return (a + b) / 2
+
+    def where(p):
+        return f"{int(num(f'topology.{p}.2.regions')):,} regions, {int(num(f'topology.{p}.2.pools')):,} pools"
+
     out = ["## Scale: topology", "",
-           f"| what | {point('small')} | {point('large')} | × vs small |", "|---|---:|---:|---:|"]
-    out.append(f"| grants/s (1 T4 replica, 16 connections) | {rate(s + '.grants'):,.0f} | {rate(l + '.grants'):,.0f} | "
-               f"{ratio(rate(l + '.grants'), rate(s + '.grants'))} |")
-    for q in ("p50", "p99"):
-        a, b = num(f"{s}.inventory.{q}_us") / 1000, num(f"{l}.inventory.{q}_us") / 1000
+           f"| what | {where('small')} | {where('large')} | × vs small |", "|---|---:|---:|---:|"]
+    a, b = rate("small", "grants"), rate("large", "grants")
+    out.append(f"| grants/s (1 T4 replica, 16 connections) | {a:,.0f} | {b:,.0f} | {ratio(b, a)} |")
+    for q, combine in (("p50", mean), ("p99", max)):
+        a, b = both("small", f"inventory.{q}_us", combine) / 1000, both("large", f"inventory.{q}_us", combine) / 1000
         out.append(f"| `GET /v1/inventory` {q} ms (2 connections, grants running) | {a:.2f} | {b:.2f} | {ratio(b, a)} |")
-    a, b = num(f"{s}.rss_kib") / 1024, num(f"{l}.rss_kib") / 1024
+    a, b = both("small", "rss_kib", max) / 1024, both("large", "rss_kib", max) / 1024
     out.append(f"| broker RSS, highest, MB | {a:.0f} | {b:.0f} | {ratio(b, a)} |")
     return out + [""]
 

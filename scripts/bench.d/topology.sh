@@ -6,7 +6,9 @@
 # At each point: the allocation benchmark's grants (1 T4 replica, the 10 seeded instance
 # types, 16 connections); then GET /v1/inventory for a T4 replica over 2 connections while 8
 # connections of the same grants change pools under it (every 50 ms snapshot differs, so
-# answers are computed, not replayed); the broker's highest RSS over both.
+# answers are computed, not replayed); the broker's highest RSS over both. The points run
+# small, large, small, large (the large inventory removed and seeded again in between), so
+# that other work on the machine weighs on both alike; figures add both runs of a point.
 topology_regions=${BENCH_TOPOLOGY_REGIONS:-1000}
 inventory_url="$base/v1/inventory?computeClass=gpu&gpuSeries=T4&gpuCount=1&cpu=4&memoryGiB=15"
 
@@ -25,12 +27,12 @@ topology_point() { # NAME
     put "topology.$1.regions" "$("$psql" -Atc 'SELECT count(*) FROM regions')"
 }
 
-topology_point small
-log "topology: seeding $topology_regions regions × 20 pools"
-# The seeded regions get 16 more pools; the new ones the seeded 4 and those 16: GPU pools of
-# six series (T4 among them, so T4 plans have a candidate in every region), general-purpose
-# and performance ones.
-sql <<SQL >/dev/null
+topology_seed() {
+    log "topology: seeding $topology_regions regions × 20 pools"
+    # The seeded regions get 16 more pools; the new ones the seeded 4 and those 16: GPU pools of
+    # six series (T4 among them, so T4 plans have a candidate in every region), general-purpose
+    # and performance ones.
+    sql <<SQL >/dev/null
 INSERT INTO regions (id, display_name, kind, is_primary, vpc_id, vswitch_ids, security_group_id, labels, state)
 SELECT format('topo-%s', lpad(g::text, 4, '0')), 'Topology region ' || g,
        CASE WHEN g % 10 = 0 THEN 'on-premises' ELSE 'serverless' END, false, 'vpc-topo-' || g,
@@ -59,6 +61,19 @@ SELECT r.id, 'x' || lpad(k::text, 2, '0'),
 FROM regions r CROSS JOIN generate_series(1, 16) k
 WHERE r.id LIKE 'topo-%' OR r.id LIKE 'bench-%';
 SQL
-sql -c 'VACUUM ANALYZE regions' -c 'VACUUM ANALYZE pools' >/dev/null
-topology_point large
+    sql -c 'VACUUM ANALYZE regions' -c 'VACUUM ANALYZE pools' >/dev/null
+}
+
+topology_unseed() {
+    sql -c "DELETE FROM pools WHERE region_id LIKE 'topo-%' OR id LIKE 'x%'" -c "DELETE FROM regions WHERE id LIKE 'topo-%'" \
+        -c 'VACUUM ANALYZE regions' -c 'VACUUM ANALYZE pools' >/dev/null
+}
+
+topology_point small.1
+topology_seed
+topology_point large.1
+topology_unseed
+topology_point small.2
+topology_seed
+topology_point large.2
 python3 "$here/scale.py" "$results" >&2
