@@ -45,6 +45,8 @@ final class InventorySnapshots: Sendable {
 
     private let state = Mutex(State())
 
+    static let staleGrace = Duration.seconds(2)
+
     init(maxAge: Duration) {
         self.maxAge = maxAge
     }
@@ -54,15 +56,17 @@ final class InventorySnapshots: Sendable {
 
     /// The inventory, brought up to date (by one caller for all) when it is older than
     /// `maxAge` or was invalidated. Reads run one after another, each from the last. An
-    /// inventory older than `maxAge` but younger than `4 × maxAge`, and not invalidated,
-    /// is answered at once while the read runs: no request waits for a routine read.
+    /// inventory past `maxAge` by less than `staleGrace`, and not invalidated, is answered
+    /// at once while the read runs: no request waits for a routine read, even one slowed by
+    /// a checkpoint or a busy machine (a one-second stall was measured at 20,000 pools);
+    /// once a database stops answering, callers wait and see its error.
     func current(_ pool: PostgresPool) async throws -> InventorySnapshot {
         let (kept, refresh) = state.withLock { state -> (InventorySnapshot?, Task<InventorySnapshot, any Error>?) in
             var usable: InventorySnapshot?
             if let kept = state.kept, kept.generation == state.generation {
                 let age = ContinuousClock.now - kept.taken
                 if age < maxAge { return (kept.snapshot, nil) }
-                if age < maxAge * 4 { usable = kept.snapshot }
+                if age < maxAge + Self.staleGrace { usable = kept.snapshot }
             }
             if let running = state.refresh, running.generation == state.generation {
                 return (usable, usable == nil ? running.task : nil)
