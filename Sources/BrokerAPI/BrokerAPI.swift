@@ -312,6 +312,10 @@ struct RouteSteps: Sendable {
 
     /// The answer to an error thrown by authentication or the handler.
     func response(to error: any Error, _ started: Started) -> HTTPResponse {
+        if case StoreError.budgetExceeded(let shortfall) = error {
+            // Not per tenant: one series per budget kind.
+            Counter(label: "budget_refusals_total", dimensions: [("budget", shortfall.budget)]).increment()
+        }
         if let problem = Problem.from(error) {
             return problem.response(requestId: started.requestId)
         }

@@ -44,8 +44,8 @@ enum EventRoutes {
         return try watch(request, context, tenant: tenant, allocation: id)
     }
 
-    /// nil for the admin, who sees every tenant's events.
-    private static func tenantScope(_ context: RequestContext) throws -> UUID? {
+    /// nil for the admin, who sees every tenant's events (and owns the endpoints without a tenant).
+    static func tenantScope(_ context: RequestContext) throws -> UUID? {
         if case .admin = context.principal { return nil }
         return try context.tenant.id.uuid
     }

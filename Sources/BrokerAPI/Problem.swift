@@ -16,6 +16,8 @@ public struct Problem: Error, Sendable {
     public var decisions: [PlacementDecision]?
     public var retryAfterSeconds: Int?
     public var allow: [String]?
+    /// Extension members (RFC 9457 section 3.2), such as what remains of a budget.
+    public var members: [String: JSONValue] = [:]
 
     public init(
         status: Int, code: String, title: String, detail: String, errors: [FieldError]? = nil,
@@ -79,6 +81,11 @@ public struct Problem: Error, Sendable {
                     decisions: decisions)
             case .quotaExceeded(let detail):
                 return Problem(status: 403, code: "quota_exceeded", title: "Quota exceeded", detail: detail)
+            case .budgetExceeded(let shortfall):
+                // 403 like quota_exceeded: a limit the tenant's admin set, not a conflict of this request.
+                var problem = Problem(status: 403, code: "budget_exceeded", title: "Budget exceeded", detail: shortfall.detail)
+                problem.members = shortfall.members
+                return problem
             case .idempotencyKeyReused:
                 return Problem(
                     status: 422, code: "idempotency_key_reused", title: "Idempotency key reused",
@@ -93,13 +100,14 @@ public struct Problem: Error, Sendable {
     }
 
     func response(requestId: String?) -> HTTPResponse {
-        var body: [String: JSONValue] = [
+        var body = members
+        body.merge([
             "type": .string("https://gpubroker.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))"),
             "title": .string(title),
             "status": .number(Double(status)),
             "detail": .string(detail),
             "code": .string(code),
-        ]
+        ]) { _, standard in standard }
         if let requestId { body["requestId"] = .string(requestId) }
         if let errors {
             body["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })

@@ -18,41 +18,42 @@ struct WebhookWithSecret: Encodable {
     }
 }
 
-/// A tenant's webhook endpoints (Standard Webhooks deliveries of its allocations' events).
+/// Webhook endpoints (Standard Webhooks deliveries): a tenant's get its allocations'
+/// events; the admin's (no tenant) may also take every tenant's and the inventory's.
 enum WebhookRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("POST", "/v1/webhooks", .tenant) { request, context in
-            let tenant = try context.tenant
-            let spec = try WebhookSpec.parse(try JSONBodies.read(request))
+        routes.add("POST", "/v1/webhooks", .anyToken) { request, context in
+            let owner = try EventRoutes.tenantScope(context)
+            let spec = try WebhookSpec.parse(try JSONBodies.read(request), admin: owner == nil)
             if let refusal = await context.services.webhookURLs.refusal(spec.url, resolving: false) {
                 throw ValidationFailure(field: "url", message: refusal)
             }
             let secret = WebhookSignature.newSecret()
             let endpoint = try await context.services.webhooks.create(
-                tenantId: tenant.id.uuid, url: spec.url, eventTypes: spec.eventTypes, secret: secret)
+                tenantId: owner, url: spec.url, eventTypes: spec.eventTypes, secret: secret)
             return try JSONBodies.response(
                 201, WebhookWithSecret(endpoint: endpoint, secret: secret), headers: [("Location", "/v1/webhooks/\(endpoint.id)")])
         }
-        routes.add("GET", "/v1/webhooks", .tenant) { _, context in
-            try JSONBodies.response(200, ["webhooks": try await context.services.webhooks.list(tenantId: try context.tenant.id.uuid)])
+        routes.add("GET", "/v1/webhooks", .anyToken) { _, context in
+            try JSONBodies.response(200, ["webhooks": try await context.services.webhooks.list(tenantId: try EventRoutes.tenantScope(context))])
         }
-        routes.add("GET", "/v1/webhooks/{id}", .tenant) { request, context in
+        routes.add("GET", "/v1/webhooks/{id}", .anyToken) { request, context in
             try JSONBodies.response(
-                200, try await context.services.webhooks.get(tenantId: try context.tenant.id.uuid, id: try endpointId(request)))
+                200, try await context.services.webhooks.get(tenantId: try EventRoutes.tenantScope(context), id: try endpointId(request)))
         }
-        routes.add("DELETE", "/v1/webhooks/{id}", .tenant) { request, context in
-            try await context.services.webhooks.delete(tenantId: try context.tenant.id.uuid, id: try endpointId(request))
+        routes.add("DELETE", "/v1/webhooks/{id}", .anyToken) { request, context in
+            try await context.services.webhooks.delete(tenantId: try EventRoutes.tenantScope(context), id: try endpointId(request))
             return JSONBodies.noContent()
         }
-        routes.add("POST", "/v1/webhooks/{id}/secret", .tenant) { request, context in
+        routes.add("POST", "/v1/webhooks/{id}/secret", .anyToken) { request, context in
             let secret = WebhookSignature.newSecret()
             let endpoint = try await context.services.webhooks.rotateSecret(
-                tenantId: try context.tenant.id.uuid, id: try endpointId(request), secret: secret)
+                tenantId: try EventRoutes.tenantScope(context), id: try endpointId(request), secret: secret)
             return try JSONBodies.response(200, WebhookWithSecret(endpoint: endpoint, secret: secret))
         }
-        routes.add("GET", "/v1/webhooks/{id}/deliveries", .tenant) { request, context in
+        routes.add("GET", "/v1/webhooks/{id}/deliveries", .anyToken) { request, context in
             let deliveries = try await context.services.webhooks.deliveries(
-                tenantId: try context.tenant.id.uuid, id: try endpointId(request), limit: try EventRoutes.pageLimit(request))
+                tenantId: try EventRoutes.tenantScope(context), id: try endpointId(request), limit: try EventRoutes.pageLimit(request))
             return try JSONBodies.response(200, ["deliveries": deliveries])
         }
     }

@@ -4,7 +4,10 @@ import MicroHTTP
 
 /// Tenants: create (token shown once), change the quota, rotate the token.
 enum TenantAdmin {
-    static let quotaFields = [("gpus", "GPUs"), ("instances", "Instances"), ("cpu", "CPU"), ("memoryGiB", "Memory GiB")]
+    static let quotaFields = [
+        ("gpus", "GPUs"), ("instances", "Instances"), ("cpu", "CPU"), ("memoryGiB", "Memory GiB"),
+        ("spendPerMonth", "Spend / month"), ("gpuHoursPerMonth", "GPU-hours / month"),
+    ]
 
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/admin/tenants") { context in
@@ -12,7 +15,7 @@ enum TenantAdmin {
             let rows: [HTML] = tenants.map { row(context, $0) }
             return Page(title: "Tenants", section: "tenants", body: """
                 <h1>Tenants</h1>
-                <p>An empty quota field means unlimited. A new or rotated token is shown once.</p>
+                <p>An empty quota field means unlimited. Budgets count a calendar month (UTC): what was spent in it plus what live leases commit. A new or rotated token is shown once.</p>
                 \(Layout.table(["Tenant", "Created", "Quota", ""], rows, empty: "No tenant yet."))
                 <section class="panel" aria-labelledby="create-title"><h2 id="create-title">Create a tenant</h2>
                 <form method="post" action="/console/admin/tenants" class="grid-form">\(Layout.csrfField(context))

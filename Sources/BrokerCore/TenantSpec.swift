@@ -1,18 +1,29 @@
 import Foundation
 import JSON
 
-/// A tenant's limits over its live allocations; nil means unlimited.
+/// A tenant's limits over its live allocations, and its monthly budgets (calendar
+/// month, UTC: what it spent in the month plus what its live leases commit in it); nil
+/// means unlimited.
 public struct TenantQuota: Codable, Sendable, Equatable {
     public var gpus: Int?
     public var cpu: Double?
     public var memoryGiB: Double?
     public var instances: Int?
+    /// In the currency of the pools' `pricePerHour`.
+    public var spendPerMonth: Double?
+    /// Hours of each GPU of the tenant's instances.
+    public var gpuHoursPerMonth: Double?
 
-    public init(gpus: Int? = nil, cpu: Double? = nil, memoryGiB: Double? = nil, instances: Int? = nil) {
+    public init(
+        gpus: Int? = nil, cpu: Double? = nil, memoryGiB: Double? = nil, instances: Int? = nil,
+        spendPerMonth: Double? = nil, gpuHoursPerMonth: Double? = nil
+    ) {
         self.gpus = gpus
         self.cpu = cpu
         self.memoryGiB = memoryGiB
         self.instances = instances
+        self.spendPerMonth = spendPerMonth
+        self.gpuHoursPerMonth = gpuHoursPerMonth
     }
 }
 
@@ -53,7 +64,9 @@ public struct TenantSpec: Codable, Sendable, Equatable {
                     gpus: q.integer("gpus", in: 0...100_000_000),
                     cpu: q.number("cpu", minimum: 0, maximum: 1e12),
                     memoryGiB: q.number("memoryGiB", minimum: 0, maximum: 1e12),
-                    instances: q.integer("instances", in: 0...100_000_000))
+                    instances: q.integer("instances", in: 0...100_000_000),
+                    spendPerMonth: q.number("spendPerMonth", minimum: 0, maximum: 1e12),
+                    gpuHoursPerMonth: q.number("gpuHoursPerMonth", minimum: 0, maximum: 1e12))
                 q.finish()
             }
             r.finish()

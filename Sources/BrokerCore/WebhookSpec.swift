@@ -10,15 +10,21 @@ public struct WebhookSpec: Sendable, Equatable {
     /// One per ledger kind.
     public static let eventTypes = ["reserved", "renewed", "released", "expired", "preempted", "idled", "deprovisioned"]
         .map { "allocation." + $0 }
+    /// The inventory's changes: the admin's endpoints only.
+    public static let inventoryEventTypes = ["region", "pool"].flatMap { kind in
+        ["created", "changed", "deleted"].map { "\(kind).\($0)" }
+    }
 
-    public static func parse(_ json: JSONValue) throws(ValidationFailure) -> WebhookSpec {
+    /// `admin`: the admin's endpoint, which may also ask for the inventory's types.
+    public static func parse(_ json: JSONValue, admin: Bool = false) throws(ValidationFailure) -> WebhookSpec {
+        let allowed = admin ? eventTypes + inventoryEventTypes : eventTypes
         let errors = FieldErrorCollector()
         var result: WebhookSpec?
         if let r = errors.object(json) {
             let url = r.string("url", required: true, maxLength: 2048)
-            let types = r.stringArray("eventTypes", allowEmpty: true, maxItems: eventTypes.count)
-            for (index, type) in (types ?? []).enumerated() where !eventTypes.contains(type) {
-                errors.add(FieldPath.index(r.field("eventTypes"), index), "must be one of \(eventTypes.joined(separator: ", "))")
+            let types = r.stringArray("eventTypes", allowEmpty: true, maxItems: allowed.count)
+            for (index, type) in (types ?? []).enumerated() where !allowed.contains(type) {
+                errors.add(FieldPath.index(r.field("eventTypes"), index), "must be one of \(allowed.joined(separator: ", "))")
             }
             r.finish()
             if let url { result = WebhookSpec(url: url, eventTypes: types ?? []) }

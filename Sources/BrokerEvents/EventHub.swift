@@ -116,11 +116,12 @@ public final class EventHub: Sendable {
                     guard let at, at < reached else { continue }
                     let (events, upTo) = try await feed.read(
                         after: at, tenant: watcher.subscription.tenant, allocation: watcher.subscription.allocation, limit: 500)
-                    deliver(events.filter { $0.position <= reached }, to: watcher, upTo: min(upTo, reached))
+                    deliver(events.filter { $0.position <= reached }.map(Frame.init), to: watcher, upTo: min(upTo, reached))
                 }
                 let (events, upTo) = try await feed.read(after: reached, tenant: nil, allocation: nil, limit: 2000)
-                for watcher in watchers where watcher.position.withLock({ $0 == nil || $0! >= reached }) {
-                    deliver(events, to: watcher, upTo: upTo)
+                let current = watchers.filter { watcher in watcher.position.withLock { $0 == nil || $0! >= reached } }
+                for (watcher, frames) in Self.fanOut(events, to: current) {
+                    deliver(frames, to: watcher, upTo: upTo)
                 }
                 reached = upTo
                 position = reached
@@ -138,21 +139,75 @@ public final class EventHub: Sendable {
         }
     }
 
-    /// Writes the events after the watcher's position, then moves it to `upTo`.
-    private func deliver(_ events: [FeedEvent], to watcher: Watcher, upTo: FeedPosition) {
-        let after = watcher.position.withLock { $0 }
-        for event in events where watcher.wants(event) && (after == nil || event.position > after!) {
-            let frame = "id: \(event.position)\nevent: \(event.type)\ndata: \(event.json)\n\n"
-            switch watcher.stream.write(Array(frame.utf8)) {
-            case .written:
-                watcher.position.withLock { $0 = event.position }
-            case .full:
-                end(watcher, event: "dropped", reason: "the client did not keep up; resume with Last-Event-ID")
-                return
-            case .closed:
-                return
+    /// An event as its stream frame, encoded once for every watcher that takes it.
+    struct Frame {
+        var position: FeedPosition
+        var bytes: [UInt8]
+
+        init(_ event: FeedEvent) {
+            position = event.position
+            bytes = Array("id: \(event.position)\nevent: \(event.type)\ndata: \(event.json)\n\n".utf8)
+        }
+    }
+
+    /// Each watcher's frames among `events`. Watchers are looked up by the event's
+    /// allocation and tenant, so the work grows with the events and the watchers that
+    /// take them, not with events × watchers (1,000 streams on quiet allocations cost
+    /// nothing per event). Every watcher, including those given nothing, is in the
+    /// answer: its position moves on too.
+    static func fanOut(_ events: [FeedEvent], to watchers: [Watcher]) -> [(Watcher, [Frame])] {
+        var everything: [Int] = []
+        var byTenant: [UUID: [Int]] = [:]
+        var byAllocation: [UUID: [Int]] = [:]
+        for (index, watcher) in watchers.enumerated() {
+            if let allocation = watcher.subscription.allocation {
+                byAllocation[allocation, default: []].append(index)
+            } else if let tenant = watcher.subscription.tenant {
+                byTenant[tenant, default: []].append(index)
+            } else {
+                everything.append(index)
             }
         }
+        var frames = Array(repeating: [Frame](), count: watchers.count)
+        for event in events {
+            var takers = everything
+            if let tenant = event.tenantId { takers += byTenant[tenant] ?? [] }
+            if let allocation = event.allocationId { takers += byAllocation[allocation] ?? [] }
+            guard !takers.isEmpty else { continue }
+            let frame = Frame(event)
+            for index in takers where watchers[index].wants(event) { frames[index].append(frame) }
+        }
+        return Array(zip(watchers, frames))
+    }
+
+    /// Writes the frames after the watcher's position, then moves it to `upTo`. Frames
+    /// go out in writes of up to 64 KiB, so a round wakes the connection once or a few
+    /// times rather than once per event.
+    private func deliver(_ frames: [Frame], to watcher: Watcher, upTo: FeedPosition) {
+        let after = watcher.position.withLock { $0 }
+        var chunk: [UInt8] = []
+        var chunkEnd: FeedPosition?
+        func flush() -> Bool {
+            guard let end = chunkEnd else { return true }
+            defer { chunk.removeAll(keepingCapacity: true) }
+            chunkEnd = nil
+            switch watcher.stream.write(chunk) {
+            case .written:
+                watcher.position.withLock { $0 = end }
+                return true
+            case .full:
+                self.end(watcher, event: "dropped", reason: "the client did not keep up; resume with Last-Event-ID")
+                return false
+            case .closed:
+                return false
+            }
+        }
+        for frame in frames where after == nil || frame.position > after! {
+            chunk += frame.bytes
+            chunkEnd = frame.position
+            if chunk.count >= 64 * 1024 && !flush() { return }
+        }
+        guard flush() else { return }
         watcher.position.withLock { $0 = max($0 ?? upTo, upTo) }
     }
 

@@ -7,11 +7,14 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// Sends webhook deliveries: every broker runs one. Each round turns newly final
-/// ledger events into deliveries (`WebhookStore.dispatch`), claims the due ones and
-/// posts them concurrently. A failed attempt is retried with exponential backoff and
-/// jitter (1 s doubling up to an hour) until the delivery is `retryWindow` old; then
-/// it fails and its endpoint is marked failing.
+/// Sends webhook deliveries: every broker runs one. It turns newly final ledger events
+/// into deliveries (`WebhookStore.dispatch`, every `dispatchInterval`, in a loop of its
+/// own) and keeps
+/// up to `concurrency` attempts in flight, claiming more as soon as slots free up, so a
+/// slow receiver holds one slot and not a round. A failed attempt is retried with
+/// exponential backoff and jitter (1 s doubling up to an hour) until the delivery is
+/// `retryWindow` old; then it fails and its endpoint is marked failing. Cancelling
+/// the task cancels the requests in flight: shutdown never waits on a receiver.
 public struct WebhookSender: Sendable {
     let store: WebhookStore
     let policy: WebhookURLPolicy
@@ -19,6 +22,7 @@ public struct WebhookSender: Sendable {
     let retryWindow: Duration
     let concurrency: Int
     let session: URLSession
+    static let dispatchInterval: Duration = .milliseconds(100)
 
     public init(
         store: WebhookStore, policy: WebhookURLPolicy, logger: Logger, concurrency: Int = 32,
@@ -35,31 +39,59 @@ public struct WebhookSender: Sendable {
         session = URLSession(configuration: configuration, delegate: RefuseRedirects(), delegateQueue: nil)
     }
 
-    /// Runs until the task is cancelled.
+    /// Runs until the task is cancelled, then returns once the attempts in flight were
+    /// cancelled and recorded. Outcomes are recorded together once per round.
     public func run() async {
         let sent = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "delivered")])
         let failed = Counter(label: "webhook_attempts_total", dimensions: [("outcome", "failed")])
-        while !Task.isCancelled {
-            do {
-                _ = try await store.dispatch()
-                let claimed = try await store.claim(limit: concurrency)
-                if claimed.isEmpty {
-                    try? await Task.sleep(for: .milliseconds(200))
-                    continue
+        let attempts = Attempts()
+        await withDiscardingTaskGroup { group in
+            // Its own loop: making a large batch of deliveries must not hold up sending.
+            group.addTask {
+                while !Task.isCancelled {
+                    do {
+                        _ = try await store.dispatch()
+                    } catch {
+                        logger.warning("webhook dispatch failed", metadata: ["error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: Self.dispatchInterval)
                 }
-                await withTaskGroup(of: Bool.self) { group in
-                    for delivery in claimed { group.addTask { await self.attempt(delivery) } }
-                    for await ok in group { (ok ? sent : failed).increment() }
-                }
-            } catch {
-                logger.warning("webhook round failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
             }
+            while !Task.isCancelled {
+                do {
+                    await record(attempts.takeOutcomes())
+                    let free = concurrency - attempts.inFlight.load(ordering: .relaxed)
+                    let claimed = free > 0 ? try await store.claim(limit: free) : []
+                    for delivery in claimed {
+                        attempts.inFlight.add(1, ordering: .relaxed)
+                        group.addTask {
+                            let outcome = await self.attempt(delivery)
+                            (outcome.delivered ? sent : failed).increment()
+                            attempts.finished(outcome)
+                        }
+                    }
+                    // Busy: back as soon as slots may have freed; idle: about when the next dispatch ran.
+                    try? await Task.sleep(for: claimed.isEmpty && free > 0 ? .milliseconds(200) : .milliseconds(10))
+                } catch {
+                    logger.warning("webhook round failed", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        await record(attempts.takeOutcomes())
+    }
+
+    private func record(_ outcomes: [AttemptOutcome]) async {
+        do {
+            try await store.record(outcomes)
+        } catch {
+            // Their claims run out in a minute and another round sends them again.
+            logger.warning("webhook outcomes not recorded", metadata: ["deliveries": "\(outcomes.count)", "error": "\(error)"])
         }
     }
 
-    /// One attempt; true when delivered.
-    func attempt(_ delivery: ClaimedDelivery) async -> Bool {
+    /// One attempt and what came of it.
+    func attempt(_ delivery: ClaimedDelivery) async -> AttemptOutcome {
         var status: Int?
         var problem: String
         if let refusal = await policy.refusal(delivery.url, resolving: true) {
@@ -80,42 +112,39 @@ public struct WebhookSender: Sendable {
         } else {
             problem = "url refused: not a URL"
         }
-        do {
-            if let status, (200..<300).contains(status) {
-                try await store.delivered(delivery.id, status: status)
-                return true
-            }
-            let retryIn = delivery.age >= retryWindow ? nil : Self.backoff(attempts: delivery.attempts)
-            if retryIn == nil {
-                logger.notice("webhook delivery failed for good", metadata: ["delivery": "\(delivery.id)", "error": "\(problem)"])
-            }
-            try await store.attemptFailed(delivery.id, status: status, reason: String(problem.prefix(500)), retryIn: retryIn)
-        } catch {
-            // The claim runs out in a minute and another round tries again.
-            logger.warning("webhook outcome not recorded", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+        if let status, (200..<300).contains(status) {
+            return .delivered(delivery.id, status: status)
         }
-        return false
+        let retryIn = delivery.age >= retryWindow ? nil : Self.backoff(attempts: delivery.attempts)
+        if retryIn == nil {
+            logger.notice("webhook delivery failed for good", metadata: ["delivery": "\(delivery.id)", "error": "\(problem)"])
+        }
+        return .failed(delivery.id, status: status, reason: String(problem.prefix(500)), retryIn: retryIn)
     }
 
     /// Sends with a deadline of its own: under load, FoundationNetworking's URLSession
     /// was seen never to complete some tasks (its own timeout did not fire either), which
     /// held up every later delivery and the broker's shutdown. Whichever comes first, the
-    /// answer or the deadline, resumes; the other finds the continuation taken.
+    /// answer, the deadline or the cancellation of the calling task, resumes; the others
+    /// find the continuation taken.
     func post(_ request: URLRequest) async -> (status: Int?, problem: String) {
-        await withCheckedContinuation { (continuation: CheckedContinuation<(status: Int?, problem: String), Never>) in
-            let once = Mutex<CheckedContinuation<(status: Int?, problem: String), Never>?>(continuation)
-            @Sendable func finish(_ status: Int?, _ problem: String) {
-                once.withLock { taken in defer { taken = nil }; return taken }?.resume(returning: (status, problem))
+        let outcome = Outcome()
+        let task = session.dataTask(with: request) { _, response, error in
+            let status = (response as? HTTPURLResponse)?.statusCode
+            outcome.finish(status, error.map { "no answer: \($0.localizedDescription)" } ?? "answered \(status.map(String.init) ?? "without a status")")
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                guard outcome.wait(continuation) else { return }
+                task.resume()
+                DispatchQueue.global().asyncAfter(deadline: .now() + Self.attemptDeadline) {
+                    task.cancel()
+                    outcome.finish(nil, "no answer within \(Int(Self.attemptDeadline)) s")
+                }
             }
-            let task = session.dataTask(with: request) { _, response, error in
-                let status = (response as? HTTPURLResponse)?.statusCode
-                finish(status, error.map { "no answer: \($0.localizedDescription)" } ?? "answered \(status.map(String.init) ?? "without a status")")
-            }
-            task.resume()
-            DispatchQueue.global().asyncAfter(deadline: .now() + Self.attemptDeadline) {
-                task.cancel()
-                finish(nil, "no answer within \(Int(Self.attemptDeadline)) s")
-            }
+        } onCancel: {
+            task.cancel()
+            outcome.finish(nil, "not sent: the broker is shutting down")
         }
     }
 
@@ -125,6 +154,47 @@ public struct WebhookSender: Sendable {
     static func backoff(attempts: Int) -> Duration {
         let ceiling = min(pow(2, Double(min(max(attempts - 1, 0), 20))), 3600)
         return .milliseconds(Int64(ceiling * 500 * (1 + Double.random(in: 0...1))))
+    }
+}
+
+/// Attempts under way and the outcomes not yet recorded, shared with their tasks.
+private final class Attempts: Sendable {
+    let inFlight = Atomic<Int>(0)
+    private let outcomes = Mutex<[AttemptOutcome]>([])
+
+    func finished(_ outcome: AttemptOutcome) {
+        outcomes.withLock { $0.append(outcome) }
+        inFlight.subtract(1, ordering: .relaxed)
+    }
+
+    func takeOutcomes() -> [AttemptOutcome] {
+        outcomes.withLock { taken in defer { taken = [] }; return taken }
+    }
+}
+
+/// The first outcome of an attempt, from whichever of the answer, the deadline and a
+/// cancellation comes first; one that comes before the caller waits is kept for it.
+private final class Outcome: Sendable {
+    typealias Result = (status: Int?, problem: String)
+    private let state = Mutex<(waiting: CheckedContinuation<Result, Never>?, early: Result?)>((nil, nil))
+
+    /// False when an outcome came already: the continuation was resumed with it.
+    func wait(_ continuation: CheckedContinuation<Result, Never>) -> Bool {
+        let early = state.withLock { state -> Result? in
+            if state.early == nil { state.waiting = continuation }
+            return state.early
+        }
+        if let early { continuation.resume(returning: early) }
+        return early == nil
+    }
+
+    func finish(_ status: Int?, _ problem: String) {
+        let waiting = state.withLock { state -> CheckedContinuation<Result, Never>? in
+            defer { state.waiting = nil }
+            if state.waiting == nil && state.early == nil { state.early = (status, problem) }
+            return state.waiting
+        }
+        waiting?.resume(returning: (status, problem))
     }
 }
 

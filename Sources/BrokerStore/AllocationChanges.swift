@@ -22,7 +22,8 @@ extension AllocationStore {
                         throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
                     }
                     try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor)
-                    try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor)
+                    try QuotaCheck.verifyPriceCap(
+                        c, plan.request, try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor))
                     placed += plan.placement.placed
                     decisions = plan.decisions
                 } else if replicas < live.count {

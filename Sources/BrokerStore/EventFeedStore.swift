@@ -29,7 +29,9 @@ public struct FeedPosition: Sendable, Hashable, Comparable, CustomStringConverti
     }
 }
 
-/// One ledger row of the feed, its body already JSON (the webhook payload's shape).
+/// One event of the feed, its body already JSON (the webhook payload's shape): a
+/// ledger row (`allocation.<kind>`) or, for the admin only, an inventory change
+/// (`region.<verb>`, `pool.<verb>`: no tenant, no allocation).
 public struct FeedEvent: Sendable {
     public var position: FeedPosition
     public var tenantId: UUID?
@@ -47,7 +49,8 @@ public struct EventFeedStore: Sendable {
 
     /// Events after `after` (of one tenant, one allocation, or all) up to the horizon,
     /// at most `limit`, and the position a reader has reached once it took them: the
-    /// last one's, or the horizon when fewer than `limit` came.
+    /// last one's, or the horizon when fewer than `limit` came. The whole feed (no
+    /// tenant, no allocation: the admin's) also carries the inventory's events.
     public func read(after: FeedPosition, tenant: UUID?, allocation: UUID?, limit: Int) async throws
         -> (events: [FeedEvent], reached: FeedPosition)
     {
@@ -57,12 +60,19 @@ public struct EventFeedStore: Sendable {
                 let horizon: Int64 = try c.query("SELECT gpb_event_horizon() AS h")[0].decode("h")
                 let events = try c.query(
                     """
-                    SELECT l.xid, l.seq, a.tenant_id, l.allocation_id, 'allocation.' || l.kind AS type,
-                           gpb_event_json(l)::text AS json
-                    FROM ledger l LEFT JOIN allocations a ON a.id = l.allocation_id
-                    WHERE l.xid >= $1 AND l.xid < $3 AND (l.xid, l.seq) > ($1, $2)
-                      AND ($4::uuid IS NULL OR a.tenant_id = $4) AND ($5::uuid IS NULL OR l.allocation_id = $5)
-                    ORDER BY l.xid, l.seq LIMIT $6
+                    (SELECT l.xid, l.seq, a.tenant_id, l.allocation_id, 'allocation.' || l.kind AS type,
+                            gpb_event_json(l)::text AS json
+                     FROM ledger l LEFT JOIN allocations a ON a.id = l.allocation_id
+                     WHERE l.xid >= $1 AND l.xid < $3 AND (l.xid, l.seq) > ($1, $2)
+                       AND ($4::uuid IS NULL OR a.tenant_id = $4) AND ($5::uuid IS NULL OR l.allocation_id = $5)
+                     ORDER BY l.xid, l.seq LIMIT $6)
+                    UNION ALL
+                    (SELECT e.xid, e.seq, NULL, NULL, e.type, gpb_inventory_event_json(e)::text
+                     FROM inventory_events e
+                     WHERE $4::uuid IS NULL AND $5::uuid IS NULL
+                       AND e.xid >= $1 AND e.xid < $3 AND (e.xid, e.seq) > ($1, $2)
+                     ORDER BY e.xid, e.seq LIMIT $6)
+                    ORDER BY xid, seq LIMIT $6
                     """, [after.xid, after.seq, horizon, tenant, allocation, limit]
                 ).map { row in
                     FeedEvent(

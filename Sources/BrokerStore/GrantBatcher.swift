@@ -47,7 +47,8 @@ struct GrantReservation: Sendable, JSONWritable {
 
 /// Group commit for grants outside a transaction. A grant joins the queue; a sender
 /// takes everything queued (up to `maxBatch`) and sends it as one statement
-/// (`gpb_grant_batch_within_quotas`, migration 5, over migration 3's `gpb_grant_batch`):
+/// (`gpb_grant_batch_within_quotas`, migration 5, over migration 3's `gpb_grant_batch`,
+/// after migration 10's `gpb_grants_affordable` left out grants over a price cap or a budget):
 /// one round trip and one commit for all of them, and on a hot pool one row
 /// lock per batch instead of one per grant. A sender keeps its connection and its
 /// thread while grants keep coming and sends the next batch as soon as the last one
@@ -194,7 +195,7 @@ final class GrantBatcher: Sendable {
         _ c: PostgresConnection, _ batch: [GrantReservation]
     ) throws -> [Outcome] {
         let rows = try c.query(
-            "SELECT * FROM gpb_grant_batch_within_quotas($1::jsonb)",
+            "SELECT * FROM gpb_grant_batch_within_quotas(gpb_grants_affordable($1::jsonb))",
             [GrantReservation.batch(batch)])
         var granted: [ResourceID: [InstanceView]] = [:]
         for row in rows {

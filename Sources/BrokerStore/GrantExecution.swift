@@ -29,11 +29,13 @@ extension AllocationStore {
 
     /// Planned on this task from a recent inventory snapshot and the tenant's cached
     /// settings, and reserved by the batch statement (`gpb_grant_batch_within_quotas`),
-    /// which checks again what the plan assumed and the tenant's quota. The database is
-    /// asked first only for settings not cached, and for the inventory's latest changes
-    /// when the snapshot falls short (before any 409 or pending answer). A grant the batch
-    /// left out is refused if its quota would be passed as usage stands now
-    /// (`QuotaCheck.problem`), else planned again. Nil when the plan needs `createInTransaction`.
+    /// which checks again what the plan assumed, the pools' prices against the price cap,
+    /// and the tenant's quota and budgets. The database is asked first only for settings
+    /// not cached, and for the inventory's latest changes when the snapshot falls short
+    /// (before any 409 or pending answer). A grant the batch left out is refused if its quota or budget
+    /// would be passed as things stand now (`QuotaCheck.refusal`; over a budget it may
+    /// wait as pending instead), else planned again. Nil when the plan needs
+    /// `createInTransaction`.
     func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
         try await retryingLostRaces {
             let inventory = try await snapshots.current(pool).inventory
@@ -73,10 +75,12 @@ extension AllocationStore {
                     return grant.view(instances: try await batcher.grant(grant.reservation))
                 } catch let lost as LostRace {
                     settings.forget(tenantId)
-                    if let problem = try await pool.withConnection({ c in try QuotaCheck.problem(c, grant.reservation) }) {
-                        throw StoreError.quotaExceeded(problem)
+                    let answer = try await pool.withConnection { c -> AllocationView? in
+                        guard let refusal = try QuotaCheck.refusal(c, grant.reservation) else { return nil }
+                        return try Self.refuse(c, tenantId: tenantId, grant.plan, refusal)
                     }
-                    throw lost
+                    guard let answer else { throw lost }
+                    return answer
                 }
             }
         }
@@ -125,9 +129,24 @@ extension AllocationStore {
             return try recordPending(c, tenantId: tenantId, plan)
         case .grant:
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
+            // Over budget the reservation fails (GB004): asked first only to queue instead.
+            if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.budgetProblem(c, grant.reservation) {
+                return try refuse(c, tenantId: tenantId, plan, refusal)
+            }
             try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
-            return grant.view(instances: try grant.reservation.reserve(c))
+            let instances = try grant.reservation.reserve(c)
+            try QuotaCheck.verifyPriceCap(c, plan.request, instances)
+            return grant.view(instances: instances)
         }
+    }
+
+    /// A refused grant's answer: pending when it is over a budget, asked to queue and asks
+    /// no more than the whole budget (admitted once budget frees), else the refusal.
+    static func refuse(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, _ refusal: StoreError) throws -> AllocationView {
+        guard case .budgetExceeded(let shortfall) = refusal, plan.request.queue, shortfall.mayFitLater else { throw refusal }
+        var plan = plan
+        plan.placement.decisions.append(PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(shortfall.detail)"))
+        return try recordPending(c, tenantId: tenantId, plan)
     }
 
     /// What an idempotency key compares: the validated request as stable JSON.
@@ -185,7 +204,7 @@ extension AllocationStore {
                     now() + make_interval(secs => $8))
             RETURNING \(AllocationRows.allocationColumns)
             """,
-            [UUID(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+            [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
              try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
         return try AllocationRows.allocation(row, instances: [])
     }
@@ -196,7 +215,7 @@ extension AllocationStore {
         var plan: GrantPlan
 
         init(_ plan: GrantPlan, tenantId: UUID, policiesVersion: String, actor: String) {
-            let id = ResourceID(UUID())
+            let id = ResourceID(UUID.timeOrdered())
             var placements = JSONWriter(capacity: 128 * plan.rows.count)
             placements.value(plan.rows)
             self.reservation = GrantReservation(

@@ -128,6 +128,16 @@ public struct MaintenanceStore: Sendable {
                     continue  // capacity moved under us: the next round plans again
                 } catch let error as PostgresError where error.sqlState == .quotaExceeded {
                     continue  // waits until its tenant's usage falls
+                } catch let error as PostgresError where error.sqlState == .budgetExceeded {
+                    // Waits until budget frees (a release, a new month, a raised budget), and says so.
+                    _ = try await pool.withConnection { c in
+                        try c.query(
+                            """
+                            UPDATE allocations SET decisions = $2::jsonb
+                            WHERE id = $1 AND status = 'pending' AND decisions IS DISTINCT FROM $2::jsonb
+                            """,
+                            [id, try PostgresJSON([PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(error.message)")])])
+                    }
                 }
             }
             return (admitted, timedOut)
@@ -149,7 +159,8 @@ public struct MaintenanceStore: Sendable {
                 try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
                 return false
             }
-            try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter")
+            try QuotaCheck.verifyPriceCap(
+                c, plan.request, try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter"))
             try c.query(
                 """
                 UPDATE allocations SET status = $2, placed_replicas = $3, decisions = $4::jsonb,

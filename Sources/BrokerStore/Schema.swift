@@ -12,6 +12,9 @@ public enum Schema {
         Migration(version: 5, name: "0005_usage_counters.sql", sql: text(PackageResources._005_usage_counters_sql)),
         Migration(version: 6, name: "0006_events.sql", sql: text(PackageResources._006_events_sql)),
         Migration(version: 8, name: "0008_money.sql", sql: text(PackageResources._008_money_sql)),
+        Migration(version: 10, name: "0010_budgets.sql", sql: text(PackageResources._010_budgets_sql)),
+        Migration(version: 11, name: "0011_event_gaps.sql", sql: text(PackageResources._011_event_gaps_sql)),
+        Migration(version: 12, name: "0012_history.sql", sql: text(PackageResources._012_history_sql)),
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
     ]
 

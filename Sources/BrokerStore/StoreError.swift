@@ -8,6 +8,7 @@ public enum StoreError: Error, Sendable, Equatable {
     case conflict(String)
     case insufficientCapacity(String, decisions: [PlacementDecision])
     case quotaExceeded(String)
+    case budgetExceeded(BudgetShortfall)
     case idempotencyKeyReused
     /// Retrying later is safe: the database is unreachable or failed over, or the
     /// capacity is too contended to reserve now. The text is shown to the client.
@@ -47,6 +48,10 @@ extension StoreError {
         case .quotaExceeded?:
             // The tenant_usage trigger's message names the limit and the numbers.
             self = .quotaExceeded(error.message)
+        case .budgetExceeded?:
+            // The budget trigger's detail is the problem as JSON (migration 10).
+            guard let shortfall = error.detail.flatMap(BudgetShortfall.init(json:)) else { return nil }
+            self = .budgetExceeded(shortfall)
         case .planNoLongerFits?:
             // Reservations turn this into a new plan; here only if that gave up.
             self = .unavailable("capacity changed while the grant was planned; retry shortly")

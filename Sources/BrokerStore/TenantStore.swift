@@ -44,7 +44,7 @@ public struct TenantStore: Sendable {
                         VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4::jsonb)
                         RETURNING \(Self.columns)
                         """,
-                        [UUID(), name, token, try PostgresJSON(quota)])[0])
+                        [UUID.timeOrdered(), name, token, try PostgresJSON(quota)])[0])
             }
         }
         return (tenant, token)

@@ -1,5 +1,6 @@
 import BrokerCore
 import Foundation
+import JSON
 import PostgresClient
 
 /// A tenant's webhook endpoint as the API shows it (never its secret, except right
@@ -29,6 +30,28 @@ public struct WebhookDelivery: Codable, Sendable, Equatable {
     public var createdAt: Date
 }
 
+/// What came of one attempt.
+public struct AttemptOutcome: Sendable, Equatable {
+    public var id: Int64
+    public var delivered: Bool
+    /// The receiver's HTTP status, if it answered.
+    public var status: Int?
+    public var reason: String?
+    /// nil for a failure: out of retries, failed for good.
+    public var retryIn: Duration?
+
+    /// A 2xx answer: delivered, and the endpoint is active again.
+    public static func delivered(_ id: Int64, status: Int) -> AttemptOutcome {
+        AttemptOutcome(id: id, delivered: true, status: status)
+    }
+
+    /// Another answer or none: tried again after `retryIn`, or, with `retryIn` nil (out of
+    /// retries), failed for good and its endpoint marked failing.
+    public static func failed(_ id: Int64, status: Int?, reason: String, retryIn: Duration?) -> AttemptOutcome {
+        AttemptOutcome(id: id, delivered: false, status: status, reason: reason, retryIn: retryIn)
+    }
+}
+
 /// A delivery claimed for sending: this broker has it for a minute.
 public struct ClaimedDelivery: Sendable {
     public var id: Int64
@@ -41,8 +64,10 @@ public struct ClaimedDelivery: Sendable {
     public var age: Duration
 }
 
-/// Webhook endpoints and their deliveries (migration 6). Deliveries are made from the
-/// ledger by `dispatch()`, off the grant path, and sent by whichever broker claims them.
+/// Webhook endpoints and their deliveries (migrations 6 and 11). Deliveries are made
+/// from the ledger by `dispatch()`, off the grant path, and sent by whichever broker
+/// claims them. An endpoint's owner is a tenant, or nil: the admin, whose endpoints may
+/// take every tenant's allocation events and the inventory's.
 public struct WebhookStore: Sendable {
     let pool: PostgresPool
 
@@ -53,7 +78,7 @@ public struct WebhookStore: Sendable {
     private static let columns = "id, url, event_types, status, created_at, updated_at"
 
     /// Starts at the feed's horizon: events that commit from now on.
-    public func create(tenantId: UUID, url: String, eventTypes: [String], secret: String) async throws -> WebhookEndpoint {
+    public func create(tenantId: UUID?, url: String, eventTypes: [String], secret: String) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 try Self.decode(
@@ -62,50 +87,55 @@ public struct WebhookStore: Sendable {
                         INSERT INTO webhook_endpoints (id, tenant_id, url, event_types, secret, cursor_xid)
                         VALUES ($1, $2, $3, $4, $5, gpb_event_horizon()) RETURNING \(Self.columns)
                         """,
-                        [UUID(), tenantId, url, eventTypes, secret])[0])
+                        [UUID.timeOrdered(), tenantId, url, eventTypes, secret])[0])
             }
         }
     }
 
-    public func list(tenantId: UUID) async throws -> [WebhookEndpoint] {
+    public func list(tenantId: UUID?) async throws -> [WebhookEndpoint] {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 try c.query(
-                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id", [tenantId]
+                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE tenant_id IS NOT DISTINCT FROM $1 ORDER BY created_at, id", [tenantId]
                 ).map(Self.decode)
             }
         }
     }
 
-    public func get(tenantId: UUID, id: UUID) async throws -> WebhookEndpoint {
+    public func get(tenantId: UUID?, id: UUID) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 guard let row = try c.query(
-                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2", [id, tenantId]
+                    "SELECT \(Self.columns) FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2", [id, tenantId]
                 ).first else { throw Self.notFound(id) }
                 return try Self.decode(row)
             }
         }
     }
 
-    public func delete(tenantId: UUID, id: UUID) async throws {
+    /// The endpoint, then its lanes, then (cascading) its deliveries: the lock order of
+    /// the senders (migration 11), so a deletion never deadlocks with them.
+    public func delete(tenantId: UUID?, id: UUID) async throws {
         try await StoreError.translating {
-            try await pool.withConnection { c in
-                let rows = try c.query("DELETE FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2 RETURNING 1", [id, tenantId])
+            try await pool.withTransaction { c in
+                let rows = try c.query(
+                    "SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 FOR UPDATE", [id, tenantId])
                 if rows.isEmpty { throw Self.notFound(id) }
+                try c.query("DELETE FROM webhook_lanes WHERE endpoint_id = $1", [id])
+                try c.query("DELETE FROM webhook_endpoints WHERE id = $1", [id])
             }
         }
     }
 
     /// The new secret signs from now on; the previous one too, for 24 hours.
-    public func rotateSecret(tenantId: UUID, id: UUID, secret: String) async throws -> WebhookEndpoint {
+    public func rotateSecret(tenantId: UUID?, id: UUID, secret: String) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withConnection { c in
                 guard let row = try c.query(
                     """
                     UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = now() + interval '24 hours',
                            secret = $3, updated_at = now()
-                    WHERE id = $1 AND tenant_id = $2 RETURNING \(Self.columns)
+                    WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 RETURNING \(Self.columns)
                     """, [id, tenantId, secret]
                 ).first else { throw Self.notFound(id) }
                 return try Self.decode(row)
@@ -114,10 +144,10 @@ public struct WebhookStore: Sendable {
     }
 
     /// Newest first.
-    public func deliveries(tenantId: UUID, id: UUID, limit: Int) async throws -> [WebhookDelivery] {
+    public func deliveries(tenantId: UUID?, id: UUID, limit: Int) async throws -> [WebhookDelivery] {
         try await StoreError.translating {
             try await pool.withConnection { c in
-                if try c.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2", [id, tenantId]).isEmpty {
+                if try c.query("SELECT 1 FROM webhook_endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2", [id, tenantId]).isEmpty {
                     throw Self.notFound(id)
                 }
                 return try c.query(
@@ -150,30 +180,13 @@ public struct WebhookStore: Sendable {
     }
 
     /// Claims due deliveries, each the oldest pending one of its allocation at its
-    /// endpoint, so that an allocation's events arrive in order. A claim lasts a
-    /// minute: a broker that dies while sending leaves it to another after that.
+    /// endpoint (its lane, migration 11), so that an allocation's events arrive in
+    /// order; lanes come from an index in due order, so a claim costs the same however
+    /// many deliveries wait. A claim lasts a minute: a broker that dies while sending
+    /// leaves it to another after that.
     public func claim(limit: Int) async throws -> [ClaimedDelivery] {
         try await pool.withConnection { c in
-            try c.query(
-                """
-                WITH due AS (
-                    SELECT d.id FROM webhook_deliveries d
-                    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-                      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
-                                      WHERE p.endpoint_id = d.endpoint_id AND p.allocation_id = d.allocation_id
-                                        AND p.status = 'pending' AND p.id < d.id)
-                    ORDER BY d.next_attempt_at, d.id LIMIT $1 FOR UPDATE SKIP LOCKED
-                )
-                UPDATE webhook_deliveries d
-                SET next_attempt_at = now() + interval '1 minute', attempts = d.attempts + 1, last_attempt_at = now()
-                FROM due, webhook_endpoints e
-                WHERE d.id = due.id AND e.id = d.endpoint_id
-                RETURNING d.id, d.message_id, d.payload, d.attempts, e.url,
-                          array_remove(ARRAY[e.secret, CASE WHEN e.previous_secret_until > now() THEN e.previous_secret END], NULL)
-                              AS secrets,
-                          extract(epoch FROM now() - d.created_at)::float8 AS age
-                """, [limit]
-            ).map { row in
+            try c.query("SELECT * FROM gpb_webhook_claim($1)", [limit]).map { row in
                 ClaimedDelivery(
                     id: try row.decode("id"), messageId: try row.decode("message_id"), payload: try row.decode("payload"),
                     attempts: try row.decode("attempts"), url: try row.decode("url"), secrets: try row.decode("secrets"),
@@ -182,41 +195,18 @@ public struct WebhookStore: Sendable {
         }
     }
 
-    /// A 2xx answer: delivered, and the endpoint is active again.
-    public func delivered(_ id: Int64, status: Int) async throws {
+    /// Records attempts' outcomes in one transaction (`gpb_webhook_attempted`).
+    public func record(_ outcomes: [AttemptOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        let json = JSONValue.array(outcomes.map { outcome in
+            .object([
+                "id": .number(Double(outcome.id)), "delivered": .bool(outcome.delivered),
+                "status": outcome.status.map { .number(Double($0)) } ?? .null, "error": outcome.reason.map { .string($0) } ?? .null,
+                "retryIn": outcome.retryIn.map { .number(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? .null,
+            ])
+        })
         try await pool.withConnection { c in
-            try c.query(
-                """
-                WITH done AS (
-                    UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL
-                    WHERE id = $1 RETURNING endpoint_id
-                )
-                UPDATE webhook_endpoints SET status = 'active', updated_at = now()
-                WHERE id IN (SELECT endpoint_id FROM done) AND status = 'failing'
-                """, [id, status])
-        }
-    }
-
-    /// Another answer or none: tried again after `retryIn`, or, with `retryIn` nil
-    /// (out of retries), failed for good and its endpoint marked failing.
-    public func attemptFailed(_ id: Int64, status: Int?, reason: String, retryIn: Duration?) async throws {
-        try await pool.withConnection { c in
-            if let retryIn {
-                try c.query(
-                    """
-                    UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => $2), last_status = $3, last_error = $4
-                    WHERE id = $1
-                    """, [id, Double(retryIn.components.seconds) + Double(retryIn.components.attoseconds) / 1e18, status, reason])
-            } else {
-                try c.query(
-                    """
-                    WITH dead AS (
-                        UPDATE webhook_deliveries SET status = 'failed', last_status = $2, last_error = $3
-                        WHERE id = $1 RETURNING endpoint_id
-                    )
-                    UPDATE webhook_endpoints SET status = 'failing', updated_at = now() WHERE id IN (SELECT endpoint_id FROM dead)
-                    """, [id, status, reason])
-            }
+            try c.query("SELECT gpb_webhook_attempted($1::jsonb)", [PostgresJSON(rawJSON: String(decoding: json.encoded(), as: UTF8.self))])
         }
     }
 

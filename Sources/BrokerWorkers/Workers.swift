@@ -3,33 +3,38 @@ import Foundation
 import Logging
 import Metrics
 
-/// The broker's background loops: lease expiry, idle deprovisioning and pending
-/// admission. Every broker process runs them; the store's row claims keep them from
+/// The broker's background loops: lease expiry, idle deprovisioning, pending
+/// admission and, with a retention setting, history removal. Every broker process runs them; the store's row claims keep them from
 /// doing the same work twice.
 public struct BrokerWorkers: Sendable {
     public struct Configuration: Sendable {
         public var interval: Duration
         /// Between readings of the usage gauges, which add up the month's ledger.
         public var usageInterval: Duration
-        public init(interval: Duration = .seconds(5), usageInterval: Duration = .seconds(60)) {
+        /// Between history retention passes (each verifies from the checkpoint first).
+        public var retentionInterval: Duration
+        public init(interval: Duration = .seconds(5), usageInterval: Duration = .seconds(60), retentionInterval: Duration = .seconds(600)) {
             self.interval = interval
             self.usageInterval = usageInterval
+            self.retentionInterval = retentionInterval
         }
     }
 
     let store: MaintenanceStore
     let meter: UsageMeter?
+    let retention: HistoryRetention?
     let configuration: Configuration
     let logger: Logger
     /// Runs the pending admitter before its interval is up (capacity appeared).
     let admission: WakeSignal
 
     public init(
-        store: MaintenanceStore, meter: UsageMeter? = nil, configuration: Configuration, logger: Logger,
-        admission: WakeSignal = WakeSignal()
+        store: MaintenanceStore, meter: UsageMeter? = nil, retention: HistoryRetention? = nil, configuration: Configuration,
+        logger: Logger, admission: WakeSignal = WakeSignal()
     ) {
         self.store = store
         self.meter = meter
+        self.retention = retention
         self.configuration = configuration
         self.logger = logger
         self.admission = admission
@@ -50,6 +55,9 @@ public struct BrokerWorkers: Sendable {
             }
             if let meter {
                 group.addTask { await self.loop("usage_meter", every: configuration.usageInterval) { _ = try await meter.step(); return 0 } }
+            }
+            if let retention {
+                group.addTask { await self.loop("history_retention", every: configuration.retentionInterval) { try await retention.step() } }
             }
         }
     }

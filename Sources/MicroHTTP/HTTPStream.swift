@@ -84,6 +84,10 @@ public final class HTTPStream: Sendable {
                 if state.sent == state.pending.count {
                     state.pending.removeAll(keepingCapacity: state.pending.capacity <= 64 * 1024)
                     state.sent = 0
+                } else if state.sent >= 64 * 1024 {
+                    // A client that never quite catches up would otherwise keep every byte sent.
+                    state.pending.removeFirst(state.sent)
+                    state.sent = 0
                 }
                 return count
             }

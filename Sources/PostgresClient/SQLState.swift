@@ -105,6 +105,9 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let ledgerAppendOnly = SQLState(rawValue: "GB002")
     /// A statement would raise a tenant's usage past its quota (migration 5).
     public static let quotaExceeded = SQLState(rawValue: "GB003")
+    /// A statement would commit a tenant's spend or GPU-hours past its monthly budget
+    /// (migration 10); the detail is the problem as JSON.
+    public static let budgetExceeded = SQLState(rawValue: "GB004")
 
     /// 40001 or 40P01: the whole transaction may succeed when run again.
     public var isRetryableTransactionFailure: Bool {

@@ -184,6 +184,11 @@ struct QuotaFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Most CPU cores.", valueName: "cores")) var cpu: Double?
     @Option(help: ArgumentHelp("Most memory in GiB.", valueName: "GiB")) var memory: Double?
     @Option(help: ArgumentHelp("Most instances.", valueName: "n")) var instances: Int?
+    @Option(help: ArgumentHelp(
+        "Budget per calendar month (UTC): spent plus what live leases commit, at the pools' prices.", valueName: "amount"))
+    var spendPerMonth: Double?
+    @Option(help: ArgumentHelp("GPU-hours per calendar month (UTC), counted like the spend budget.", valueName: "hours"))
+    var gpuHoursPerMonth: Double?
 
     var quota: JSONValue? {
         var quota: [String: JSONValue] = [:]
@@ -191,6 +196,8 @@ struct QuotaFlags: ParsableArguments {
         if let cpu { quota["cpu"] = .number(cpu) }
         if let memory { quota["memoryGiB"] = .number(memory) }
         if let instances { quota["instances"] = .number(Double(instances)) }
+        if let spendPerMonth { quota["spendPerMonth"] = .number(spendPerMonth) }
+        if let gpuHoursPerMonth { quota["gpuHoursPerMonth"] = .number(gpuHoursPerMonth) }
         return quota.isEmpty ? nil : .object(quota)
     }
 }

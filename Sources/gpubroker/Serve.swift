@@ -42,6 +42,11 @@ struct Serve: AsyncParsableCommand {
         valueName: "seconds"))
     var usageMetricsInterval: Double?
 
+    @Option(help: ArgumentHelp(
+        "Remove allocations that ended longer ago than this (days or hours, at least 31 days, for example 90d), with their instances and ledger rows; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
+        valueName: "age"))
+    var retainHistory: String?
+
     @Option(help: ArgumentHelp("Database connections per broker process. Env: GPUBROKER_DB_POOL_SIZE. Default 16.", valueName: "n"))
     var dbPoolSize: Int?
 
@@ -113,6 +118,7 @@ struct Serve: AsyncParsableCommand {
         let interval = try Self.positive(setting(reconcileInterval.map { "\($0)" }, "GPUBROKER_RECONCILE_INTERVAL") ?? "5", "reconcile-interval")
         let usageInterval = try Self.positive(
             setting(usageMetricsInterval.map { "\($0)" }, "GPUBROKER_USAGE_METRICS_INTERVAL") ?? "60", "usage-metrics-interval")
+        let retain = try setting(retainHistory, "GPUBROKER_RETAIN_HISTORY").map(Self.age)
         let poolSize = Int(try Self.positive(setting(dbPoolSize.map(String.init), "GPUBROKER_DB_POOL_SIZE") ?? "16", "db-pool-size"))
         let threads = Int(try Self.positive(
             setting(httpThreads.map(String.init), "GPUBROKER_HTTP_THREADS") ?? "\(2 * ProcessInfo.processInfo.activeProcessorCount)",
@@ -213,6 +219,7 @@ struct Serve: AsyncParsableCommand {
         let workers = Task {
             await BrokerWorkers(
                 store: MaintenanceStore(pool: pool), meter: UsageMeter(store: UsageStore(pool: pool)),
+                retention: retain.map { HistoryRetention(pool: pool, retain: $0) },
                 configuration: .init(
                     interval: .milliseconds(Int64(interval * 1000)), usageInterval: .milliseconds(Int64(usageInterval * 1000))),
                 logger: logger, admission: admission
@@ -225,10 +232,11 @@ struct Serve: AsyncParsableCommand {
         let signal = await ShutdownSignal.wait()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         reload?.cancel()
+        // Cancelled first: attempts in flight end now instead of at a receiver's pace.
+        webhooks.cancel()
         await services.eventHub.close()
         await server.shutdown()
         workers.cancel()
-        webhooks.cancel()
         await workers.value
         await webhooks.value
         await pool.close()
@@ -302,6 +310,19 @@ struct Serve: AsyncParsableCommand {
         var host = String(value[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    /// `--retain-history`: a whole number of days (`90d`) or hours (`2000h`), at least 31
+    /// days: month-to-date spend (metrics, usage reports of the month) reads the month's
+    /// ledger, and an allocation that ended longer ago than that has nothing in it.
+    static func age(_ value: String) throws -> Duration {
+        let hours: [Character: Int64] = ["d": 24, "h": 1]
+        guard let unit = value.last, let perUnit = hours[unit], let count = Int64(value.dropLast()),
+              count * perUnit >= 31 * 24, count <= 1_000_000 else {
+            throw ValidationError(
+                "--retain-history must be a whole number of days or hours, at least 31 days (the month's spend reads the month's ledger), such as 90d (got '\(value)')")
+        }
+        return .seconds(count * perUnit * 3600)
     }
 
     static func positive(_ value: String, _ name: String) throws -> Double {

@@ -33,8 +33,19 @@ final class EventAPITests: XCTestCase {
         let wrongType = try await broker.call(
             "POST", "/v1/webhooks", token: token, json: ["url": "http://127.0.0.1/", "eventTypes": ["allocation.exploded"]])
         XCTAssertEqual(wrongType.status, 422)
+        let inventory = try await broker.call(
+            "POST", "/v1/webhooks", token: token, json: ["url": "https://203.0.113.7/", "eventTypes": ["pool.changed"]])
+        XCTAssertEqual(inventory.status, 422, "the inventory's events are the admin's")
         let list = try await broker.call("GET", "/v1/webhooks", token: token)
         XCTAssertEqual(list.json["webhooks"]?.array.count, 0, "nothing was registered")
+        let admins = try await broker.call(
+            "POST", "/v1/webhooks", token: broker.adminToken, json: ["url": "https://203.0.113.7/", "eventTypes": ["pool.changed"]])
+        XCTAssertEqual(admins.status, 201, admins.text)
+        let adminsId = try XCTUnwrap(admins.json["id"]?.string)
+        let seenByTenant = try await broker.call("GET", "/v1/webhooks/\(adminsId)", token: token)
+        XCTAssertEqual(seenByTenant.status, 404, "the admin's endpoint is not a tenant's")
+        let adminList = try await broker.call("GET", "/v1/webhooks", token: broker.adminToken)
+        XCTAssertEqual(adminList.json["webhooks"]?.array.count, 1)
     }
 
     func testWebhookEndpointLifecycleAndIsolation() async throws {

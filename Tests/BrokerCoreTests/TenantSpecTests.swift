@@ -7,6 +7,8 @@ final class TenantSpecTests: XCTestCase {
         XCTAssertEqual(try TenantSpec.parse(["name": "team-a", "quota": ["gpus": 8, "cpu": 64.5, "memoryGiB": 256, "instances": 10]]),
                        TenantSpec(name: "team-a", quota: TenantQuota(gpus: 8, cpu: 64.5, memoryGiB: 256, instances: 10)))
         XCTAssertEqual(try TenantSpec.parse(["name": "t", "quota": [:]]).quota, TenantQuota())
+        XCTAssertEqual(try TenantSpec.parse(["name": "t", "quota": ["spendPerMonth": 250.5, "gpuHoursPerMonth": 0]]).quota,
+                       TenantQuota(spendPerMonth: 250.5, gpuHoursPerMonth: 0))
         assertError("name", "required") { try TenantSpec.parse([:]) }
         assertError("name", "empty") { try TenantSpec.parse(["name": ""]) }
         assertError("name", "blank") { try TenantSpec.parse(["name": "   "]) }
@@ -19,6 +21,8 @@ final class TenantSpecTests: XCTestCase {
         assertError("quota.gpus", "at least 0") { try TenantSpec.parse(["name": "t", "quota": ["gpus": -1]]) }
         assertError("quota.instances", "integer") { try TenantSpec.parse(["name": "t", "quota": ["instances": "3"]]) }
         assertError("quota.cpu", "at least 0") { try TenantSpec.parse(["name": "t", "quota": ["cpu": -0.5]]) }
+        assertError("quota.spendPerMonth", "at least 0") { try TenantSpec.parse(["name": "t", "quota": ["spendPerMonth": -1]]) }
+        assertError("quota.gpuHoursPerMonth", "number") { try TenantSpec.parse(["name": "t", "quota": ["gpuHoursPerMonth": "9"]]) }
         assertError("quota.memoryGiB", "number") { try TenantSpec.parse(["name": "t", "quota": ["memoryGiB": true]]) }
         assertError("quota.disk", "unknown field") { try TenantSpec.parse(["name": "t", "quota": ["disk": 1]]) }
         assertError("quota", "object") { try TenantSpec.parse(["name": "t", "quota": 5]) }

@@ -215,4 +215,28 @@ final class GrantBatchTests: XCTestCase {
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 2)
         await pool.close()
     }
+
+    /// A price cap is checked again where the batch locks its pools
+    /// (`gpb_grants_affordable`, migration 10): a plan made from a snapshot that still
+    /// shows the old price never lands on a pool whose price has since risen past the
+    /// cap. (Grants in a transaction of their own read inventory in it and check the
+    /// locked pools after reserving: a window too short to hit from a test.)
+    func testAPriceRaisedAfterTheSnapshotIsNotGranted() async throws {
+        let pool = PostgresPool(configuration: try PostgresConfiguration(url: url), size: 2)
+        // Snapshots live a minute here, so the second plan reads the old price for sure.
+        let store = AllocationStore(pool: pool, snapshotSeconds: 60)
+        let request = AllocationRequest(
+            shape: ComputeShape(computeClass: .generalPurpose, cpu: 2, memoryGiB: 4, maxPricePerHour: 2), replicas: 1,
+            leaseSeconds: 60)
+        _ = try await store.create(tenantId: tenant, request: request, actor: "test")
+        try connection.query("UPDATE pools SET price_per_hour = 3")
+        do {
+            let granted = try await store.create(tenantId: tenant, request: request, actor: "test")
+            XCTFail("granted at 3/h under a cap of 2: \(granted.instances.map(\.poolId))")
+        } catch StoreError.insufficientCapacity(_, let decisions) {
+            XCTAssertTrue(decisions.contains { $0.reason.contains("maxPricePerHour") }, "\(decisions)")
+        }
+        XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 1, "only the grant made at 1/h")
+        await pool.close()
+    }
 }

@@ -57,4 +57,28 @@ final class UsageMetricsTests: XCTestCase {
         }
         XCTFail("usage_spend_month_to_date{region=a,gpu_series=T4} is \(String(describing: spend)), the report says \(cost)")
     }
+
+    /// A refusal for budget is counted per budget kind, not per tenant.
+    func testBudgetRefusalsAreCounted() async throws {
+        let broker = try ServedBroker()
+        defer { broker.stop() }
+        try await broker.waitReady()
+        let admin = broker.adminToken
+        let region: JSONValue = ["id": "a", "kind": "serverless", "vpcId": "v", "vSwitchIds": ["s"], "securityGroupId": "g"]
+        _ = try await broker.api("POST", "/v1/admin/regions", token: admin, json: region)
+        let pool: JSONValue = ["computeClass": "general-purpose", "cpu": 4, "memoryGiB": 16, "instanceType": "t",
+                               "capacity": 4, "pricePerHour": 36]
+        _ = try await broker.api("PUT", "/v1/admin/regions/a/pools/p", token: admin, json: pool)
+        let tenant = try await broker.api(
+            "POST", "/v1/admin/tenants", token: admin, json: ["name": "x", "quota": ["spendPerMonth": 1]])
+        let token = try XCTUnwrap(tenant.body["token"]?.stringValue)
+        for _ in 0..<2 {
+            let refused = try await broker.api(
+                "POST", "/v1/allocations", token: token, json: ["computeClass": "general-purpose", "cpu": 4, "memoryGiB": 16, "replicas": 1])
+            XCTAssertEqual(refused.body["code"]?.stringValue, "budget_exceeded", "36/h for 300 s is 3")
+        }
+        let (data, _) = try await URLSession.shared.data(from: URL(string: broker.url + "/metrics")!)
+        let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("budget_refusals_total{") }
+        XCTAssertEqual(line, #"budget_refusals_total{budget="spendPerMonth"} 2"#)
+    }
 }

@@ -109,13 +109,17 @@ func verify(_ databaseURL: String) throws -> (status: Int32, output: String) {
 /// Seeds through the admin API of a running broker.
 enum Seed {
     static func region(port: Int, _ id: String, primary: Bool) throws {
-        let body: JSONValue = .object([
+        let reply = try HTTP.request(
+            port: port, "POST", "/v1/admin/regions", token: BrokerProcess.adminToken, json: regionBody(id, primary: primary))
+        guard reply.status == 201 else { throw TestSetupError("region \(id): \(reply.status) \(reply.text)") }
+    }
+
+    static func regionBody(_ id: String, primary: Bool, state: String = "active") -> JSONValue {
+        .object([
             "id": .string(id), "kind": .string("serverless"), "primary": .bool(primary), "vpcId": .string("vpc-\(id)"),
             "vSwitchIds": .array([.string("vsw-\(id)-a"), .string("vsw-\(id)-b")]),
-            "securityGroupId": .string("sg-\(id)"), "state": .string("active"),
+            "securityGroupId": .string("sg-\(id)"), "state": .string(state),
         ])
-        let reply = try HTTP.request(port: port, "POST", "/v1/admin/regions", token: BrokerProcess.adminToken, json: body)
-        guard reply.status == 201 else { throw TestSetupError("region \(id): \(reply.status) \(reply.text)") }
     }
 
     static func pool(port: Int, region: String, _ id: String, capacity: Int, price: Double = 1, deferSeconds: Int = 600) throws {

@@ -67,8 +67,13 @@ final class WatchTests: XCTestCase {
         report("18 watch resume", "\(expected.count) events: \(ids.count) received over two streams, \(ids.count - Set(ids).count) repeats, \(Set(expected).subtracting(ids).count) missing, broker killed and restarted between them")
     }
 
-    /// A client that does not read gets a last `dropped` event once 256 KiB wait for
-    /// it; resuming from that event's id gets the rest, nothing twice.
+    /// A client that never reads gets a last `dropped` event once 256 KiB wait for it
+    /// in the broker; resuming from that event's id gets the rest, nothing twice. Events
+    /// are made in rounds until the broker counts the drop, up to a bound in events:
+    /// enough to fill the client's receive buffer (fixed at 256 KiB, which the kernel
+    /// doubles), the broker's send buffer at its largest (tcp_wmem) and the broker's
+    /// 256 KiB, so the outcome does not depend on how much the kernel buffers under
+    /// load, and a broker without the bound fails at that count.
     func testSlowReaderIsDroppedWithAResumableLastEvent() throws {
         let url = try TestDatabase.create()
         let broker = try BrokerProcess(databaseURL: url)
@@ -77,28 +82,109 @@ final class WatchTests: XCTestCase {
         try Seed.region(port: broker.port, "r1", primary: true)
         try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 1000)
         let token = try Seed.tenant(port: broker.port)
-        // It does not read until every event committed: what the kernel's socket buffers
-        // do not hold (1 to 1.5 MB seen here) waits in the broker, more than 256 KiB.
-        let slow = try SSEClient(port: broker.port, path: "/v1/events", token: token)
+        let slow = try SSEClient(port: broker.port, path: "/v1/events", token: token, receiveBuffer: 256 * 1024)
         defer { slow.close() }
-        for index in 0..<40 {
-            let made = try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(replicas: 100, key: "s\(index)"))
-            XCTAssertEqual(made.status, 201)
-            _ = try HTTP.request(port: broker.port, "DELETE", "/v1/allocations/\(made.json["id"]!.stringValue!)", token: token)
+        // An allocation event's frame is over 300 bytes.
+        let bound = (2 * 256 * 1024 + Self.largestSendBuffer + 256 * 1024) / 300
+        var made = 0
+        var round = 0
+        while try Self.streamsDropped(broker.port) == 0 {
+            guard made < bound else { return XCTFail("no drop after \(made) events: the broker buffers without bound") }
+            for index in 0..<10 {
+                let answer = try HTTP.request(
+                    port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(replicas: 100, key: "s\(round)-\(index)"))
+                XCTAssertEqual(answer.status, 201)
+                _ = try HTTP.request(port: broker.port, "DELETE", "/v1/allocations/\(answer.json["id"]!.stringValue!)", token: token)
+            }
+            made += 2000
+            round += 1
+            usleep(500_000)  // the hub's next rounds write them
         }
-        usleep(2_000_000)
-        let first = try slow.readAll(atLeast: 9000, within: 20)
+        let first = try slow.readAll(atLeast: made + 1, within: 60)
         let last = try XCTUnwrap(first.last)
         XCTAssertEqual(last.event, "dropped", "the stream ends with a clear last event")
         XCTAssertTrue(last.data.contains("keep up"))
+        let delivered = first.filter { $0.event.hasPrefix("allocation.") }
+        XCTAssertEqual(last.id, delivered.last?.id, "its id is the last event written")
         let resumed = try SSEClient(port: broker.port, path: "/v1/events", token: token, lastEventId: last.id)
         defer { resumed.close() }
-        let delivered = first.filter { $0.event.hasPrefix("allocation.") }
-        let rest = try resumed.read(atLeast: 8000 - delivered.count, within: 20)
+        let rest = try resumed.read(atLeast: made - delivered.count, within: 30)
         let ids = (delivered + rest).map(\.id)
-        XCTAssertEqual(ids.count, 8000)
-        XCTAssertEqual(Set(ids).count, 8000, "nothing twice")
-        report("18 watch slow reader", "dropped after \(delivered.count) of 8000 events (256 KiB waiting); resumed from its last event id: \(rest.count) more, 0 repeats")
+        let expected: [String] = try database(url).query(
+            "SELECT l.xid || '-' || l.seq AS id FROM ledger l WHERE l.allocation_id IS NOT NULL ORDER BY l.xid, l.seq"
+        ).map { try $0.decode("id") }
+        XCTAssertEqual(ids, expected, "every event once, in feed order")
+        report("18 watch slow reader", "dropped after \(delivered.count) of \(made) events (bound \(bound)); resumed from its last event id: \(rest.count) more, \(ids.count - Set(ids).count) repeats")
+    }
+
+    /// The most the kernel lets a TCP send buffer grow to (the last of tcp_wmem).
+    static var largestSendBuffer: Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/tcp_wmem", encoding: .utf8)) ?? ""
+        return Int(text.split(whereSeparator: \.isWhitespace).last ?? "") ?? 16 * 1024 * 1024
+    }
+
+    /// `event_streams_dropped_total` from the broker's /metrics.
+    static func streamsDropped(_ port: Int) throws -> Int {
+        let text = try HTTP.request(port: port, "GET", "/metrics").text
+        let line = text.split(separator: "\n").first { $0.hasPrefix("event_streams_dropped_total ") }
+        return line.flatMap { Int(Double($0.split(separator: " ").last ?? "") ?? 0) } ?? 0
+    }
+
+    /// The admin's stream carries the inventory's changes (region and pool reports) in
+    /// feed order among the allocation events, each written with its change (a refused
+    /// change or a grant's counters write none); the admin resumes them with
+    /// Last-Event-ID; a tenant's stream and pages never show them.
+    func testAdminWatchesInventoryChangesAndTenantsNever() throws {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url)
+        defer { broker.stop() }
+        try broker.waitReady()
+        let port = broker.port
+        let adminToken = BrokerProcess.adminToken
+        try Seed.region(port: port, "r1", primary: true)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 10)
+        let token = try Seed.tenant(port: port)
+        let admin = try SSEClient(port: port, path: "/v1/events", token: adminToken)
+        defer { admin.close() }
+        let tenant = try SSEClient(port: port, path: "/v1/events", token: token)
+        defer { tenant.close() }
+
+        try Seed.region(port: port, "r2", primary: false)
+        try Seed.pool(port: port, region: "r2", "p2", capacity: 5)
+        XCTAssertEqual(try HTTP.request(port: port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "a")).status, 201)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 20)
+        try Seed.pool(port: port, region: "r1", "p1", capacity: 20)  // the same report again: no change
+        let cordon = try HTTP.request(
+            port: port, "PUT", "/v1/admin/regions/r2", token: adminToken, json: Seed.regionBody("r2", primary: false, state: "cordoned"))
+        XCTAssertEqual(cordon.status, 200, cordon.text)
+        XCTAssertEqual(try HTTP.request(port: port, "DELETE", "/v1/admin/regions/r1/pools/p1", token: adminToken).status, 409)
+        XCTAssertEqual(try HTTP.request(port: port, "DELETE", "/v1/admin/regions/r2/pools/p2", token: adminToken).status, 204)
+        XCTAssertEqual(try HTTP.request(port: port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "b")).status, 201)
+
+        let expected = [
+            "region.created", "pool.created", "allocation.reserved", "pool.changed", "region.changed", "pool.deleted",
+            "allocation.reserved",
+        ]
+        let seen = try admin.readAll(atLeast: expected.count, within: 10)
+        XCTAssertEqual(seen.map(\.event), expected)
+        let changed = try JSONValue.parse(Array(seen[3].data.utf8))["data"]
+        XCTAssertEqual(changed?["poolId"], .string("p1"))
+        XCTAssertEqual(changed?["current"]?["capacity"], .number(20))
+        XCTAssertEqual(changed?["previous"]?["capacity"], .number(10))
+        let cordoned = try JSONValue.parse(Array(seen[4].data.utf8))["data"]
+        XCTAssertEqual(cordoned?["current"]?["state"], .string("cordoned"))
+        XCTAssertEqual(cordoned?["previous"]?["state"], .string("active"))
+        XCTAssertEqual(try tenant.readAll(atLeast: 2, within: 10).map(\.event), ["allocation.reserved", "allocation.reserved"])
+
+        let resumed = try SSEClient(port: port, path: "/v1/events", token: adminToken, lastEventId: seen[2].id)
+        defer { resumed.close() }
+        XCTAssertEqual(try resumed.readAll(atLeast: 4, within: 10).map(\.id), seen[3...].map(\.id))
+        func pageTypes(_ token: String) throws -> [String] {
+            let page = try HTTP.request(port: port, "GET", "/v1/events?after=\(seen[0].id)&limit=1000", token: token)
+            return (page.json["events"]?.arrayValue ?? []).compactMap { $0["type"]?.stringValue }
+        }
+        XCTAssertEqual(try pageTypes(adminToken), Array(expected.dropFirst()))
+        XCTAssertEqual(try pageTypes(token), ["allocation.reserved", "allocation.reserved"])
     }
 
     /// One allocation's stream: only its events; another tenant's allocation is 404.
@@ -142,8 +228,12 @@ final class SSEClient {
     private var raw: [UInt8] = []
     private var body: [UInt8] = []
 
-    init(port: Int, path: String, token: String, lastEventId: String? = nil) throws {
+    /// `receiveBuffer`: SO_RCVBUF, fixed instead of grown by the kernel.
+    init(port: Int, path: String, token: String, lastEventId: String? = nil, receiveBuffer: Int? = nil) throws {
         fd = try RawClient.connect(port: port, timeoutSeconds: 1)
+        if var size = receiveBuffer.map(Int32.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var head = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer \(token)\r\n"
         if let lastEventId { head += "Last-Event-ID: \(lastEventId)\r\n" }
         try RawClient.sendAll(fd, Array((head + "\r\n").utf8))

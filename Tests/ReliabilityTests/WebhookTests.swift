@@ -109,15 +109,52 @@ final class WebhookTests: XCTestCase {
             "\(expected.count) events, \(ids.count) requests received (\(ids.count - Set(ids).count) repeats), \(lines.filter { $0["verified"] == .bool(true) }.count) verified by standardwebhooks; \(retried) retried; caught up \(secs(caughtUpIn)) after the receiver came back")
     }
 
+    /// The admin's endpoint takes the inventory's changes and every tenant's allocation
+    /// events, verified by `standardwebhooks`; a tenant's endpoint, registered at the
+    /// same time for every type, gets only its own allocations' events.
+    func testTheAdminsEndpointGetsInventoryEventsAndTenantsNever() throws {
+        guard let python = Self.python else { throw XCTSkip("no Python with standardwebhooks: run scripts/test-venv") }
+        let (_, broker, token) = try smallBroker()
+        defer { broker.stop() }
+        let otherToken = try Seed.tenant(port: broker.port, "other")
+        func receiver(_ token: String, _ types: [String]) throws -> (Process, String) {
+            let port = try freePort()
+            let output = NSTemporaryDirectory() + "gpb-hooks-\(UUID().uuidString.prefix(8)).jsonl"
+            let registered = try HTTP.request(
+                port: broker.port, "POST", "/v1/webhooks", token: token,
+                json: .object(["url": .string("http://127.0.0.1:\(port)/"), "eventTypes": .array(types.map { .string($0) })]))
+            XCTAssertEqual(registered.status, 201, registered.text)
+            return (try startReceiver(python, port, registered.json["secret"]?.stringValue ?? "", output), output)
+        }
+        let (adminReceiver, adminOutput) = try receiver(BrokerProcess.adminToken, ["pool.changed", "allocation.reserved"])
+        let (tenantReceiver, tenantOutput) = try receiver(token, [])
+        defer {
+            [adminReceiver, tenantReceiver].forEach { $0.terminate() }
+            for path in [adminOutput, tenantOutput] { unlink(path) }
+        }
+        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 20)
+        for (index, caller) in [token, otherToken].enumerated() {
+            let made = try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: caller, json: Seed.allocation(key: "i\(index)"))
+            XCTAssertEqual(made.status, 201)
+        }
+        try Seed.region(port: broker.port, "r2", primary: false)  // not asked for
+        try waitForDeliveries(adminOutput, atLeast: 3)
+        try waitForDeliveries(tenantOutput, atLeast: 1)
+        usleep(1_000_000)  // anything more would come now
+        let admin = try readLines(adminOutput)
+        XCTAssertTrue(admin.allSatisfy { $0["verified"] == .bool(true) })
+        // Ordered per allocation (and the inventory's own lane), not across them.
+        XCTAssertEqual(admin.compactMap { $0["payload"]?["type"]?.stringValue }.sorted(), ["allocation.reserved", "allocation.reserved", "pool.changed"])
+        let report = admin.first { $0["payload"]?["type"] == .string("pool.changed") }
+        XCTAssertEqual(report?["payload"]?["data"]?["current"]?["capacity"], .number(20))
+        let tenant = try readLines(tenantOutput)
+        XCTAssertEqual(tenant.compactMap { $0["payload"]?["type"]?.stringValue }, ["allocation.reserved"], "its own allocation only")
+    }
+
     /// A delivery still failing after 24 h fails for good and marks its endpoint failing.
     func testADeliveryOutOfRetriesMarksTheEndpointFailing() throws {
-        let url = try TestDatabase.create()
-        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        let (url, broker, token) = try smallBroker()
         defer { broker.stop() }
-        try broker.waitReady()
-        try Seed.region(port: broker.port, "r1", primary: true)
-        try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
-        let token = try Seed.tenant(port: broker.port)
         let closed = try freePort()  // nobody listens there
         let registered = try HTTP.request(
             port: broker.port, "POST", "/v1/webhooks", token: token, json: .object(["url": .string("http://127.0.0.1:\(closed)/")]))
@@ -141,6 +178,53 @@ final class WebhookTests: XCTestCase {
         let delivery = try HTTP.request(port: broker.port, "GET", "/v1/webhooks/\(endpoint)/deliveries", token: token).json["deliveries"]?.arrayValue?.first
         XCTAssertEqual(delivery?["status"], .string("failed"))
         XCTAssertNotNil(delivery?["lastError"]?.stringValue)
+    }
+
+    /// A receiver that takes the request and never answers does not hold up shutdown:
+    /// SIGTERM cancels the attempt in flight, which is recorded for a retry, and the
+    /// broker exits (URLSession's own timeout is 15 s, the attempt's deadline 20 s).
+    func testShutdownDoesNotWaitForAReceiverThatNeverAnswers() throws {
+        let (url, broker, token) = try smallBroker()
+        defer { broker.stop() }
+        let (silent, port) = try silentListener()
+        defer { close(silent) }
+        let registered = try HTTP.request(
+            port: broker.port, "POST", "/v1/webhooks", token: token, json: .object(["url": .string("http://127.0.0.1:\(port)/")]))
+        XCTAssertEqual(registered.status, 201, registered.text)
+        XCTAssertEqual(try HTTP.request(port: broker.port, "POST", "/v1/allocations", token: token, json: Seed.allocation(key: "h")).status, 201)
+        let db = try database(url)
+        let waiting = Date()
+        while try db.query("SELECT coalesce(max(attempts), 0) AS n FROM webhook_deliveries")[0].decode("n", as: Int.self) == 0 {
+            guard Date().timeIntervalSince(waiting) < 10 else { throw TestSetupError("no attempt within 10 s") }
+            usleep(50_000)
+        }
+        usleep(500_000)  // the request is out and waits for an answer
+        let stopping = Date()
+        kill(broker.pid, SIGTERM)
+        while broker.process.isRunning && Date().timeIntervalSince(stopping) < 30 { usleep(20_000) }
+        let took = Date().timeIntervalSince(stopping)
+        XCTAssertFalse(broker.process.isRunning)
+        XCTAssertLessThan(took, 5, "SIGTERM waited for the receiver")
+        let row = try db.query("SELECT status, last_error FROM webhook_deliveries")[0]
+        XCTAssertEqual(try row.decode("status", as: String.self), "pending", "tried again later, by this broker or another")
+        XCTAssertEqual(try row.decodeIfPresent("last_error", as: String.self), "not sent: the broker is shutting down")
+        report("18 webhook shutdown", "exited \(secs(took)) after SIGTERM with a delivery in flight to a receiver that never answers; the attempt was recorded for a retry")
+    }
+
+    /// A broker that may call loopback receivers, region r1 with a pool of 10, a tenant:
+    /// the database URL, the broker (to stop) and the tenant's token.
+    private func smallBroker() throws -> (url: String, broker: BrokerProcess, token: String) {
+        let url = try TestDatabase.create()
+        let broker = try BrokerProcess(databaseURL: url, extra: ["--webhook-allow-private"])
+        do {
+            try broker.waitReady()
+            try Seed.region(port: broker.port, "r1", primary: true)
+            try Seed.pool(port: broker.port, region: "r1", "p1", capacity: 10)
+            return (url, broker, try Seed.tenant(port: broker.port))
+        } catch {
+            broker.stop()
+            throw error
+        }
     }
 
     private func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {

@@ -58,9 +58,26 @@ public func waitFor<T>(
 
 /// A loopback TCP port that was free a moment ago.
 public func freePort() throws -> Int {
+    let (fd, port) = try boundSocket()
+    close(fd)
+    return port
+}
+
+/// A loopback port that accepts connections (the kernel completes them) and never
+/// reads or answers: a receiver that hangs. Close the descriptor to stop it.
+public func silentListener() throws -> (fd: Int32, port: Int) {
+    let (fd, port) = try boundSocket()
+    guard listen(fd, 64) == 0 else {
+        close(fd)
+        throw TestSetupError("listen: errno \(errno)")
+    }
+    return (fd, port)
+}
+
+/// A TCP socket bound to 127.0.0.1 on a port the kernel chose.
+private func boundSocket() throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestSetupError("socket: errno \(errno)") }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -69,5 +86,5 @@ public func freePort() throws -> Int {
     _ = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }

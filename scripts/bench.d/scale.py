@@ -43,6 +43,10 @@ def curves(r):
     a, b = "scale.list.h0", f"scale.list.h{history}"
     out.append(f"| `GET /v1/allocations?status=active&limit=50` of the quota tenant, /s | {rate(a):,.0f} | "
                f"{rate(b):,.0f} | {ratio(rate(b), rate(a))} | {num(a + '.p99_us') / 1000:.1f} / {num(b + '.p99_us') / 1000:.1f} |")
+    if "scale.verify_next_ms" in r:
+        out.append(f"| `gpubroker verify` ms: first after the history / next, from its checkpoint / --full | "
+                   f"{num('scale.verify_first_ms'):,.0f} | {num('scale.verify_next_ms'):,.0f} | "
+                   f"{ratio(num('scale.verify_next_ms'), num('scale.verify_first_ms'))} | {num('scale.verify_full_ms'):,.0f} --full |")
     base, load = num("scale.expiry_baseline.p99_us"), num("scale.expiry_load.p99_us")
     out += ["", f"Lease expiry: {int(num('scale.expiries')):,} leases due at once, "
             f"{num('scale.expiry_ms') / 1000:.1f} s until all were expired by the workers "

@@ -4,7 +4,8 @@
 # - grants (1 T4 replica, 10 pools, 16 connections) of a tenant without a quota and of one
 #   with a quota (never reached), and GET /v1/allocations?status=active&limit=50 of the
 #   latter, at no history of their own and after BENCH_SCALE_HISTORY (1000000) released
-#   allocations each;
+#   allocations each, and `gpubroker verify` then: the first run, the next (from the
+#   checkpoint the first recorded) and --full;
 # - BENCH_EXPIRIES (10000) leases made due at once while grants run: seconds until the
 #   broker's workers have expired them all (given up after BENCH_EXPIRY_LIMIT, 120 s), the
 #   grants' p99 against the same load without expiries, and deadlocks logged meanwhile.
@@ -28,6 +29,16 @@ for point in 0 "$scale_history"; do
     wrk_run "scale.list.h$point" 16 200 "$here/get.lua" "$base/v1/allocations?status=active&limit=50" BENCH_TOKEN="$quota_token"
 done
 put scale.history "$scale_history"
+# gpubroker verify after the history: the first run adds up the seeded ledger rows and
+# records a checkpoint, the next reads only what came since; --full reads everything.
+verify_ms() {
+    local started=$(date +%s%N)
+    "$bin/gpubroker" verify "$@" --database-url "$dburl" >>"$work/verify-scale.log" 2>&1 || true
+    echo $(( ($(date +%s%N) - started) / 1000000 ))
+}
+put scale.verify_first_ms "$(verify_ms)"
+put scale.verify_next_ms "$(verify_ms)"
+put scale.verify_full_ms "$(verify_ms --full)"
 
 # Leases: granted in one statement (gpb_grant_batch, as the broker batches them) over the
 # general-purpose pools, then made due together.
