@@ -130,15 +130,10 @@ enum InventoryRoutes {
             }
             let body = try answers.body(for: request.query, snapshot: snapshot.serial) {
                 let (shape, sort) = try InventoryQuery.parseSorted(request.query)
-                let regions = sort == .price
-                    ? PlacementPlanner.priceRegionOrder(shape, snapshot.regions)
-                    : PlacementPlanner.defaultRegionOrder(shape, snapshot.regions)
-                let answer = regions.map { region in
-                    let best = PlacementPlanner.candidatePools(shape, in: region).first { $0.grantable > 0 }
-                    return ShapeAvailability(
-                        region: region.region.id,
-                        availableReplicas: PlacementPlanner.replicasAvailable(shape, in: region),
-                        bestPool: best?.pool.id, pricePerHour: best?.pool.pricePerHour)
+                let answer = snapshot.inventory.availability(shape, sort: sort).map {
+                    ShapeAvailability(
+                        region: $0.region, availableReplicas: $0.availableReplicas, bestPool: $0.bestPool,
+                        pricePerHour: $0.pricePerHour)
                 }
                 return try JSONBodies.encode(["regions": answer])
             }

@@ -6,6 +6,8 @@ public struct GrantInput: Sendable {
     /// New replicas to place: all of them for a new allocation, the difference for a scale-out.
     public var replicas: Int
     public var inventory: [RegionInventory]
+    /// `inventory`'s index, when it comes from an `Inventory` (see `PlacementInput.index`).
+    public var index: InventoryIndex?
     /// What the allocation already holds (scale-out).
     public var held: [HeldReplicas] = []
     /// The tenant's named policies (rule 2), for a request that names no placement or region.
@@ -21,6 +23,11 @@ public struct GrantInput: Sendable {
         self.request = request
         self.replicas = replicas ?? request.replicas
         self.inventory = inventory
+    }
+
+    public init(request: AllocationRequest, replicas: Int? = nil, inventory: Inventory) {
+        self.init(request: request, replicas: replicas, inventory: inventory.regions)
+        self.index = inventory.index
     }
 }
 
@@ -133,7 +140,7 @@ public enum GrantPlanner {
             acceptable(placement, request) ? .grant : input.mayQueue && request.queue ? .queue : .refuse
         return GrantPlan(
             request: request, replicas: input.replicas, placement: placement, outcome: outcome,
-            rows: outcome == .grant ? rows(placement, inventory: inventory, held: input.held) : [],
+            rows: outcome == .grant ? rows(placement, inventory: inventory, index: input.index, held: input.held) : [],
             victims: outcome == .grant ? victims : [],
             wantsPreemptionCandidates: outcome != .grant && wantsCandidates, preemptionPools: preemptionPools)
     }
@@ -170,10 +177,11 @@ public enum GrantPlanner {
     static func place(
         _ request: AllocationRequest, _ shape: ComputeShape, _ input: GrantInput, _ inventory: [RegionInventory]
     ) -> PlacementPlan {
-        PlacementPlanner.plan(
-            PlacementInput(
-                shape: shape, replicas: input.replicas, pinnedRegion: request.region, policy: request.placement,
-                allOrNothing: request.allOrNothing, held: input.held, inventory: inventory))
+        var placement = PlacementInput(
+            shape: shape, replicas: input.replicas, pinnedRegion: request.region, policy: request.placement,
+            allOrNothing: request.allOrNothing, held: input.held, inventory: inventory)
+        placement.index = input.index
+        return PlacementPlanner.plan(placement)
     }
 
     static func candidatePoolKeys(_ shape: ComputeShape, _ inventory: [RegionInventory]) -> [String] {
@@ -211,14 +219,21 @@ public enum GrantPlanner {
 
     /// A plan's placements with their instances' vSwitches (rule 7: round robin, after
     /// those the allocation holds) and the idle instances they reuse (rule 9).
-    public static func rows(_ plan: PlacementPlan, inventory: [RegionInventory], held: [HeldReplicas]) -> [PlacementRow] {
+    public static func rows(
+        _ plan: PlacementPlan, inventory: [RegionInventory], index: InventoryIndex? = nil, held: [HeldReplicas]
+    ) -> [PlacementRow] {
         var inRegion: [String: Int] = [:]
         for h in held { inRegion[h.region, default: 0] += h.count }
         var idleLeft: [String: Int] = [:]
         var rows: [PlacementRow] = []
         rows.reserveCapacity(plan.placements.count)
         for placement in plan.placements {
-            let region = inventory.first { $0.region.id == placement.region }
+            let region: RegionInventory?
+            if let index {
+                region = index.position[placement.region].map { inventory[$0] }
+            } else {
+                region = inventory.first { $0.region.id == placement.region }
+            }
             let key = placement.region + "/" + placement.poolId
             let idle = idleLeft[key] ?? region?.pools.first { $0.pool.id == placement.poolId }?.idle ?? 0
             let reusing = min(idle, placement.count)

@@ -40,6 +40,9 @@ public struct PlacementInput: Sendable {
     public var held: [HeldReplicas]
     /// Every region (any state) with its pools and usage.
     public var inventory: [RegionInventory]
+    /// `inventory`'s index, when it comes from an `Inventory`: the plan then reads only the
+    /// pools of regions that have the shape's pools. Nil: every region's pools are read.
+    public var index: InventoryIndex?
 
     public init(
         shape: ComputeShape, replicas: Int, pinnedRegion: String? = nil, policy: PlacementPolicy? = nil,
@@ -52,6 +55,16 @@ public struct PlacementInput: Sendable {
         self.allOrNothing = allOrNothing
         self.held = held
         self.inventory = inventory
+    }
+
+    public init(
+        shape: ComputeShape, replicas: Int, pinnedRegion: String? = nil, policy: PlacementPolicy? = nil,
+        allOrNothing: Bool = true, held: [HeldReplicas] = [], inventory: Inventory
+    ) {
+        self.init(
+            shape: shape, replicas: replicas, pinnedRegion: pinnedRegion, policy: policy, allOrNothing: allOrNothing,
+            held: held, inventory: inventory.regions)
+        self.index = inventory.index
     }
 }
 

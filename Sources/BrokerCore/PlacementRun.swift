@@ -15,7 +15,9 @@ extension PlacementPlanner {
         let input: PlacementInput
         let inventory: [RegionInventory]
         let need: Int
-        var stats: [RegionStat?]
+        /// With an index: the regions that may have pools of the shape; all others have none.
+        let fitting: [Int]?
+        var stats: [Int: RegionStat] = [:]
         var placements: [PlannedPlacement] = []
         var decisions: [PlacementDecision] = []
         var placed = 0
@@ -26,20 +28,34 @@ extension PlacementPlanner {
             self.input = input
             self.inventory = input.inventory
             self.need = max(0, input.replicas)
-            self.stats = Array(repeating: nil, count: input.inventory.count)
+            self.fitting = input.index?.regions(fitting: input.shape)
         }
 
         // MARK: lookups
 
         mutating func stat(_ i: Int) -> RegionStat {
             if let s = stats[i] { return s }
-            let s = RegionStat(input.shape, inventory[i].region.state, inventory[i].pools)
+            let s = mayFit(i)
+                ? RegionStat(input.shape, inventory[i].region.state, inventory[i].pools)
+                : RegionStat(input.shape, inventory[i].region.state, [])
             stats[i] = s
             return s
         }
 
+        /// Whether region `i` may have a pool of the shape: false only when the index says it has none.
+        func mayFit(_ i: Int) -> Bool {
+            guard let fitting else { return true }
+            var low = 0, high = fitting.count
+            while low < high {
+                let mid = (low + high) / 2
+                if fitting[mid] < i { low = mid + 1 } else { high = mid }
+            }
+            return low < fitting.count && fitting[low] == i
+        }
+
         /// The first region with this id.
         mutating func index(of id: String) -> Int? {
+            if let index = input.index { return index.position[id] }
             if indexByIdCache == nil {
                 var map: [String: Int] = [:]
                 map.reserveCapacity(inventory.count)
@@ -184,17 +200,34 @@ extension PlacementPlanner {
         /// (which scans every pool they have) only when the primaries fall short. Then the first
         /// of the others usually completes the plan: it is found in one pass, and the rest are
         /// sorted only when it does not.
+        ///
+        /// With an index, the first of the others is looked for among the regions that may
+        /// fit: when one of them can give something, it ranks before every region that has no
+        /// pool of the shape (those can give nothing). The rest are ranked in full, as without
+        /// an index, only when that first one falls short.
         mutating func runDefaultPrefer() {
             let all = Array(inventory.indices)
-            let primaries = all.filter { inventory[$0].region.primary }
-            runPrefer([entries(cordoned(all) + activeInDefaultOrder(primaries))], maxes: [nil])
+            let inactive = input.index?.inactive ?? all.filter { inventory[$0].region.state != .active }
+            let primaries = input.index?.primaries ?? all.filter { inventory[$0].region.primary }
+            runPrefer([entries(cordoned(inactive) + activeInDefaultOrder(primaries))], maxes: [nil])
             guard placed < need else { return }
-            let others = all.filter { !inventory[$0].region.primary }
+            var first: Int?
+            if let fitting {
+                let keys = PlacementPlanner.rankKeys(inventory, among: fitting.filter { !inventory[$0].region.primary }) { stat($0) }
+                if let best = keys.min(by: { PlacementPlanner.ranksBefore($0, $1, in: inventory) }), best.price.isFinite {
+                    first = best.index
+                    runPrefer([entries([best.index])], maxes: [nil])
+                    guard placed < need else { return }
+                }
+            }
+            let others = all.filter { !inventory[$0].region.primary && $0 != first }
             var rest = PlacementPlanner.rankKeys(inventory, among: others) { stat($0) }
-            let first = rest.indices.min { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) }
-            guard let first else { return }
-            runPrefer([entries([rest.remove(at: first).index])], maxes: [nil])
-            guard placed < need else { return }
+            if first == nil {
+                let best = rest.indices.min { PlacementPlanner.ranksBefore(rest[$0], rest[$1], in: inventory) }
+                guard let best else { return }
+                runPrefer([entries([rest.remove(at: best).index])], maxes: [nil])
+                guard placed < need else { return }
+            }
             rest.sort { PlacementPlanner.ranksBefore($0, $1, in: inventory) }
             runPrefer([entries(rest.map(\.index))], maxes: [nil])
         }

@@ -15,7 +15,7 @@ extension AllocationStore {
                 var decisions: [PlacementDecision]? = nil
                 if replicas > live.count {
                     var input = GrantInput(
-                        request: request, replicas: replicas - live.count, inventory: try InventoryStore.snapshot(c))
+                        request: request, replicas: replicas - live.count, inventory: try InventoryStore.snapshot(c, fitting: request.shape))
                     input.held = HeldReplicas.counting(live.map { ($0.region, $0.unit) })
                     let plan = try Self.planWithPreemption(c, input)
                     guard plan.outcome == .grant else {

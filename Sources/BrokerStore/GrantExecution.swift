@@ -31,14 +31,14 @@ extension AllocationStore {
     /// settings, and reserved by the batch statement (`gpb_grant_batch_within_quotas`),
     /// which checks again what the plan assumed, the pools' prices against the price cap,
     /// and the tenant's quota and budgets. The database is asked first only for settings
-    /// not cached, and for fresh inventory when the snapshot falls short (before any 409
-    /// or pending answer). A grant the batch left out is refused if its quota or budget
+    /// not cached, and for the inventory's latest changes when the snapshot falls short
+    /// (before any 409 or pending answer). A grant the batch left out is refused if its quota or budget
     /// would be passed as things stand now (`QuotaCheck.refusal`; over a budget it may
     /// wait as pending instead), else planned again. Nil when the plan needs
     /// `createInTransaction`.
     func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
         try await retryingLostRaces {
-            let inventory = try await snapshots.current(pool).regions
+            let inventory = try await snapshots.current(pool).inventory
             let cached = settings.lookup(tenantId)
             var step: BatchedStep?
             let recent = cached.map { GrantPlanner.plan(Self.grantInput(request, $0, inventory)) }
@@ -46,17 +46,23 @@ extension AllocationStore {
                 step = try Self.batchedStep(recent, tenantId: tenantId, settings: cached, actor: actor)
             }
             if step == nil {
-                step = try await pool.withConnection { c in
-                    let settings = try cached ?? TenantSettings.load(c, tenantId: tenantId)
-                    if cached == nil { self.settings.remember(tenantId, settings) }
-                    var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
-                    if plan.outcome != .grant {
-                        plan = GrantPlanner.plan(Self.grantInput(request, settings, try InventoryStore.snapshot(c)))
-                    }
-                    if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
-                        return .answered(try Self.recordPending(c, tenantId: tenantId, plan))
-                    }
-                    return try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
+                let settings: TenantSettings
+                if let cached {
+                    settings = cached
+                } else {
+                    settings = try await pool.withConnection { c in try TenantSettings.load(c, tenantId: tenantId) }
+                    self.settings.remember(tenantId, settings)
+                }
+                var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
+                if plan.outcome != .grant {
+                    snapshots.invalidate()
+                    plan = GrantPlanner.plan(Self.grantInput(request, settings, try await snapshots.current(pool).inventory))
+                }
+                if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
+                    let pending = plan
+                    step = .answered(try await pool.withConnection { c in try Self.recordPending(c, tenantId: tenantId, pending) })
+                } else {
+                    step = try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
                 }
             }
             switch step! {
@@ -115,7 +121,7 @@ extension AllocationStore {
     /// tenant's quota fails with GB003, `quotaExceeded`).
     static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
-        let plan = try planWithPreemption(c, grantInput(request, settings, try InventoryStore.snapshot(c)))
+        let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c, fitting: request.shape))))
         switch plan.outcome {
         case .refuse:
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
@@ -155,7 +161,7 @@ extension AllocationStore {
             [tenantId, key, String(decoding: StoreJSON.bytes(view), as: UTF8.self), view.id])
     }
 
-    static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: [RegionInventory]) -> GrantInput {
+    static func grantInput(_ request: AllocationRequest, _ settings: TenantSettings, _ inventory: Inventory) -> GrantInput {
         var input = GrantInput(request: request, inventory: inventory)
         input.policies = settings.policies
         input.mayQueue = true

@@ -193,16 +193,24 @@ public struct InventoryStore: Sendable {
         try c.query("SELECT \(RegionColumns.list) FROM regions r WHERE r.id = $1", [id]).first.map(RegionColumns.decode)
     }
 
-    /// One round trip: regions left-joined with their pools, in id order.
-    static func snapshot(_ c: PostgresConnection, regionId: String? = nil) throws -> [RegionInventory] {
+    /// One round trip: regions left-joined with their pools, in id order. With `shape`, only
+    /// the pools of its class, GPU series and instance type (`InventoryIndex`'s keys): a plan
+    /// for the shape reads no other, and each region is there for its decision.
+    static func snapshot(
+        _ c: PostgresConnection, regionId: String? = nil, fitting shape: ComputeShape? = nil
+    ) throws -> [RegionInventory] {
         let rows = try c.query(
             """
             SELECT \(RegionColumns.list), \(PoolColumns.list)
             FROM regions r LEFT JOIN pools p ON p.region_id = r.id
+                AND ($2::text IS NULL OR p.compute_class = $2)
+                AND ($3::text[] IS NULL OR p.gpu_series = ANY ($3))
+                AND ($4::text IS NULL OR p.instance_type = $4)
             WHERE $1::text IS NULL OR r.id = $1
             ORDER BY r.id, p.id
             """,
-            [regionId])
+            [regionId, shape?.computeClass.rawValue, shape.flatMap { $0.gpuSeries.isEmpty ? nil : $0.gpuSeries },
+             shape?.instanceType])
         var result: [RegionInventory] = []
         for row in rows {
             let regionId: String = try row.decode("region_id")
@@ -214,78 +222,5 @@ public struct InventoryStore: Sendable {
             }
         }
         return result
-    }
-}
-
-/// Every region with its pools as one read saw them.
-public struct InventorySnapshot: Sendable {
-    public let regions: [RegionInventory]
-    /// Distinct for every read, and larger for a later one: what is computed from a
-    /// snapshot alone can be kept under its serial.
-    public let serial: Int
-}
-
-/// An inventory snapshot reused for a few milliseconds: reading and decoding every
-/// region and pool costs more than planning a grant or answering an availability query.
-final class InventorySnapshots: Sendable {
-    let maxAge: Duration
-
-    private struct State {
-        var snapshot: (inventory: InventorySnapshot, taken: ContinuousClock.Instant)?
-        /// Bumped by `invalidate()`: a read that started before it is not kept.
-        var generation = 0
-        /// The read under way, which every caller that finds the snapshot stale awaits:
-        /// without it, all requests in flight when it expires read it at once.
-        var refresh: Task<InventorySnapshot, any Error>?
-        var reads = 0
-    }
-
-    private let state = Mutex(State())
-
-    init(maxAge: Duration) {
-        self.maxAge = maxAge
-    }
-
-    /// Snapshots read from the database so far.
-    var reads: Int { state.withLock { $0.reads } }
-
-    /// The snapshot, when one younger than `maxAge` exists.
-    var recent: InventorySnapshot? {
-        guard let cached = state.withLock({ $0.snapshot }), ContinuousClock.now - cached.taken < maxAge else {
-            return nil
-        }
-        return cached.inventory
-    }
-
-    /// The snapshot, read afresh (by one caller for all) when it is older than `maxAge`.
-    func current(_ pool: PostgresPool) async throws -> InventorySnapshot {
-        if let recent { return recent }
-        let refresh = state.withLock { state -> Task<InventorySnapshot, any Error> in
-            if let running = state.refresh { return running }
-            state.reads += 1
-            let (taken, generation, serial) = (ContinuousClock.now, state.generation, state.reads)
-            let task = Task {
-                defer { self.state.withLock { if $0.generation == generation { $0.refresh = nil } } }
-                let fresh = InventorySnapshot(
-                    regions: try await pool.withConnection { c in try InventoryStore.snapshot(c) }, serial: serial)
-                self.state.withLock { state in
-                    if state.generation == generation { state.snapshot = (fresh, taken) }
-                }
-                return fresh
-            }
-            state.refresh = task
-            return task
-        }
-        return try await refresh.value
-    }
-
-    /// After a write: the next caller reads afresh, even while a read that began
-    /// before the write is still under way.
-    func invalidate() {
-        state.withLock { state in
-            state.snapshot = nil
-            state.refresh = nil
-            state.generation += 1
-        }
     }
 }

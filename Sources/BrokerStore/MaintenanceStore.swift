@@ -154,7 +154,7 @@ public struct MaintenanceStore: Sendable {
                 [id])
             guard let row = rows.first else { return false }
             let request: AllocationRequest = try row.decodeJSON("request")
-            let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c)))
+            let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
             guard plan.outcome == .grant else {
                 try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
                 return false

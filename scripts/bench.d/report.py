@@ -4,7 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale import curves  # noqa: E402
+from scale import curves, tenants_curves, topology_curves  # noqa: E402
 
 r = {}
 for line in open(sys.argv[1]):
@@ -171,4 +171,6 @@ if len(sys.argv) > 2:
             w(text[:110] + ("…" if len(text) > 110 else ""))
         w("```")
 out += curves(r)
+out += topology_curves(r)
+out += tenants_curves(r)
 print("\n".join(out))

@@ -4,11 +4,8 @@ smallest point of the same run. Also used by report.py."""
 import sys
 
 
-def curves(r):
-    """Markdown lines; empty when the run had no scale step."""
-    if "scale.history" not in r:
-        return []
-
+def readers(r):
+    """num(key): a result as a number (0 when absent); rate(name): a wrk run's good answers per second."""
     def num(key):
         try:
             return float(r.get(key) or 0)
@@ -19,8 +16,19 @@ def curves(r):
         ok = num(f"{name}.requests") - num(f"{name}.unexpected")
         return ok / (num(f"{name}.duration_us") / 1e6 or 1)
 
-    def ratio(a, b):
-        return f"{a / b:.2f}×" if b else "-"
+    return num, rate
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if b else "-"
+
+
+def curves(r):
+    """Markdown lines; empty when the run had no scale step."""
+    if "scale.history" not in r:
+        return []
+
+    num, rate = readers(r)
 
     history = int(num("scale.history"))
     out = ["## Scale: grants against history, with and without a quota; lease expiry", "",
@@ -49,10 +57,67 @@ def curves(r):
     return out
 
 
+def topology_curves(r):
+    """Markdown lines of the BENCH_ONLY=topology step; empty when the run had none. Each point
+    ran twice (small, large, small, large): rates add both runs, p50 takes their mean, p99 shows
+    both, RSS comes from the first runs (memory once taken is not given back)."""
+    if "topology.large.2.pools" not in r:
+        return []
+    num, _ = readers(r)
+
+    def rate(point, run):
+        names = [f"topology.{point}.{k}.{run}" for k in (1, 2)]
+        ok = sum(num(f"{n}.requests") - num(f"{n}.unexpected") for n in names)
+        return ok / (sum(num(f"{n}.duration_us") for n in names) / 1e6 or 1)
+
+    def both(point, key, combine):
+        return combine(num(f"topology.{point}.1.{key}"), num(f"topology.{point}.2.{key}"))
+
+    def mean(a, b):
+        return (a + b) / 2
+
+    def where(p):
+        return f"{int(num(f'topology.{p}.2.regions')):,} regions, {int(num(f'topology.{p}.2.pools')):,} pools"
+
+    out = ["## Scale: topology", "",
+           f"| what | {where('small')} | {where('large')} | × vs small |", "|---|---:|---:|---:|"]
+    a, b = rate("small", "grants"), rate("large", "grants")
+    out.append(f"| grants/s (1 T4 replica, 16 connections) | {a:,.0f} | {b:,.0f} | {ratio(b, a)} |")
+    a, b = both("small", "inventory.p50_us", mean) / 1000, both("large", "inventory.p50_us", mean) / 1000
+    out.append(f"| `GET /v1/inventory` p50 ms (2 connections, grants running) | {a:.2f} | {b:.2f} | {ratio(b, a)} |")
+
+    def p99(point):
+        return " / ".join(f"{num(f'topology.{point}.{k}.inventory.p99_us') / 1000:.2f}" for k in (1, 2))
+    out.append(f"| `GET /v1/inventory` p99 ms, each run | {p99('small')} | {p99('large')} | |")
+    a, b = num("topology.small.1.rss_kib") / 1024, num("topology.large.1.rss_kib") / 1024
+    out.append(f"| broker RSS, highest, MB (first runs) | {a:.0f} | {b:.0f} | {ratio(b, a)} |")
+    return out + [""]
+
+
+def tenants_curves(r):
+    """Markdown lines of the BENCH_ONLY=tenants step; empty when the run had none."""
+    if "tenants.large.count" not in r:
+        return []
+
+    num, rate = readers(r)
+
+    s, l = "tenants.small", "tenants.large"
+    out = ["## Scale: tenants", "",
+           f"| what | {int(num(s + '.count')):,} tenants | {int(num(l + '.count')):,} tenants | × vs small |",
+           "|---|---:|---:|---:|"]
+    for what, key in (("`GET /v1/admin/tenants?limit=50`/s (2 connections)", "list"),
+                      ("grants/s (1 T4 replica, 16 connections)", "grants")):
+        a, b = rate(f"{s}.{key}"), rate(f"{l}.{key}")
+        out.append(f"| {what} | {a:,.0f} | {b:,.0f} | {ratio(b, a)} |")
+        a, b = num(f"{s}.{key}.p50_us") / 1000, num(f"{l}.{key}.p50_us") / 1000
+        out.append(f"| … p50 ms | {a:.2f} | {b:.2f} | {ratio(b, a)} |")
+    return out + [""]
+
+
 if __name__ == "__main__":
     results = {}
     for line in open(sys.argv[1]):
         if "=" in line:
             k, v = line.rstrip("\n").split("=", 1)
             results[k] = v
-    print("\n".join(curves(results)))
+    print("\n".join(curves(results) + topology_curves(results) + tenants_curves(results)))
