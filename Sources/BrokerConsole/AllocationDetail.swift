@@ -39,7 +39,7 @@ enum AllocationDetail {
     static func instances(_ instances: [JSONValue]) -> HTML {
         let rows: [HTML] = instances.map { instance in
             """
-            <tr><td class="id">\(String((instance["id"]?.stringValue ?? "").prefix(8)))</td>\
+            <tr><td class="id">\(String((instance["id"]?.stringValue ?? "").suffix(8)))</td>\
             <td>\(Layout.badge(instance["state"]?.stringValue ?? ""))</td>\
             <td>\(instance["region"]?.stringValue ?? "")</td><td>\(instance["poolId"]?.stringValue ?? "")</td>\
             <td>\(instance["instanceType"]?.stringValue ?? "")</td><td>\(instance["gpuSeries"]?.stringValue ?? "—")</td>\

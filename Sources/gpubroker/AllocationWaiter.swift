@@ -62,7 +62,7 @@ enum AllocationWaiter {
     static func line(_ allocation: JSONValue, waited: Int64, frame: Int, colour: Bool) -> String {
         let spinner = Array("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
         var parts = [
-            "\(spinner[frame % spinner.count]) \(allocation.text("id").prefix(8)) "
+            "\(spinner[frame % spinner.count]) \(allocation.text("id").suffix(8)) "
                 + Style.of(state: allocation.text("status")).apply(allocation.text("status"), colour: colour),
             "\(Tables.placed(allocation)) placed",
         ]
