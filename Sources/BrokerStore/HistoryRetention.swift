@@ -2,11 +2,12 @@ import Foundation
 import PostgresClient
 
 /// `--retain-history`: removes allocations that ended more than `retain` ago, with their
-/// instances, ledger rows and region index rows, in batches. Only what can no longer
-/// change goes: an allocation released, expired or unschedulable, none of whose
-/// instances is running or idle (warm), and whose ledger rows a verify checkpoint covers
-/// (the ledger's trigger moves their deltas to `ledger_retired`, migration 12). Every
-/// step verifies first and removes nothing when verify finds a problem: the evidence stays.
+/// instances, ledger rows and region index rows, in batches, and the admin's inventory
+/// events older than `retain`. Of allocations, only what can no longer change goes: one
+/// released, expired or unschedulable, none of whose instances is running or idle (warm),
+/// and whose ledger rows a verify checkpoint covers (the ledger's trigger moves their
+/// deltas to `ledger_retired`, migration 12). Every step verifies first and removes
+/// nothing when verify finds a problem: the evidence stays.
 ///
 /// What stays exact: pool counters, tenant usage counters (they count running instances),
 /// `gpubroker verify` (checkpoint and retired sums), the running-instance history and the
@@ -49,8 +50,14 @@ public struct HistoryRetention: Sendable {
             while true {
                 let count = try await removeBatch(cutoff: cutoff, through: through, limit: batch)
                 removed += count
-                if count < batch { return removed }
+                if count < batch { break }
             }
+            // Inventory events (migration 11) describe regions and pools, not allocations:
+            // nothing is counted from them, so their age alone decides.
+            try await pool.withConnection { c in
+                try c.query("DELETE FROM inventory_events WHERE at < $1", [cutoff])
+            }
+            return removed
         }
     }
 

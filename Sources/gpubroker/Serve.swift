@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
     var usageMetricsInterval: Double?
 
     @Option(help: ArgumentHelp(
-        "Remove allocations that ended longer ago than this (days or hours, at least 31 days, for example 90d), with their instances and ledger rows; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
+        "Remove allocations that ended longer ago than this (days or hours, at least 31 days, for example 90d), with their instances and ledger rows, and older inventory events; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
         valueName: "age"))
     var retainHistory: String?
 

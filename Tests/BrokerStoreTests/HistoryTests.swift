@@ -225,8 +225,13 @@ final class HistoryTests: XCTestCase {
         XCTAssertThrowsError(try connection.query("DELETE FROM ledger WHERE actor = 'history'")) { error in
             XCTAssertEqual((error as? PostgresError)?.sqlState?.rawValue, "GB002")
         }
+        // The setup's region and pool events made old, and one recent pool report.
+        try connection.query("UPDATE inventory_events SET at = now() - interval '100 days'")
+        try connection.query("UPDATE pools SET capacity = 101")
         let removed = try await HistoryRetention(pool: pool, retain: .seconds(90 * 86400)).step(batch: 300)
         XCTAssertEqual(removed, 1001)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM inventory_events"), 1)
+        XCTAssertEqual(try count("SELECT count(*)::int AS n FROM inventory_events WHERE type = 'pool.changed'"), 1)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM allocations"), 13)
         XCTAssertEqual(try count("SELECT count(*)::int AS n FROM ledger WHERE actor = 'history'"), 20)
         XCTAssertEqual(try count("SELECT sum(delta)::int AS n FROM ledger WHERE actor = 'reuse'"), -1)
