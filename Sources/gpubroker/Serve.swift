@@ -63,6 +63,11 @@ struct Serve: AsyncParsableCommand {
     var tenantRateBurst: Double?
 
     @Option(help: ArgumentHelp(
+        "Failed authentications per second per client address (burst 4 × this); beyond, 429 without a token lookup. Raise it when clients reach the broker through one proxy address. Env: GPUBROKER_AUTH_FAILURE_RATE. Default 5.",
+        valueName: "n"))
+    var authFailureRate: Double?
+
+    @Option(help: ArgumentHelp(
         "Most simultaneous connections (never more than the descriptor limit allows). Env: GPUBROKER_MAX_CONNECTIONS. Default 4096.",
         valueName: "n"))
     var maxConnections: Int?
@@ -130,6 +135,8 @@ struct Serve: AsyncParsableCommand {
             }
             return RateLimiter(limit: .init(rate: rps, burst: burst ?? 2 * rps))
         }
+        let authFailureRate = try Self.positive(
+            setting(authFailureRate.map { "\($0)" }, "GPUBROKER_AUTH_FAILURE_RATE") ?? "5", "auth-failure-rate")
         let webhookURLs = WebhookURLPolicy(
             allowPrivate: webhookAllowPrivate || ProcessInfo.processInfo.environment["GPUBROKER_WEBHOOK_ALLOW_PRIVATE"] == "1")
         let senders = Int(setting(webhookSenders.map(String.init), "GPUBROKER_WEBHOOK_SENDERS") ?? "32") ?? -1
@@ -182,7 +189,8 @@ struct Serve: AsyncParsableCommand {
                 return String(decoding: buffer, as: UTF8.self)
             },
             readinessProblem: { await Self.readinessProblem(pool) },
-            logger: logger, rateLimiter: rateLimiter, webhookURLs: webhookURLs)
+            logger: logger, rateLimiter: rateLimiter,
+            authFailureLimit: RateLimiter.Limit(rate: authFailureRate, burst: 4 * authFailureRate), webhookURLs: webhookURLs)
 
         var http = HTTPServerConfiguration()
         http.host = host
