@@ -5,8 +5,8 @@ import PostgresClient
 
 /// Follows the database's change notifications (migration 6) on a listening
 /// connection: drops this broker's token, settings and inventory caches when another
-/// broker changed what they hold, and calls `capacityAppeared` so the pending admitter
-/// runs now rather than at its next interval. A (re)connection counts as every change,
+/// broker changed what they hold, and calls `capacityAppeared` (on inventory and tenant
+/// changes) so the pending admitter runs now rather than at its next interval. A (re)connection counts as every change,
 /// since notifications sent while the connection was down are lost.
 public final class ChangeNotifications: Sendable {
     private let listener: PostgresListener
@@ -32,6 +32,8 @@ public final class ChangeNotifications: Sendable {
                 let tenant = UUID(uuidString: payload)
                 allocations.dropCachedSettings(tenant: tenant)
                 tenants.dropCachedTokens(tenant: tenant)
+                // A raised quota or budget, or a changed policy, may let a pending request in.
+                capacityAppeared()
             case .notification:
                 break
             }

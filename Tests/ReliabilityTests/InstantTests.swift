@@ -41,6 +41,51 @@ final class InstantTests: XCTestCase {
         report("18 instant admission", "--reconcile-interval 60: pending → active \(ms(admittedIn)) after the pool report (through another broker)")
     }
 
+    /// A request queued over its tenant's budget on a broker whose workers run once a
+    /// minute is admitted right after the budget is raised through another broker.
+    func testPendingAllocationAdmittedWithinASecondOfABudgetRaise() throws {
+        let url = try TestDatabase.create()
+        let waiting = try BrokerProcess(databaseURL: url, reconcileInterval: 60)
+        let admin = try BrokerProcess(databaseURL: url, reconcileInterval: 60)
+        defer { [waiting, admin].forEach { $0.stop() } }
+        try waiting.waitReady()
+        try admin.waitReady()
+        try Seed.region(port: admin.port, "r1", primary: true)
+        try Seed.pool(port: admin.port, region: "r1", "p1", capacity: 10, price: 1)
+        let created = try HTTP.request(
+            port: admin.port, "POST", "/v1/admin/tenants", token: BrokerProcess.adminToken,
+            json: .object(["name": .string("t"), "quota": .object(["spendPerMonth": .number(1.5)])]))
+        let tenant = try XCTUnwrap(created.json["id"]?.stringValue, created.text)
+        let token = try XCTUnwrap(created.json["token"]?.stringValue)
+        // One replica for an hour at 1/h commits 1 of the 1.5: the second waits for budget.
+        func request(_ key: String) -> JSONValue {
+            var body = Seed.allocation(key: key).objectValue!
+            body["leaseSeconds"] = .number(3600)
+            body["queue"] = .bool(true)
+            return .object(body)
+        }
+        let first = try HTTP.request(port: waiting.port, "POST", "/v1/allocations", token: token, json: request("a"))
+        XCTAssertEqual(first.status, 201, first.text)
+        let pending = try HTTP.request(port: waiting.port, "POST", "/v1/allocations", token: token, json: request("b"))
+        XCTAssertEqual(pending.status, 202, pending.text)
+        let id = try XCTUnwrap(pending.json["id"]?.stringValue)
+
+        let raised = Date()
+        let patched = try HTTP.request(
+            port: admin.port, "PATCH", "/v1/admin/tenants/\(tenant)", token: BrokerProcess.adminToken,
+            json: .object(["quota": .object(["spendPerMonth": .number(3)])]))
+        XCTAssertEqual(patched.status, 200, patched.text)
+        var status = "pending"
+        while status == "pending" && Date().timeIntervalSince(raised) < 10 {
+            usleep(10_000)
+            status = try HTTP.request(port: waiting.port, "GET", "/v1/allocations/\(id)", token: token).json["status"]?.stringValue ?? "?"
+        }
+        let admittedIn = Date().timeIntervalSince(raised)
+        XCTAssertEqual(status, "active")
+        XCTAssertLessThan(admittedIn, 1.0, "admitted \(ms(admittedIn)) after the raise; the admitter's interval is 60 s")
+        report("20 budget raise admission", "--reconcile-interval 60: pending → active \(ms(admittedIn)) after the budget was raised (through another broker)")
+    }
+
     /// A token rotated through one broker stops working on another that has it cached.
     func testRotatedTokenStopsWorkingOnAnotherBrokerAtOnce() throws {
         let url = try TestDatabase.create()
