@@ -30,14 +30,7 @@ final class InstantTests: XCTestCase {
 
         let reported = Date()
         try Seed.pool(port: reporting.port, region: "r1", "p1", capacity: 2)
-        var status = "pending"
-        while status == "pending" && Date().timeIntervalSince(reported) < 10 {
-            usleep(10_000)
-            status = try HTTP.request(port: waiting.port, "GET", "/v1/allocations/\(id)", token: token).json["status"]?.stringValue ?? "?"
-        }
-        let admittedIn = Date().timeIntervalSince(reported)
-        XCTAssertEqual(status, "active")
-        XCTAssertLessThan(admittedIn, 1.0, "admitted \(ms(admittedIn)) after the report; the admitter's interval is 60 s")
+        let admittedIn = try awaitAdmission(port: waiting.port, id, token: token, since: reported)
         report("18 instant admission", "--reconcile-interval 60: pending → active \(ms(admittedIn)) after the pool report (through another broker)")
     }
 
@@ -75,15 +68,22 @@ final class InstantTests: XCTestCase {
             port: admin.port, "PATCH", "/v1/admin/tenants/\(tenant)", token: BrokerProcess.adminToken,
             json: .object(["quota": .object(["spendPerMonth": .number(3)])]))
         XCTAssertEqual(patched.status, 200, patched.text)
-        var status = "pending"
-        while status == "pending" && Date().timeIntervalSince(raised) < 10 {
-            usleep(10_000)
-            status = try HTTP.request(port: waiting.port, "GET", "/v1/allocations/\(id)", token: token).json["status"]?.stringValue ?? "?"
-        }
-        let admittedIn = Date().timeIntervalSince(raised)
-        XCTAssertEqual(status, "active")
-        XCTAssertLessThan(admittedIn, 1.0, "admitted \(ms(admittedIn)) after the raise; the admitter's interval is 60 s")
+        let admittedIn = try awaitAdmission(port: waiting.port, id, token: token, since: raised)
         report("20 budget raise admission", "--reconcile-interval 60: pending → active \(ms(admittedIn)) after the budget was raised (through another broker)")
+    }
+
+    /// Polls pending allocation `id` for up to 10 s; asserts it became active within a
+    /// second of `since` (the brokers' admitter interval is 60 s) and returns how long it took.
+    private func awaitAdmission(port: Int, _ id: String, token: String, since: Date) throws -> TimeInterval {
+        var status = "pending"
+        while status == "pending" && Date().timeIntervalSince(since) < 10 {
+            usleep(10_000)
+            status = try HTTP.request(port: port, "GET", "/v1/allocations/\(id)", token: token).json["status"]?.stringValue ?? "?"
+        }
+        let admittedIn = Date().timeIntervalSince(since)
+        XCTAssertEqual(status, "active")
+        XCTAssertLessThan(admittedIn, 1.0, "admitted \(ms(admittedIn)) after the change; the admitter's interval is 60 s")
+        return admittedIn
     }
 
     /// A token rotated through one broker stops working on another that has it cached.
