@@ -282,4 +282,10 @@ public struct PlacementDecision: Codable, Sendable, Equatable {
         self.replicas = replicas
         self.reason = reason
     }
+
+    /// Why a pending allocation over its tenant's monthly budget still waits, in every
+    /// place that queues or keeps it pending for that reason.
+    public static func waitingForBudget(_ detail: String) -> PlacementDecision {
+        PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(detail)")
+    }
 }

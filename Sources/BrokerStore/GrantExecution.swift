@@ -145,7 +145,7 @@ extension AllocationStore {
     static func refuse(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, _ refusal: StoreError) throws -> AllocationView {
         guard case .budgetExceeded(let shortfall) = refusal, plan.request.queue, shortfall.mayFitLater else { throw refusal }
         var plan = plan
-        plan.placement.decisions.append(PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(shortfall.detail)"))
+        plan.placement.decisions.append(.waitingForBudget(shortfall.detail))
         return try recordPending(c, tenantId: tenantId, plan)
     }
 

@@ -136,7 +136,7 @@ public struct MaintenanceStore: Sendable {
                             UPDATE allocations SET decisions = $2::jsonb
                             WHERE id = $1 AND status = 'pending' AND decisions IS DISTINCT FROM $2::jsonb
                             """,
-                            [id, try PostgresJSON([PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(error.message)")])])
+                            [id, try PostgresJSON([PlacementDecision.waitingForBudget(error.message)])])
                     }
                 }
             }

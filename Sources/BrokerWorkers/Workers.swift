@@ -3,9 +3,9 @@ import Foundation
 import Logging
 import Metrics
 
-/// The broker's background loops: lease expiry, idle deprovisioning, pending
-/// admission and, with a retention setting, history removal. Every broker process runs them; the store's row claims keep them from
-/// doing the same work twice.
+/// The broker's background loops: lease expiry, idle deprovisioning, pending admission
+/// and, with a retention setting, history removal. Every broker process runs them; the
+/// store's row claims keep them from doing the same work twice.
 public struct BrokerWorkers: Sendable {
     public struct Configuration: Sendable {
         public var interval: Duration
