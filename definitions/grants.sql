@@ -1,6 +1,6 @@
 -- The grant path's input, typed. The broker sends each planned grant as one JSON object
 -- with these members (snake_case, as here), read once at the call with
--- jsonb_populate_record(set) into these types; gpb_grant_complete then refuses what
+-- jsonb_populate_record(set) into these types; gpb_grants_complete then refuses what
 -- came without a member a grant needs (a misspelt key reads as NULL), so nothing below
 -- reads the grant's JSON by key. max_price_per_hour: the request's price cap (the lower
 -- of its shape's and its placement's), NULL for none; vswitches: one per instance.
@@ -12,18 +12,22 @@ CREATE TYPE gpb_planned_grant AS (
     labels jsonb, decisions jsonb, lease_seconds integer, max_price_per_hour double precision,
     placements gpb_placement[], actor text, policies text);
 
--- Whether a grant has every member it needs (only max_price_per_hour and a placement's
--- unit may be NULL), at least one placement, and a vSwitch for every instance.
-CREATE FUNCTION gpb_grant_complete(p_grant gpb_planned_grant)
+-- Whether every grant has every member it needs (only max_price_per_hour and a
+-- placement's unit may be NULL), at least one placement, and a vSwitch for each instance.
+-- One query over the batch, its plan kept for the session (plpgsql).
+CREATE FUNCTION gpb_grants_complete(p_grants gpb_planned_grant[])
 RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT p_grant.allocation_id IS NOT NULL AND p_grant.tenant_id IS NOT NULL AND p_grant.status IS NOT NULL
-       AND p_grant.request IS NOT NULL AND p_grant.replicas IS NOT NULL AND p_grant.placed_replicas IS NOT NULL
-       AND p_grant.labels IS NOT NULL AND p_grant.decisions IS NOT NULL AND p_grant.lease_seconds IS NOT NULL
-       AND p_grant.actor IS NOT NULL AND p_grant.policies IS NOT NULL AND cardinality(p_grant.placements) > 0
-       AND NOT EXISTS (SELECT 1 FROM unnest(p_grant.placements) AS p
-                       WHERE p.region IS NULL OR p.pool IS NULL OR p.count IS NULL OR p.vswitches IS NULL
-                          OR cardinality(p.vswitches) < p.count)
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN NOT EXISTS (
+        SELECT 1 FROM unnest(p_grants) AS g
+        WHERE g.allocation_id IS NULL OR g.tenant_id IS NULL OR g.status IS NULL OR g.request IS NULL
+           OR g.replicas IS NULL OR g.placed_replicas IS NULL OR g.labels IS NULL OR g.decisions IS NULL
+           OR g.lease_seconds IS NULL OR g.actor IS NULL OR g.policies IS NULL OR NOT cardinality(g.placements) > 0
+           OR EXISTS (SELECT 1 FROM unnest(g.placements) AS p
+                      WHERE p.region IS NULL OR p.pool IS NULL OR p.count IS NULL OR p.vswitches IS NULL
+                         OR cardinality(p.vswitches) < p.count));
+END
 $$;
 
 -- A tenant's named policies as one array in name order: what a grant selects its
@@ -119,7 +123,7 @@ CREATE FUNCTION gpb_grant(p_grant gpb_planned_grant)
 RETURNS SETOF instances
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT gpb_grant_complete(p_grant) THEN
+    IF NOT gpb_grants_complete(ARRAY[p_grant]) THEN
         RAISE EXCEPTION 'incomplete planned grant: %', p_grant USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, labels, decisions,
@@ -218,7 +222,7 @@ DECLARE
     reuse boolean;
     landed instances[];
 BEGIN
-    IF EXISTS (SELECT 1 FROM unnest(p_grants) AS g WHERE NOT gpb_grant_complete(g)) THEN
+    IF NOT gpb_grants_complete(p_grants) THEN
         RAISE EXCEPTION 'incomplete planned grant in a batch of %', cardinality(p_grants)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;

@@ -14,15 +14,15 @@ SELECT ok(gpb_tenant_unchanged('00000000-0000-0000-0000-0000000000a1', md5(gpb_t
 SELECT ok(NOT gpb_tenant_unchanged('00000000-0000-0000-0000-0000000000a1', md5('[]')), 'changed once a policy is added');
 DELETE FROM policies;
 
--- gpb_grant_complete: a missing member is refused, not read as nothing.
-SELECT ok(gpb_grant_complete(t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 2)), 'a planned grant is complete');
-SELECT ok(NOT gpb_grant_complete((SELECT g FROM (SELECT (t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 1)).*) AS x,
+-- gpb_grants_complete: a missing member is refused, not read as nothing.
+SELECT ok(gpb_grants_complete(ARRAY[t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 2)]), 'a planned grant is complete');
+SELECT ok(NOT gpb_grants_complete(ARRAY[(SELECT g FROM (SELECT (t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 1)).*) AS x,
                                   LATERAL (SELECT ROW(x.allocation_id, x.tenant_id, x.status, x.request, x.replicas, NULL,
                                                       x.labels, x.decisions, x.lease_seconds, x.max_price_per_hour, x.placements,
-                                                      x.actor, x.policies)::gpb_planned_grant AS g) AS y)),
+                                                      x.actor, x.policies)::gpb_planned_grant AS g) AS y)]),
           'placed_replicas missing: incomplete');
-SELECT ok(NOT gpb_grant_complete(jsonb_populate_record(NULL::gpb_planned_grant,
-              jsonb_set(to_jsonb(t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 2)), '{placements,0,vswitches}', '["one"]'))),
+SELECT ok(NOT gpb_grants_complete(ARRAY[jsonb_populate_record(NULL::gpb_planned_grant,
+              jsonb_set(to_jsonb(t_grant('00000000-0000-0000-0000-0000000000a1', 'ra', 't4', 2)), '{placements,0,vswitches}', '["one"]'))]),
           'fewer vSwitches than instances: incomplete');
 
 -- gpb_reserve: new capacity, idle reuse first, GB001 when short or cordoned.
