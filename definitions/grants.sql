@@ -19,14 +19,14 @@ CREATE FUNCTION gpb_grants_complete(p_grants gpb_planned_grant[])
 RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
+    -- A grant without placements joins a NULL placement: its region is NULL.
     RETURN NOT EXISTS (
-        SELECT 1 FROM unnest(p_grants) AS g
+        SELECT 1 FROM unnest(p_grants) AS g LEFT JOIN LATERAL unnest(g.placements) AS p ON true
         WHERE g.allocation_id IS NULL OR g.tenant_id IS NULL OR g.status IS NULL OR g.request IS NULL
            OR g.replicas IS NULL OR g.placed_replicas IS NULL OR g.labels IS NULL OR g.decisions IS NULL
-           OR g.lease_seconds IS NULL OR g.actor IS NULL OR g.policies IS NULL OR NOT cardinality(g.placements) > 0
-           OR EXISTS (SELECT 1 FROM unnest(g.placements) AS p
-                      WHERE p.region IS NULL OR p.pool IS NULL OR p.count IS NULL OR p.vswitches IS NULL
-                         OR cardinality(p.vswitches) < p.count));
+           OR g.lease_seconds IS NULL OR g.actor IS NULL OR g.policies IS NULL
+           OR p.region IS NULL OR p.pool IS NULL OR p.count IS NULL OR p.vswitches IS NULL
+           OR cardinality(p.vswitches) < p.count);
 END
 $$;
 
@@ -218,6 +218,7 @@ DECLARE
     tenant_ids uuid[];
     limited boolean;
     budgeted uuid[];
+    capped boolean;
     refused bigint[] := '{}';
     reuse boolean;
     landed instances[];
@@ -232,11 +233,11 @@ BEGIN
           WHERE (pools.region_id, pools.id) IN (SELECT p.region, p.pool FROM unnest(p_grants) AS g, unnest(g.placements) AS p)
           ORDER BY pools.region_id, pools.id
           FOR UPDATE) AS locked;
-    SELECT array_agg(DISTINCT g.tenant_id) INTO tenant_ids FROM unnest(p_grants) AS g;
-    SELECT coalesce(bool_or(gpb_has_quota_limits(t.quota)), false),
-           array_agg(t.id ORDER BY t.id) FILTER (WHERE gpb_has_budget(t.quota))
-    INTO limited, budgeted
-    FROM tenants t WHERE t.id = ANY (tenant_ids);
+    SELECT array_agg(t.id ORDER BY t.id), coalesce(bool_or(gpb_has_quota_limits(t.quota)), false),
+           array_agg(t.id ORDER BY t.id) FILTER (WHERE gpb_has_budget(t.quota)),
+           (SELECT bool_or(g.max_price_per_hour IS NOT NULL) FROM unnest(p_grants) AS g)
+    INTO tenant_ids, limited, budgeted, capped
+    FROM tenants t WHERE t.id IN (SELECT g.tenant_id FROM unnest(p_grants) AS g);
     IF limited OR budgeted IS NOT NULL THEN
         PERFORM 1 FROM tenant_usage WHERE tenant_id = ANY (tenant_ids) ORDER BY tenant_id FOR UPDATE;
     END IF;
@@ -251,7 +252,7 @@ BEGIN
         FOR UPDATE;
     END IF;
 
-    IF budgeted IS NOT NULL OR EXISTS (SELECT 1 FROM unnest(p_grants) AS g WHERE g.max_price_per_hour IS NOT NULL) THEN
+    IF budgeted IS NOT NULL OR capped THEN
         SELECT coalesce(array_agg(c.n), '{}') INTO refused
         FROM gpb_grant_costs(p_grants) AS c WHERE c.over_cap OR c.problem IS NOT NULL;
     END IF;

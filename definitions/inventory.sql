@@ -35,7 +35,9 @@ CREATE TRIGGER pools_count_removal AFTER DELETE ON pools
 
 -- Region and pool changes as feed events (inventory_events), written in the changing
 -- transaction (an outbox, like the ledger), with the row after the change (`current`,
--- absent once deleted) and before it (`previous`).
+-- absent once deleted) and before it (`previous`). These two functions are the one place
+-- these bodies are written: their members are the API's names for the same fields
+-- (openapi.yaml InventoryRegionState and InventoryPoolState, checked by EventAPITests).
 CREATE FUNCTION gpb_region_json(r regions) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
@@ -48,7 +50,7 @@ CREATE FUNCTION gpb_pool_json(p pools) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'computeClass', p.compute_class, 'qos', to_jsonb(p.qos), 'gpuSeries', p.gpu_series,
-        'gpuMemoryGiB', p.gpu_memory_gib, 'gpuCount', p.gpus_per_instance, 'cpu', p.cpu,
+        'gpuMemoryGiB', p.gpu_memory_gib, 'gpusPerInstance', p.gpus_per_instance, 'cpu', p.cpu,
         'memoryGiB', p.memory_gib, 'instanceType', p.instance_type, 'capacity', p.capacity,
         'allocated', p.allocated, 'idle', p.idle, 'pricePerHour', p.price_per_hour,
         'deferScaleInSeconds', p.defer_scale_in_seconds))
