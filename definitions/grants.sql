@@ -233,8 +233,9 @@ BEGIN
           WHERE (pools.region_id, pools.id) IN (SELECT p.region, p.pool FROM unnest(p_grants) AS g, unnest(g.placements) AS p)
           ORDER BY pools.region_id, pools.id
           FOR UPDATE) AS locked;
-    SELECT array_agg(t.id ORDER BY t.id), coalesce(bool_or(gpb_has_quota_limits(t.quota)), false),
-           array_agg(t.id ORDER BY t.id) FILTER (WHERE gpb_has_budget(t.quota)),
+    -- (In no order: what is locked is locked by the statements below, in key order.)
+    SELECT array_agg(t.id), coalesce(bool_or(gpb_has_quota_limits(t.quota)), false),
+           array_agg(t.id) FILTER (WHERE gpb_has_budget(t.quota)),
            (SELECT bool_or(g.max_price_per_hour IS NOT NULL) FROM unnest(p_grants) AS g)
     INTO tenant_ids, limited, budgeted, capped
     FROM tenants t WHERE t.id IN (SELECT g.tenant_id FROM unnest(p_grants) AS g);
