@@ -191,7 +191,8 @@ extension ManifestTranslator {
     private static func agrees(_ spelling: SelectorSpelling, _ value: String, grant: RegionGrant) -> Bool {
         switch spelling.meaning {
         case .model:
-            return grant.gpuSeries.count == 1 && AcceleratorModels.model(in: value, known: grant.gpuSeries) != nil
+            return grant.gpuSeries.count == 1
+                && AcceleratorModels.model(in: value, known: grant.gpuSeries)?.uppercased() == grant.gpuSeries[0].uppercased()
         case .family:
             return grant.gpuSeries.count == 1 && AcceleratorModels.model(named: grant.gpuSeries[0])?.family == value.lowercased()
         case .instanceFamily:

@@ -92,6 +92,12 @@ public struct InstanceCatalog: Sendable, Equatable {
     }
 
     public static let empty = InstanceCatalog(pools: [])
+
+    /// No inventory to judge by (a translation without a broker): every vendor may be offered.
+    public var isEmpty: Bool { poolsByType.isEmpty }
+
+    /// Whether some pool has this vendor's accelerators (assumed without an inventory).
+    public func offers(_ vendor: AcceleratorVendor) -> Bool { isEmpty || vendors.contains(vendor) }
 }
 
 /// Kubernetes workload documents in, allocation requests and label-injected documents out.
@@ -351,7 +357,11 @@ public enum ManifestTranslator {
         var shape = base
         shape.instanceType = type
         guard let pool = catalog.poolsByType[type]?.first else { return shape }
-        if explicitClass == nil || explicitClass == pool.computeClass { shape.computeClass = pool.computeClass }
+        // A pod that asks for an accelerator stays in the GPU class: a CPU type cannot serve it.
+        let asksAccelerator = base.computeClass == .gpu && explicitClass == nil
+        if (explicitClass == nil || explicitClass == pool.computeClass) && !asksAccelerator {
+            shape.computeClass = pool.computeClass
+        }
         if shape.computeClass == .gpu {
             if base.computeClass != .gpu || base.gpuCount == 0 { shape.gpuCount = pool.gpusPerInstance ?? 1 }
             if shape.gpuSeries.isEmpty, let series = pool.gpuSeries { shape.gpuSeries = [series] }

@@ -45,13 +45,15 @@ extension PodRequirements {
             }
             gpu.vendor = ask.vendor ?? gpu.vendor
             if let family = ask.family {
-                gpu.series = catalog.gpuSeries.filter { AcceleratorModels.model(named: $0)?.family == family }
+                gpu.series = catalog.isEmpty
+                    ? AcceleratorModels.all.filter { $0.family == family }.map(\.name)
+                    : catalog.gpuSeries.filter { AcceleratorModels.model(named: $0)?.family == family }
                 if gpu.series.isEmpty {
                     errors.add(resourcesPath, "asks for \(ask.name): no pool offers \(ask.noun)")
                     return nil
                 }
             }
-            if let vendor = ask.vendor, !catalog.vendors.contains(vendor) {
+            if let vendor = ask.vendor, !catalog.offers(vendor) {
                 errors.add(resourcesPath, "asks for \(ask.name): no pool offers \(ask.noun)")
                 return nil
             }
@@ -113,7 +115,7 @@ extension PodRequirements {
             }
             if gpu.vendor == nil { gpu.source = spelling.key }
             gpu.vendor = vendor
-            if !catalog.vendors.contains(vendor) {
+            if !catalog.offers(vendor) {
                 errors.add(resourcesPath, "selects nodes by \(spelling.key): no pool offers \(vendor.rawValue) accelerators")
                 return false
             }

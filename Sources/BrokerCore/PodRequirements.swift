@@ -62,11 +62,6 @@ public struct PodRequirements: Sendable {
         if total.memoryGiB > AllocationRequest.maxResource {
             errors.add(resourcesPath, "requests more than \(Int(AllocationRequest.maxResource)) GiB of memory in total")
         }
-        for (name, amount) in total.resources where AcceleratorSpellings.resource(name)?.count == .devices
-            && amount > Double(AllocationRequest.maxGPUCount)
-        {
-            errors.add(resourcesPath, "requests more than \(AllocationRequest.maxGPUCount) \(name) in total")
-        }
         total.claims = claims.requests(podSpec, errors: errors)
         for spelling in AcceleratorSpellings.annotations {
             guard let text = annotations[spelling.key] else { continue }
