@@ -67,6 +67,7 @@ public struct SelectorSpelling: Sendable, Equatable {
 public struct DeviceClassSpelling: Sendable, Equatable {
     public var name: String
     public var vendor: AcceleratorVendor
+    public var family: String?
     public var count: DeviceCount
     public var source: String
 }
@@ -99,6 +100,9 @@ public enum AcceleratorSpellings {
               source: "https://github.com/ROCm/k8s-device-plugin"),
         .init(name: "habana.ai/gaudi", vendor: .intel, family: "gaudi", count: .devices, noun: "Intel Gaudi accelerators",
               source: "https://docs.habana.ai/en/latest/Orchestration/Gaudi_Kubernetes/Device_Plugin_for_Kubernetes.html"),
+        // DRA drivers can publish their devices under an extended resource name too (DeviceClass `extendedResourceName`).
+        .init(name: "intel.com/gaudi", vendor: .intel, family: "gaudi", count: .devices, noun: "Intel Gaudi accelerators",
+              source: "https://github.com/intel/intel-resource-drivers-for-kubernetes/blob/main/deployments/gaudi/examples/deployment-extended-resources.yaml"),
         .init(name: "gpu.intel.com/i915", vendor: .intel, family: "max", count: .devices, noun: "Intel Data Center GPUs",
               source: "https://github.com/intel/intel-device-plugins-for-kubernetes/tree/main/cmd/gpu_plugin"),
         .init(name: "aws.amazon.com/neuron", vendor: .aws, count: .devices, noun: "AWS Neuron devices",
@@ -122,6 +126,8 @@ public enum AcceleratorSpellings {
               source: "https://docs.aws.amazon.com/eks/latest/userguide/node-efa.html"),
         .init(name: "rdma/", isPrefix: true, count: .interconnect("rdma"), noun: "RDMA devices",
               source: "https://github.com/Mellanox/k8s-rdma-shared-dev-plugin"),
+        .init(name: "aliyun/erdma", count: .interconnect("erdma"), noun: "elastic RDMA interfaces",
+              source: "https://www.alibabacloud.com/help/en/ack/ack-managed-and-ack-dedicated/user-guide/use-erdma-to-accelerate-container-networking"),
     ]
 
     public static let selectors: [SelectorSpelling] = [
@@ -182,8 +188,10 @@ public enum AcceleratorSpellings {
               source: "https://github.com/NVIDIA/k8s-dra-driver-gpu"),
         .init(name: "gpu.amd.com", vendor: .amd, count: .devices,
               source: "https://github.com/ROCm/k8s-gpu-dra-driver"),
-        .init(name: "gpu.intel.com", vendor: .intel, count: .devices,
+        .init(name: "gpu.intel.com", vendor: .intel, family: "max", count: .devices,
               source: "https://github.com/intel/intel-resource-drivers-for-kubernetes"),
+        .init(name: "gaudi.intel.com", vendor: .intel, family: "gaudi", count: .devices,
+              source: "https://github.com/intel/intel-resource-drivers-for-kubernetes/tree/main/deployments/gaudi"),
         .init(name: "neuron.aws.com", vendor: .aws, count: .devices,
               source: "https://awsdocs-neuron.readthedocs-hosted.com/en/latest/containers/neuron-dra.html"),
     ]

@@ -8,8 +8,11 @@ public struct DeviceClaims: Sendable, Equatable {
     struct Request: Sendable {
         var name: String
         var vendor: AcceleratorVendor
+        var family: String? = nil
         var count: DeviceCount
         var amount: Double
+        /// A partition profile (MIG), from a CEL selector `….profile == '1g.5gb'`.
+        var profile: String? = nil
     }
 
     /// The device requests of each template (`claimTemplates`) and claim (`claims`) by name.
@@ -17,6 +20,18 @@ public struct DeviceClaims: Sendable, Equatable {
     var claims: [String: JSONValue] = [:]
 
     public init() {}
+
+    /// The MIG profile a request's CEL selectors name (`device.attributes[…].profile == '1g.5gb'`).
+    static func profile(_ request: JSONValue) -> String? {
+        for selector in request["selectors"]?.arrayValue ?? [] {
+            guard let expression = selector["cel"]?["expression"]?.stringValue,
+                let range = expression.range(of: "profile == '")
+            else { continue }
+            let rest = expression[range.upperBound...]
+            if let end = rest.firstIndex(of: "'") { return String(rest[..<end]) }
+        }
+        return nil
+    }
 
     /// Every claim and claim template among the documents.
     public init(_ documents: [JSONValue]) {
@@ -58,7 +73,9 @@ public struct DeviceClaims: Sendable, Equatable {
                 }
                 // `allocationMode: All` takes every device of the node: one instance's worth.
                 let amount = exact["allocationMode"]?.stringValue == "All" ? 1 : exact["count"]?.numberValue ?? 1
-                result.append(Request(name: className, vendor: spelling.vendor, count: spelling.count, amount: amount))
+                result.append(Request(
+                    name: className, vendor: spelling.vendor, family: spelling.family, count: spelling.count, amount: amount,
+                    profile: Self.profile(exact)))
             }
         }
         return result

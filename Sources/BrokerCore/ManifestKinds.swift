@@ -110,11 +110,14 @@ public enum ManifestKinds {
         return .unknown
     }
 
-    /// Whether a document holds a pod template anywhere (`containers` beside it): it runs pods.
+    /// Whether a document runs pods: a pod template anywhere (`containers`), or what an
+    /// operator makes pods of (an `image` beside `resources` or `replicas`, as in vLLM's
+    /// `VLLMRuntime`).
     public static func holdsPodTemplate(_ document: JSONValue) -> Bool {
         switch document {
         case .object(let members):
             if case .array(let items)? = members["containers"], items.contains(where: { $0.objectValue != nil }) { return true }
+            if members["image"] != nil && (members["resources"] != nil || members["replicas"] != nil) { return true }
             return members.values.contains(where: holdsPodTemplate)
         case .array(let items):
             return items.contains(where: holdsPodTemplate)

@@ -4,16 +4,19 @@ extension PodRequirements {
     /// The pod's accelerator request, read through `AcceleratorSpellings`: nil when it asks
     /// for none (or after reporting one the broker cannot place).
     func gpu(catalog: InstanceCatalog, errors: FieldErrorCollector) -> GPU? {
-        var asks: [(vendor: AcceleratorVendor?, family: String?, count: DeviceCount, amount: Double, name: String, noun: String)] = []
+        var asks: [(vendor: AcceleratorVendor?, family: String?, count: DeviceCount, amount: Double, name: String, noun: String,
+                    profile: String?)] = []
         for name in resources.keys.sorted() {
             guard let spelling = AcceleratorSpellings.resource(name) else { continue }
-            asks.append((spelling.vendor, spelling.family, spelling.count, resources[name]!, name, spelling.noun))
+            let profile = spelling.count == .partitions ? String(name.dropFirst(spelling.name.count)) : nil
+            asks.append((spelling.vendor, spelling.family, spelling.count, resources[name]!, name, spelling.noun, profile))
         }
         for claim in claims {
-            asks.append((claim.vendor, nil, claim.count, claim.amount, claim.name, "\(claim.vendor.rawValue) devices"))
+            asks.append((claim.vendor, claim.family, claim.count, claim.amount, claim.name, "\(claim.vendor.rawValue) devices",
+                         claim.profile))
         }
         var gpu = GPU(count: 0, vendor: nil, series: [], source: asks.first?.name ?? "")
-        var devices = 0, share = false
+        var devices = 0, share = false, slices = 0.0
         for ask in asks {
             switch ask.count {
             case .interconnect(let link):
@@ -24,11 +27,10 @@ extension PodRequirements {
             case .cores(let perDevice):
                 devices += Int((ask.amount / Double(perDevice)).rounded(.up))
             case .partitions:
-                let profile = ask.name.hasPrefix("nvidia.com/mig-") ? String(ask.name.dropFirst("nvidia.com/mig-".count)) : nil
-                gpu.partition = profile
-                // A MIG profile `<g>g.<m>gb` takes g of a device's 7 compute slices.
-                let slices = profile.flatMap { Int($0.prefix { $0.isNumber }) } ?? 7
-                devices += Int((ask.amount * Double(slices) / 7).rounded(.up))
+                // A MIG profile `<g>g.<m>gb` takes g of a device's 7 compute slices; partitions
+                // of one pod share devices (the first profile is the one a pool must offer).
+                gpu.partition = gpu.partition ?? ask.profile
+                slices += ask.amount * Double(ask.profile.flatMap { Int($0.prefix { $0.isNumber }) } ?? 7)
             case .shares, .percent:
                 share = true
             case .memoryGiBOrMiB:
@@ -67,7 +69,7 @@ extension PodRequirements {
             }
             return nil
         }
-        gpu.count = max(1, devices)
+        gpu.count = max(1, devices + Int((slices / 7).rounded(.up)))
         if gpu.count > AllocationRequest.maxGPUCount {
             errors.add(resourcesPath, "requests more than \(AllocationRequest.maxGPUCount) devices in total")
             return nil

@@ -10,7 +10,7 @@ final class AcceleratorSpellingsTests: XCTestCase {
         pool("t4", "T4", memory: 16), pool("a100", "A100", gpus: 8, memory: 80, partitions: ["1g.10gb", "3g.40gb"], links: ["nvlink"]),
         pool("mi300x", "MI300X", gpus: 8, memory: 192), pool("gaudi2", "Gaudi2", gpus: 8, memory: 96),
         pool("max", "Max1550", gpus: 4, memory: 128), pool("inf2", "Inferentia2", gpus: 12, memory: 32, links: ["efa"]),
-        pool("tpu", "TPUv5e", gpus: 4, memory: 16), pool("ascend", "Ascend910", gpus: 8, memory: 64, links: ["rdma"]),
+        pool("tpu", "TPUv5e", gpus: 4, memory: 16), pool("ascend", "Ascend910", gpus: 8, memory: 64, links: ["rdma", "erdma"]),
         pool("g5", "A10G", gpus: 1, memory: 24, type: "g5.2xlarge"),
     ])
 
@@ -63,6 +63,7 @@ final class AcceleratorSpellingsTests: XCTestCase {
             "nvidia.com/gpucores": ("nvidia.com/gpucores", 30, Expect(vendor: .nvidia)),
             "amd.com/gpu": ("amd.com/gpu", 8, Expect(vendor: .amd, count: 8)),
             "habana.ai/gaudi": ("habana.ai/gaudi", 8, Expect(vendor: .intel, count: 8, series: ["Gaudi2"])),
+            "intel.com/gaudi": ("intel.com/gaudi", 1, Expect(vendor: .intel, series: ["Gaudi2"])),
             "gpu.intel.com/i915": ("gpu.intel.com/i915", 1, Expect(vendor: .intel, series: ["Max1550"])),
             "aws.amazon.com/neuron": ("aws.amazon.com/neuron", 6, Expect(vendor: .aws, count: 6)),
             "aws.amazon.com/neurondevice": ("aws.amazon.com/neurondevice", 1, Expect(vendor: .aws)),
@@ -75,6 +76,7 @@ final class AcceleratorSpellingsTests: XCTestCase {
             "aliyun.com/gpu-core.percentage": ("aliyun.com/gpu-core.percentage", 50, Expect(vendor: .nvidia)),
             "vpc.amazonaws.com/efa": ("vpc.amazonaws.com/efa", 1, Expect(vendor: .aws, link: "efa")),
             "rdma/": ("rdma/hca_shared_devices_a", 1, Expect(vendor: .huawei, count: 8, link: "rdma")),
+            "aliyun/erdma": ("aliyun/erdma", 1, Expect(vendor: .huawei, count: 8, link: "erdma")),
         ]
         for spelling in AcceleratorSpellings.resources {
             guard let (name, amount, expect) = cases[spelling.name] else {
@@ -145,7 +147,8 @@ final class AcceleratorSpellingsTests: XCTestCase {
     func testEveryDeviceClassAndAnnotation() throws {
         let cases: [String: Expect] = [
             "gpu.nvidia.com": Expect(vendor: .nvidia, count: 2), "mig.nvidia.com": Expect(vendor: .nvidia, count: 2),
-            "gpu.amd.com": Expect(vendor: .amd, count: 2), "gpu.intel.com": Expect(vendor: .intel, count: 2),
+            "gpu.amd.com": Expect(vendor: .amd, count: 2), "gpu.intel.com": Expect(vendor: .intel, count: 2, series: ["Max1550"]),
+            "gaudi.intel.com": Expect(vendor: .intel, count: 2, series: ["Gaudi2"]),
             "neuron.aws.com": Expect(vendor: .aws, count: 2),
         ]
         for spelling in AcceleratorSpellings.deviceClasses {
@@ -162,6 +165,14 @@ final class AcceleratorSpellingsTests: XCTestCase {
         let v1: JSONValue = ["apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim", "metadata": ["name": "all"],
             "spec": ["devices": ["requests": [["name": "g", "exactly": ["deviceClassName": "gpu.nvidia.com", "allocationMode": "All"]]]]]]
         check("v1", try shapes([v1, pod(claims: [["name": "g", "resourceClaimName": "all"]])])[0], Expect(vendor: .nvidia))
+        // MIG partitions named by a CEL selector: 1g + 1g + 2g + 3g share one device's 7 slices.
+        let mig: JSONValue = ["apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate", "metadata": ["name": "mig"],
+            "spec": ["spec": ["devices": ["requests": .array(["1g.10gb", "1g.10gb", "2g.20gb", "3g.40gb"].map { profile in
+                ["name": .string(profile), "exactly": ["deviceClassName": "mig.nvidia.com",
+                 "selectors": [["cel": ["expression": .string("device.attributes['gpu.nvidia.com'].profile == '\(profile)'")]]]]]
+            })]]]]
+        check("mig", try shapes([mig, pod(claims: [["name": "m", "resourceClaimTemplateName": "mig"]])])[0],
+              Expect(vendor: .nvidia, partition: "1g.10gb"))
 
         let annotations: [String: (String, Expect)] = [
             "gpu-fraction": ("0.5", Expect(vendor: .nvidia)), "gpu-memory": ("20000", Expect(vendor: .nvidia, minMemory: 19.531)),
