@@ -29,35 +29,3 @@ ALTER TABLE pools
         CASE WHEN compute_class = 'gpu' THEN gpu_vendor IS NOT NULL
              ELSE gpu_vendor IS NULL AND gpu_partitions = '{}' AND gpu_interconnect = '{}'
         END);
-
--- ---------------------------------------------------------------------------------
--- Triggers (current code, for the lead to move to their own files): a report that
--- changes only the accelerator's new columns is a change of what the pool is, so it
--- wakes the admitter (migration 9) and is recorded (migration 11) like the others.
-DROP TRIGGER pools_notify_changed ON pools;
-CREATE TRIGGER pools_notify_changed AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
-        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds, gpu_vendor,
-        gpu_partitions, gpu_interconnect ON pools
-    FOR EACH ROW
-    WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
-           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds,
-           OLD.gpu_vendor, OLD.gpu_partitions, OLD.gpu_interconnect)
-          IS DISTINCT FROM
-          (NEW.capacity, NEW.compute_class, NEW.qos, NEW.gpu_series, NEW.gpu_memory_gib, NEW.gpus_per_instance,
-           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds,
-           NEW.gpu_vendor, NEW.gpu_partitions, NEW.gpu_interconnect))
-    EXECUTE FUNCTION gpb_notify_inventory();
-
-DROP TRIGGER pools_event_reported ON pools;
-CREATE TRIGGER pools_event_reported AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
-        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds, gpu_vendor,
-        gpu_partitions, gpu_interconnect ON pools
-    FOR EACH ROW
-    WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
-           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds,
-           OLD.gpu_vendor, OLD.gpu_partitions, OLD.gpu_interconnect)
-          IS DISTINCT FROM
-          (NEW.capacity, NEW.compute_class, NEW.qos, NEW.gpu_series, NEW.gpu_memory_gib, NEW.gpus_per_instance,
-           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds,
-           NEW.gpu_vendor, NEW.gpu_partitions, NEW.gpu_interconnect))
-    EXECUTE FUNCTION gpb_record_inventory_event();
