@@ -17,6 +17,7 @@ public enum Schema {
         Migration(version: 11, name: "0011_event_gaps.sql", sql: text(PackageResources._011_event_gaps_sql)),
         Migration(version: 12, name: "0012_history.sql", sql: text(PackageResources._012_history_sql)),
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
+        Migration(version: 16, name: "0016_operator.sql", sql: text(PackageResources._016_operator_sql)),
     ]
 
     public static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
