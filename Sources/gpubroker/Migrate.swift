@@ -11,7 +11,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let applied = try await database.withDatabase(for: "migrate") { configuration in
-            try MigrationRunner.migrate(try PostgresConnection.connect(configuration), Schema.migrations)
+            try Schema.migrate(try PostgresConnection.connect(configuration))
         }
         print(applied.isEmpty
             ? "schema is current (version \(Schema.latestVersion))"
