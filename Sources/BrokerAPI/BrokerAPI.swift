@@ -16,7 +16,7 @@ public final class BrokerServices: Sendable {
     public let allocations: AllocationStore
     public let policies: PolicyStore
     public let usage: UsageStore
-    public let adminToken: String
+    public let admin: AdminCredential
     /// Prometheus text exposition of every metric, for `GET /metrics`.
     public let metricsText: @Sendable () -> String
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
@@ -37,7 +37,7 @@ public final class BrokerServices: Sendable {
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
-        usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
+        usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
         webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
@@ -47,7 +47,7 @@ public final class BrokerServices: Sendable {
         self.allocations = allocations
         self.policies = policies
         self.usage = usage
-        self.adminToken = adminToken
+        self.admin = admin
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
         self.logger = logger

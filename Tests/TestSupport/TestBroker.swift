@@ -42,7 +42,7 @@ public final class TestBroker: Sendable {
         services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            usage: UsageStore(pool: pool), adminToken: adminToken, metricsText: { "" },
+            usage: UsageStore(pool: pool), admin: AdminCredential(token: adminToken), metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init), limits: limits)
         let api = BrokerAPI.router(services: services)
         var router = api
