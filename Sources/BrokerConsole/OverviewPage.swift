@@ -42,12 +42,12 @@ enum OverviewPage {
         let capacity = pools.reduce(0) { $0 + ($1["capacity"]?.numberValue ?? 0) }
         let free = pools.reduce(0) { $0 + ($1["available"]?.numberValue ?? 0) }
         var badges: [HTML] = [Layout.badge(region["kind"]?.stringValue ?? "", "kind")]
-        if region["primary"]?.boolValue == true { badges.append(Layout.badge("primary")) }
+        if region["primary"]?.boolValue == true { badges.append(Layout.badge("primary", tone: .good)) }
         if cordoned { badges.append(Layout.badge("cordoned")) }
         if capacity > 0, free == 0 {
-            badges.append(Layout.badge("full"))
+            badges.append(Layout.badge("full", tone: .stuck))
         } else if capacity > 0, free / capacity < 0.2 {
-            badges.append(Layout.badge("low", "low"))
+            badges.append(Layout.badge("low", tone: .waiting))
         }
         let standsOut = cordoned || (capacity > 0 && free == 0)
         let rows: [HTML] = pools.map(poolRow)
