@@ -78,11 +78,8 @@ struct Allocate: AsyncParsableCommand {
                 // A named policy is the placement the broker would resolve from labels; sent as `placement`.
                 spec.placement = try await client.policy(policy)["policy"]
             }
-            var allocation = try await client.createAllocation(spec)
-            if wait {
-                allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
-            }
-            try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            try await AllocationWaiter.show(
+                try await client.createAllocation(spec), waiting: wait, timeout: timeout, client: client, printer: printer)
         }
     }
 }
@@ -138,11 +135,8 @@ struct Allocations: AsyncParsableCommand {
 
         func run() async throws {
             try await options.run { client, printer in
-                var allocation = try await client.allocation(id)
-                if wait {
-                    allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
-                }
-                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+                try await AllocationWaiter.show(
+                    try await client.allocation(id), waiting: wait, timeout: timeout, client: client, printer: printer)
             }
         }
     }
