@@ -101,8 +101,8 @@ enum OverviewPage {
     /// The tenant's allocations that hold or wait for capacity.
     static func liveAllocations(_ context: ConsoleRequest) async throws -> HTML {
         var rows: [HTML] = []
-        for status in ["active", "partial", "pending"] {
-            let page = try await context.api.get("/v1/allocations", query: ["status": status, "limit": "50"])
+        for status in AllocationStatus.live {
+            let page = try await context.api.get("/v1/allocations", query: ["status": status.rawValue, "limit": "50"])
             rows += (page["allocations"]?.arrayValue ?? []).map { AllocationPages.row($0, linked: true) }
         }
         return """
@@ -116,8 +116,8 @@ enum OverviewPage {
     /// For the admin: who holds capacity now, and how much waits.
     static func holders(_ context: ConsoleRequest) async throws -> HTML {
         var live: [String: [JSONValue]] = [:], waiting: [String: Int] = [:]
-        for status in ["active", "partial"] {
-            for (tenant, list) in try await AllocationPages.allocations(context, status: status) {
+        for status in AllocationStatus.allCases where status.holdsLease {
+            for (tenant, list) in try await AllocationPages.allocations(context, status: status.rawValue) {
                 live[tenant ?? "", default: []] += list
             }
         }

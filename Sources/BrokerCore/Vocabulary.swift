@@ -121,6 +121,26 @@ public enum StateTone: String, Sendable, CaseIterable {
 }
 
 extension AllocationStatus {
+    /// Nothing held and nothing awaited any more: what history retention removes (and
+    /// migration 12's `allocations_ended` indexes; `VocabularyTests` keeps the two equal).
+    public var hasEnded: Bool {
+        switch self {
+        case .released, .expired, .unschedulable: true
+        case .pending, .active, .partial: false
+        }
+    }
+
+    /// Holding a lease over the instances placed for it.
+    public var holdsLease: Bool {
+        switch self {
+        case .active, .partial: true
+        case .pending, .released, .expired, .unschedulable: false
+        }
+    }
+
+    /// Still wanted, lease holders first: what the console lists as live.
+    public static let live = allCases.filter(\.holdsLease) + allCases.filter { !$0.hasEnded && !$0.holdsLease }
+
     public var tone: StateTone {
         switch self {
         case .active: .good

@@ -57,6 +57,15 @@ final class VocabularyTests: XCTestCase {
         }
     }
 
+    /// A list within a list: the statuses retention removes are those `allocations_ended`
+    /// indexes (a status missing there would leave its allocations unread by retention).
+    func testTheEndedStatusesAreThoseTheRetentionIndexCovers() throws {
+        let connection = try PostgresConnection.connect(PostgresConfiguration(url: try TestDatabase.create()))
+        let predicate: String = try connection.query(
+            "SELECT pg_get_expr(indpred, indrelid) AS p FROM pg_index WHERE indexrelid = 'allocations_ended'::regclass")[0].decode("p")
+        XCTAssertEqual(Set(Self.literals(predicate)), Set(AllocationStatus.allCases.filter(\.hasEnded).map(\.rawValue)), predicate)
+    }
+
     /// The check a reader of a broken list would see: a word missing in the database is named.
     func testADatabaseListWithAWordMissingIsSeen() throws {
         let connection = try PostgresConnection.connect(PostgresConfiguration(url: try TestDatabase.create()))
