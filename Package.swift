@@ -63,7 +63,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
-            resources: [.embedInCode("Migrations")],
+            resources: [.embedInCode("Migrations"), .embedInCode("Definitions")],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -12,6 +12,9 @@ public struct ManifestPlan: Sendable, Equatable {
 
     /// In document order, `List` items in place of their list.
     public var entries: [Entry]
+    /// What the answer must tell: documents passed through without being understood,
+    /// workloads with nothing to place.
+    public var warnings: [String] = []
 
     public var workloads: [ManifestTranslation] {
         entries.compactMap { if case .workload(let t) = $0 { t } else { nil } }
@@ -28,20 +31,26 @@ extension ManifestTranslator {
     /// field path when there is one document), and refuses a stream with no workload.
     public static func plan(_ documents: [JSONValue], catalog: InstanceCatalog = .empty) throws(ValidationFailure) -> ManifestPlan {
         var entries: [ManifestPlan.Entry] = []
+        var warnings: [String] = []
         var errors: [FieldError] = []
         let single = documents.count == 1
+        let documents = documents.map(\.withoutNulls)
+        var catalog = catalog
+        catalog.claims = DeviceClaims(documents.flatMap { expandingLists($0, at: "").map(\.1) })
         for (index, document) in documents.enumerated() {
             let path = single ? "" : "documents[\(index)]"
             for (itemPath, item) in expandingLists(document, at: path) {
                 do throws(ValidationFailure) {
-                    if let entry = try planEntry(item, at: itemPath, catalog: catalog) { entries.append(entry) }
+                    let entry = try planEntry(item, at: itemPath, catalog: catalog)
+                    entries.append(entry.entry)
+                    if let warning = entry.warning { warnings.append(warning) }
                 } catch {
                     errors += error.errors
                 }
             }
         }
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
-        let plan = ManifestPlan(entries: entries)
+        let plan = ManifestPlan(entries: entries, warnings: warnings)
         if plan.workloads.isEmpty {
             throw ValidationFailure(field: single ? "kind" : "documents", message: "holds no workload to place. Supported: \(ManifestKinds.supportedList)")
         }
@@ -58,22 +67,39 @@ extension ManifestTranslator {
 
     private static func planEntry(
         _ document: JSONValue, at path: String, catalog: InstanceCatalog
-    ) throws(ValidationFailure) -> ManifestPlan.Entry? {
+    ) throws(ValidationFailure) -> (entry: ManifestPlan.Entry, warning: String?) {
         let errors = FieldErrorCollector()
         guard let root = errors.object(document, at: path) else { throw ValidationFailure(errors: errors.errors) }
         let kind = root.string("kind", required: true)
         let apiVersion = root.string("apiVersion", required: true)
         guard let kind, let apiVersion else { throw ValidationFailure(errors: errors.errors) }
+        let translation: ManifestTranslation
         switch ManifestKinds.classify(kind: kind, apiVersion: apiVersion) {
         case .group(let group):
-            return .workload(try translateGroup(document, kind: group, apiVersion: apiVersion, catalog: catalog, path: path))
+            translation = try translateGroup(document, kind: group, apiVersion: apiVersion, catalog: catalog, path: path)
         case .other(.workload(let workload)):
-            return .workload(try translate(document, kind: workload, catalog: catalog, path: path))
+            translation = try translate(document, kind: workload, catalog: catalog, path: path)
         case .other(.passThrough(let clusterScoped)):
-            return .passThrough(strippingServerFields(document), clusterScoped: clusterScoped)
+            return (.passThrough(strippingServerFields(document), clusterScoped: clusterScoped), nil)
         case .other(.refused(let reason)):
             throw ValidationFailure(field: root.field("kind"), message: reason)
+        case .other(.unknown):
+            let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : "core"
+            // A document with a pod template runs pods: placing it blind would ignore what it asks for.
+            if ManifestKinds.holdsPodTemplate(document) {
+                throw ValidationFailure(
+                    field: root.field("kind"),
+                    message: "\(kind) of API group \(group) runs pods, but the broker does not know where this kind "
+                        + "keeps its pod templates and replicas. Supported: \(ManifestKinds.supportedList)")
+            }
+            let name = document["metadata"]?["name"]?.stringValue.map { " \($0)" } ?? ""
+            return (.passThrough(strippingServerFields(document), clusterScoped: true),
+                    "\(path.isEmpty ? "" : "\(path): ")\(kind)\(name) (API group \(group)) is not a kind the broker knows "
+                        + "and runs no pods: returned once, unchanged")
         }
+        let name = document["metadata"]?["name"]?.stringValue ?? kind
+        return (.workload(translation), translation.isEmpty
+            ? "\(kind) \(name) has no pods to run (replicas 0): nothing reserved, its copy returned once" : nil)
     }
 
     /// The answer's documents, each with its region (nil: cluster-scoped, once overall):
@@ -93,6 +119,9 @@ extension ManifestTranslator {
                 result.append((nil, document))
             case .passThrough(let document, clusterScoped: false):
                 namespaced.append(document)
+            case .workload(let translation) where translation.isEmpty:
+                workloadIndex += 1
+                result.append((nil, strippingServerFields(translation.manifest)))
             case .workload(let translation):
                 let regionGrants = grants[workloadIndex]
                 workloadIndex += 1

@@ -127,9 +127,16 @@ struct AdminPools: AsyncParsableCommand {
         @Option(name: .customLong("class"), help: ArgumentHelp("\(ComputeClass.helpList).", valueName: "class"))
         var computeClass: String?
         @Option(help: ArgumentHelp("QoS levels served (default,best-effort).", valueName: "levels")) var qos: [String] = []
-        @Option(help: ArgumentHelp("GPU series (gpu class).", valueName: "series")) var series: String?
+        @Option(help: ArgumentHelp("Accelerator model, the GPU series (gpu class).", valueName: "model")) var series: String?
+        @Option(help: ArgumentHelp(
+            "Accelerator vendor: nvidia, amd, intel, aws, google, huawei or other (gpu class; default: inferred from a known model).",
+            valueName: "vendor")) var vendor: String?
         @Option(help: ArgumentHelp("Memory of one GPU in GiB (gpu class).", valueName: "GiB")) var gpuMemory: Double?
         @Option(help: ArgumentHelp("GPUs per instance (gpu class).", valueName: "n")) var gpus: Int?
+        @Option(help: ArgumentHelp("Partition profiles of a device, such as MIG's 1g.10gb,3g.40gb (gpu class).", valueName: "profiles"))
+        var partitions: [String] = []
+        @Option(help: ArgumentHelp("How the devices are linked: nvlink, efa, infiniband... (gpu class).", valueName: "links"))
+        var interconnect: [String] = []
         @Option(help: ArgumentHelp("CPU cores per instance.", valueName: "cores")) var cpu: Double?
         @Option(help: ArgumentHelp("Memory per instance in GiB.", valueName: "GiB")) var memory: Double?
         @Option(help: ArgumentHelp("Instance type.", valueName: "type")) var instanceType: String?
@@ -143,15 +150,21 @@ struct AdminPools: AsyncParsableCommand {
             try await options.run { client, printer in
                 let current = try await client.regionInventory(region)["pools"]?.arrayValue?.first { $0["id"]?.stringValue == pool }
                 var body: [String: JSONValue] = [:]
-                for key in ["computeClass", "qos", "gpuSeries", "gpuMemoryGiB", "gpusPerInstance", "cpu", "memoryGiB",
-                            "instanceType", "capacity", "pricePerHour", "deferScaleInSeconds"] {
+                for key in ["computeClass", "qos", "gpuSeries", "gpuMemoryGiB", "gpusPerInstance", "gpuPartitions",
+                            "gpuInterconnect", "cpu", "memoryGiB", "instanceType", "capacity", "pricePerHour",
+                            "deferScaleInSeconds"] {
                     if let value = current?[key] { body[key] = value }
                 }
+                // A new model without a vendor: inferred again, not the old model's vendor.
+                if series == nil, let value = current?["gpuVendor"] { body["gpuVendor"] = value }
                 let given: [String: JSONValue?] = [
                     "computeClass": computeClass.map(JSONValue.string),
                     "qos": qos.isEmpty ? nil : .array(commaList(qos).map(JSONValue.string)),
                     "gpuSeries": series.map(JSONValue.string), "gpuMemoryGiB": gpuMemory.map(JSONValue.number),
                     "gpusPerInstance": gpus.map { .number(Double($0)) }, "cpu": cpu.map(JSONValue.number),
+                    "gpuVendor": vendor.map(JSONValue.string),
+                    "gpuPartitions": partitions.isEmpty ? nil : .array(commaList(partitions).map(JSONValue.string)),
+                    "gpuInterconnect": interconnect.isEmpty ? nil : .array(commaList(interconnect).map(JSONValue.string)),
                     "memoryGiB": memory.map(JSONValue.number), "instanceType": instanceType.map(JSONValue.string),
                     "capacity": capacity.map { .number(Double($0)) }, "pricePerHour": price.map(JSONValue.number),
                     "deferScaleInSeconds": deferScaleIn.map { .number(Double($0)) },

@@ -11,7 +11,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let connection = try database.connect(for: "migrate")
-        let applied = try MigrationRunner.migrate(connection, Schema.migrations)
+        let applied = try Schema.migrate(connection)
         print(applied.isEmpty
             ? "schema is current (version \(Schema.latestVersion))"
             : "applied migrations \(applied.map(String.init).joined(separator: ", ")); schema version \(Schema.latestVersion)")

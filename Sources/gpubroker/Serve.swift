@@ -257,7 +257,7 @@ struct Serve: AsyncParsableCommand {
         while true {
             do {
                 let connection = try PostgresConnection.connect(configuration)
-                let applied = try MigrationRunner.migrate(connection, Schema.migrations)
+                let applied = try Schema.migrate(connection)
                 if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
                 return
             } catch let error as PostgresError where error.isConnectionProblem && ContinuousClock.now < deadline {

@@ -159,7 +159,8 @@ public final class TestBroker: Sendable {
     /// Reports a pool: GPU when `series` is given, else general-purpose.
     @discardableResult
     public func pool(
-        _ region: String, _ id: String, series: String? = nil, gpuMemory: Double = 24, gpus: Int = 1, cpu: Double = 4,
+        _ region: String, _ id: String, series: String? = nil, vendor: String? = nil, interconnect: [String] = [],
+        partitions: [String] = [], gpuMemory: Double = 24, gpus: Int = 1, cpu: Double = 4,
         memory: Double = 16, capacity: Int, price: Double = 1, qos: [String]? = nil, instanceType: String? = nil,
         defer deferSeconds: Int = 600
     ) async throws -> Response {
@@ -173,6 +174,9 @@ public final class TestBroker: Sendable {
             body["gpuSeries"] = .string(series)
             body["gpuMemoryGiB"] = .number(gpuMemory)
             body["gpusPerInstance"] = .number(Double(gpus))
+            if let vendor { body["gpuVendor"] = .string(vendor) }
+            if !interconnect.isEmpty { body["gpuInterconnect"] = .array(interconnect.map(JSONValue.string)) }
+            if !partitions.isEmpty { body["gpuPartitions"] = .array(partitions.map(JSONValue.string)) }
         }
         if let qos { body["qos"] = .array(qos.map(JSONValue.string)) }
         let response = try await call("PUT", "/v1/admin/regions/\(region)/pools/\(id)", token: adminToken, json: .object(body))
