@@ -2,7 +2,9 @@
 // once. The SQL checks and the OpenAPI enums are kept equal to these by
 // `VocabularyTests` (BrokerAPITests), which reads the live database's catalog and
 // openapi/openapi.yaml; the CLI and the console derive their lists and colours from
-// these at run time. docs/ARCHITECTURE.md says what adding a value takes.
+// these at run time. docs/ARCHITECTURE.md says what adding a value takes. A few lists
+// live beside the code they belong to (`AcceleratorVendor`, `Precision`,
+// `PlacementStrategy`, `UsageGrouping`); the same test keeps those equal too.
 
 import Foundation
 
