@@ -13,6 +13,10 @@ struct ManifestAnswer: Encodable {
     var manifests: [JSONValue]
     /// The region each manifest is for; null: cluster-scoped, once overall.
     var manifestRegions: [JSONValue]
+    /// Each policy object in the file and the workloads it governed.
+    var policies: [PolicyOutcome]
+    /// What the broker read but did not do.
+    var warnings: [String]
 }
 
 /// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
@@ -48,7 +52,9 @@ enum ManifestRoutes {
             let views = placed.flatMap { $0 }
             let grants = zip(plan.workloads, placed).map { workload, views in
                 let perAllocation = views.map { view in
-                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+                    ManifestPolicies.labelling(
+                        ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) }),
+                        workload, unitOf: Dictionary(view.instances.compactMap { i in i.unit.map { (i.region, $0) } }) { a, _ in a })
                 }
                 return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
             }
@@ -57,7 +63,8 @@ enum ManifestRoutes {
                 let output = ManifestTranslator.output(plan, grants: grants)
                 let answer = ManifestAnswer(
                     allocation: views[0], allocations: views, manifests: output.map(\.manifest),
-                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null })
+                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null },
+                    policies: plan.policyOutcomes, warnings: plan.warnings)
                 guard asYAML else { return try JSONBodies.response(201, answer, headers: [location]) }
                 let json = try JSONValue.parse(JSONBodies.encode(answer))
                 return HTTPResponse(

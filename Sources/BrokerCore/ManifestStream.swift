@@ -12,6 +12,10 @@ public struct ManifestPlan: Sendable, Equatable {
 
     /// In document order, `List` items in place of their list.
     public var entries: [Entry]
+    /// Each policy object in the file and the workloads it governed (`ManifestPolicies`).
+    public var policyOutcomes: [PolicyOutcome] = []
+    /// What the broker read but did not do, said once each.
+    public var warnings: [String] = []
 
     public var workloads: [ManifestTranslation] {
         entries.compactMap { if case .workload(let t) = $0 { t } else { nil } }
@@ -28,23 +32,30 @@ extension ManifestTranslator {
     /// field path when there is one document), and refuses a stream with no workload.
     public static func plan(_ documents: [JSONValue], catalog: InstanceCatalog = .empty) throws(ValidationFailure) -> ManifestPlan {
         var entries: [ManifestPlan.Entry] = []
+        var policies: [ManifestPolicy] = []
         var errors: [FieldError] = []
         let single = documents.count == 1
         for (index, document) in documents.enumerated() {
             let path = single ? "" : "documents[\(index)]"
             for (itemPath, item) in expandingLists(document, at: path) {
                 do throws(ValidationFailure) {
-                    if let entry = try planEntry(item, at: itemPath, catalog: catalog) { entries.append(entry) }
+                    if let policy = try ManifestPolicies.read(item, at: itemPath) {
+                        policies.append(policy)
+                        entries.append(.passThrough(policy.document, clusterScoped: true))
+                    } else if let entry = try planEntry(item, at: itemPath, catalog: catalog) {
+                        entries.append(entry)
+                    }
                 } catch {
                     errors += error.errors
                 }
             }
         }
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
-        let plan = ManifestPlan(entries: entries)
+        var plan = ManifestPlan(entries: entries)
         if plan.workloads.isEmpty {
             throw ValidationFailure(field: single ? "kind" : "documents", message: "holds no workload to place. Supported: \(ManifestKinds.supportedList)")
         }
+        try ManifestPolicies.govern(&plan, policies)
         return plan
     }
 

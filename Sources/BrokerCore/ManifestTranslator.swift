@@ -64,6 +64,8 @@ public struct ManifestTranslation: Sendable, Equatable {
     public var components: [Component]
     /// Whether the components must be placed together in one region, all or none.
     public var together = false
+    /// Per placement unit, labels a governing policy puts on the pods that unit places.
+    public var unitPodLabels: [[String: String]] = []
 
     /// The requests of a single-template workload.
     public var requests: [AllocationRequest] { components[0].requests }
