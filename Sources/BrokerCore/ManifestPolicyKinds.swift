@@ -6,7 +6,7 @@ import JSON
 //
 // ResourcePolicy (scheduling.alibabacloud.com): `selector` on pod labels, `strategy: prefer`,
 // `units` in order of use (scale-in in reverse): `resource: idc` → on-premises regions,
-// `eci` (and `acs`) → serverless regions, `ecs` (the default) → the regions its
+// `eci` (and `acs`) → serverless regions, `ecs` (the default; `elastic` too) → the regions its
 // `nodeSelector` names: a region key (`topology.kubernetes.io/region`, the seeds' region
 // labels) names one region, other keys select regions by their labels. On idc and eci units
 // only the region key is read (ACK applies `nodeSelector` to ecs units). `max` caps the unit,
@@ -96,9 +96,9 @@ extension ManifestPolicies {
             switch resource {
             case "idc": kind = .onPremises
             case "eci", "acs", "bc": kind = .serverless
-            case "ecs": kind = nil
+            case "ecs", "elastic": kind = nil
             default:
-                errors.add(reader.field("resource"), "must be one of: idc, ecs, eci, acs, bc")
+                errors.add(reader.field("resource"), "must be one of: idc, ecs, elastic, eci, acs, bc")
             }
             var region: String?
             var regionLabels: [String: String] = [:]
@@ -112,7 +112,7 @@ extension ManifestPolicies {
                         }
                         if let region, region != value { errors.add(at, "names \(value) but the unit already names \(region)") }
                         region = value
-                    } else if resource == "ecs" {
+                    } else if kind == nil {
                         regionLabels[label] = value
                     } else {
                         notes.add("\(unitPath).\(key).\(label)", "is ignored: only a region key selects regions in a \(resource) unit")

@@ -53,7 +53,10 @@ extension ManifestTranslator {
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
         var plan = ManifestPlan(entries: entries)
         if plan.workloads.isEmpty {
-            throw ValidationFailure(field: single ? "kind" : "documents", message: "holds no workload to place. Supported: \(ManifestKinds.supportedList)")
+            let policiesNote = policies.isEmpty ? "" : " (a file of policies alone is stored with PUT /v1/policies/{name}, as `gpubroker apply` does)"
+            throw ValidationFailure(
+                field: single ? "kind" : "documents",
+                message: "holds no workload to place\(policiesNote). Supported: \(ManifestKinds.supportedList)")
         }
         try ManifestPolicies.govern(&plan, policies)
         return plan

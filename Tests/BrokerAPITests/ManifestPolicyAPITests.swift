@@ -120,7 +120,7 @@ final class ManifestPolicyAPITests: XCTestCase {
     func testSeedAsWrittenIsPassedThroughWithAWarning() async throws {
         try await onPremisesAndServerless()
         // The seed's own Deployment labels its pods app=nginx only: the policy selects none.
-        let response = try await post(Self.seedResourcePolicy + "\n---\n" + Self.nginx.replacingOccurrences(of: "    key1: value1\n", with: ""))
+        let response = try await post(Self.seedResourcePolicy + "\n---\n" + Self.nginx.replacingOccurrences(of: "\n        key1: value1", with: ""))
         XCTAssertEqual(response.status, 201, response.text)
         XCTAssertEqual(running(response.json["allocation"]), Array(repeating: "cn-hangzhou", count: 5))
         XCTAssertEqual(response.json["policies"]?[0]?["governs"], [])

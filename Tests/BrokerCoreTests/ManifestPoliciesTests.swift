@@ -166,7 +166,7 @@ final class ManifestPoliciesTests: XCTestCase {
         assertError("documents[0].spec.strategy", "must be prefer") {
             try ManifestTranslator.plan([resourcePolicy(#"{"selector": {}, "strategy": "binpack", "units": [{"resource": "eci"}]}"#), deployment])
         }
-        assertError("documents[0].spec.units[0].resource", "idc, ecs, eci") {
+        assertError("documents[0].spec.units[0].resource", "idc, ecs, elastic, eci") {
             try ManifestTranslator.plan([resourcePolicy(#"{"selector": {}, "units": [{"resource": "gpu"}]}"#), deployment])
         }
         assertError("documents[0].spec.units[0].nodeSelector.topology.kubernetes.io/region", "region id") {
