@@ -22,12 +22,12 @@ final class RealManifestTests: XCTestCase {
             "k8s-examples-vllm-service.yaml": (422, "holds no workload to place"),
             "karmada-nginx-propagationpolicy.yaml": (422, "holds no workload to place (a file of policies alone is stored"),
             // Karmada's member cluster names are read as region ids: no region has them.
-            "karmada-nginx-with-propagationpolicy.yaml": (409, "member1: unknown region"),
+            "karmada-nginx-with-propagationpolicy.yaml": (409, "2 replicas requested, 0 can be placed now"),
             // Placeholders the pages ask to replace: refused for them, with the field.
-            "ack-one-fleet-propagationpolicy.yaml": (422, "clusterNames[0]: must be a region id"),
+            "ack-one-fleet-propagationpolicy.yaml": (422, "clusterNames[0]: must match a region id"),
             "ctyun-multi-region-policy.yaml": (422, "topology.kubernetes.io/region: must be a region id"),
             // ACK node pool ids select regions by label: no region carries them.
-            "ack-resourcepolicy-nodepool-priority.yaml": (409, "0 can be placed"),
+            "ack-resourcepolicy-nodepool-priority.yaml": (409, "2 replicas requested, 0 can be placed now"),
             "kueue-single-clusterqueue-setup.yaml": (422, "holds no workload to place"),
         ]
 
