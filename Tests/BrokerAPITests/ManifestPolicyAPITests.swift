@@ -41,37 +41,8 @@ final class ManifestPolicyAPITests: XCTestCase {
         """
 
     /// The seed's Deployment, 5 replicas, its pods carrying both labels the policy selects.
-    static let nginx = """
-        apiVersion: apps/v1
-        kind: Deployment
-        metadata:
-          name: nginx
-          labels:
-            app: nginx
-        spec:
-          replicas: 5
-          selector:
-            matchLabels:
-              app: nginx
-          template:
-            metadata:
-              name: nginx
-              annotations:
-                addannotion: "true"
-              labels:
-                app: nginx
-                key1: value1
-            spec:
-              schedulerName: ack-co-scheduler
-              containers:
-              - name: nginx
-                image: acr-multiple-clusters-registry.cn-hangzhou.cr.aliyuncs.com/ack-multiple-clusters/nginx
-                resources:
-                  requests:
-                    cpu: 2
-                  limits:
-                    cpu: 2
-        """
+    static let nginx = SeedYAML.resourcePolicyDeployment.replacingOccurrences(of: "replicas: 2", with: "replicas: 5")
+        .replacingOccurrences(of: "app: nginx      #", with: "key1: value1\n        app: nginx      #")
 
     func post(_ yaml: String) async throws -> TestBroker.Response {
         try await broker.call(
@@ -120,7 +91,7 @@ final class ManifestPolicyAPITests: XCTestCase {
     func testSeedAsWrittenIsPassedThroughWithAWarning() async throws {
         try await onPremisesAndServerless()
         // The seed's own Deployment labels its pods app=nginx only: the policy selects none.
-        let response = try await post(Self.seedResourcePolicy + "\n---\n" + Self.nginx.replacingOccurrences(of: "\n        key1: value1", with: ""))
+        let response = try await post(Self.seedResourcePolicy + "\n---\n" + SeedYAML.resourcePolicyDeployment.replacingOccurrences(of: "replicas: 2", with: "replicas: 5"))
         XCTAssertEqual(response.status, 201, response.text)
         XCTAssertEqual(running(response.json["allocation"]), Array(repeating: "cn-hangzhou", count: 5))
         XCTAssertEqual(response.json["policies"]?[0]?["governs"], [])
