@@ -177,36 +177,35 @@ public enum ManifestPolicies {
         }
     }
 
-    /// A policy object as the tenant's named policy (`PUT /v1/policies/{name}`): it selects
-    /// later requests by their labels, so a PropagationPolicy must select by labels too.
-    /// Answers the policy and the warnings about what a stored policy cannot do.
+    /// A policy object as the tenant's named policy (`PUT /v1/policies/{name}`, stored under
+    /// the path's name): it selects later requests by their labels, so a PropagationPolicy
+    /// must select by one label set. Answers the policy and the warnings about what a stored
+    /// policy cannot do.
     public static func named(_ document: JSONValue, name: String) throws(ValidationFailure) -> (NamedPolicy, [String]) {
         guard let policy = try read(document, at: "") else {
             throw ValidationFailure(field: "kind", message: "is not a policy kind")
         }
         var errors: [FieldError] = []
         if !Rules.isPolicyName(name) { errors.append(FieldError(field: "name", message: "must match \(Rules.policyNamePattern)")) }
-        if policy.name != name {
-            errors.append(FieldError(field: "metadata.name", message: "must equal the name in the path"))
-        }
         if let refusal = policy.refusal { errors.append(refusal) }
         var selector = policy.podSelector ?? [:]
-        for (index, resource) in policy.resourceSelectors.enumerated() {
-            guard let labels = resource.matchLabels, resource.name == nil else {
+        if policy.resourceSelectors.count > 1 {
+            errors.append(FieldError(field: "spec.resourceSelectors", message: "must have one item: a stored policy has one label selector"))
+        } else if let resource = policy.resourceSelectors.first {
+            if let labels = resource.matchLabels, resource.name == nil {
+                selector = labels
+            } else {
                 errors.append(FieldError(
-                    field: "spec.resourceSelectors[\(index)]",
+                    field: "spec.resourceSelectors[0]",
                     message: "selects by name or kind only: a stored policy selects requests by their labels "
                         + "(labelSelector.matchLabels); a name selects only in a manifest file"))
-                continue
             }
-            if index > 0, labels != selector {
-                errors.append(FieldError(
-                    field: "spec.resourceSelectors[\(index)]", message: "a stored policy has one label selector: it differs from the first"))
-            }
-            selector = labels
         }
         guard errors.isEmpty, let placement = policy.placement else { throw ValidationFailure(errors: errors) }
         var warnings = policy.warnings
+        if policy.name != name {
+            warnings.append("\(policy.title): stored as \(name), the name in the path")
+        }
         if policy.unitPodLabels.contains(where: { !$0.isEmpty }) {
             warnings.append("\(policy.title): units' podLabels are injected into manifests placed with the file; "
                 + "a stored policy places requests, which carry the broker's own pod labels")

@@ -14,6 +14,7 @@ import JSON
 //
 // ctyun Policy (scheduling.ctyun.cn): the same, with `replicas` for `max`, `nodeSelector` or
 // `schedulerNodeSelector` naming the region, and `resource: bc` (serverless virtual nodes).
+// Either kind's words are read in the other.
 //
 // PropagationPolicy (policy.karmada.io, policy.one.alibabacloud.com): `resourceSelectors`
 // pick objects; `clusterAffinity.clusterNames` are region ids (`labelSelector.matchLabels`
@@ -85,9 +86,11 @@ extension ManifestPolicies {
         for (path, item) in spec.array("units", required: true, maxItems: PlacementSpec.maxUnits) ?? [] {
             guard let reader = errors.object(item, at: path) else { continue }
             let resource = reader.string("resource", required: ctyun) ?? (ctyun ? "bc" : "ecs")
-            let max = reader.integer(ctyun ? "replicas" : "max", in: 1...PlacementSpec.maxUnitReplicas)
+            // Each kind's word for the cap, and for the unit's node selector, read in both.
+            let caps = ["max", "replicas"].map { reader.integer($0, in: 1...PlacementSpec.maxUnitReplicas) }
+            let max = caps[0] ?? caps[1]
             var selectors: [(key: String, labels: [String: String])] = []
-            for key in ctyun ? ["nodeSelector", "schedulerNodeSelector"] : ["nodeSelector"] {
+            for key in ["nodeSelector", "schedulerNodeSelector"] {
                 if let labels = reader.labels(key) { selectors.append((key, labels)) }
             }
             let podLabels = reader.labels("podLabels") ?? [:]

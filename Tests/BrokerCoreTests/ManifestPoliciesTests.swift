@@ -331,7 +331,14 @@ final class ManifestPoliciesTests: XCTestCase {
         assertError("spec.resourceSelectors[0]", "a stored policy selects requests by their labels") {
             try ManifestPolicies.named(propagation(Self.staticWeights), name: "web-policy")
         }
-        assertError("metadata.name", "path") { try ManifestPolicies.named(Self.seedResourcePolicy, name: "other") }
+        let (renamed, renamedWarnings) = try ManifestPolicies.named(Self.seedResourcePolicy, name: "other")
+        XCTAssertEqual(renamed.name, "other")
+        XCTAssertEqual(renamedWarnings.last, "ResourcePolicy cost-balance-policy: stored as other, the name in the path")
+        let twoSelectors = propagation(Self.staticWeights, selectors: """
+            [{"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "web"}}},
+             {"apiVersion": "apps/v1", "kind": "StatefulSet", "labelSelector": {"matchLabels": {"app": "web"}}}]
+            """)
+        assertError("spec.resourceSelectors", "one item") { try ManifestPolicies.named(twoSelectors, name: "web-policy") }
         assertError("spec.placement.replicaScheduling.replicaSchedulingType", "Duplicated") {
             try ManifestPolicies.named(propagation(#"{"clusterAffinity": {"clusterNames": ["cn-a", "cn-b"]}}"#,
                 selectors: #"[{"apiVersion": "apps/v1", "kind": "Deployment", "labelSelector": {"matchLabels": {"app": "web"}}}]"#),
