@@ -13,7 +13,7 @@ extension PlacementPlanner.Planner {
         var heldAt = [Int](repeating: 0, count: n)
         var avail = [Int](repeating: 0, count: n)
         var weight = [Int](repeating: 0, count: n)
-        // What a region can hold (held + available): no share exceeds it.
+        // What a region can hold (held + available): new replicas never take it past this.
         var holdable = [Int](repeating: 0, count: n)
         var totalHeld = 0
         for k in 0..<n {
