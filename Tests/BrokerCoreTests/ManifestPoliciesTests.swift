@@ -195,6 +195,21 @@ final class ManifestPoliciesTests: XCTestCase {
                        + "one policy per workload, as which one wins is undefined")
     }
 
+    func testAWorkloadPlacedTogetherIsNotSplitByUnits() throws {
+        let group = json("""
+            {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "vllm"},
+             "spec": {"replicas": 1, "leaderWorkerTemplate": {"size": 2, "workerTemplate": {
+               "metadata": {"labels": {"app": "nginx", "key1": "value1"}},
+               "spec": {"containers": [{"name": "w", "image": "vllm", "resources": {"requests": {"cpu": 2}}}]}}}}}
+            """)
+        let plan = try ManifestTranslator.plan([Self.seedResourcePolicy, group])
+        XCTAssertNil(plan.workloads[0].components[0].requests[0].placement)
+        XCTAssertEqual(plan.policyOutcomes[0].governs, [])
+        XCTAssertTrue(plan.warnings.contains(
+            "ResourcePolicy cost-balance-policy selects LeaderWorkerSet/vllm, whose pods run together in one region: its units are not applied"),
+            "\(plan.warnings)")
+    }
+
     func testAWorkloadPinningItsRegionIsRefused() {
         var pinned = deployment("nginx", replicas: 1, labels: ["app": "nginx", "key1": "value1"])
         pinned = pinned.setting(["spec", "template", "spec", "nodeSelector"], to: ["topology.kubernetes.io/region": "cn-a"])
