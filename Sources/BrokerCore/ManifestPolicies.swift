@@ -41,6 +41,12 @@ public struct ResourceSelector: Sendable, Equatable {
     public var matchLabels: [String: String]?
 }
 
+/// The policy a workload is placed by: its title and where it is in the request.
+public struct GoverningPolicy: Sendable, Equatable {
+    public var title: String
+    public var path: String
+}
+
 /// What a policy in a manifest did: the workloads it governed (`Kind/name`).
 public struct PolicyOutcome: Codable, Sendable, Equatable {
     public var kind: String
@@ -140,6 +146,7 @@ public enum ManifestPolicies {
                 workload.components[0].requests[i].placement = policy.placement
             }
             workload.unitPodLabels = policy.unitPodLabels
+            workload.governedBy = GoverningPolicy(title: policy.title, path: policy.path)
             plan.entries[index] = .workload(workload)
             outcomes[first].governs.append(title)
         }

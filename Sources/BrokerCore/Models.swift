@@ -62,9 +62,18 @@ public struct Pool: Codable, Sendable, Equatable {
     public var regionId: String
     public var computeClass: ComputeClass
     public var qos: [QoS]
+    /// The accelerator's model (`T4`, `H100`, `Gaudi2`, `Inferentia2`): "GPU series".
     public var gpuSeries: String?
+    /// Its vendor: given with the pool, or inferred from a model `AcceleratorModels` knows.
+    public var gpuVendor: AcceleratorVendor?
+    /// Memory per device.
     public var gpuMemoryGiB: Double?
+    /// Devices per instance.
     public var gpusPerInstance: Int?
+    /// Partitions a device can be cut into (MIG profiles such as `3g.40gb`), if any.
+    public var gpuPartitions: [String]
+    /// How the devices of an instance (or instances) are linked: `nvlink`, `efa`, `infiniband`...
+    public var gpuInterconnect: [String]
     public var cpu: Double
     public var memoryGiB: Double
     public var instanceType: String
@@ -74,7 +83,8 @@ public struct Pool: Codable, Sendable, Equatable {
 
     public init(
         id: String, regionId: String, computeClass: ComputeClass, qos: [QoS] = QoS.allCases,
-        gpuSeries: String? = nil, gpuMemoryGiB: Double? = nil, gpusPerInstance: Int? = nil,
+        gpuSeries: String? = nil, gpuVendor: AcceleratorVendor? = nil, gpuMemoryGiB: Double? = nil,
+        gpusPerInstance: Int? = nil, gpuPartitions: [String] = [], gpuInterconnect: [String] = [],
         cpu: Double, memoryGiB: Double, instanceType: String, capacity: Int, pricePerHour: Double,
         deferScaleInSeconds: Int = 600
     ) {
@@ -83,8 +93,11 @@ public struct Pool: Codable, Sendable, Equatable {
         self.computeClass = computeClass
         self.qos = qos
         self.gpuSeries = gpuSeries
+        self.gpuVendor = gpuVendor ?? gpuSeries.map { AcceleratorModels.vendor(of: $0) ?? .other }
         self.gpuMemoryGiB = gpuMemoryGiB
         self.gpusPerInstance = gpusPerInstance
+        self.gpuPartitions = gpuPartitions
+        self.gpuInterconnect = gpuInterconnect
         self.cpu = cpu
         self.memoryGiB = memoryGiB
         self.instanceType = instanceType
@@ -212,6 +225,14 @@ public struct ComputeShape: Codable, Sendable, Equatable {
     /// Acceptable series, most preferred first; empty for CPU classes or when `model` decides.
     public var gpuSeries: [String]
     public var gpuCount: Int
+    /// Only this vendor's devices (a device plugin's resource name says whose).
+    public var gpuVendor: AcceleratorVendor?
+    /// Memory each device must have at least.
+    public var minGPUMemoryGiB: Double?
+    /// A link the pool must offer (`nvlink`, `efa`...).
+    public var gpuInterconnect: String?
+    /// A partition profile the pool's devices must offer (MIG `3g.40gb`).
+    public var gpuPartition: String?
     public var cpu: Double
     public var memoryGiB: Double
     public var instanceType: String?
@@ -222,9 +243,14 @@ public struct ComputeShape: Codable, Sendable, Equatable {
 
     public init(
         computeClass: ComputeClass, qos: QoS = .default, gpuSeries: [String] = [], gpuCount: Int = 0,
-        cpu: Double, memoryGiB: Double, instanceType: String? = nil, requiredGPUMemoryGiB: Double? = nil,
-        maxPricePerHour: Double? = nil
+        gpuVendor: AcceleratorVendor? = nil, minGPUMemoryGiB: Double? = nil, gpuInterconnect: String? = nil,
+        gpuPartition: String? = nil, cpu: Double, memoryGiB: Double, instanceType: String? = nil,
+        requiredGPUMemoryGiB: Double? = nil, maxPricePerHour: Double? = nil
     ) {
+        self.gpuVendor = gpuVendor
+        self.minGPUMemoryGiB = minGPUMemoryGiB
+        self.gpuInterconnect = gpuInterconnect
+        self.gpuPartition = gpuPartition
         self.maxPricePerHour = maxPricePerHour
         self.computeClass = computeClass
         self.qos = qos

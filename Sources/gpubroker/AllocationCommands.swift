@@ -79,10 +79,19 @@ struct Allocate: AsyncParsableCommand {
                 spec.placement = try await client.policy(policy)["policy"]
             }
             var allocation = try await client.createAllocation(spec)
+            if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
+                Terminal.write("warning: queued, but \(never)\n", to: .standardError)
+            }
             if wait {
                 allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
             }
-            try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            try await Allocations.show(allocation, client: client, printer: printer)
+        }
+    }
+
+    static func decisions(_ allocation: JSONValue) -> [PlacementDecision] {
+        (allocation["decisions"]?.arrayValue ?? []).map {
+            PlacementDecision(region: $0.text("region"), replicas: Int($0["replicas"]?.numberValue ?? 0), reason: $0.text("reason"))
         }
     }
 }
@@ -90,7 +99,28 @@ struct Allocate: AsyncParsableCommand {
 struct Allocations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The tenant's allocations: list, get, scale, renew, release, events.",
-        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self])
+        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self, Queue.self])
+
+    /// An allocation as a table, with its place in the queue while it is pending.
+    static func show(_ allocation: JSONValue, client: BrokerClient, printer: Printer) async throws {
+        try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+        guard printer.format == .table, allocation["status"]?.stringValue == "pending",
+            let id = allocation["id"]?.stringValue, let position = try? await client.queuePosition(id)
+        else { return }
+        Terminal.write("\nQueue\n" + Tables.queue(position, colour: printer.colour), to: .standardOutput)
+    }
+
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where a pending allocation stands: position, replicas ahead, the pools it waits for, an estimate.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.queue) { client in try await client.queuePosition(id) }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -142,7 +172,7 @@ struct Allocations: AsyncParsableCommand {
                 if wait {
                     allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
                 }
-                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+                try await Allocations.show(allocation, client: client, printer: printer)
             }
         }
     }

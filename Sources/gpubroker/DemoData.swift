@@ -40,7 +40,7 @@ enum DemoData {
         gpu("idc-shanghai", "a10", "A10", 24, cpu: 8, memory: 32, type: "idc.a10.8c32g", capacity: 2, price: 0),
     ]
 
-    static func seed(inventory: InventoryStore, tenants: TenantStore, logger: Logger) async throws {
+    static func seed(inventory: InventoryStore, tenants: TenantStore, directory: String, logger: Logger) async throws {
         let existing = Set(try await inventory.regions().map(\.id))
         for region in regions where !existing.contains(region.id) {
             _ = try await inventory.createRegion(region)
@@ -49,15 +49,28 @@ enum DemoData {
         for pool in pools where !existingPools.contains("\(pool.regionId)/\(pool.id)") {
             _ = try await inventory.putPool(pool)
         }
-        // Tokens are stored only as hashes, so the demo tenant gets a fresh one each start.
+        let token = try await demoToken(tenants, file: SecretFile(directory: directory, name: "demo-token"))
+        logger.notice("demo data ready", metadata: [
+            "regions": "\(regions.count)", "pools": "\(pools.count)", "demo.token": "\(token)",
+            "path": "\(directory)/demo-token",
+        ])
+    }
+
+    /// Tokens are stored only as hashes: the demo tenant's is kept in the data directory,
+    /// so it stays the same across restarts (a saved `gpubroker login` keeps working); a new
+    /// one is issued only when that file does not hold the demo tenant's current token.
+    private static func demoToken(_ tenants: TenantStore, file: SecretFile) async throws -> String {
         let demo = try await tenants.list().first { $0.name == "demo" }
-        let token: String
-        if let demo {
-            token = try await tenants.rotateToken(id: demo.id.uuid).token
-        } else {
-            token = try await tenants.create(name: "demo", quota: TenantQuota()).token
+        if let demo, let kept = file.read(), try await tenants.authenticate(token: kept)?.id == demo.id {
+            return kept
         }
-        logger.notice("demo data ready", metadata: ["regions": "\(regions.count)", "pools": "\(pools.count)", "demo.token": "\(token)"])
+        let token = if let demo {
+            try await tenants.rotateToken(id: demo.id.uuid).token
+        } else {
+            try await tenants.create(name: "demo", quota: TenantQuota()).token
+        }
+        try file.write(token)
+        return token
     }
 
     private static func gpu(

@@ -208,7 +208,7 @@ final class ManifestPolicyAPITests: XCTestCase {
         try await broker.region("cn-huadong1", primary: true)
         try await broker.region("cn-huabei2")
         for region in ["cn-huadong1", "cn-huabei2"] {
-            try await broker.pool(region, "example", series: "example-model", cpu: 4, memory: 8, capacity: 10)
+            try await broker.pool(region, "example", series: "example-model", vendor: "nvidia", cpu: 4, memory: 8, capacity: 10)
         }
         let response = try await post(Self.ctyunPolicy + "\n---\n" + Self.ctyunDeployment)
         XCTAssertEqual(response.status, 201, response.text)

@@ -34,9 +34,11 @@ for i in "${!revs[@]}"; do
     rev=${revs[$i]}
     sql -c "CREATE DATABASE r$i"
     if [ "$rev" = worktree ]; then
-        for f in "$root"/migrations/*.sql; do sql -d "r$i" -f "$f"; done
+        for f in "$root"/migrations/*.sql "$root"/definitions/*.sql; do sql -d "r$i" -f "$f"; done
     else
-        for f in $(git -C "$root" ls-tree --name-only "$rev" migrations/ | sort); do
+        # Numbered migrations, then (since the SQL layout of issue 25) the definitions.
+        for f in $(git -C "$root" ls-tree --name-only "$rev" migrations/ | sort) \
+                 $(git -C "$root" ls-tree --name-only "$rev" definitions/ | sort); do
             git -C "$root" show "$rev:$f" | sql -d "r$i"
         done
     fi
