@@ -19,6 +19,7 @@ extension PlacementUnit: JSONWritable {
         json.member("max", max)
         json.member("regions", regions)
         json.member("selector", selector)
+        json.member("weight", weight)
         json.endObject()
     }
 }
