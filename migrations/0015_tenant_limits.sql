@@ -74,3 +74,19 @@ BEGIN
     RETURN added;
 END
 $$;
+
+-- Issue 31, D3: the preempted tenant saw the preemptor's tenant and allocation ids in
+-- its feed, streams and webhook bodies (the preempted row's actor names them). The event
+-- body says 'preemption' instead, as GET /v1/allocations/{id}/events does; the ledger
+-- keeps the actor.
+CREATE OR REPLACE FUNCTION gpb_event_json(l ledger) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'type', 'allocation.' || l.kind,
+        'timestamp', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'data', jsonb_strip_nulls(jsonb_build_object(
+            'eventId', l.xid || '-' || l.seq, 'seq', l.seq, 'kind', l.kind, 'allocationId', l.allocation_id,
+            'region', l.region_id, 'poolId', l.pool_id, 'instanceId', l.instance_id, 'delta', l.delta,
+            'actor', CASE WHEN l.kind = 'preempted' THEN 'preemption' ELSE l.actor END,
+            'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))))
+$$;
