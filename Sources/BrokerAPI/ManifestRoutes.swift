@@ -24,7 +24,9 @@ struct ManifestAnswer: Encodable {
 /// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
 /// allocation per workload and the documents to apply in each region out. The translation
 /// is `ManifestTranslator`'s; this file reads the body, plans, places and answers. Reading
-/// and writing run on `CPUWork`'s threads, never on the cooperative pool.
+/// and writing run on `CPUWork`'s threads, never on the cooperative pool: reading in the
+/// tenant's turn (refused with 503 past its deadline, before anything is granted), writing
+/// the answer of the committed grants ahead of all other work, never refused.
 enum ManifestRoutes {
     /// Largest answer: the documents are copied once per region used.
     static let maxAnswerBytes = 32 << 20
@@ -38,7 +40,7 @@ enum ManifestRoutes {
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
             let regionCount = max(1, inventory.count)
             let groupRegions = groupOrder(inventory)
-            let plan = try await CPUWork.shared.run { deadline in
+            let plan = try await CPUWork.shared.run(tenant: tenant.id.description) { deadline in
                 let (documents, bytes) = try readManifest(request, deadline: deadline)
                 let plan = try ManifestTranslator.plan(documents, catalog: catalog)
                 let copies = min(plan.replicaCount, regionCount)
@@ -65,7 +67,8 @@ enum ManifestRoutes {
             // Nothing placed (every workload at replicas 0): 200, no allocation to point to.
             let location = views.first.map { [("Location", "/v1/allocations/\($0.id.description)")] } ?? []
             let status = views.isEmpty ? 200 : 201
-            return try await CPUWork.shared.run { _ in
+            // The grants are committed: the answer is written however long the work waits.
+            return try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
                 let output = ManifestTranslator.output(plan, grants: grants)
                 let answer = ManifestAnswer(
                     allocation: views.first, allocations: views, manifests: output.map(\.manifest),
