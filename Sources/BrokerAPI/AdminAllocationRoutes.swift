@@ -16,7 +16,8 @@ enum AdminAllocationRoutes {
             }
             let page = try await context.services.allocations.list(
                 tenantId: tenant, limit: query.limit, before: try query.cursor { Int64($0).flatMap { $0 >= 0 ? $0 : nil } },
-                status: try query.filters["status"].map(AllocationRoutes.status), region: query.filters["region"])
+                status: try query.filters["status"].map(AllocationRoutes.status), region: query.filters["region"],
+                namingTenants: true)
             return try JSONBodies.response(200, ListPage(name: "allocations", page: page))
         }
         routes.add("GET", "/v1/admin/allocations/{id}", .admin) { request, context in

@@ -11,12 +11,13 @@ extension AllocationStore {
         }
     }
 
-    /// The tenant's allocations (every tenant's when `tenantId` is nil: the admin's list,
-    /// whose answers name their tenant), newest first. The cursor is the last sequence number
+    /// The tenant's allocations (every tenant's when `tenantId` is nil), newest first; the
+    /// admin's list names each one's tenant (`namingTenants`). The cursor is the last sequence number
     /// seen, so pages stay stable while new allocations arrive. With `region`, the
     /// allocations that ever had an instance there (`allocation_regions`).
     public func list(
-        tenantId: UUID?, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?
+        tenantId: UUID?, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?,
+        namingTenants: Bool = false
     ) async throws -> Page<AllocationView> {
         // One statement per combination of filters: each has its own plan on its own index.
         let sql: String
@@ -53,7 +54,7 @@ extension AllocationStore {
                         let instances = try Self.instances(c, allocationIds: ids)
                         return try page.map { row in
                             var view = try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
-                            if tenantId == nil { view.tenantId = try row.decode("tenant_id") }
+                            if namingTenants { view.tenantId = try row.decode("tenant_id") }
                             return view
                         }
                     })

@@ -36,6 +36,7 @@ final class AdminAllocationAPITests: XCTestCase {
         XCTAssertEqual(all.json["allocations"]?.array.compactMap { $0["tenantId"]?.string }, [bobId, aliceId], "newest first")
         let inR1 = try await broker.call("GET", "/v1/admin/allocations?region=r1&status=active&tenant=\(aliceId)", token: admin)
         XCTAssertEqual(inR1.json["allocations"]?.array.compactMap { $0["id"]?.string }, [id], inR1.text)
+        XCTAssertEqual(inR1.json["allocations"]?.array.compactMap { $0["tenantId"]?.string }, [aliceId], "one tenant's are named too")
         let paged = try await broker.call("GET", "/v1/admin/allocations?limit=1", token: admin)
         XCTAssertEqual(paged.json["allocations"]?.array.count, 1)
         let next = try XCTUnwrap(paged.json["nextCursor"]?.string)
