@@ -33,13 +33,14 @@ public final class BrokerServices: Sendable {
     /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
     public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
+    public let limits: ResourceLimits
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
-        webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -55,8 +56,9 @@ public final class BrokerServices: Sendable {
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
         self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
-        self.eventHub = EventHub(feed: eventFeed, logger: logger)
+        self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
+        self.limits = limits
     }
 }
 

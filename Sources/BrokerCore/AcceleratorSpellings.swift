@@ -135,6 +135,8 @@ public enum AcceleratorSpellings {
               source: "https://cloud.google.com/kubernetes-engine/docs/how-to/gpus"),
         .init(key: "cloud.google.com/gke-tpu-accelerator", meaning: .model, vendor: .google,
               source: "https://cloud.google.com/kubernetes-engine/docs/how-to/tpus"),
+        .init(key: "cloud.google.com/gke-tpu-topology", meaning: .ignored, vendor: .google,
+              source: "https://cloud.google.com/kubernetes-engine/docs/how-to/tpus"),
         .init(key: "cloud.google.com/gke-gpu-sharing-strategy", meaning: .ignored, vendor: .nvidia,
               source: "https://cloud.google.com/kubernetes-engine/docs/how-to/timesharing-gpus"),
         .init(key: "cloud.google.com/gke-max-shared-clients-per-gpu", meaning: .ignored, vendor: .nvidia,

@@ -13,6 +13,8 @@ public struct DeviceClaims: Sendable, Equatable {
         var amount: Double
         /// A partition profile (MIG), from a CEL selector `….profile == '1g.5gb'`.
         var profile: String? = nil
+        /// A model a CEL selector requires of `productName` (`matches('^.*a100.*$')`).
+        var model: String? = nil
     }
 
     /// The device requests of each template (`claimTemplates`) and claim (`claims`) by name.
@@ -21,14 +23,19 @@ public struct DeviceClaims: Sendable, Equatable {
 
     public init() {}
 
-    /// The MIG profile a request's CEL selectors name (`device.attributes[…].profile == '1g.5gb'`).
-    static func profile(_ request: JSONValue) -> String? {
+    /// The first quoted literal after `marker` in a request's CEL selectors: the MIG profile of
+    /// `device.attributes[…].profile == '1g.5gb'`, the product of `productName….matches('^.*a100.*$')`
+    /// (its punctuation read as word breaks). Other CEL picks devices within a node: no concern here.
+    static func literal(after marker: String, in request: JSONValue) -> String? {
         for selector in request["selectors"]?.arrayValue ?? [] {
             guard let expression = selector["cel"]?["expression"]?.stringValue,
-                let range = expression.range(of: "profile == '")
+                let range = expression.range(of: marker)
             else { continue }
-            let rest = expression[range.upperBound...]
-            if let end = rest.firstIndex(of: "'") { return String(rest[..<end]) }
+            var rest = expression[range.upperBound...]
+            if marker.last != "'", let quote = rest.firstIndex(of: "'") { rest = rest[rest.index(after: quote)...] }
+            guard let end = rest.firstIndex(of: "'") else { continue }
+            let literal = String(rest[..<end])
+            return marker.last == "'" ? literal : String(literal.map { $0.isLetter || $0.isNumber ? $0 : "-" })
         }
         return nil
     }
@@ -75,7 +82,8 @@ public struct DeviceClaims: Sendable, Equatable {
                 let amount = exact["allocationMode"]?.stringValue == "All" ? 1 : exact["count"]?.numberValue ?? 1
                 result.append(Request(
                     name: className, vendor: spelling.vendor, family: spelling.family, count: spelling.count, amount: amount,
-                    profile: Self.profile(exact)))
+                    profile: Self.literal(after: "profile == '", in: exact),
+                    model: Self.literal(after: "productName", in: exact).flatMap { AcceleratorModels.model(in: $0) }))
             }
         }
         return result

@@ -60,6 +60,10 @@ extension PodRequirements {
                 return nil
             }
         }
+        // A DRA claim that names a model requires it.
+        if let model = claims.lazy.compactMap(\.model).first {
+            gpu.series = [catalog.gpuSeries.first { $0.uppercased() == model.uppercased() } ?? model]
+        }
         guard readSelectors(into: &gpu, catalog: catalog, errors: errors) else { return nil }
         if gpu.vendor == nil && gpu.series.isEmpty && gpu.preferred.isEmpty && devices == 0 && !share
             && gpu.minMemoryGiB == nil && gpu.partition == nil

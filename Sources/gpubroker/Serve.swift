@@ -1,6 +1,7 @@
 import ArgumentParser
 import BrokerAPI
 import BrokerConsole
+import BrokerCore
 import BrokerEvents
 import BrokerStore
 import BrokerWorkers
@@ -99,6 +100,11 @@ struct Serve: AsyncParsableCommand {
         valueName: "n"))
     var webhookSenders: Int?
 
+    @Option(name: .customLong("limit"), help: ArgumentHelp(
+        "A tenant resource limit, name=value (repeatable; README has the table): \(ResourceLimits.Name.allCases.map { "\($0.rawValue) (default \($0.defaultValue))" }.joined(separator: ", ")). Env: GPUBROKER_LIMITS, comma-separated.",
+        valueName: "name=value"))
+    var limits: [String] = []
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
     var logLevel: String?
 
@@ -136,6 +142,10 @@ struct Serve: AsyncParsableCommand {
             allowPrivate: webhookAllowPrivate || ProcessInfo.processInfo.environment["GPUBROKER_WEBHOOK_ALLOW_PRIVATE"] == "1")
         let senders = Int(setting(webhookSenders.map(String.init), "GPUBROKER_WEBHOOK_SENDERS") ?? "32") ?? -1
         guard senders >= 0 else { throw ValidationError("--webhook-senders must be a whole number, 0 or more") }
+        var resourceLimits = ResourceLimits()
+        for limit in (ProcessInfo.processInfo.environment["GPUBROKER_LIMITS"]?.split(separator: ",").map(String.init) ?? []) + limits {
+            do { try resourceLimits.apply(limit) } catch { throw ValidationError("--limit: \(error)") }
+        }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
         let wantedConnections = Int(try Self.positive(
             setting(maxConnections.map(String.init), "GPUBROKER_MAX_CONNECTIONS") ?? "4096", "max-connections"))
@@ -186,7 +196,8 @@ struct Serve: AsyncParsableCommand {
             },
             readinessProblem: { await Self.readinessProblem(pool) },
             logger: logger, rateLimiter: rateLimiter,
-            authFailureLimit: RateLimiter.Limit(rate: authFailureRate, burst: 4 * authFailureRate), webhookURLs: webhookURLs)
+            authFailureLimit: RateLimiter.Limit(rate: authFailureRate, burst: 4 * authFailureRate), webhookURLs: webhookURLs,
+            limits: resourceLimits)
 
         var http = HTTPServerConfiguration()
         http.host = host
@@ -202,7 +213,7 @@ struct Serve: AsyncParsableCommand {
         http.errorResponder = BrokerAPI.errorResponder
         let api = BrokerAPI.router(services: services)
         var router = api
-        BrokerConsole.register(on: &router, api: api)
+        BrokerConsole.register(on: &router, api: api, sessionsPerToken: resourceLimits[.sessionsPerTenant])
         let server = HTTPServer(configuration: http, router: router)
         try server.start()
         logger.info("gpubroker listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(host):\(server.port)"])

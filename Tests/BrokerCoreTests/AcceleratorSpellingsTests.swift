@@ -103,6 +103,7 @@ final class AcceleratorSpellingsTests: XCTestCase {
         let cases: [String: (String, [String], AcceleratorVendor?, Double?)] = [
             "cloud.google.com/gke-accelerator": ("nvidia-tesla-t4", ["T4"], .nvidia, nil),
             "cloud.google.com/gke-tpu-accelerator": ("tpu-v5-lite-podslice", [], .google, nil),
+            "cloud.google.com/gke-tpu-topology": ("2x4", [], .google, nil),
             "cloud.google.com/gke-gpu-sharing-strategy": ("time-sharing", [], .nvidia, nil),
             "cloud.google.com/gke-max-shared-clients-per-gpu": ("2", [], .nvidia, nil),
             "cloud.google.com/gke-gpu-driver-version": ("latest", [], .nvidia, nil),
@@ -173,6 +174,12 @@ final class AcceleratorSpellingsTests: XCTestCase {
             })]]]]
         check("mig", try shapes([mig, pod(claims: [["name": "m", "resourceClaimTemplateName": "mig"]])])[0],
               Expect(vendor: .nvidia, partition: "1g.10gb"))
+        // A CEL selector on the product name requires that model.
+        let a100: JSONValue = ["apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate", "metadata": ["name": "a100"],
+            "spec": ["spec": ["devices": ["requests": [["name": "g", "exactly": ["deviceClassName": "gpu.nvidia.com",
+                "selectors": [["cel": ["expression": "device.attributes['gpu.nvidia.com'].productName.lowerAscii().matches('^.*a100.*$')"]]]]]]]]]]
+        check("productName", try shapes([a100, pod(claims: [["name": "g", "resourceClaimTemplateName": "a100"]])])[0],
+              Expect(vendor: .nvidia, series: ["A100"]))
 
         let annotations: [String: (String, Expect)] = [
             "gpu-fraction": ("0.5", Expect(vendor: .nvidia)), "gpu-memory": ("20000", Expect(vendor: .nvidia, minMemory: 19.531)),
