@@ -141,6 +141,7 @@ extension AllocationView: JSONWritable {
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
+        json.member("tenantId", tenantId)
         json.member("updatedAt", updatedAt)
         json.endObject()
     }
