@@ -20,6 +20,14 @@ final class OperatorCommandTests: XCTestCase {
         try Binary.run(arguments, environment: ["GPUBROKER_URL": broker.url, "GPUBROKER_TOKEN": token])
     }
 
+    func testANegativeNumberIsToldWhatIsWrongWithIt() throws {
+        let negative = try cli(["allocate", "--class", "gpu", "--cpu", "-4", "--memory", "15"], token: "unused")
+        XCTAssertEqual(negative.status, 2, negative.stderr)
+        XCTAssertTrue(negative.stderr.contains("--cpu must be a positive number (got -4)"), negative.stderr)
+        let gpus = try cli(["inventory", "--class", "gpu", "--cpu", "4", "--memory", "15", "--gpus", "-1"], token: "unused")
+        XCTAssertTrue(gpus.stderr.contains("--gpus must be a whole number, 1 or more (got -1)"), gpus.stderr)
+    }
+
     func testTenantUpdateChangesOnlyTheLimitsGiven() async throws {
         let admin = broker.adminToken
         let created = try cli(["admin", "tenants", "create", "team", "--gpus", "8", "--instances", "4", "-o", "json"], token: admin)
