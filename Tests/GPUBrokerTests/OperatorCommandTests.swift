@@ -85,6 +85,11 @@ final class OperatorCommandTests: XCTestCase {
         let shape = ["--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15"]
         XCTAssertEqual(try cli(["allocate"] + shape + ["-o", "json"], token: token).status, 0)
 
+        // One vocabulary: the pool table and the shape query agree on what a grant can get.
+        let pools = try cli(["inventory", "-o", "table"], token: token).stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        XCTAssertEqual(pools.first, "REGION POOL CLASS SERIES GPUS CPU MEMORY INSTANCE TYPE CAPACITY ALLOCATED IDLE AVAILABLE AVAILABLE REPLICAS PRICE/H")
+        XCTAssertTrue(pools.dropFirst().first?.hasSuffix("ecs.t4 1 1 0 0 0 1") == true, "\(pools)")
+
         let waiting = try cli(["allocate"] + shape + ["--queue", "-o", "table"], token: token)
         XCTAssertEqual(waiting.status, 0, waiting.stderr)
         XCTAssertEqual(waiting.stderr, "")
