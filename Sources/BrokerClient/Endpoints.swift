@@ -199,6 +199,11 @@ extension BrokerClient {
         try await send("GET", "/v1/policies/\(Self.segment(name))", retry: true).body
     }
 
+    /// Stores a named policy: the broker's shape or a policy object as written.
+    public func putPolicy(_ name: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PUT", "/v1/policies/\(Self.segment(name))", json: body, retry: true).body
+    }
+
     // MARK: admin
 
     public func createRegion(_ body: JSONValue) async throws -> JSONValue {

@@ -7,7 +7,7 @@ enum AllocationDetail {
     static func render(_ context: ConsoleRequest, _ allocation: JSONValue, _ events: [JSONValue]) -> HTML {
         let id = allocation["id"]?.stringValue ?? ""
         let status = allocation["status"]?.stringValue ?? ""
-        let live = ["active", "partial", "pending"].contains(status)
+        let live = AllocationStatus(rawValue: status).map { !$0.hasEnded } ?? false
         return """
             <h1>Allocation <span class="id">\(id)</span></h1>
             <div id="live-allocation" data-live>

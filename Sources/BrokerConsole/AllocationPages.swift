@@ -8,7 +8,7 @@ import MicroHTTP
 /// allocation with its instances, decisions and events, and the pending queue.
 enum AllocationPages {
     static let columns = ["Allocation", "Status", "Placed", "Shape", "Regions", "Labels", "Lease until"]
-    static let statuses = ["pending", "active", "partial", "released", "expired", "unschedulable"]
+    static let statuses = AllocationStatus.allCases.map(\.rawValue)
 
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/allocations") { context in

@@ -1,3 +1,5 @@
+import BrokerCore
+
 /// The page around every console view: head, navigation, flashes, sign-out.
 enum Layout {
     static let sections: [(id: String, title: String, path: String, adminOnly: Bool?)] = [
@@ -97,9 +99,11 @@ enum Layout {
             """
     }
 
-    /// A status word as a coloured badge (colour and text both say it).
-    static func badge(_ text: String, _ kind: String? = nil) -> HTML {
-        "<span class=\"badge \(kind ?? text)\">\(text)</span>"
+    /// A status word as a coloured badge (colour and text both say it). Its colour is its
+    /// `StateTone` (the API's state words carry theirs), or `tone` for the console's own words.
+    static func badge(_ text: String, _ kind: String? = nil, tone: StateTone? = nil) -> HTML {
+        let tone = tone ?? (kind == nil ? StateTone.of(text) : nil)
+        return "<span class=\"badge \(kind ?? text)\(tone.map { " " + $0.rawValue } ?? "")\">\(text)</span>"
     }
 
     static func table(_ headers: [String], _ rows: [HTML], empty: String, caption: String? = nil) -> HTML {

@@ -141,7 +141,7 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List allocations, oldest first (every page unless --limit).")
 
-        @Option(help: ArgumentHelp("Only this status (pending, active, partial, released, expired, unschedulable).", valueName: "status"))
+        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"))
         var status: String?
 
         @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"))
