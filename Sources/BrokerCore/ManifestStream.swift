@@ -30,14 +30,17 @@ extension ManifestTranslator {
         var entries: [ManifestPlan.Entry] = []
         var errors: [FieldError] = []
         let single = documents.count == 1
-        for (index, document) in documents.enumerated() {
-            let path = single ? "" : "documents[\(index)]"
-            for (itemPath, item) in expandingLists(document, at: path) {
-                do throws(ValidationFailure) {
-                    if let entry = try planEntry(item, at: itemPath, catalog: catalog) { entries.append(entry) }
-                } catch {
-                    errors += error.errors
-                }
+        let items = documents.enumerated().flatMap { index, document in expandingLists(document, at: single ? "" : "documents[\(index)]") }
+        // A List's items are documents too: a List of 100,000 Pods in one request is not one document.
+        guard items.count <= maxDocuments else {
+            throw ValidationFailure(
+                field: single ? "items" : "documents", message: "holds \(items.count) documents once List items are counted; at most \(maxDocuments)")
+        }
+        for (itemPath, item) in items {
+            do throws(ValidationFailure) {
+                if let entry = try planEntry(item, at: itemPath, catalog: catalog) { entries.append(entry) }
+            } catch {
+                errors += error.errors
             }
         }
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
@@ -47,6 +50,9 @@ extension ManifestTranslator {
         }
         return plan
     }
+
+    /// Documents a manifest may hold, `List` items counted one by one.
+    public static let maxDocuments = 500
 
     /// A `List` (`kind: List` or `…List` with `items`) stands for its items.
     static func expandingLists(_ document: JSONValue, at path: String) -> [(String, JSONValue)] {
