@@ -1,20 +1,19 @@
 -- gpubroker schema, version 4: the invariants the broker keeps in Swift, kept by the
 -- database as well, so that no writer (a new code path, a script, an operator's psql)
 -- can store a state the broker would misread. Each is named: the store maps a
--- violation to a domain error by its SQLSTATE and constraint name.
+-- violation to a domain error by its SQLSTATE and constraint name. The invariants kept
+-- by triggers (one primary region, the append-only ledger) are in
+-- definitions/invariants.sql.
 
 -- A pool serves known QoS levels, each once, at least one (the admin API's rule).
 -- Unknown values used to be dropped on read, so a pool could serve less than it said.
-CREATE FUNCTION gpb_valid_qos(p_qos text[])
-RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_ndims(p_qos), 0) = 1
-       AND p_qos <@ ARRAY['default', 'best-effort']
-       AND cardinality(p_qos) = (SELECT count(DISTINCT q) FROM unnest(p_qos) AS q)
-$$;
-
+-- Only two values are known, so the values are distinct when their count equals the
+-- number of known values present.
 ALTER TABLE pools
-    ADD CONSTRAINT pools_qos_known CHECK (gpb_valid_qos(qos)),
+    ADD CONSTRAINT pools_qos_known CHECK (
+        coalesce(array_ndims(qos), 0) = 1
+        AND qos <@ ARRAY['default', 'best-effort']
+        AND cardinality(qos) = ('default' = ANY (qos))::integer + ('best-effort' = ANY (qos))::integer),
     -- GPU fields describe the gpu class and nothing else: a CPU pool with a GPU series
     -- would be offered to GPU requests by the series filter.
     ADD CONSTRAINT pools_gpu_fields_only_for_gpu CHECK (
@@ -42,42 +41,3 @@ ALTER TABLE allocations
             WHEN 'released' THEN lease_expires_at IS NULL AND placed_replicas = 0
             ELSE false
         END);
-
--- Exactly one primary region once any region exists. "At most one" is the unique
--- index regions_single_primary; "at least one" is checked at commit, because moving
--- the primary demotes one region and promotes another in two statements. (The store
--- serialises region writes on an advisory lock; this catches every other writer.)
-CREATE FUNCTION gpb_check_primary_region()
-RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM regions) AND NOT EXISTS (SELECT 1 FROM regions WHERE is_primary) THEN
-        RAISE EXCEPTION 'regions exist but none is the primary region'
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'regions_one_primary';
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE CONSTRAINT TRIGGER regions_one_primary
-    AFTER INSERT OR DELETE OR UPDATE OF is_primary ON regions
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION gpb_check_primary_region();
-
--- The ledger is append-only: rows are never changed or removed. SQLSTATE GB002.
-CREATE FUNCTION gpb_ledger_append_only()
-RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the ledger is append-only: % refused', TG_OP
-        USING ERRCODE = 'GB002', CONSTRAINT = 'ledger_append_only';
-END
-$$;
-
-CREATE TRIGGER ledger_append_only
-    BEFORE UPDATE OR DELETE ON ledger
-    FOR EACH STATEMENT EXECUTE FUNCTION gpb_ledger_append_only();
-
-CREATE TRIGGER ledger_no_truncate
-    BEFORE TRUNCATE ON ledger
-    FOR EACH STATEMENT EXECUTE FUNCTION gpb_ledger_append_only();

@@ -19,6 +19,7 @@ extension PlacementUnit: JSONWritable {
         json.member("max", max)
         json.member("regions", regions)
         json.member("selector", selector)
+        json.member("weight", weight)
         json.endObject()
     }
 }
@@ -55,10 +56,14 @@ extension ComputeShape: JSONWritable {
         json.member("computeClass", computeClass)
         json.member("cpu", cpu)
         json.member("gpuCount", gpuCount)
+        json.member("gpuInterconnect", gpuInterconnect)
+        json.member("gpuPartition", gpuPartition)
         json.member("gpuSeries", gpuSeries)
+        json.member("gpuVendor", gpuVendor)
         json.member("instanceType", instanceType)
         json.member("maxPricePerHour", maxPricePerHour)
         json.member("memoryGiB", memoryGiB)
+        json.member("minGPUMemoryGiB", minGPUMemoryGiB)
         json.member("qos", qos)
         json.member("requiredGPUMemoryGiB", requiredGPUMemoryGiB)
         json.endObject()
@@ -136,6 +141,7 @@ extension AllocationView: JSONWritable {
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
+        json.member("tenantId", tenantId)
         json.member("updatedAt", updatedAt)
         json.endObject()
     }
@@ -148,7 +154,7 @@ extension PlacementRow: JSONWritable {
         json.member("pool", placement.poolId)
         json.member("region", placement.region)
         json.member("unit", placement.unit)
-        json.member("vSwitches", vSwitchIds)
+        json.member("vswitches", vSwitchIds)
         json.endObject()
     }
 }
@@ -156,15 +162,19 @@ extension PlacementRow: JSONWritable {
 extension AllocationRecord: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
+        json.member("actor", actor)
+        json.member("allocation_id", id)
         json.member("decisions", decisions)
-        json.member("id", id)
         json.member("labels", labels)
-        json.member("leaseSeconds", leaseSeconds)
-        json.member("placedReplicas", placedReplicas)
+        json.member("lease_seconds", leaseSeconds)
+        json.member("max_price_per_hour", maxPricePerHour)
+        json.member("placed_replicas", placedReplicas)
+        json.member("placements", placements)
+        json.member("policies", policies)
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
-        json.member("tenantId", tenantId)
+        json.member("tenant_id", tenantId)
         json.endObject()
     }
 }

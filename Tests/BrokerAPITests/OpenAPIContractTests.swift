@@ -51,7 +51,7 @@ final class OpenAPIContractTests: XCTestCase {
         let services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            usage: UsageStore(pool: pool), adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
+            usage: UsageStore(pool: pool), admin: AdminCredential(token: "unused"), metricsText: { "" }, readinessProblem: { nil },
             logger: Logger(label: "contract-test"))
         return BrokerAPI.router(services: services)
     }

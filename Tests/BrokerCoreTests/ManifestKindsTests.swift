@@ -51,10 +51,11 @@ final class ManifestKindsTests: XCTestCase {
     func testRefusedKindsSayWhy() {
         for (kind, apiVersion, message) in [
             ("Job", "batch/v2", "must have apiVersion batch/v1"),
-            ("Widget", "example.com/v1", "unknown kind Widget (apiVersion example.com/v1)"),
+            ("Widget", "example.com/v1", "Widget of API group example.com runs pods, but the broker does not know"),
         ] {
             assertError("kind", message) {
-                try translate(["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": ["name": "x"]])
+                try translate(["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": ["name": "x"],
+                               "spec": ["template": ["spec": self.podSpec()]]])
             }
         }
     }
@@ -101,14 +102,20 @@ final class ManifestKindsTests: XCTestCase {
         let share = try translate(pod(podSpec(["limits": ["aliyun.com/gpu-mem": 8]])))
         XCTAssertEqual(share.requests[0].shape.computeClass, .gpu)
         XCTAssertEqual(share.requests[0].shape.gpuCount, 1)
-        XCTAssertEqual(share.requests[0].shape.requiredGPUMemoryGiB, 8)
+        XCTAssertEqual(share.requests[0].shape.minGPUMemoryGiB, 8)
+        XCTAssertEqual(share.requests[0].shape.gpuVendor, .nvidia)
         let hami = try translate(pod(podSpec(["limits": ["nvidia.com/gpu": 2, "nvidia.com/gpumem": 3000, "nvidia.com/gpucores": 30]])))
         XCTAssertEqual(hami.requests[0].shape.gpuCount, 2)
-        XCTAssertEqual(hami.requests[0].shape.requiredGPUMemoryGiB!, 2 * 3000 / 1024, accuracy: 1e-9)
-        // AMD: only AMD series, and refused where no pool has them.
-        XCTAssertEqual(try translate(pod(podSpec(["limits": ["amd.com/gpu": 1]])), catalog: catalog).requests[0].shape.gpuSeries, ["MI300X"])
-        assertError("spec.containers.resources", "no pool offers AMD GPUs") { try self.translate(self.pod(self.podSpec(["limits": ["amd.com/gpu": 1]]))) }
-        assertError("spec.containers.resources", "no pool offers TPUs") { try self.translate(self.pod(self.podSpec(["limits": ["google.com/tpu": 4]]))) }
+        XCTAssertEqual(hami.requests[0].shape.minGPUMemoryGiB!, 3000.0 / 1024, accuracy: 1e-9)
+        // AMD: only AMD devices, and refused where no pool has them.
+        XCTAssertEqual(try translate(pod(podSpec(["limits": ["amd.com/gpu": 1]])), catalog: catalog).requests[0].shape.gpuVendor, .amd)
+        let nvidiaOnly = InstanceCatalog(pools: [gpuPool("t4", series: "T4")])
+        assertError("spec.containers.resources", "no pool offers AMD GPUs") {
+            try self.translate(self.pod(self.podSpec(["limits": ["amd.com/gpu": 1]])), catalog: nvidiaOnly)
+        }
+        assertError("spec.containers.resources", "no pool offers TPUs") {
+            try self.translate(self.pod(self.podSpec(["limits": ["google.com/tpu": 4]])), catalog: nvidiaOnly)
+        }
         // GKE's accelerator selector: that series first, then any.
         let gke = try translate(pod(podSpec(["limits": ["nvidia.com/gpu": 1]], nodeSelector: ["cloud.google.com/gke-accelerator": "nvidia-tesla-t4"])), catalog: catalog)
         XCTAssertEqual(gke.requests.map(\.shape.gpuSeries), [["T4"], []])

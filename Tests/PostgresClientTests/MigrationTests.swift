@@ -39,6 +39,23 @@ final class MigrationTests: XCTestCase {
         try connection.executeScript("DROP SCHEMA pgc_mig_idem CASCADE")
     }
 
+    /// Versions up to `legacyThrough` may have gaps (filled in in version order); after them,
+    /// applied versions are a prefix of the known order.
+    func testAppliedVersionsMustBeAPrefixOfTheKnownOrder() {
+        let versions = [1, 2, 3, 4, 5, 6, 8, 9, 10, 14, 15]
+        let order = MigrationOrder(versions.map { Migration(version: $0, name: "\($0)", sql: "") }, legacyThrough: 10)
+        XCTAssertNil(order.problem(applied: []))
+        XCTAssertNil(order.problem(applied: [1, 2, 3, 4, 8]), "legacy versions with gaps")
+        XCTAssertNil(order.problem(applied: [1, 2, 3, 4, 5, 6, 8, 10, 9]), "0009 after 0010")
+        XCTAssertNil(order.problem(applied: [1, 2, 3, 4, 5, 6, 8, 9, 10, 14]))
+        XCTAssertNil(order.problem(applied: versions))
+        XCTAssertEqual(order.problem(applied: [1, 2, 3, 4, 5, 6, 8, 9, 10, 15]),
+                       "the database's migrations are not a prefix of the known order: 14 missing before 15; it was migrated in another order and cannot be upgraded in place")
+        XCTAssertNotNil(order.problem(applied: [1, 2, 3, 4, 14]), "a numbered version over legacy gaps")
+        XCTAssertEqual(order.problem(applied: [1, 2, 16]),
+                       "the database has migrations 16 that this gpubroker does not know (a newer or another branch's build migrated it)")
+    }
+
     func testConcurrentMigratorsAgree() async throws {
         _ = try connection(inSchema: "pgc_mig_race", fresh: true)
         var configuration = try TestDatabase.configuration

@@ -42,16 +42,16 @@ public enum TestDatabase {
     /// Whether the template is migrated: once per test process.
     private static let templateReady = Mutex(false)
 
-    /// A new database with `migrations` applied, cloned from a template migrated once
-    /// per test process. Returns its URL.
-    public static func create(migrations: [Migration]) throws -> String {
+    /// A new database brought to its schema by `migrate`, cloned from a template migrated
+    /// once per test process. Returns its URL.
+    public static func create(migrate: (PostgresConnection) throws -> Void) throws -> String {
         try templateReady.withLock { ready in
             guard !ready else { return }
             let admin = try connect()
             try admin.executeScript("DROP DATABASE IF EXISTS \(template)")
             try admin.executeScript("CREATE DATABASE \(template)")
             let connection = try PostgresConnection.connect(PostgresConfiguration(url: try url(for: template)))
-            _ = try MigrationRunner.migrate(connection, migrations)
+            try migrate(connection)
             ready = true
         }
         let name = "gpubroker_test_\(UUID().uuidString.prefix(8).lowercased())"

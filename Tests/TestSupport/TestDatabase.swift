@@ -4,6 +4,6 @@ import TestHarness
 extension TestDatabase {
     /// A fresh database with gpubroker's schema; returns its URL.
     public static func create() throws -> String {
-        try create(migrations: Schema.migrations)
+        try create { _ = try Schema.migrate($0) }
     }
 }
