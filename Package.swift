@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "BrokerEvents",
             dependencies: [
-                "BrokerCore", "BrokerStore", "MicroHTTP", "PostgresClient",
+                "BrokerCore", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -33,7 +33,7 @@ enum Authentication {
             let wait = limiter.acquire(tenant.id.description)
         {
             throw Problem(
-                status: 429, code: "rate_limited", title: "Too many requests",
+                status: 429, code: .rateLimited, title: "Too many requests",
                 detail: "this tenant is limited to \(limiter.limit.rate) requests per second (burst \(Int(limiter.limit.burst)))",
                 retryAfterSeconds: wait)
         }
@@ -50,7 +50,7 @@ enum Authentication {
 
     private static func tooManyFailures(_ wait: Int) -> Problem {
         Problem(
-            status: 429, code: "rate_limited", title: "Too many requests",
+            status: 429, code: .rateLimited, title: "Too many requests",
             detail: "too many failed authentications from this address", retryAfterSeconds: wait)
     }
 }

@@ -79,8 +79,6 @@ enum EventRoutes {
         let after = try position(request.query["after"], "after") ?? FeedPosition(xid: 0, seq: 0)
         let limit = try pageLimit(request)
         let (events, reached) = try await context.services.eventFeed.read(after: after, tenant: tenant, allocation: nil, limit: limit)
-        // The bodies are JSON already (written by the database): joined, not re-encoded.
-        let body = "{\"events\":[" + events.map(\.json).joined(separator: ",") + "],\"nextAfter\":\"\(reached)\"}"
-        return JSONBodies.response(200, encoded: Array(body.utf8))
+        return JSONBodies.response(200, encoded: EventBodies.page(events, nextAfter: reached))
     }
 }

@@ -67,6 +67,10 @@ public struct ManifestTranslation: Sendable, Equatable {
     /// Templates of a group with no pods now (a worker group scaled to 0): they get the
     /// region of the others, for when they scale up.
     public var idleSites: [TemplateSite] = []
+    /// The policy object whose placement this workload took, if any.
+    public var governedBy: GoverningPolicy?
+    /// Per placement unit, labels a governing policy puts on the pods that unit places.
+    public var unitPodLabels: [[String: String]] = []
 
     /// The requests of a single-template workload.
     public var requests: [AllocationRequest] { components[0].requests }

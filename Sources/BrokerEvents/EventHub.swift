@@ -248,7 +248,7 @@ public final class EventHub: Sendable {
         if event == "dropped" { dropped.increment() }
         // Its id is where to resume: every event up to it was written before.
         let id = watcher.position.withLock { $0 }.map { "id: \($0)\n" } ?? ""
-        watcher.stream.write(Array("\(id)event: \(event)\ndata: {\"reason\": \"\(reason)\"}\n\n".utf8), force: true)
+        watcher.stream.write(Array("\(id)event: \(event)\ndata: \(EventBodies.streamEnd(reason: reason))\n\n".utf8), force: true)
         watcher.stream.finish()
     }
 

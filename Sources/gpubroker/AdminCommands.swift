@@ -13,7 +13,7 @@ struct Admin: AsyncParsableCommand {
 /// The settable fields of a region; on `update` the flags given change the region's current values.
 struct RegionFields: ParsableArguments {
     @Option(help: ArgumentHelp("A name for people.", valueName: "name")) var displayName: String?
-    @Option(help: ArgumentHelp("serverless or on-premises.", valueName: "kind")) var kind: String?
+    @Option(help: ArgumentHelp("\(RegionKind.helpList).", valueName: "kind")) var kind: String?
     @Flag(help: "Make it the primary (default) region.") var primary = false
     @Option(help: ArgumentHelp("active, or cordoned (keeps its instances, gets no new grants).", valueName: "state"))
     var state: String?
@@ -124,7 +124,7 @@ struct AdminPools: AsyncParsableCommand {
             discussion: "For an existing pool the flags not given keep their reported values, so '--capacity 12' alone reports new capacity.")
         @Argument(help: "The region id.") var region: String
         @Argument(help: "The pool id.") var pool: String
-        @Option(name: .customLong("class"), help: ArgumentHelp("general-purpose, performance or gpu.", valueName: "class"))
+        @Option(name: .customLong("class"), help: ArgumentHelp("\(ComputeClass.helpList).", valueName: "class"))
         var computeClass: String?
         @Option(help: ArgumentHelp("QoS levels served (default,best-effort).", valueName: "levels")) var qos: [String] = []
         @Option(help: ArgumentHelp("Accelerator model, the GPU series (gpu class).", valueName: "model")) var series: String?
