@@ -83,11 +83,14 @@ CREATE TRIGGER pools_event_added AFTER INSERT OR DELETE ON pools
 -- Grants and releases move only the counters: a report is a change of what the pool
 -- is (the same columns as pools_notify_changed, and a column list for the same reason).
 CREATE TRIGGER pools_event_reported AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
-        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds ON pools
+        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds, gpu_vendor,
+        gpu_partitions, gpu_interconnect ON pools
     FOR EACH ROW
     WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
-           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds)
+           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds,
+           OLD.gpu_vendor, OLD.gpu_partitions, OLD.gpu_interconnect)
           IS DISTINCT FROM
           (NEW.capacity, NEW.compute_class, NEW.qos, NEW.gpu_series, NEW.gpu_memory_gib, NEW.gpus_per_instance,
-           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds))
+           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds,
+           NEW.gpu_vendor, NEW.gpu_partitions, NEW.gpu_interconnect))
     EXECUTE FUNCTION gpb_record_inventory_event();

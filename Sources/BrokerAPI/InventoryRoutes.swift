@@ -9,7 +9,8 @@ struct PoolView: Encodable {
     var usage: PoolUsage
 
     enum CodingKeys: String, CodingKey {
-        case id, region, computeClass, qos, gpuSeries, gpuMemoryGiB, gpusPerInstance, cpu, memoryGiB
+        case id, region, computeClass, qos, gpuSeries, gpuVendor, gpuMemoryGiB, gpusPerInstance, gpuPartitions
+        case gpuInterconnect, cpu, memoryGiB
         case instanceType, capacity, pricePerHour, deferScaleInSeconds, allocated, idle, available, overcommitted
     }
 
@@ -21,8 +22,13 @@ struct PoolView: Encodable {
         try c.encode(pool.computeClass, forKey: .computeClass)
         try c.encode(pool.qos, forKey: .qos)
         try c.encodeIfPresent(pool.gpuSeries, forKey: .gpuSeries)
+        try c.encodeIfPresent(pool.gpuVendor, forKey: .gpuVendor)
         try c.encodeIfPresent(pool.gpuMemoryGiB, forKey: .gpuMemoryGiB)
         try c.encodeIfPresent(pool.gpusPerInstance, forKey: .gpusPerInstance)
+        if pool.computeClass == .gpu {
+            try c.encode(pool.gpuPartitions, forKey: .gpuPartitions)
+            try c.encode(pool.gpuInterconnect, forKey: .gpuInterconnect)
+        }
         try c.encode(pool.cpu, forKey: .cpu)
         try c.encode(pool.memoryGiB, forKey: .memoryGiB)
         try c.encode(pool.instanceType, forKey: .instanceType)

@@ -6,19 +6,27 @@ import MicroHTTP
 
 /// `201` answer of `POST /v1/allocations/from-manifest`.
 struct ManifestAnswer: Encodable {
-    /// The first workload's allocation (the only one for a single workload).
-    var allocation: AllocationView
-    /// One allocation per workload, in document order.
+    /// The first workload's allocation (the only one for a single workload); absent when
+    /// no workload has pods to place.
+    var allocation: AllocationView?
+    /// One allocation per workload with pods, in document order.
     var allocations: [AllocationView]
     var manifests: [JSONValue]
     /// The region each manifest is for; null: cluster-scoped, once overall.
     var manifestRegions: [JSONValue]
+    /// Each policy object in the file and the workloads it governed.
+    var policies: [PolicyOutcome]
+    /// Documents passed through without being understood, workloads with nothing to place,
+    /// policy fields the broker does not implement.
+    var warnings: [String]
 }
 
 /// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
 /// allocation per workload and the documents to apply in each region out. The translation
 /// is `ManifestTranslator`'s; this file reads the body, plans, places and answers. Reading
-/// and writing run on `CPUWork`'s threads, never on the cooperative pool.
+/// and writing run on `CPUWork`'s threads, never on the cooperative pool: reading in the
+/// tenant's turn (refused with 503 past its deadline, before anything is granted), writing
+/// the answer of the committed grants ahead of all other work, never refused.
 enum ManifestRoutes {
     /// Largest answer: the documents are copied once per region used.
     static let maxAnswerBytes = 32 << 20
@@ -32,7 +40,7 @@ enum ManifestRoutes {
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
             let regionCount = max(1, inventory.count)
             let groupRegions = groupOrder(inventory)
-            let plan = try await CPUWork.shared.run { deadline in
+            let plan = try await CPUWork.shared.run(tenant: tenant.id.description) { deadline in
                 let (documents, bytes) = try readManifest(request, deadline: deadline)
                 let plan = try ManifestTranslator.plan(documents, catalog: catalog)
                 let copies = min(plan.replicaCount, regionCount)
@@ -43,25 +51,33 @@ enum ManifestRoutes {
                 }
                 return plan
             }
+            try checkRegions(plan, known: Set(inventory.map(\.region.id)))
             let placed = try await place(
                 plan.workloads, tenantId: tenant.id.uuid, context: context, key: key, groupRegions: groupRegions)
             let views = placed.flatMap { $0 }
             let grants = zip(plan.workloads, placed).map { workload, views in
+                if workload.isEmpty { return [RegionGrant]() }
                 let perAllocation = views.map { view in
-                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+                    ManifestPolicies.labelling(
+                        ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) }),
+                        workload, unitOf: Dictionary(view.instances.compactMap { i in i.unit.map { (i.region, $0) } }) { a, _ in a })
                 }
                 return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
             }
-            let location = ("Location", "/v1/allocations/\(views[0].id.description)")
-            return try await CPUWork.shared.run { _ in
+            // Nothing placed (every workload at replicas 0): 200, no allocation to point to.
+            let location = views.first.map { [("Location", "/v1/allocations/\($0.id.description)")] } ?? []
+            let status = views.isEmpty ? 200 : 201
+            // The grants are committed: the answer is written however long the work waits.
+            return try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
                 let output = ManifestTranslator.output(plan, grants: grants)
                 let answer = ManifestAnswer(
-                    allocation: views[0], allocations: views, manifests: output.map(\.manifest),
-                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null })
-                guard asYAML else { return try JSONBodies.response(201, answer, headers: [location]) }
+                    allocation: views.first, allocations: views, manifests: output.map(\.manifest),
+                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null },
+                    policies: plan.policyOutcomes, warnings: plan.warnings)
+                guard asYAML else { return try JSONBodies.response(status, answer, headers: location) }
                 let json = try JSONValue.parse(JSONBodies.encode(answer))
                 return HTTPResponse(
-                    status: 201, headers: HTTPHeaders([("Content-Type", "application/yaml"), location]),
+                    status: status, headers: HTTPHeaders([("Content-Type", "application/yaml")] + location),
                     body: Array(try YAMLBodies.text(json).utf8))
             }
         }
@@ -78,6 +94,10 @@ enum ManifestRoutes {
         var keys: [String] = []
         do {
             for (index, workload) in workloads.enumerated() {
+                if workload.isEmpty {
+                    placed.append([])
+                    continue
+                }
                 let workloadKey = index == 0 ? key : key.map { "\($0)#\(index)" }
                 if let workloadKey { keys.append(workloadKey) }
                 if workload.together {
@@ -97,6 +117,31 @@ enum ManifestRoutes {
             throw error
         }
         return placed
+    }
+
+    /// A region pin names a region this broker has: a well-formed id of no region is a
+    /// mistake in the manifest (422), not a region out of capacity.
+    static func checkRegions(_ plan: ManifestPlan, known: Set<String>) throws {
+        for workload in plan.workloads {
+            if let policy = workload.governedBy {
+                // A policy's units name regions (`*` aside): each must be one of this broker's.
+                let named = workload.requests[0].placement?.units.flatMap { $0.regions ?? [] } ?? []
+                if let unknown = named.first(where: { $0 != "*" && !known.contains($0) }) {
+                    throw ValidationFailure(
+                        field: policy.path, message: "\(policy.title) names unknown region '\(unknown)': no region of this broker has that id")
+                }
+                continue
+            }
+            for component in workload.components {
+                let request = component.requests[0]
+                // A pin must name a region; an affinity listing several, at least one.
+                let allowed = request.region.map { [$0] } ?? request.placement?.units.first?.regions ?? []
+                if !allowed.isEmpty, !allowed.contains(where: known.contains), let unknown = allowed.first {
+                    throw ValidationFailure(
+                        field: component.site.name, message: "pins unknown region '\(unknown)': no region of this broker has that id")
+                }
+            }
+        }
     }
 
     /// Regions a group is tried in, in order: active ones, the primary first, then by id.

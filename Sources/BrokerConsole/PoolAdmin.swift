@@ -8,9 +8,12 @@ import MicroHTTP
 enum PoolAdmin {
     /// The fields of a pool report (the rest of a pool's answer is usage).
     static let specFields = [
-        "computeClass", "qos", "gpuSeries", "gpuMemoryGiB", "gpusPerInstance", "cpu", "memoryGiB", "instanceType",
-        "capacity", "pricePerHour", "deferScaleInSeconds",
+        "computeClass", "qos", "gpuSeries", "gpuVendor", "gpuMemoryGiB", "gpusPerInstance", "gpuPartitions",
+        "gpuInterconnect", "cpu", "memoryGiB", "instanceType", "capacity", "pricePerHour", "deferScaleInSeconds",
     ]
+    /// Fields the form sends as text, and those it sends as comma-separated lists.
+    static let textFields: Set<String> = ["computeClass", "gpuSeries", "gpuVendor", "instanceType"]
+    static let listFields: Set<String> = ["gpuPartitions", "gpuInterconnect"]
 
     static func register(_ console: Console, _ router: inout Router) {
         console.page(&router, "/console/admin/pools") { context in
@@ -26,6 +29,7 @@ enum PoolAdmin {
                     """)
             }
             let options: [HTML] = regions.map { "<option>\($0)</option>" }
+            let vendors: [HTML] = AcceleratorVendor.allCases.map { "<option>\($0.rawValue)</option>" }
             return Page(title: "Pools", section: "pools", body: """
                 <h1>Pools</h1>
                 \(sections)
@@ -35,9 +39,12 @@ enum PoolAdmin {
                 <label>Pool id <input name="pool" required placeholder="t4"></label>
                 <label>Compute class <select name="computeClass"><option>gpu</option><option>general-purpose</option>
                   <option>performance</option></select></label>
-                <label>GPU series <input name="gpuSeries" placeholder="T4"></label>
+                <label>GPU model <input name="gpuSeries" placeholder="T4"></label>
+                <label>Vendor <select name="gpuVendor"><option value="">inferred from the model</option>\(vendors)</select></label>
                 <label>GPU memory GiB <input name="gpuMemoryGiB" type="number" min="0" step="any"></label>
                 <label>GPUs per instance <input name="gpusPerInstance" type="number" min="1"></label>
+                <label>Partitions <input name="gpuPartitions" placeholder="1g.10gb,3g.40gb"></label>
+                <label>Interconnect <input name="gpuInterconnect" placeholder="nvlink"></label>
                 <label>CPU <input name="cpu" type="number" min="0" step="any" required></label>
                 <label>Memory GiB <input name="memoryGiB" type="number" min="0" step="any" required></label>
                 <label>Instance type <input name="instanceType" required></label>
@@ -50,11 +57,15 @@ enum PoolAdmin {
         console.action(&router, "/console/admin/pools") { context in
             var body: [String: JSONValue] = [:]
             for name in specFields {
-                guard let value = context.field(name) else { continue }
-                body[name] = ["computeClass", "gpuSeries", "instanceType"].contains(name) ? .string(value) : AllocationForm.number(value)
+                guard let value = context.field(name), !value.isEmpty else { continue }
+                if listFields.contains(name) {
+                    body[name] = .array(value.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) })
+                } else {
+                    body[name] = textFields.contains(name) ? .string(value) : AllocationForm.number(value)
+                }
             }
             if body["computeClass"] != .string("gpu") {
-                for name in ["gpuSeries", "gpuMemoryGiB", "gpusPerInstance"] { body[name] = nil }
+                for name in PoolSpec.gpuFields { body[name] = nil }
             }
             try await put(context, region: context.field("region") ?? "", pool: context.field("pool") ?? "", body)
             return Redirect(location: "/console/admin/pools")
@@ -82,7 +93,8 @@ enum PoolAdmin {
     static func row(_ context: ConsoleRequest, _ region: String, _ pool: JSONValue) -> HTML {
         let id = pool["id"]?.stringValue ?? ""
         let allocated = Int(pool["allocated"]?.numberValue ?? 0), idle = Int(pool["idle"]?.numberValue ?? 0)
-        let series = pool["gpuSeries"]?.stringValue.map { "\(Int(pool["gpusPerInstance"]?.numberValue ?? 1))× \($0) · " } ?? ""
+        let vendor = pool["gpuVendor"]?.stringValue.map { "\($0) " } ?? ""
+        let series = pool["gpuSeries"]?.stringValue.map { "\(Int(pool["gpusPerInstance"]?.numberValue ?? 1))× \(vendor)\($0) · " } ?? ""
         let action = "/console/admin/pools/\(HTML.urlComponent(region))/\(HTML.urlComponent(id))"
         return """
             <tr><th scope="row">\(id)</th>\

@@ -29,16 +29,22 @@ extension AllocationRequest {
             model = ModelSizing.readModel(reader)
         }
 
-        // gpuSeries: GPU class only; required unless model is given.
+        // gpuSeries (the models) and the other accelerator constraints: GPU class only;
+        // something must say which devices will do.
         var gpuSeries: [String] = []
-        if r.present("gpuSeries") {
-            if isCPU {
-                errors.add(r.field("gpuSeries"), "only allowed for computeClass gpu")
-            } else {
-                gpuSeries = r.stringArray("gpuSeries", maxItems: 32, itemMaxLength: 64) ?? []
+        var accelerator = AcceleratorConstraints()
+        if isCPU {
+            for key in ["gpuSeries"] + AcceleratorConstraints.fields where r.present(key) {
+                errors.add(r.field(key), "only allowed for computeClass gpu")
             }
-        } else if isGPU && !modelGiven {
-            errors.add(r.field("gpuSeries"), "is required for computeClass gpu unless model is given")
+        } else {
+            gpuSeries = r.stringArray("gpuSeries", maxItems: 32, itemMaxLength: 64) ?? []
+            accelerator = AcceleratorConstraints.read(r)
+        }
+        if isGPU && !modelGiven && !r.present("gpuSeries") && accelerator.gpuVendor == nil
+            && accelerator.minGPUMemoryGiB == nil
+        {
+            errors.add(r.field("gpuSeries"), "is required for computeClass gpu unless model, gpuVendor or minGPUMemoryGiB is given")
         }
 
         // gpuCount: 1... for GPU (default 1), 0 or absent for CPU classes.
@@ -79,7 +85,9 @@ extension AllocationRequest {
             throw ValidationFailure(errors: errors.errors)
         }
         let shape = ComputeShape(
-            computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount, cpu: cpu,
+            computeClass: computeClass, qos: qos, gpuSeries: gpuSeries, gpuCount: gpuCount,
+            gpuVendor: accelerator.gpuVendor, minGPUMemoryGiB: accelerator.minGPUMemoryGiB,
+            gpuInterconnect: accelerator.gpuInterconnect, gpuPartition: accelerator.gpuPartition, cpu: cpu,
             memoryGiB: memoryGiB, instanceType: instanceType,
             requiredGPUMemoryGiB: model.map { ModelSizing.size($0).requiredGiB }, maxPricePerHour: maxPricePerHour)
         return AllocationRequest(
@@ -130,5 +138,23 @@ public struct RenewRequest: Codable, Sendable, Equatable {
             r.finish()
         }
         return try errors.result(result)
+    }
+}
+
+/// A request's accelerator constraints beyond the models (`gpuSeries`), as the API names them.
+struct AcceleratorConstraints {
+    static let fields = ["gpuVendor", "minGPUMemoryGiB", "gpuInterconnect", "gpuPartition"]
+
+    var gpuVendor: AcceleratorVendor?
+    var minGPUMemoryGiB: Double?
+    var gpuInterconnect: String?
+    var gpuPartition: String?
+
+    static func read(_ r: ObjectReader) -> AcceleratorConstraints {
+        AcceleratorConstraints(
+            gpuVendor: r.enumeration("gpuVendor", AcceleratorVendor.self),
+            minGPUMemoryGiB: r.number("minGPUMemoryGiB", exclusiveMinimum: 0, maximum: 100_000),
+            gpuInterconnect: r.string("gpuInterconnect", maxLength: 32, pattern: .token),
+            gpuPartition: r.string("gpuPartition", maxLength: 32, pattern: .token))
     }
 }

@@ -427,4 +427,9 @@ public struct FieldPattern: Sendable {
     public static let regionId = FieldPattern(Rules.regionIdPattern, Rules.isRegionId)
     /// Policy names.
     public static let policyName = FieldPattern(Rules.policyNamePattern, Rules.isPolicyName)
+    /// Accelerator words: partition profiles (`3g.40gb`, `1g.10gb+me`) and links (`nvlink`).
+    public static let token = FieldPattern("^[a-z0-9][a-z0-9.+-]*$") { s in
+        guard let first = s.utf8.first, first.isLowercaseASCIILetter || first.isASCIIDigit else { return false }
+        return s.utf8.allSatisfy { $0.isLowercaseASCIILetter || $0.isASCIIDigit || ".+-".utf8.contains($0) }
+    }
 }

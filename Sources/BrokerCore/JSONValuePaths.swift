@@ -52,3 +52,21 @@ extension JSONValue {
         return .object(members)
     }
 }
+
+extension JSONValue {
+    /// A copy without object members whose value is null, at any depth: Kubernetes reads a
+    /// null field as an absent one (`resources:` or `annotations:` with nothing after them).
+    /// Array items stay, nulls included: a null item is an error there too.
+    public var withoutNulls: JSONValue {
+        switch self {
+        case .object(let members):
+            var kept: [String: JSONValue] = [:]
+            for (key, value) in members where value != .null { kept[key] = value.withoutNulls }
+            return .object(kept)
+        case .array(let items):
+            return .array(items.map(\.withoutNulls))
+        default:
+            return self
+        }
+    }
+}

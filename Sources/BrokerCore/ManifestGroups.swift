@@ -25,6 +25,7 @@ extension ManifestKinds {
         GroupKind(kind: "Service", group: "serving.knative.dev/", sites: knativeSites),
         GroupKind(kind: "RoleBasedGroup", group: "workloads.x-k8s.io/", sites: roleBasedGroupSites),
         GroupKind(kind: "JobSet", group: "jobset.x-k8s.io/", sites: jobSetSites),
+        GroupKind(kind: "Job", group: "batch.volcano.sh/", sites: volcanoJobSites),
     ]
 
     /// A count at `path`, `otherwise` when absent or not a whole number ≥ 0.
@@ -106,6 +107,15 @@ extension ManifestKinds {
 }
 
 extension ManifestKinds {
+    /// Volcano's tasks: each `tasks[i].template`, `replicas` pods (default 1).
+    static func volcanoJobSites(_ d: JSONValue) -> [TemplateSite] {
+        (d.value(at: ["spec", "tasks"])?.arrayValue ?? []).enumerated().map { index, task in
+            let path = ["spec", "tasks", String(index)]
+            return template(task["name"]?.stringValue ?? "task-\(index)", path + ["template"],
+                            replicas: count(d, path + ["replicas"], otherwise: 1))
+        }
+    }
+
     /// Each replicated Job's pod template: `replicas` Jobs of `parallelism` pods (at most
     /// `completions`).
     static func jobSetSites(_ d: JSONValue) -> [TemplateSite] {
@@ -131,8 +141,9 @@ extension ManifestTranslator {
         let errors = FieldErrorCollector()
         guard let root = errors.object(manifest, at: path) else { throw ValidationFailure(errors: errors.errors) }
         checkName(root, errors: errors)
-        let sites = kind.sites(manifest).filter { $0.replicas > 0 }
-        if sites.isEmpty { errors.add(FieldPath.child(path, "spec"), "has no pod template with pods to place") }
+        let allSites = kind.sites(manifest)
+        if allSites.isEmpty { errors.add(FieldPath.child(path, "spec"), "has no pod template") }
+        let sites = allSites.filter { $0.replicas > 0 }
         let total = sites.reduce(0) { $0 + $1.replicas }
         if total > AllocationRequest.maxReplicas {
             errors.add(FieldPath.child(path, "spec"), "asks for \(total) pods; at most \(AllocationRequest.maxReplicas) are placed together")
@@ -156,9 +167,11 @@ extension ManifestTranslator {
         let workload = WorkloadKind(
             kind: kind.kind, apiVersions: [apiVersion], templatePath: [], replicasPath: nil, selectorPath: nil,
             completionsPath: nil)
-        return ManifestTranslation(
+        var translation = ManifestTranslation(
             kind: workload, vocabulary: vocabularies.first { $0 != .neutral } ?? .neutral, manifest: manifest,
             components: components, together: true)
+        translation.idleSites = allSites.filter { $0.replicas == 0 }
+        return translation
     }
 
     /// The regions a group may go to, among `regions` (in the caller's order): those every

@@ -1,3 +1,5 @@
+import JSON
+
 /// A workload kind with one pod template: where the template, the replica count and the
 /// selector live. The table `ManifestKinds.workloads` is what the translator knows.
 public struct WorkloadKind: Sendable, Equatable {
@@ -77,6 +79,8 @@ public enum ManifestKinds {
         /// Returned unchanged: once per region (namespaced) or once overall.
         case passThrough(clusterScoped: Bool)
         case refused(String)
+        /// Neither a workload nor a kind in the lists: what it is depends on the document.
+        case unknown
     }
 
     /// The role of a group kind is not `Equatable`: it carries how to find its templates.
@@ -103,6 +107,22 @@ public enum ManifestKinds {
         if let reason = refused[kind] { return .refused(reason) }
         if clusterScoped.contains(kind) { return .passThrough(clusterScoped: true) }
         if namespaced.contains(kind) { return .passThrough(clusterScoped: false) }
-        return .refused("unknown kind \(kind) (apiVersion \(apiVersion)). Supported: \(supportedList)")
+        return .unknown
+    }
+
+    /// Whether a document runs pods: a pod template anywhere (`containers`), or what an
+    /// operator makes pods of (an `image` beside `resources` or `replicas`, as in vLLM's
+    /// `VLLMRuntime`).
+    public static func holdsPodTemplate(_ document: JSONValue) -> Bool {
+        switch document {
+        case .object(let members):
+            if case .array(let items)? = members["containers"], items.contains(where: { $0.objectValue != nil }) { return true }
+            if members["image"] != nil && (members["resources"] != nil || members["replicas"] != nil) { return true }
+            return members.values.contains(where: holdsPodTemplate)
+        case .array(let items):
+            return items.contains(where: holdsPodTemplate)
+        default:
+            return false
+        }
     }
 }

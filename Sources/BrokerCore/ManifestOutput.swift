@@ -9,12 +9,17 @@ public struct RegionGrant: Sendable, Equatable {
     public var instanceTypes: [String]
     /// Distinct GPU series granted there, the most used first.
     public var gpuSeries: [String]
+    /// Labels the unit that placed these asks for on its pods (a policy's `podLabels`).
+    public var podLabels: [String: String]
 
-    public init(region: String, replicas: Int, instanceTypes: [String] = [], gpuSeries: [String] = []) {
+    public init(
+        region: String, replicas: Int, instanceTypes: [String] = [], gpuSeries: [String] = [], podLabels: [String: String] = [:]
+    ) {
         self.region = region
         self.replicas = replicas
         self.instanceTypes = instanceTypes
         self.gpuSeries = gpuSeries
+        self.podLabels = podLabels
     }
 }
 
@@ -74,6 +79,10 @@ extension ManifestTranslator {
         for (component, grant) in zip(translation.components, grants) {
             m = granting(m, site: component.site, grant: grant, vocabulary: translation.vocabulary)
         }
+        for site in translation.idleSites {
+            m = granting(m, site: site, grant: RegionGrant(region: grants.first?.region ?? "", replicas: 0),
+                         vocabulary: translation.vocabulary)
+        }
         return m
     }
 
@@ -93,18 +102,15 @@ extension ManifestTranslator {
     private static func granting(_ document: JSONValue, site: TemplateSite, grant: RegionGrant, vocabulary: LabelVocabulary) -> JSONValue {
         var m = document
         let labels = site.metadataPath + ["labels"]
+        // The unit's labels first: the region and series granted overwrite theirs.
+        for (key, value) in grant.podLabels.sorted(by: { $0.key < $1.key }) { m = m.setting(labels + [key], to: .string(value)) }
         m = m.setting(labels + [vocabulary.regionLabel], to: .string(grant.region))
         let nodeSelector = site.specPath + ["nodeSelector"]
         m = m.setting(nodeSelector + [Labels.topologyRegion], to: .string(grant.region))
         if grant.gpuSeries.count == 1 {
-            let series = grant.gpuSeries[0]
-            m = m.setting(labels + [vocabulary.seriesLabel], to: .string(series))
-            if let named = m.value(at: nodeSelector + [Labels.gkeAccelerator])?.stringValue,
-                PodRequirements(accelerator: named).acceleratorSeries(catalog: .empty)?.uppercased() != series.uppercased()
-            {
-                m = m.removing(nodeSelector + [Labels.gkeAccelerator])
-            }
+            m = m.setting(labels + [vocabulary.seriesLabel], to: .string(grant.gpuSeries[0]))
         }
+        m = replacingNodeConstraints(m, specPath: site.specPath, grant: grant)
         let specs = site.metadataPath + ["annotations", Labels.useSpecs]
         if !grant.instanceTypes.isEmpty, vocabulary == .alibabaCloud || m.value(at: specs) != nil {
             m = m.setting(specs, to: .string(grant.instanceTypes.prefix(maxInstanceTypes).joined(separator: ",")))
@@ -124,11 +130,13 @@ extension ManifestTranslator {
         return base.isEmpty || base.hasSuffix("-") ? "\(base)\(region)-" : "\(base)-\(region)-"
     }
 
-    /// At most `room` characters, lower-cased, ending in a letter or digit (or `-` when the
-    /// input did, for prefixes that the caller extends).
+    /// At most `room` characters of DNS-1123: lower-case ASCII letters and digits, `-` in
+    /// place of anything else (spaces, `_`), starting with a letter or digit and ending
+    /// with one (or `-` when the input did, for prefixes that the caller extends).
     private static func dnsPrefix(_ name: String, room: Int) -> String {
-        var s = String(name.lowercased().prefix(max(0, room)))
-        let keepsDash = s.hasSuffix("-") && s.count == name.count
+        let mapped = String(name.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "-" })
+        var s = String(mapped.drop { !($0.isLetter || $0.isNumber) }.prefix(max(0, room)))
+        let keepsDash = s.hasSuffix("-") && s.count == mapped.count
         while let last = s.last, !(last.isLetter || last.isNumber), !(keepsDash && last == "-") { s.removeLast() }
         return s
     }
@@ -157,9 +165,51 @@ extension ManifestTranslator {
     }
 }
 
-extension PodRequirements {
-    init(accelerator: String) {
-        self.init()
-        self.accelerator = accelerator
+extension ManifestTranslator {
+    /// The copy says what was granted: a model or instance-type selector the grant
+    /// contradicts is removed from `nodeSelector`, an instance-type selector names the
+    /// granted type (one type), and a required node affinity expression on such a key asks
+    /// only that the label exists (emptying a term would make it match no node).
+    static func replacingNodeConstraints(_ document: JSONValue, specPath: [String], grant: RegionGrant) -> JSONValue {
+        var m = document
+        let nodeSelector = specPath + ["nodeSelector"]
+        for (key, value) in m.value(at: nodeSelector)?.objectValue ?? [:] {
+            guard let spelling = AcceleratorSpellings.selector(key), let text = value.stringValue,
+                !agrees(spelling, text, grant: grant)
+            else { continue }
+            if spelling.meaning == .instanceType && grant.instanceTypes.count == 1 {
+                m = m.setting(nodeSelector + [key], to: .string(grant.instanceTypes[0]))
+            } else {
+                m = m.removing(nodeSelector + [key])
+            }
+        }
+        let terms = specPath + ["affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"]
+        for (t, term) in (m.value(at: terms)?.arrayValue ?? []).enumerated() {
+            for (e, expression) in (term["matchExpressions"]?.arrayValue ?? []).enumerated() {
+                guard let key = expression["key"]?.stringValue, let spelling = AcceleratorSpellings.selector(key),
+                    expression["operator"]?.stringValue == "In",
+                    !(expression["values"]?.arrayValue ?? []).contains(where: { agrees(spelling, $0.stringValue ?? "", grant: grant) })
+                else { continue }
+                m = m.setting(terms + [String(t), "matchExpressions", String(e)], to: .object(["key": .string(key), "operator": .string("Exists")]))
+            }
+        }
+        return m
+    }
+
+    /// Whether a node label value holds for every instance of the grant.
+    private static func agrees(_ spelling: SelectorSpelling, _ value: String, grant: RegionGrant) -> Bool {
+        switch spelling.meaning {
+        case .model:
+            return grant.gpuSeries.count == 1
+                && AcceleratorModels.model(in: value, known: grant.gpuSeries)?.uppercased() == grant.gpuSeries[0].uppercased()
+        case .family:
+            return grant.gpuSeries.count == 1 && AcceleratorModels.model(named: grant.gpuSeries[0])?.family == value.lowercased()
+        case .instanceFamily:
+            return grant.gpuSeries.count == 1 && AcceleratorSpellings.instanceFamilies[value] == grant.gpuSeries[0]
+        case .instanceType:
+            return grant.instanceTypes == [value]
+        case .vendor, .memoryMiB, .ignored:
+            return true
+        }
     }
 }

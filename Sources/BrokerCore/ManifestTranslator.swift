@@ -64,9 +64,19 @@ public struct ManifestTranslation: Sendable, Equatable {
     public var components: [Component]
     /// Whether the components must be placed together in one region, all or none.
     public var together = false
+    /// Templates of a group with no pods now (a worker group scaled to 0): they get the
+    /// region of the others, for when they scale up.
+    public var idleSites: [TemplateSite] = []
+    /// The policy object whose placement this workload took, if any.
+    public var governedBy: GoverningPolicy?
+    /// Per placement unit, labels a governing policy puts on the pods that unit places.
+    public var unitPodLabels: [[String: String]] = []
 
     /// The requests of a single-template workload.
     public var requests: [AllocationRequest] { components[0].requests }
+
+    /// Nothing to place (`replicas: 0`): answered with its copy and nothing reserved.
+    public var isEmpty: Bool { components.allSatisfy { $0.requests[0].replicas == 0 } }
 }
 
 /// Instance types the inventory offers, for reading `eci-use-specs` and GPU vendors: built
@@ -74,16 +84,24 @@ public struct ManifestTranslation: Sendable, Equatable {
 public struct InstanceCatalog: Sendable, Equatable {
     public var poolsByType: [String: [Pool]]
     public var gpuSeries: [String]
+    /// Vendors some pool's accelerator comes from.
+    public var vendors: Set<AcceleratorVendor>
+    /// Device claims and claim templates of the manifest file (DRA).
+    public var claims = DeviceClaims()
 
     public init(pools: [Pool]) {
         poolsByType = Dictionary(grouping: pools, by: \.instanceType)
         gpuSeries = Array(Set(pools.compactMap(\.gpuSeries))).sorted()
+        vendors = Set(pools.compactMap(\.gpuVendor))
     }
 
     public static let empty = InstanceCatalog(pools: [])
 
-    /// AMD Instinct series are named `MI…`.
-    public var amdSeries: [String] { gpuSeries.filter { $0.uppercased().hasPrefix("MI") } }
+    /// No inventory to judge by (a translation without a broker): every vendor may be offered.
+    public var isEmpty: Bool { poolsByType.isEmpty }
+
+    /// Whether some pool has this vendor's accelerators (assumed without an inventory).
+    public func offers(_ vendor: AcceleratorVendor) -> Bool { isEmpty || vendors.contains(vendor) }
 }
 
 /// Kubernetes workload documents in, allocation requests and label-injected documents out.
@@ -98,7 +116,9 @@ public struct InstanceCatalog: Sendable, Equatable {
 /// - region pins in `nodeSelector` and required node affinity (`PodRequirements`);
 /// - the annotation `k8s.aliyun.com/eci-use-specs`: up to 5 instance types, tried in order;
 ///   a GPU type known to the catalog asks for its series and GPUs;
-/// - GPU requests in every spelling `PodRequirements` reads;
+/// - accelerators in every spelling of `AcceleratorSpellings` (resources, DRA claims, KAI
+///   annotations, model and instance-type node labels): vendor, devices, memory, partition,
+///   link; an unknown spelling is refused by name (`PodRequirements`, `PodAccelerator`);
 /// - the replica count where the kind keeps it (default 1).
 /// QoS defaults to `default`. A pod that requests no CPU (or no memory) is sized at
 /// `defaultCPU` cores (`defaultMemoryGiB` GiB), the smallest serverless shape.
@@ -121,8 +141,6 @@ public enum ManifestTranslator {
         public static let ctyunRegion = "ctyun.cn/specified-region-id"
         public static let topologyRegion = "topology.kubernetes.io/region"
         public static let useSpecs = "k8s.aliyun.com/eci-use-specs"
-        public static let gpuResource = "nvidia.com/gpu"
-        public static let gkeAccelerator = "cloud.google.com/gke-accelerator"
         public static let regionKeys = [alibabaRegion, ctyunRegion, topologyRegion]
     }
 
@@ -144,7 +162,6 @@ public enum ManifestTranslator {
             let at = FieldPath.join(path, replicasPath)
             replicas = ObjectReader.checkInteger(
                 value, at: at, errors: errors, coerceStrings: false, in: 0...AllocationRequest.maxReplicas) ?? 1
-            if replicas == 0 { errors.add(at, "is 0: there is nothing to place") }
         }
         // A Job runs no more pods at once than it needs completions.
         if let completionsPath = kind.completionsPath, let completions = manifest.value(at: completionsPath)?.numberValue,
@@ -219,7 +236,7 @@ public enum ManifestTranslator {
             return found.first
         }
 
-        let pod = podSpec.map { PodRequirements.read($0, errors: errors) }
+        let pod = podSpec.map { PodRequirements.read($0, annotations: annotations, claims: catalog.claims, errors: errors) }
 
         var computeClass: ComputeClass?
         let classLabel = label([Labels.alibabaClass, Labels.ctyunClass])
@@ -283,32 +300,36 @@ public enum ManifestTranslator {
             }
         }
 
-        guard errors.isEmpty, let qos, let pod, let gpu = pod.gpu(catalog: catalog, errors: errors) else {
+        let gpu = pod?.gpu(catalog: catalog, errors: errors)
+        guard errors.isEmpty, let qos, let pod else {
             if errors.isEmpty { errors.add(path, "is not a workload the broker can read") }
             throw ValidationFailure(errors: errors.errors)
         }
 
         // The class: the label's, else GPU when any spelling (a series label too) asks for one.
-        let wantsGPU = gpu.count > 0 || computeClass == .gpu || !gpuSeries.isEmpty
-        if let given = classLabel, let computeClass, computeClass != .gpu, gpu.count > 0 {
+        // A workload that asks for an accelerator never goes to another class.
+        let wantsGPU = gpu != nil || computeClass == .gpu || !gpuSeries.isEmpty
+        if let given = classLabel, let computeClass, computeClass != .gpu, let gpu {
             errors.add(FieldPath.child(labelsPath, given.key), "is \(computeClass.rawValue) but the pod requests GPUs (\(gpu.source))")
             throw ValidationFailure(errors: errors.errors)
         }
         let baseClass = computeClass ?? (wantsGPU ? .gpu : .generalPurpose)
         let base = ComputeShape(
-            computeClass: baseClass, qos: qos, gpuSeries: gpuSeries.isEmpty ? gpu.series : gpuSeries,
-            gpuCount: baseClass == .gpu ? max(1, gpu.count) : 0,
+            computeClass: baseClass, qos: qos, gpuSeries: gpuSeries.isEmpty ? gpu?.series ?? [] : gpuSeries,
+            gpuCount: baseClass == .gpu ? gpu?.count ?? 1 : 0, gpuVendor: gpu?.vendor,
+            minGPUMemoryGiB: gpu?.minMemoryGiB, gpuInterconnect: gpu?.interconnect, gpuPartition: gpu?.partition,
             cpu: pod.cpu > 0 ? pod.cpu : defaultCPU,
-            memoryGiB: pod.memoryGiB > 0 ? pod.memoryGiB : defaultMemoryGiB,
-            requiredGPUMemoryGiB: gpu.memoryGiB)
+            memoryGiB: pod.memoryGiB > 0 ? pod.memoryGiB : defaultMemoryGiB)
 
         var shapes: [ComputeShape] = []
-        if !instanceTypes.isEmpty {
-            shapes = instanceTypes.map { type in instanceShape(base, type: type, catalog: catalog, explicitClass: computeClass) }
-        } else if let preferred = pod.acceleratorSeries(catalog: catalog), gpuSeries.isEmpty, baseClass == .gpu {
+        let types = instanceTypes.isEmpty ? gpu?.instanceTypes ?? [] : instanceTypes
+        if !types.isEmpty {
+            shapes = types.map { type in instanceShape(base, type: type, catalog: catalog, explicitClass: computeClass) }
+            if instanceTypes.isEmpty { shapes.append(base) }
+        } else if let preferred = gpu?.preferred, !preferred.isEmpty, gpuSeries.isEmpty, baseClass == .gpu {
             var first = base
-            first.gpuSeries = [preferred]
-            shapes = [first, base]
+            first.gpuSeries = base.gpuSeries.isEmpty ? preferred : preferred.filter(base.gpuSeries.contains)
+            shapes = first.gpuSeries.isEmpty ? [base] : [first, base]
         } else {
             shapes = [base]
         }
@@ -341,7 +362,11 @@ public enum ManifestTranslator {
         var shape = base
         shape.instanceType = type
         guard let pool = catalog.poolsByType[type]?.first else { return shape }
-        if explicitClass == nil || explicitClass == pool.computeClass { shape.computeClass = pool.computeClass }
+        // A pod that asks for an accelerator stays in the GPU class: a CPU type cannot serve it.
+        let asksAccelerator = base.computeClass == .gpu && explicitClass == nil
+        if (explicitClass == nil || explicitClass == pool.computeClass) && !asksAccelerator {
+            shape.computeClass = pool.computeClass
+        }
         if shape.computeClass == .gpu {
             if base.computeClass != .gpu || base.gpuCount == 0 { shape.gpuCount = pool.gpusPerInstance ?? 1 }
             if shape.gpuSeries.isEmpty, let series = pool.gpuSeries { shape.gpuSeries = [series] }

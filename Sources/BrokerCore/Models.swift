@@ -3,16 +3,6 @@ import Foundation
 // The broker's vocabulary as plain values. JSON field names are the API's (camelCase);
 // parsing and validation of client input live in the *Spec/*Request parsers, not here.
 
-public enum RegionKind: String, Codable, Sendable, CaseIterable {
-    case serverless
-    case onPremises = "on-premises"
-}
-
-public enum RegionState: String, Codable, Sendable, CaseIterable {
-    case active
-    case cordoned
-}
-
 public struct Region: Codable, Sendable, Equatable {
     public var id: String
     public var displayName: String?
@@ -45,26 +35,24 @@ public struct Region: Codable, Sendable, Equatable {
     }
 }
 
-public enum ComputeClass: String, Codable, Sendable, CaseIterable {
-    case generalPurpose = "general-purpose"
-    case performance
-    case gpu
-}
-
-public enum QoS: String, Codable, Sendable, CaseIterable {
-    case `default` = "default"
-    case bestEffort = "best-effort"
-}
-
 /// One instance shape in one region, as an admin reported it.
 public struct Pool: Codable, Sendable, Equatable {
     public var id: String
     public var regionId: String
     public var computeClass: ComputeClass
     public var qos: [QoS]
+    /// The accelerator's model (`T4`, `H100`, `Gaudi2`, `Inferentia2`): "GPU series".
     public var gpuSeries: String?
+    /// Its vendor: given with the pool, or inferred from a model `AcceleratorModels` knows.
+    public var gpuVendor: AcceleratorVendor?
+    /// Memory per device.
     public var gpuMemoryGiB: Double?
+    /// Devices per instance.
     public var gpusPerInstance: Int?
+    /// Partitions a device can be cut into (MIG profiles such as `3g.40gb`), if any.
+    public var gpuPartitions: [String]
+    /// How the devices of an instance (or instances) are linked: `nvlink`, `efa`, `infiniband`...
+    public var gpuInterconnect: [String]
     public var cpu: Double
     public var memoryGiB: Double
     public var instanceType: String
@@ -74,7 +62,8 @@ public struct Pool: Codable, Sendable, Equatable {
 
     public init(
         id: String, regionId: String, computeClass: ComputeClass, qos: [QoS] = QoS.allCases,
-        gpuSeries: String? = nil, gpuMemoryGiB: Double? = nil, gpusPerInstance: Int? = nil,
+        gpuSeries: String? = nil, gpuVendor: AcceleratorVendor? = nil, gpuMemoryGiB: Double? = nil,
+        gpusPerInstance: Int? = nil, gpuPartitions: [String] = [], gpuInterconnect: [String] = [],
         cpu: Double, memoryGiB: Double, instanceType: String, capacity: Int, pricePerHour: Double,
         deferScaleInSeconds: Int = 600
     ) {
@@ -83,8 +72,11 @@ public struct Pool: Codable, Sendable, Equatable {
         self.computeClass = computeClass
         self.qos = qos
         self.gpuSeries = gpuSeries
+        self.gpuVendor = gpuVendor ?? gpuSeries.map { AcceleratorModels.vendor(of: $0) ?? .other }
         self.gpuMemoryGiB = gpuMemoryGiB
         self.gpusPerInstance = gpusPerInstance
+        self.gpuPartitions = gpuPartitions
+        self.gpuInterconnect = gpuInterconnect
         self.cpu = cpu
         self.memoryGiB = memoryGiB
         self.instanceType = instanceType
@@ -132,11 +124,16 @@ public struct PlacementUnit: Codable, Sendable, Equatable {
     public var regions: [String]?
     public var selector: RegionSelector?
     public var max: Int?
+    /// `spread` only, on every unit or none: each of the unit's regions gets a share in
+    /// proportion to this static weight instead of to what it can hold (Karmada's
+    /// `staticWeightList`).
+    public var weight: Int?
 
-    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil) {
+    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil, weight: Int? = nil) {
         self.regions = regions
         self.selector = selector
         self.max = max
+        self.weight = weight
     }
 }
 
@@ -207,6 +204,14 @@ public struct ComputeShape: Codable, Sendable, Equatable {
     /// Acceptable series, most preferred first; empty for CPU classes or when `model` decides.
     public var gpuSeries: [String]
     public var gpuCount: Int
+    /// Only this vendor's devices (a device plugin's resource name says whose).
+    public var gpuVendor: AcceleratorVendor?
+    /// Memory each device must have at least.
+    public var minGPUMemoryGiB: Double?
+    /// A link the pool must offer (`nvlink`, `efa`...).
+    public var gpuInterconnect: String?
+    /// A partition profile the pool's devices must offer (MIG `3g.40gb`).
+    public var gpuPartition: String?
     public var cpu: Double
     public var memoryGiB: Double
     public var instanceType: String?
@@ -217,9 +222,14 @@ public struct ComputeShape: Codable, Sendable, Equatable {
 
     public init(
         computeClass: ComputeClass, qos: QoS = .default, gpuSeries: [String] = [], gpuCount: Int = 0,
-        cpu: Double, memoryGiB: Double, instanceType: String? = nil, requiredGPUMemoryGiB: Double? = nil,
-        maxPricePerHour: Double? = nil
+        gpuVendor: AcceleratorVendor? = nil, minGPUMemoryGiB: Double? = nil, gpuInterconnect: String? = nil,
+        gpuPartition: String? = nil, cpu: Double, memoryGiB: Double, instanceType: String? = nil,
+        requiredGPUMemoryGiB: Double? = nil, maxPricePerHour: Double? = nil
     ) {
+        self.gpuVendor = gpuVendor
+        self.minGPUMemoryGiB = minGPUMemoryGiB
+        self.gpuInterconnect = gpuInterconnect
+        self.gpuPartition = gpuPartition
         self.maxPricePerHour = maxPricePerHour
         self.computeClass = computeClass
         self.qos = qos
@@ -261,14 +271,6 @@ public struct AllocationRequest: Codable, Sendable, Equatable {
         self.queueTimeoutSeconds = queueTimeoutSeconds
         self.labels = labels
     }
-}
-
-public enum AllocationStatus: String, Codable, Sendable, CaseIterable {
-    case pending, active, partial, released, expired, unschedulable
-}
-
-public enum InstanceState: String, Codable, Sendable, CaseIterable {
-    case running, idle, released, preempted
 }
 
 /// One line of an allocation's `decisions`: a region considered and why it was used or skipped.

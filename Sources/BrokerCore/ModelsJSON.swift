@@ -19,6 +19,7 @@ extension PlacementUnit: JSONWritable {
         json.member("max", max)
         json.member("regions", regions)
         json.member("selector", selector)
+        json.member("weight", weight)
         json.endObject()
     }
 }
@@ -55,10 +56,14 @@ extension ComputeShape: JSONWritable {
         json.member("computeClass", computeClass)
         json.member("cpu", cpu)
         json.member("gpuCount", gpuCount)
+        json.member("gpuInterconnect", gpuInterconnect)
+        json.member("gpuPartition", gpuPartition)
         json.member("gpuSeries", gpuSeries)
+        json.member("gpuVendor", gpuVendor)
         json.member("instanceType", instanceType)
         json.member("maxPricePerHour", maxPricePerHour)
         json.member("memoryGiB", memoryGiB)
+        json.member("minGPUMemoryGiB", minGPUMemoryGiB)
         json.member("qos", qos)
         json.member("requiredGPUMemoryGiB", requiredGPUMemoryGiB)
         json.endObject()
@@ -136,6 +141,7 @@ extension AllocationView: JSONWritable {
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
+        json.member("tenantId", tenantId)
         json.member("updatedAt", updatedAt)
         json.endObject()
     }

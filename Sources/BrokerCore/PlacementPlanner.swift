@@ -153,6 +153,21 @@ public enum PlacementPlanner {
         if let required = shape.requiredGPUMemoryGiB {
             guard let memory = pools[i].pool.gpuMemoryGiB, memory * Double(shape.gpuCount) >= required else { return false }
         }
+        if shape.gpuVendor != nil || shape.minGPUMemoryGiB != nil || shape.gpuInterconnect != nil
+            || shape.gpuPartition != nil
+        {
+            return offersAccelerator(pools[i].pool, shape)
+        }
+        return true
+    }
+
+    /// The accelerator constraints beyond class and series: vendor, memory per device,
+    /// interconnect and partition profile. Rare in requests, so kept out of the hot path.
+    static func offersAccelerator(_ pool: Pool, _ shape: ComputeShape) -> Bool {
+        if let vendor = shape.gpuVendor, pool.gpuVendor != vendor { return false }
+        if let minimum = shape.minGPUMemoryGiB, (pool.gpuMemoryGiB ?? 0) < minimum { return false }
+        if let link = shape.gpuInterconnect, !pool.gpuInterconnect.contains(link) { return false }
+        if let profile = shape.gpuPartition, !pool.gpuPartitions.contains(profile) { return false }
         return true
     }
 
@@ -240,7 +255,11 @@ public enum PlacementPlanner {
     static func noMatch(_ shape: ComputeShape) -> String {
         var parts = ["class \(shape.computeClass.rawValue)"]
         if !shape.gpuSeries.isEmpty { parts.append("series [\(shape.gpuSeries.joined(separator: ", "))]") }
+        if let vendor = shape.gpuVendor { parts.append("vendor \(vendor.rawValue)") }
         if shape.gpuCount > 0 { parts.append("\(shape.gpuCount) GPU") }
+        if let minimum = shape.minGPUMemoryGiB { parts.append("at least \(format(minimum)) GiB per GPU") }
+        if let profile = shape.gpuPartition { parts.append("partition \(profile)") }
+        if let link = shape.gpuInterconnect { parts.append("interconnect \(link)") }
         if let required = shape.requiredGPUMemoryGiB { parts.append("\(format(required)) GiB GPU memory") }
         parts.append("\(format(shape.cpu)) CPU")
         parts.append("\(format(shape.memoryGiB)) GiB")

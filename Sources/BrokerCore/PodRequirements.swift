@@ -1,92 +1,48 @@
 import Foundation
 import JSON
 
-/// What one pod spec asks for: its effective CPU and memory, its GPUs in whichever spelling
-/// it uses, and where its scheduling constraints pin it.
-///
-/// GPU spellings read (per container `resources.requests`, else `resources.limits`):
-/// `nvidia.com/gpu` (whole GPUs), `amd.com/gpu` (whole AMD GPUs: only `MI…` series),
-/// `aliyun.com/gpu-mem` (a share of one GPU, GiB), HAMi's `nvidia.com/gpumem` (MiB per GPU)
-/// and `nvidia.com/gpucores` (a share: one GPU unless `nvidia.com/gpu` says more), and
-/// `google.com/tpu` (refused: no pool offers TPUs). The node selector
-/// `cloud.google.com/gke-accelerator` names a preferred series.
+/// What one pod spec asks for: its effective CPU and memory, the accelerators it names in
+/// any spelling of `AcceleratorSpellings` (extended resources, DRA claims, KAI annotations,
+/// node selectors), and where its scheduling constraints pin it. A spelling the table does
+/// not know is reported by name: the pod would otherwise land on hardware that ignores it.
 public struct PodRequirements: Sendable {
     public var cpu = 0.0
     public var memoryGiB = 0.0
-    public var nvidiaGPUs = 0
-    public var amdGPUs = 0
-    public var tpus = 0
-    /// GiB of GPU memory asked for as a share (`aliyun.com/gpu-mem`, total over containers).
-    public var gpuShareGiB = 0.0
-    /// MiB per GPU asked for through HAMi's `nvidia.com/gpumem`, the largest over containers.
-    public var hamiMemoryMiB = 0.0
-    public var hamiCores = 0.0
-    public var accelerator: String?
+    /// Accelerator resources by name: summed over containers (the largest of the init
+    /// containers), per-device memory the largest.
+    var resources: [String: Double] = [:]
+    /// Device requests of the pod's DRA claims.
+    var claims: [DeviceClaims.Request] = []
+    /// Node selectors the table knows, with their values (any of them allowed).
+    var selectors: [(spelling: SelectorSpelling, values: [String])] = []
     /// Regions the node selector and required node affinity allow, with the field that says so.
     public var regionPin: (regions: [String], path: String)?
     /// Where the containers' resources are, for messages.
     var resourcesPath = "spec.containers.resources"
 
-    enum Resource {
-        static let amd = "amd.com/gpu"
-        static let aliyunShare = "aliyun.com/gpu-mem"
-        static let hamiMemory = "nvidia.com/gpumem"
-        static let hamiCores = "nvidia.com/gpucores"
-        static let tpu = "google.com/tpu"
-    }
-
-    /// What the pod's GPU request comes to: how many, which series, how much memory.
+    /// What the pod's accelerator request comes to.
     public struct GPU: Sendable, Equatable {
         public var count: Int
+        public var vendor: AcceleratorVendor?
+        /// Acceptable models (empty: any of the vendor's).
         public var series: [String]
-        public var memoryGiB: Double?
+        /// Models node selectors prefer, tried first.
+        public var preferred: [String] = []
+        /// Instance types node selectors name that the inventory has, tried first.
+        public var instanceTypes: [String] = []
+        public var minMemoryGiB: Double?
+        public var partition: String?
+        public var interconnect: String?
         /// The spelling it was read from, for messages.
         public var source: String
     }
 
-    /// The pod's GPU request, or nil after reporting one the broker cannot place.
-    func gpu(catalog: InstanceCatalog, errors: FieldErrorCollector) -> GPU? {
-        if tpus > 0 || accelerator?.hasPrefix("tpu") == true {
-            errors.add(resourcesPath, "asks for \(Resource.tpu): no pool offers TPUs")
-            return nil
-        }
-        if amdGPUs > 0 {
-            guard !catalog.amdSeries.isEmpty else {
-                errors.add(resourcesPath, "asks for \(Resource.amd): no pool offers AMD GPUs")
-                return nil
-            }
-            return GPU(count: amdGPUs, series: catalog.amdSeries, memoryGiB: nil, source: Resource.amd)
-        }
-        if hamiMemoryMiB > 0 || hamiCores > 0 {
-            let count = max(1, nvidiaGPUs)
-            let memory = hamiMemoryMiB > 0 ? hamiMemoryMiB / 1024 * Double(count) : nil
-            return GPU(count: count, series: [], memoryGiB: memory, source: Resource.hamiMemory)
-        }
-        if gpuShareGiB > 0 {
-            return GPU(count: 1, series: [], memoryGiB: gpuShareGiB, source: Resource.aliyunShare)
-        }
-        return GPU(count: nvidiaGPUs, series: [], memoryGiB: nil, source: ManifestTranslator.Labels.gpuResource)
-    }
-
-    /// The series a GKE accelerator selector names (`nvidia-tesla-t4` → `T4`,
-    /// `nvidia-h100-80gb` → `H100`), in the catalog's spelling when it has one.
-    func acceleratorSeries(catalog: InstanceCatalog) -> String? {
-        guard let accelerator else { return nil }
-        var name = accelerator.lowercased()
-        for prefix in ["nvidia-tesla-", "nvidia-"] where name.hasPrefix(prefix) {
-            name.removeFirst(prefix.count)
-            break
-        }
-        var parts = name.split(separator: "-").map(String.init)
-        while let last = parts.last, parts.count > 1, last.hasSuffix("gb") || last == "mega" { parts.removeLast() }
-        let series = parts.joined(separator: "-").uppercased()
-        guard !series.isEmpty else { return nil }
-        return catalog.gpuSeries.first { $0.uppercased() == series } ?? series
-    }
-
     // MARK: reading
 
-    static func read(_ podSpec: ObjectReader, errors: FieldErrorCollector) -> PodRequirements {
+    static func read(
+        _ podSpec: ObjectReader, annotations: [String: String] = [:], claims: DeviceClaims = .init(),
+        errors: FieldErrorCollector
+    ) -> PodRequirements {
         var total = PodRequirements()
         if let containers = podSpec.array("containers", required: true, maxItems: 64) {
             for (path, container) in containers {
@@ -106,8 +62,14 @@ public struct PodRequirements: Sendable {
         if total.memoryGiB > AllocationRequest.maxResource {
             errors.add(resourcesPath, "requests more than \(Int(AllocationRequest.maxResource)) GiB of memory in total")
         }
-        if max(total.nvidiaGPUs, total.amdGPUs) > AllocationRequest.maxGPUCount {
-            errors.add(resourcesPath, "requests more than \(AllocationRequest.maxGPUCount) GPUs in total")
+        total.claims = claims.requests(podSpec, errors: errors)
+        for spelling in AcceleratorSpellings.annotations {
+            guard let text = annotations[spelling.key] else { continue }
+            guard let value = Double(text), value > 0, value.isFinite else {
+                errors.add(resourcesPath, "annotation \(spelling.key) must be a positive number, not '\(text)'")
+                continue
+            }
+            total.claims.append(.init(name: spelling.key, vendor: spelling.vendor, count: spelling.count, amount: value))
         }
         total.readScheduling(podSpec, errors: errors)
         return total
@@ -116,22 +78,21 @@ public struct PodRequirements: Sendable {
     private mutating func add(_ other: PodRequirements) {
         cpu += other.cpu
         memoryGiB += other.memoryGiB
-        nvidiaGPUs += other.nvidiaGPUs
-        amdGPUs += other.amdGPUs
-        tpus += other.tpus
-        gpuShareGiB += other.gpuShareGiB
-        hamiMemoryMiB = max(hamiMemoryMiB, other.hamiMemoryMiB)
-        hamiCores = max(hamiCores, other.hamiCores)
+        for (name, amount) in other.resources {
+            resources[name] = Self.perDevice(name) ? max(resources[name] ?? 0, amount) : (resources[name] ?? 0) + amount
+        }
     }
 
     /// Init containers run one at a time before the others: the pod needs the larger.
     private mutating func atLeast(_ other: PodRequirements) {
         cpu = max(cpu, other.cpu)
         memoryGiB = max(memoryGiB, other.memoryGiB)
-        nvidiaGPUs = max(nvidiaGPUs, other.nvidiaGPUs)
-        amdGPUs = max(amdGPUs, other.amdGPUs)
-        tpus = max(tpus, other.tpus)
-        gpuShareGiB = max(gpuShareGiB, other.gpuShareGiB)
+        resources.merge(other.resources) { max($0, $1) }
+    }
+
+    private static func perDevice(_ name: String) -> Bool {
+        let count = AcceleratorSpellings.resource(name)?.count
+        return count == .memoryMiBPerDevice || count == .percent
     }
 
     private static func readContainer(_ value: JSONValue, at path: String, errors: FieldErrorCollector) -> PodRequirements {
@@ -141,38 +102,39 @@ public struct PodRequirements: Sendable {
         }
         let requests = resources.object("requests")
         let limits = resources.object("limits")
-        /// requests[name], else limits[name], with the path it was read from.
-        func quantity(_ name: String) -> (path: String, value: JSONValue)? {
-            for reader in [requests, limits] {
-                if let reader, let value = reader.value(name) { return (reader.field(name), value) }
-            }
-            return nil
+        // requests[name], else limits[name]: every name either lists.
+        var names: [String] = []
+        for reader in [requests, limits].compactMap({ $0 }) {
+            for name in reader.members.keys.sorted() where !names.contains(name) { names.append(name) }
         }
-        func number(_ name: String, memory: Bool = false) -> Double {
-            guard let q = quantity(name) else { return 0 }
+        for name in names {
+            guard let reader = [requests, limits].compactMap({ $0 }).first(where: { $0.value(name) != nil }),
+                let value = reader.value(name)
+            else { continue }
+            let at = reader.field(name)
+            let spelling = AcceleratorSpellings.resource(name)
+            if spelling == nil && !AcceleratorSpellings.isNative(name) {
+                errors.add(at, "asks for \(name), an extended resource the broker does not know: it cannot tell which "
+                    + "hardware provides it, and will not place the pod where it would be ignored")
+                continue
+            }
+            guard name == "cpu" || name == "memory" || spelling != nil else { continue }
             do throws(QuantityError) {
-                return memory ? try Quantity.memoryGiB(q.value) : try Quantity.cpu(q.value)
+                let amount = name == "memory" ? try Quantity.memoryGiB(value) : try Quantity.cpu(value)
+                switch name {
+                case "cpu": result.cpu = amount
+                case "memory": result.memoryGiB = amount
+                default:
+                    if spelling?.count == .devices, amount != amount.rounded() || amount < 0 {
+                        errors.add(at, "must be a whole number of devices")
+                    } else if amount > 0 {
+                        result.resources[name] = amount
+                    }
+                }
             } catch {
-                errors.add(q.path, error.description)
-                return 0
+                errors.add(at, error.description)
             }
         }
-        func whole(_ name: String, what: String) -> Int {
-            let n = number(name)
-            if n != n.rounded() || n < 0 || n > Double(AllocationRequest.maxGPUCount) {
-                errors.add(quantity(name)!.path, "must be a whole number of \(what) from 0 to \(AllocationRequest.maxGPUCount)")
-                return 0
-            }
-            return Int(n)
-        }
-        result.cpu = number("cpu")
-        result.memoryGiB = number("memory", memory: true)
-        result.nvidiaGPUs = whole(ManifestTranslator.Labels.gpuResource, what: "GPUs")
-        result.amdGPUs = whole(Resource.amd, what: "GPUs")
-        result.tpus = whole(Resource.tpu, what: "TPUs")
-        result.gpuShareGiB = number(Resource.aliyunShare)
-        result.hamiMemoryMiB = number(Resource.hamiMemory)
-        result.hamiCores = number(Resource.hamiCores)
         return result
     }
 
@@ -181,8 +143,9 @@ public struct PodRequirements: Sendable {
     private mutating func readScheduling(_ podSpec: ObjectReader, errors: FieldErrorCollector) {
         let regionKeys = ManifestTranslator.Labels.regionKeys
         if let selector = podSpec.labels("nodeSelector") {
-            accelerator = selector[ManifestTranslator.Labels.gkeAccelerator]
-                ?? selector["cloud.google.com/gke-tpu-accelerator"].map { "tpu-\($0)" }
+            for key in selector.keys.sorted() {
+                noteSelector(key, [selector[key]!], at: FieldPath.child(podSpec.field("nodeSelector"), key), errors: errors)
+            }
             let pinned = Set(regionKeys.compactMap { selector[$0] })
             if pinned.count > 1 {
                 errors.add(podSpec.field("nodeSelector"), "pins several regions: \(pinned.sorted().joined(separator: ", "))")
@@ -200,6 +163,11 @@ public struct PodRequirements: Sendable {
         for term in terms {
             guard case .array(let expressions)? = term["matchExpressions"] else { continue }
             for expression in expressions {
+                if let key = expression["key"]?.stringValue, !regionKeys.contains(key),
+                    expression["operator"]?.stringValue == "In", case .array(let values)? = expression["values"]
+                {
+                    noteSelector(key, values.compactMap(\.stringValue), at: FieldPath.join(podSpec.path, termsPath), errors: errors)
+                }
                 guard let key = expression["key"]?.stringValue, regionKeys.contains(key),
                     expression["operator"]?.stringValue == "In", case .array(let values)? = expression["values"]
                 else { continue }
@@ -220,5 +188,16 @@ public struct PodRequirements: Sendable {
             return
         }
         regionPin = (allowed, path)
+    }
+
+    /// A node label the pod requires: kept when the table knows it, refused when it speaks
+    /// of accelerators in words the table does not know, passed over otherwise.
+    private mutating func noteSelector(_ key: String, _ values: [String], at path: String, errors: FieldErrorCollector) {
+        if let spelling = AcceleratorSpellings.selector(key) {
+            if spelling.meaning != .ignored, !values.isEmpty { selectors.append((spelling, values)) }
+        } else if AcceleratorSpellings.looksLikeAcceleratorKey(key) {
+            errors.add(path, "selects nodes by \(key), a label the broker does not know: it cannot tell which "
+                + "accelerator that means, and will not place the pod where the label would be ignored")
+        }
     }
 }

@@ -6,6 +6,10 @@ public enum PoolSpec {
     public static let maxResource = 100_000.0
     public static let maxCapacity = 1_000_000
     public static let maxGPUsPerInstance = 64
+    /// The accelerator's fields: a pool of another class has none.
+    public static let gpuFields = [
+        "gpuSeries", "gpuVendor", "gpuMemoryGiB", "gpusPerInstance", "gpuPartitions", "gpuInterconnect",
+    ]
 
     public static func parse(_ json: JSONValue, regionId: String, poolId: String) throws(ValidationFailure) -> Pool {
         let errors = FieldErrorCollector()
@@ -39,16 +43,23 @@ public enum PoolSpec {
         }
 
         var gpuSeries: String?
+        var gpuVendor: AcceleratorVendor?
         var gpuMemoryGiB: Double?
         var gpusPerInstance: Int?
+        var gpuPartitions: [String] = []
+        var gpuInterconnect: [String] = []
         if isCPU {
-            for key in ["gpuSeries", "gpuMemoryGiB", "gpusPerInstance"] where r.present(key) {
+            for key in gpuFields where r.present(key) {
                 errors.add(r.field(key), "only allowed for computeClass gpu")
             }
         } else {
             gpuSeries = r.string("gpuSeries", required: isGPU, maxLength: 64)
+            // Absent: inferred from the model (`Pool.init`), `other` for a model the broker does not know.
+            gpuVendor = r.enumeration("gpuVendor", AcceleratorVendor.self)
             gpuMemoryGiB = r.number("gpuMemoryGiB", required: isGPU, exclusiveMinimum: 0, maximum: 100_000)
             gpusPerInstance = r.integer("gpusPerInstance", required: isGPU, in: 1...maxGPUsPerInstance)
+            gpuPartitions = r.stringArray("gpuPartitions", allowEmpty: true, maxItems: 32, itemMaxLength: 32, pattern: .token) ?? []
+            gpuInterconnect = r.stringArray("gpuInterconnect", allowEmpty: true, maxItems: 8, itemMaxLength: 32, pattern: .token) ?? []
         }
         let cpu = r.number("cpu", required: true, exclusiveMinimum: 0, maximum: maxResource)
         let memoryGiB = r.number("memoryGiB", required: true, exclusiveMinimum: 0, maximum: maxResource)
@@ -62,7 +73,8 @@ public enum PoolSpec {
               let capacity, let pricePerHour
         else { throw ValidationFailure(errors: errors.errors) }
         return Pool(id: poolId, regionId: regionId, computeClass: computeClass, qos: qos, gpuSeries: gpuSeries,
-                    gpuMemoryGiB: gpuMemoryGiB, gpusPerInstance: gpusPerInstance, cpu: cpu, memoryGiB: memoryGiB,
+                    gpuVendor: gpuVendor, gpuMemoryGiB: gpuMemoryGiB, gpusPerInstance: gpusPerInstance,
+                    gpuPartitions: gpuPartitions, gpuInterconnect: gpuInterconnect, cpu: cpu, memoryGiB: memoryGiB,
                     instanceType: instanceType, capacity: capacity, pricePerHour: pricePerHour,
                     deferScaleInSeconds: deferScaleInSeconds)
     }

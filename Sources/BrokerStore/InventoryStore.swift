@@ -123,11 +123,13 @@ public struct InventoryStore: Sendable {
                 """
                 INSERT INTO pools AS p (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib,
                     gpus_per_instance, cpu, memory_gib, instance_type, capacity, price_per_hour,
-                    defer_scale_in_seconds)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    defer_scale_in_seconds, gpu_vendor, gpu_partitions, gpu_interconnect)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                 ON CONFLICT (region_id, id) DO UPDATE SET
                     compute_class = excluded.compute_class, qos = excluded.qos,
-                    gpu_series = excluded.gpu_series, gpu_memory_gib = excluded.gpu_memory_gib,
+                    gpu_series = excluded.gpu_series, gpu_vendor = excluded.gpu_vendor,
+                    gpu_partitions = excluded.gpu_partitions, gpu_interconnect = excluded.gpu_interconnect,
+                    gpu_memory_gib = excluded.gpu_memory_gib,
                     gpus_per_instance = excluded.gpus_per_instance, cpu = excluded.cpu,
                     memory_gib = excluded.memory_gib, instance_type = excluded.instance_type,
                     capacity = excluded.capacity, price_per_hour = excluded.price_per_hour,
@@ -136,7 +138,8 @@ public struct InventoryStore: Sendable {
                 """,
                 [spec.regionId, spec.id, spec.computeClass.rawValue, spec.qos.map(\.rawValue), spec.gpuSeries,
                  spec.gpuMemoryGiB, spec.gpusPerInstance, spec.cpu, spec.memoryGiB, spec.instanceType,
-                 spec.capacity, spec.pricePerHour, spec.deferScaleInSeconds])
+                 spec.capacity, spec.pricePerHour, spec.deferScaleInSeconds, spec.gpuVendor?.rawValue,
+                 spec.gpuPartitions, spec.gpuInterconnect])
             return (try PoolColumns.decode(rows[0]), try rows[0].decode("created"))
         }
     }

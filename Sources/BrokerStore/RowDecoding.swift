@@ -33,7 +33,8 @@ enum PoolColumns {
     static let list = """
         p.region_id AS pool_region_id, p.id AS pool_id, p.compute_class, p.qos, p.gpu_series,
         p.gpu_memory_gib, p.gpus_per_instance, p.cpu, p.memory_gib, p.instance_type, p.capacity,
-        p.allocated, p.idle, p.price_per_hour, p.defer_scale_in_seconds
+        p.allocated, p.idle, p.price_per_hour, p.defer_scale_in_seconds, p.gpu_vendor, p.gpu_partitions,
+        p.gpu_interconnect
         """
 
     static func decode(_ row: PostgresRow) throws -> PoolUsage {
@@ -44,8 +45,11 @@ enum PoolColumns {
             computeClass: try enumValue(row, "compute_class"),
             qos: qos.compactMap(QoS.init(rawValue:)),
             gpuSeries: try row.decodeIfPresent("gpu_series"),
+            gpuVendor: try (row.decodeIfPresent("gpu_vendor") as String?) == nil ? nil : enumValue(row, "gpu_vendor"),
             gpuMemoryGiB: try row.decodeIfPresent("gpu_memory_gib"),
             gpusPerInstance: try row.decodeIfPresent("gpus_per_instance"),
+            gpuPartitions: try row.decode("gpu_partitions"),
+            gpuInterconnect: try row.decode("gpu_interconnect"),
             cpu: try row.decode("cpu"),
             memoryGiB: try row.decode("memory_gib"),
             instanceType: try row.decode("instance_type"),
@@ -73,7 +77,7 @@ enum AllocationRows {
     static let allocationColumns = """
         a.id, a.seq, a.status, a.replicas, a.placed_replicas, a.labels::text AS labels,
         a.decisions::text AS decisions, a.lease_seconds, a.lease_expires_at, a.queue_deadline,
-        a.created_at, a.updated_at, a.request::text AS request
+        a.created_at, a.updated_at, a.request::text AS request, a.tenant_id
         """
 
     static let instanceColumns = """

@@ -25,9 +25,9 @@ final class InventoryEventShapeTests: XCTestCase {
             """
             INSERT INTO regions (id, display_name, kind, is_primary, vpc_id, vswitch_ids, security_group_id, state)
             VALUES ('a', 'A', 'serverless', true, 'vpc', '{vsw}', 'sg', 'active');
-            INSERT INTO pools (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib, gpus_per_instance, cpu,
-                               memory_gib, instance_type, capacity, price_per_hour)
-            VALUES ('a', 't4', 'gpu', '{default}', 'T4', 16, 2, 8, 32, 'ecs.gn6i', 4, 1.5);
+            INSERT INTO pools (region_id, id, compute_class, qos, gpu_series, gpu_vendor, gpu_memory_gib, gpus_per_instance,
+                               cpu, memory_gib, instance_type, capacity, price_per_hour)
+            VALUES ('a', 't4', 'gpu', '{default}', 'T4', 'nvidia', 16, 2, 8, 32, 'ecs.gn6i', 4, 1.5);
             UPDATE pools SET capacity = 5;
             """)
         let rows = try connection.query(

@@ -313,8 +313,8 @@ final class ManifestAPITests: XCTestCase {
         try await broker.region("cn-hangzhou")
         try await broker.pool("cn-beijing", "cpu", cpu: 4, memory: 8, capacity: 10)
         try await broker.pool("cn-hangzhou", "cpu", cpu: 4, memory: 8, capacity: 10, price: 0.5)
-        try await broker.pool("cn-beijing", "example", series: "example-model", capacity: 10, price: 2)
-        try await broker.pool("cn-hangzhou", "example", series: "example-model", capacity: 10, price: 3)
+        try await broker.pool("cn-beijing", "example", series: "example-model", vendor: "nvidia", capacity: 10, price: 2)
+        try await broker.pool("cn-hangzhou", "example", series: "example-model", vendor: "nvidia", capacity: 10, price: 3)
         try await broker.pool("cn-hangzhou", "p100", series: "P100", gpuMemory: 16, cpu: 4, memory: 15,
                               capacity: 3, price: 1, instanceType: "ecs.gn5-c4g1.xlarge")
     }
@@ -401,7 +401,7 @@ final class ManifestAPITests: XCTestCase {
 
     func testFleetDeploymentDividesReplicasOverRegionsOneManifestEach() async throws {
         // 4 replicas of any GPU series: cn-beijing (primary) holds 2 example-model, the rest falls back.
-        try await broker.pool("cn-beijing", "example", series: "example-model", capacity: 2, price: 2)
+        try await broker.pool("cn-beijing", "example", series: "example-model", vendor: "nvidia", capacity: 2, price: 2)
         let response = try await post(yaml: SeedYAML.fleetQwen)
         XCTAssertEqual(response.status, 201, response.text)
         let manifests = response.json["manifests"]!.array
@@ -534,7 +534,7 @@ final class ManifestAPITests: XCTestCase {
         XCTAssertTrue(brokenThird.text.contains("YAML document 2 is not valid YAML: line "), brokenThird.text)
         let empty = try await post(yaml: "")
         XCTAssertEqual(empty.status, 400)
-        let notAWorkload = try await post(yaml: "apiVersion: scheduling.alibabacloud.com/v1alpha1\nkind: ResourcePolicy\nmetadata:\n  name: p\n")
+        let notAWorkload = try await post(yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\n")
         XCTAssertEqual(notAWorkload.status, 422, notAWorkload.text)
         XCTAssertEqual(notAWorkload.json["errors"]?[0]?["field"], "kind")
         let list = try await post(yaml: "- a\n- b\n")

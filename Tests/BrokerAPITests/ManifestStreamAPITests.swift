@@ -17,7 +17,7 @@ final class ManifestStreamAPITests: XCTestCase {
         try await broker.region("cn-beijing")
         try await broker.region("cn-hangzhou")
         try await broker.pool("cn-beijing", "cpu", cpu: 4, memory: 8, capacity: 10)
-        try await broker.pool("cn-beijing", "example", series: "example-model", capacity: 10, price: 2)
+        try await broker.pool("cn-beijing", "example", series: "example-model", vendor: "nvidia", capacity: 10, price: 2)
     }
 
     override func tearDown() async throws {
@@ -64,7 +64,7 @@ final class ManifestStreamAPITests: XCTestCase {
         let allocations = try await broker.call("GET", "/v1/allocations", token: token)
         XCTAssertEqual(allocations.json["allocations"]?.array.map { $0["status"]?.stringValue }, ["released"])
         // The same file and key once capacity is there: placed afresh, not the released one replayed.
-        try await broker.pool("cn-beijing", "example", series: "example-model", capacity: 20, price: 2)
+        try await broker.pool("cn-beijing", "example", series: "example-model", vendor: "nvidia", capacity: 20, price: 2)
         let retry = try await post(SeedYAML.cpuDefaultRegion + "\n---\n" + tooMany, key: "file-1")
         XCTAssertEqual(retry.status, 201, retry.text)
         XCTAssertEqual(retry.json["allocations"]?.array.map { $0["status"]?.stringValue }, ["active", "active"])

@@ -65,14 +65,15 @@ final class ManifestGroupsTests: XCTestCase {
         assertError("kind", "holds no workload") { try ManifestTranslator.plan([coreService]) }
     }
 
-    func testGroupErrors() {
+    func testGroupErrors() throws {
         let base: JSONValue = ["apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": ["name": "l"]]
         assertError("spec.leaderWorkerTemplate.workerTemplate.spec", "is required: the pod spec") {
             try ManifestTranslator.plan([base.setting(["spec"], to: ["replicas": 1])])
         }
-        assertError("spec", "has no pod template with pods to place") {
-            try ManifestTranslator.plan([base.setting(["spec"], to: ["replicas": 0, "leaderWorkerTemplate": ["workerTemplate": self.template()]])])
-        }
+        // No pods now: nothing to place, said in a warning.
+        let idle = try ManifestTranslator.plan([base.setting(["spec"], to: ["replicas": 0, "leaderWorkerTemplate": ["workerTemplate": template()]])])
+        XCTAssertTrue(idle.workloads[0].isEmpty)
+        XCTAssertEqual(idle.warnings, ["LeaderWorkerSet l has no pods to run (replicas 0): nothing reserved, its copy returned once"])
         let pinned = base.setting(["spec", "leaderWorkerTemplate"], to: [
             "leaderTemplate": template(labels: ["topology.kubernetes.io/region": "a"]),
             "workerTemplate": template(labels: ["topology.kubernetes.io/region": "b"]), "size": 2,

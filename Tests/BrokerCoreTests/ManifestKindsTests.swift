@@ -1,5 +1,5 @@
 import JSON
-import BrokerCore
+@testable import BrokerCore
 import JSON
 import XCTest
 
@@ -51,10 +51,11 @@ final class ManifestKindsTests: XCTestCase {
     func testRefusedKindsSayWhy() {
         for (kind, apiVersion, message) in [
             ("Job", "batch/v2", "must have apiVersion batch/v1"),
-            ("Widget", "example.com/v1", "unknown kind Widget (apiVersion example.com/v1)"),
+            ("Widget", "example.com/v1", "Widget of API group example.com runs pods, but the broker does not know"),
         ] {
             assertError("kind", message) {
-                try translate(["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": ["name": "x"]])
+                try translate(["apiVersion": .string(apiVersion), "kind": .string(kind), "metadata": ["name": "x"],
+                               "spec": ["template": ["spec": self.podSpec()]]])
             }
         }
     }
@@ -101,14 +102,20 @@ final class ManifestKindsTests: XCTestCase {
         let share = try translate(pod(podSpec(["limits": ["aliyun.com/gpu-mem": 8]])))
         XCTAssertEqual(share.requests[0].shape.computeClass, .gpu)
         XCTAssertEqual(share.requests[0].shape.gpuCount, 1)
-        XCTAssertEqual(share.requests[0].shape.requiredGPUMemoryGiB, 8)
+        XCTAssertEqual(share.requests[0].shape.minGPUMemoryGiB, 8)
+        XCTAssertEqual(share.requests[0].shape.gpuVendor, .nvidia)
         let hami = try translate(pod(podSpec(["limits": ["nvidia.com/gpu": 2, "nvidia.com/gpumem": 3000, "nvidia.com/gpucores": 30]])))
         XCTAssertEqual(hami.requests[0].shape.gpuCount, 2)
-        XCTAssertEqual(hami.requests[0].shape.requiredGPUMemoryGiB!, 2 * 3000 / 1024, accuracy: 1e-9)
-        // AMD: only AMD series, and refused where no pool has them.
-        XCTAssertEqual(try translate(pod(podSpec(["limits": ["amd.com/gpu": 1]])), catalog: catalog).requests[0].shape.gpuSeries, ["MI300X"])
-        assertError("spec.containers.resources", "no pool offers AMD GPUs") { try self.translate(self.pod(self.podSpec(["limits": ["amd.com/gpu": 1]]))) }
-        assertError("spec.containers.resources", "no pool offers TPUs") { try self.translate(self.pod(self.podSpec(["limits": ["google.com/tpu": 4]]))) }
+        XCTAssertEqual(hami.requests[0].shape.minGPUMemoryGiB!, 3000.0 / 1024, accuracy: 1e-9)
+        // AMD: only AMD devices, and refused where no pool has them.
+        XCTAssertEqual(try translate(pod(podSpec(["limits": ["amd.com/gpu": 1]])), catalog: catalog).requests[0].shape.gpuVendor, .amd)
+        let nvidiaOnly = InstanceCatalog(pools: [gpuPool("t4", series: "T4")])
+        assertError("spec.containers.resources", "no pool offers AMD GPUs") {
+            try self.translate(self.pod(self.podSpec(["limits": ["amd.com/gpu": 1]])), catalog: nvidiaOnly)
+        }
+        assertError("spec.containers.resources", "no pool offers TPUs") {
+            try self.translate(self.pod(self.podSpec(["limits": ["google.com/tpu": 4]])), catalog: nvidiaOnly)
+        }
         // GKE's accelerator selector: that series first, then any.
         let gke = try translate(pod(podSpec(["limits": ["nvidia.com/gpu": 1]], nodeSelector: ["cloud.google.com/gke-accelerator": "nvidia-tesla-t4"])), catalog: catalog)
         XCTAssertEqual(gke.requests.map(\.shape.gpuSeries), [["T4"], []])
@@ -172,5 +179,15 @@ final class ManifestKindsTests: XCTestCase {
         XCTAssertEqual(jobs.map { $0.value(at: ["spec", "parallelism"]) }, [2, 1])
         XCTAssertEqual(jobs.map { $0.value(at: ["spec", "completions"]) }, [4, 3])
         XCTAssertNil(jobs[0].value(at: ["spec", "selector"]), "a Job's selector is the API server's")
+    }
+}
+
+/// Issue 31, D8: spaces, `_` and a leading `-` passed into generated manifest names.
+final class GeneratedNameTests: XCTestCase {
+    func testGeneratedNamesAreDNSLabelsWhateverTheInput() {
+        XCTAssertEqual(ManifestTranslator.regionName("-My_App v2", region: "r1"), "my-app-v2-r1")
+        XCTAssertEqual(ManifestTranslator.regionPrefix("__Ünï code_", region: "r1"), "n--code-r1-")
+        XCTAssertEqual(ManifestTranslator.regionPrefix("web-", region: "r1"), "web-r1-")
+        XCTAssertEqual(ManifestTranslator.regionName("api.v1", region: "r1"), "api.v1-r1")
     }
 }

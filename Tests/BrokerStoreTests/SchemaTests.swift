@@ -88,13 +88,15 @@ final class SchemaTests: XCTestCase {
     func testADatabaseOutOfOrderIsRefused() throws {
         let url = try TestDatabase.create()
         let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        // Two versions after the last one known, applied out of order.
+        let (a, b) = (Schema.latestVersion + 1, Schema.latestVersion + 2)
         let order = MigrationOrder(Schema.migrations + [
-            Migration(version: 14, name: "0014_a.sql", sql: "CREATE TABLE a (id int)"),
-            Migration(version: 15, name: "0015_b.sql", sql: "CREATE TABLE b (id int)"),
+            Migration(version: a, name: "00\(a)_a.sql", sql: "CREATE TABLE a (id int)"),
+            Migration(version: b, name: "00\(b)_b.sql", sql: "CREATE TABLE b (id int)"),
         ], legacyThrough: 13)
-        try connection.executeScript("INSERT INTO schema_migrations (version, name) VALUES (15, '0015_b.sql')")
+        try connection.executeScript("INSERT INTO schema_migrations (version, name) VALUES (\(b), '00\(b)_b.sql')")
         XCTAssertThrowsError(try MigrationRunner.migrate(connection, order, definitions: Schema.definitions)) { error in
-            XCTAssertTrue("\(error)".contains("14 missing before 15"), "\(error)")
+            XCTAssertTrue("\(error)".contains("\(a) missing before \(b)"), "\(error)")
         }
         XCTAssertTrue(try connection.query("SELECT to_regclass('a') IS NULL AS untouched")[0].decode("untouched", as: Bool.self))
     }
