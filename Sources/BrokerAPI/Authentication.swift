@@ -13,7 +13,7 @@ enum Authentication {
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
         let address = request.remoteAddress ?? "unknown"
-        if ConstantTime.equal(token, services.adminToken) {
+        if services.admin.accepts(token) {
             principal = .admin
         } else if let tenant = try await tenant(token, from: address, services) {
             principal = .tenant(tenant)
@@ -33,7 +33,7 @@ enum Authentication {
             let wait = limiter.acquire(tenant.id.description)
         {
             throw Problem(
-                status: 429, code: "rate_limited", title: "Too many requests",
+                status: 429, code: .rateLimited, title: "Too many requests",
                 detail: "this tenant is limited to \(limiter.limit.rate) requests per second (burst \(Int(limiter.limit.burst)))",
                 retryAfterSeconds: wait)
         }
@@ -50,7 +50,7 @@ enum Authentication {
 
     private static func tooManyFailures(_ wait: Int) -> Problem {
         Problem(
-            status: 429, code: "rate_limited", title: "Too many requests",
+            status: 429, code: .rateLimited, title: "Too many requests",
             detail: "too many failed authentications from this address", retryAfterSeconds: wait)
     }
 }

@@ -16,7 +16,7 @@ public final class BrokerServices: Sendable {
     public let allocations: AllocationStore
     public let policies: PolicyStore
     public let usage: UsageStore
-    public let adminToken: String
+    public let admin: AdminCredential
     /// Prometheus text exposition of every metric, for `GET /metrics`.
     public let metricsText: @Sendable () -> String
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
@@ -33,20 +33,21 @@ public final class BrokerServices: Sendable {
     /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
     public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
+    public let limits: ResourceLimits
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
-        usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
+        usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
-        webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
     ) {
         self.inventory = inventory
         self.tenants = tenants
         self.allocations = allocations
         self.policies = policies
         self.usage = usage
-        self.adminToken = adminToken
+        self.admin = admin
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
         self.logger = logger
@@ -55,8 +56,9 @@ public final class BrokerServices: Sendable {
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
         self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
-        self.eventHub = EventHub(feed: eventFeed, logger: logger)
+        self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
+        self.limits = limits
     }
 }
 
@@ -109,6 +111,7 @@ public enum BrokerAPI {
         InventoryRoutes.register(&builder)
         TenantRoutes.register(&builder)
         AllocationRoutes.register(&builder)
+        AdminAllocationRoutes.register(&builder)
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)
@@ -132,29 +135,29 @@ public enum BrokerAPI {
     private static func serverProblem(_ error: HTTPServerError, _ request: HTTPRequest?, _ requestId: String) -> HTTPResponse {
         switch error {
         case .badRequest(let reason):
-            return Problem(status: 400, code: "invalid_request", title: "Bad request", detail: reason)
+            return Problem(status: 400, code: .invalidRequest, title: "Bad request", detail: reason)
                 .response(requestId: requestId)
         case .notFound:
             return Problem.notFound("no such endpoint: \(request?.path ?? "")").response(requestId: requestId)
         case .methodNotAllowed(let allowed):
             return Problem(
-                status: 405, code: "method_not_allowed", title: "Method not allowed",
+                status: 405, code: .methodNotAllowed, title: "Method not allowed",
                 detail: "\(request?.method ?? "this method") is not allowed here; allowed: \(allowed.joined(separator: ", "))",
                 allow: allowed
             ).response(requestId: requestId)
         case .payloadTooLarge(let limit):
             return Problem(
-                status: 413, code: "payload_too_large", title: "Payload too large",
+                status: 413, code: .payloadTooLarge, title: "Payload too large",
                 detail: "request bodies are limited to \(limit) bytes"
             ).response(requestId: requestId)
         case .uriTooLong:
             return Problem(
-                status: 414, code: "invalid_request", title: "URI too long",
+                status: 414, code: .invalidRequest, title: "URI too long",
                 detail: "the request target is too long or has too many query parameters"
             ).response(requestId: requestId)
         case .requestHeaderFieldsTooLarge:
             return Problem(
-                status: 431, code: "invalid_request", title: "Request header fields too large",
+                status: 431, code: .invalidRequest, title: "Request header fields too large",
                 detail: "the request headers are too large"
             ).response(requestId: requestId)
         case .shuttingDown:

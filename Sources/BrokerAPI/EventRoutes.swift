@@ -61,8 +61,10 @@ enum EventRoutes {
     private static func watch(_ request: HTTPRequest, _ context: RequestContext, tenant: UUID?, allocation: UUID?) throws -> HTTPResponse {
         let after = try position(request.headers["Last-Event-ID"], "Last-Event-ID")
         let stream = HTTPStream()
-        guard context.services.eventHub.watch(.init(tenant: tenant, allocation: allocation, after: after), into: stream) else {
-            throw Problem.unavailable("the broker is shutting down; reconnect to another")
+        switch context.services.eventHub.watch(.init(tenant: tenant, allocation: allocation, after: after), into: stream) {
+        case .started: break
+        case .closed: throw Problem.unavailable("the broker is shutting down; reconnect to another")
+        case .atLimit(let limit): throw Problem.limitExceeded(.streamsPerTenant, limit)
         }
         var response = HTTPResponse(
             status: 200,
@@ -77,8 +79,6 @@ enum EventRoutes {
         let after = try position(request.query["after"], "after") ?? FeedPosition(xid: 0, seq: 0)
         let limit = try pageLimit(request)
         let (events, reached) = try await context.services.eventFeed.read(after: after, tenant: tenant, allocation: nil, limit: limit)
-        // The bodies are JSON already (written by the database): joined, not re-encoded.
-        let body = "{\"events\":[" + events.map(\.json).joined(separator: ",") + "],\"nextAfter\":\"\(reached)\"}"
-        return JSONBodies.response(200, encoded: Array(body.utf8))
+        return JSONBodies.response(200, encoded: EventBodies.page(events, nextAfter: reached))
     }
 }

@@ -57,3 +57,25 @@ enum JSONBodies {
 
     static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }
 }
+
+/// A value as answered at creation and rotation, with its secret as one more member (a
+/// tenant's `token`, a webhook endpoint's `secret`): the only time the secret is shown.
+struct WithSecret<Value: Encodable>: Encodable {
+    var value: Value
+    var name: String
+    var secret: String
+
+    func encode(to encoder: any Encoder) throws {
+        try value.encode(to: encoder)
+        var members = encoder.container(keyedBy: MemberName.self)
+        try members.encode(secret, forKey: MemberName(stringValue: name))
+    }
+}
+
+/// A member name known only at run time (`ListPage`'s items, `WithSecret`'s secret).
+struct MemberName: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}

@@ -9,17 +9,10 @@ struct ListPage<Item: Encodable & Sendable>: Encodable {
     var name: String
     var page: Page<Item>
 
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: Key.self)
-        try c.encode(page.items, forKey: Key(stringValue: name))
-        try c.encode(page.nextCursor, forKey: Key(stringValue: "nextCursor"))
+        var c = encoder.container(keyedBy: MemberName.self)
+        try c.encode(page.items, forKey: MemberName(stringValue: name))
+        try c.encode(page.nextCursor, forKey: MemberName(stringValue: "nextCursor"))
     }
 }
 

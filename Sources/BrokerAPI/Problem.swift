@@ -9,7 +9,7 @@ import PostgresClient
 /// failure, rendered as application/problem+json.
 public struct Problem: Error, Sendable {
     public var status: Int
-    public var code: String
+    public var code: ProblemCode
     public var title: String
     public var detail: String
     public var errors: [FieldError]?
@@ -20,7 +20,7 @@ public struct Problem: Error, Sendable {
     public var members: [String: JSONValue] = [:]
 
     public init(
-        status: Int, code: String, title: String, detail: String, errors: [FieldError]? = nil,
+        status: Int, code: ProblemCode, title: String, detail: String, errors: [FieldError]? = nil,
         decisions: [PlacementDecision]? = nil, retryAfterSeconds: Int? = nil, allow: [String]? = nil
     ) {
         self.status = status
@@ -34,34 +34,43 @@ public struct Problem: Error, Sendable {
     }
 
     static func invalidRequest(_ detail: String) -> Problem {
-        Problem(status: 400, code: "invalid_request", title: "Invalid request", detail: detail)
+        Problem(status: 400, code: .invalidRequest, title: "Invalid request", detail: detail)
     }
     static func validation(_ errors: [FieldError]) -> Problem {
         let summary = errors.prefix(5).map { "\($0.field): \($0.message)" }.joined(separator: "; ")
         return Problem(
-            status: 422, code: "validation_failed", title: "Validation failed", detail: summary, errors: errors)
+            status: 422, code: .validationFailed, title: "Validation failed", detail: summary, errors: errors)
     }
     static let unauthorized = Problem(
-        status: 401, code: "unauthorized", title: "Unauthorized",
+        status: 401, code: .unauthorized, title: "Unauthorized",
         detail: "a valid 'Authorization: Bearer <token>' header is required")
     static func forbidden(_ detail: String) -> Problem {
-        Problem(status: 403, code: "forbidden", title: "Forbidden", detail: detail)
+        Problem(status: 403, code: .forbidden, title: "Forbidden", detail: detail)
     }
     static func notFound(_ detail: String) -> Problem {
-        Problem(status: 404, code: "not_found", title: "Not found", detail: detail)
+        Problem(status: 404, code: .notFound, title: "Not found", detail: detail)
     }
     static func conflict(_ detail: String) -> Problem {
-        Problem(status: 409, code: "conflict", title: "Conflict", detail: detail)
+        Problem(status: 409, code: .conflict, title: "Conflict", detail: detail)
     }
     static func unsupportedMediaType(_ detail: String) -> Problem {
-        Problem(status: 415, code: "unsupported_media_type", title: "Unsupported media type", detail: detail)
+        Problem(status: 415, code: .unsupportedMediaType, title: "Unsupported media type", detail: detail)
     }
     static func unavailable(_ detail: String) -> Problem {
         Problem(
-            status: 503, code: "unavailable", title: "Service unavailable", detail: detail, retryAfterSeconds: 2)
+            status: 503, code: .unavailable, title: "Service unavailable", detail: detail, retryAfterSeconds: 2)
+    }
+    /// A resource limit of `ResourceLimits` reached: 429 for what frees when the tenant
+    /// lets go of it (streams, sessions), 403 for what it must delete (like a quota).
+    static func limitExceeded(_ name: ResourceLimits.Name, _ limit: Int) -> Problem {
+        var problem = Problem(
+            status: name.heldOpen ? 429 : 403, code: "limit_exceeded", title: "Limit exceeded",
+            detail: "this tenant has \(limit) \(name.counted) (limit \(name.rawValue))", retryAfterSeconds: name.heldOpen ? 5 : nil)
+        problem.members = ["limitName": .string(name.rawValue), "limit": .number(Double(limit))]
+        return problem
     }
     static let internalError = Problem(
-        status: 500, code: "internal_error", title: "Internal server error",
+        status: 500, code: .internalError, title: "Internal server error",
         detail: "the broker failed unexpectedly; the failure is logged")
 
     /// The one place where errors from the store, the database and the core become answers.
@@ -77,20 +86,21 @@ public struct Problem: Error, Sendable {
             case .conflict(let detail): return .conflict(detail)
             case .insufficientCapacity(let detail, let decisions):
                 return Problem(
-                    status: 409, code: "insufficient_capacity", title: "Insufficient capacity", detail: detail,
+                    status: 409, code: .insufficientCapacity, title: "Insufficient capacity", detail: detail,
                     decisions: decisions)
             case .quotaExceeded(let detail):
-                return Problem(status: 403, code: "quota_exceeded", title: "Quota exceeded", detail: detail)
+                return Problem(status: 403, code: .quotaExceeded, title: "Quota exceeded", detail: detail)
             case .budgetExceeded(let shortfall):
                 // 403 like quota_exceeded: a limit the tenant's admin set, not a conflict of this request.
-                var problem = Problem(status: 403, code: "budget_exceeded", title: "Budget exceeded", detail: shortfall.detail)
+                var problem = Problem(status: 403, code: .budgetExceeded, title: "Budget exceeded", detail: shortfall.detail)
                 problem.members = shortfall.members
                 return problem
             case .idempotencyKeyReused:
                 return Problem(
-                    status: 422, code: "idempotency_key_reused", title: "Idempotency key reused",
+                    status: 422, code: .idempotencyKeyReused, title: "Idempotency key reused",
                     detail: "this Idempotency-Key was used with a different request body")
             case .unavailable(let detail): return .unavailable(detail)
+            case .limitExceeded(let name, let limit): return .limitExceeded(name, limit)
             }
         case let pg as PostgresError where pg.isConnectionProblem:
             return .unavailable("the database is unreachable; retry shortly")
@@ -102,11 +112,11 @@ public struct Problem: Error, Sendable {
     func response(requestId: String?) -> HTTPResponse {
         var body = members
         body.merge([
-            "type": .string("https://gpubroker.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))"),
+            "type": .string(code.typeURI),
             "title": .string(title),
             "status": .number(Double(status)),
             "detail": .string(detail),
-            "code": .string(code),
+            "code": .string(code.rawValue),
         ]) { _, standard in standard }
         if let requestId { body["requestId"] = .string(requestId) }
         if let errors {

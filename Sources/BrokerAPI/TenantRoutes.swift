@@ -3,27 +3,13 @@ import BrokerStore
 import Foundation
 import MicroHTTP
 
-/// A tenant as answered at creation and rotation: the only time its token is shown.
-struct TenantWithToken: Encodable {
-    var tenant: Tenant
-    var token: String
-
-    enum CodingKeys: String, CodingKey { case id, name, quota, createdAt, updatedAt, token }
-
-    func encode(to encoder: any Encoder) throws {
-        try tenant.encode(to: encoder)
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(token, forKey: .token)
-    }
-}
-
 enum TenantRoutes {
     static func register(_ routes: inout RouteBuilder) {
         routes.add("POST", "/v1/admin/tenants", .admin) { request, context in
             let spec = try TenantSpec.parse(try JSONBodies.read(request))
             let (tenant, token) = try await context.services.tenants.create(
                 name: spec.name ?? "", quota: spec.quota ?? TenantQuota())
-            return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))
+            return try JSONBodies.response(201, WithSecret(value: tenant, name: "token", secret: token))
         }
         routes.add("GET", "/v1/admin/tenants", .admin) { request, context in
             let query = try PageQuery.parse(request.query)
@@ -35,7 +21,8 @@ enum TenantRoutes {
             let id = try tenantId(request)
             let spec = try TenantSpec.parsePatch(try JSONBodies.read(request))
             return try JSONBodies.response(
-                200, try await context.services.tenants.update(id: id, name: spec.name, quota: spec.quota))
+                200, try await context.services.tenants.update(
+                    id: id, name: spec.name, quota: spec.quota, removedLimits: spec.removedLimits))
         }
         // What a tenant holds and waits for, for an operator: the tenant's own list, read by the admin.
         routes.add("GET", "/v1/admin/tenants/{id}/allocations", .admin) { request, context in
@@ -45,7 +32,7 @@ enum TenantRoutes {
         }
         routes.add("POST", "/v1/admin/tenants/{id}/tokens", .admin) { request, context in
             let (tenant, token) = try await context.services.tenants.rotateToken(id: try tenantId(request))
-            return try JSONBodies.response(201, TenantWithToken(tenant: tenant, token: token))
+            return try JSONBodies.response(201, WithSecret(value: tenant, name: "token", secret: token))
         }
     }
 

@@ -4,20 +4,6 @@ import BrokerStore
 import Foundation
 import MicroHTTP
 
-/// An endpoint as answered at creation and rotation: the only time its secret is shown.
-struct WebhookWithSecret: Encodable {
-    var endpoint: WebhookEndpoint
-    var secret: String
-
-    enum CodingKeys: String, CodingKey { case secret }
-
-    func encode(to encoder: any Encoder) throws {
-        try endpoint.encode(to: encoder)
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(secret, forKey: .secret)
-    }
-}
-
 /// Webhook endpoints (Standard Webhooks deliveries): a tenant's get its allocations'
 /// events; the admin's (no tenant) may also take every tenant's and the inventory's.
 enum WebhookRoutes {
@@ -30,9 +16,10 @@ enum WebhookRoutes {
             }
             let secret = WebhookSignature.newSecret()
             let endpoint = try await context.services.webhooks.create(
-                tenantId: owner, url: spec.url, eventTypes: spec.eventTypes, secret: secret)
+                tenantId: owner, url: spec.url, eventTypes: spec.eventTypes, secret: secret,
+                limit: context.services.limits[.webhookEndpointsPerTenant])
             return try JSONBodies.response(
-                201, WebhookWithSecret(endpoint: endpoint, secret: secret), headers: [("Location", "/v1/webhooks/\(endpoint.id)")])
+                201, WithSecret(value: endpoint, name: "secret", secret: secret), headers: [("Location", "/v1/webhooks/\(endpoint.id)")])
         }
         routes.add("GET", "/v1/webhooks", .anyToken) { _, context in
             try JSONBodies.response(200, ["webhooks": try await context.services.webhooks.list(tenantId: try EventRoutes.tenantScope(context))])
@@ -49,7 +36,7 @@ enum WebhookRoutes {
             let secret = WebhookSignature.newSecret()
             let endpoint = try await context.services.webhooks.rotateSecret(
                 tenantId: try EventRoutes.tenantScope(context), id: try endpointId(request), secret: secret)
-            return try JSONBodies.response(200, WebhookWithSecret(endpoint: endpoint, secret: secret))
+            return try JSONBodies.response(200, WithSecret(value: endpoint, name: "secret", secret: secret))
         }
         routes.add("GET", "/v1/webhooks/{id}/deliveries", .anyToken) { request, context in
             let deliveries = try await context.services.webhooks.deliveries(

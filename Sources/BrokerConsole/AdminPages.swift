@@ -16,7 +16,7 @@ enum AdminPages {
                 let switches = (region["vSwitchIds"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
                 return """
                     <tr><th scope="row">\(id)</th><td>\(region["kind"]?.stringValue ?? "")</td>\
-                    <td>\(Layout.badge(region["state"]?.stringValue ?? ""))\(primary ? Layout.badge("primary") : .empty)</td>\
+                    <td>\(Layout.badge(region["state"]?.stringValue ?? ""))\(primary ? Layout.badge("primary", tone: .good) : .empty)</td>\
                     <td>\(region["vpcId"]?.stringValue ?? "")</td><td>\(switches)</td>\
                     <td>\(AllocationPages.labels(region["labels"]))</td>\
                     <td class="buttons">\(Layout.button(context, "\(base)/state", cordoned ? "Uncordon" : "Cordon",

@@ -7,7 +7,7 @@ enum AllocationDetail {
     static func render(_ context: ConsoleRequest, _ allocation: JSONValue, _ events: [JSONValue]) -> HTML {
         let id = allocation["id"]?.stringValue ?? ""
         let status = allocation["status"]?.stringValue ?? ""
-        let live = ["active", "partial", "pending"].contains(status)
+        let live = AllocationStatus(rawValue: status).map { !$0.hasEnded } ?? false
         return """
             <h1>Allocation <span class="id">\(id)</span></h1>
             <div id="live-allocation" data-live>
@@ -100,7 +100,8 @@ enum AllocationDetail {
               <label>Lease seconds <input name="leaseSeconds" type="number" min="10" max="86400"
                 value="\(Int(allocation["leaseSeconds"]?.numberValue ?? 300))"></label>
               <button type="submit">Renew</button></form>
-            \(Layout.button(context, "\(base)/release", "Release", style: "danger"))
+            \(Layout.button(context, "\(base)/release", "Release", style: "danger",
+                confirm: "Release every instance of this allocation? Its workloads lose their capacity."))
             </section>
             """
     }

@@ -14,9 +14,7 @@ enum AllocationForm {
             <h2 id="new-title">Request capacity</h2>
             <form method="post" action="/console/allocations" class="grid-form">
             \(Layout.csrfField(context))
-            <label>Compute class <select name="computeClass">
-              <option value="gpu">gpu</option><option value="general-purpose">general-purpose</option>
-              <option value="performance">performance</option></select></label>
+            <label>Compute class <select name="computeClass">\(options(gpuFirst))</select></label>
             <label>GPU series <input name="gpuSeries" value="T4" placeholder="T4,A10"
               aria-describedby="series-hint"></label>
             <span id="series-hint" class="hint">comma-separated, most preferred first (gpu class)</span>
@@ -25,8 +23,7 @@ enum AllocationForm {
             <label>Memory GiB <input name="memoryGiB" type="number" min="0" step="any" value="15"></label>
             <label>Replicas <input name="replicas" type="number" min="1" value="1"></label>
             <label>Region <select name="region">\(regionOptions)</select></label>
-            <label>QoS <select name="qos"><option value="default">default</option>
-              <option value="best-effort">best-effort</option></select></label>
+            <label>QoS <select name="qos">\(options(QoS.allCases))</select></label>
             <label>Lease seconds <input name="leaseSeconds" type="number" min="10" max="86400" value="300"></label>
             <label>Labels <textarea name="labels" rows="2" placeholder="app=qwen3-8b"></textarea></label>
             <label class="check"><input type="checkbox" name="allOrNothing" value="1" checked> all or nothing</label>
@@ -35,6 +32,13 @@ enum AllocationForm {
             </form>
             </section>
             """
+    }
+
+    /// The classes a user picks from, the one most asked for first.
+    static let gpuFirst = [ComputeClass.gpu] + ComputeClass.allCases.filter { $0 != .gpu }
+
+    static func options<Word: RawRepresentable<String>>(_ words: [Word]) -> [HTML] {
+        words.map { "<option value=\"\($0.rawValue)\">\($0.rawValue)</option>" }
     }
 
     /// A number as typed; anything else goes to the API as a string, which refuses it by name.

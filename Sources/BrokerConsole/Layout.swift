@@ -1,3 +1,5 @@
+import BrokerCore
+
 /// The page around every console view: head, navigation, flashes, sign-out.
 enum Layout {
     static let sections: [(id: String, title: String, path: String, adminOnly: Bool?)] = [
@@ -86,18 +88,22 @@ enum Layout {
     }
 
     /// A one-button form that changes something (with the session's CSRF token).
+    /// `confirm`: a question the browser asks before the form is sent (console.js).
     static func button(_ context: ConsoleRequest, _ action: String, _ label: String, fields: [(String, String)] = [],
-                       style: String = "") -> HTML {
+                       style: String = "", confirm: String? = nil) -> HTML {
         let hidden: [HTML] = fields.map { "<input type=\"hidden\" name=\"\($0.0)\" value=\"\($0.1)\">" }
+        let question: HTML = confirm.map { " data-confirm=\"\($0)\"" } ?? .empty
         return """
-            <form method="post" action="\(action)" class="inline">\(csrfField(context))\(hidden)\
+            <form method="post" action="\(action)" class="inline"\(question)>\(csrfField(context))\(hidden)\
             <button type="submit" class="\(style)">\(label)</button></form>
             """
     }
 
-    /// A status word as a coloured badge (colour and text both say it).
-    static func badge(_ text: String, _ kind: String? = nil) -> HTML {
-        "<span class=\"badge \(kind ?? text)\">\(text)</span>"
+    /// A status word as a coloured badge (colour and text both say it). Its colour is its
+    /// `StateTone` (the API's state words carry theirs), or `tone` for the console's own words.
+    static func badge(_ text: String, _ kind: String? = nil, tone: StateTone? = nil) -> HTML {
+        let tone = tone ?? (kind == nil ? StateTone.of(text) : nil)
+        return "<span class=\"badge \(kind ?? text)\(tone.map { " " + $0.rawValue } ?? "")\">\(text)</span>"
     }
 
     static func table(_ headers: [String], _ rows: [HTML], empty: String, caption: String? = nil) -> HTML {

@@ -42,12 +42,12 @@ enum OverviewPage {
         let capacity = pools.reduce(0) { $0 + ($1["capacity"]?.numberValue ?? 0) }
         let free = pools.reduce(0) { $0 + ($1["available"]?.numberValue ?? 0) }
         var badges: [HTML] = [Layout.badge(region["kind"]?.stringValue ?? "", "kind")]
-        if region["primary"]?.boolValue == true { badges.append(Layout.badge("primary")) }
+        if region["primary"]?.boolValue == true { badges.append(Layout.badge("primary", tone: .good)) }
         if cordoned { badges.append(Layout.badge("cordoned")) }
         if capacity > 0, free == 0 {
-            badges.append(Layout.badge("full"))
+            badges.append(Layout.badge("full", tone: .stuck))
         } else if capacity > 0, free / capacity < 0.2 {
-            badges.append(Layout.badge("low", "low"))
+            badges.append(Layout.badge("low", tone: .waiting))
         }
         let standsOut = cordoned || (capacity > 0 && free == 0)
         let rows: [HTML] = pools.map(poolRow)
@@ -101,9 +101,9 @@ enum OverviewPage {
     /// The tenant's allocations that hold or wait for capacity.
     static func liveAllocations(_ context: ConsoleRequest) async throws -> HTML {
         var rows: [HTML] = []
-        for status in ["active", "partial", "pending"] {
-            let page = try await context.api.get("/v1/allocations", query: ["status": status, "limit": "50"])
-            rows += (page["allocations"]?.arrayValue ?? []).map { AllocationPages.row($0, linked: true) }
+        for status in AllocationStatus.live {
+            let page = try await context.api.get("/v1/allocations", query: ["status": status.rawValue, "limit": "50"])
+            rows += (page["allocations"]?.arrayValue ?? []).map(AllocationPages.row)
         }
         return """
             <section aria-labelledby="mine-title">
@@ -116,8 +116,8 @@ enum OverviewPage {
     /// For the admin: who holds capacity now, and how much waits.
     static func holders(_ context: ConsoleRequest) async throws -> HTML {
         var live: [String: [JSONValue]] = [:], waiting: [String: Int] = [:]
-        for status in ["active", "partial"] {
-            for (tenant, list) in try await AllocationPages.allocations(context, status: status) {
+        for status in AllocationStatus.allCases where status.holdsLease {
+            for (tenant, list) in try await AllocationPages.allocations(context, status: status.rawValue) {
                 live[tenant ?? "", default: []] += list
             }
         }

@@ -7,12 +7,6 @@ public struct SizingResult: Codable, Sendable, Equatable {
     public var kvCacheGiB: Double
     /// (weights + KV cache) ÷ usable fraction: GPU memory per replica, over all its GPUs.
     public var requiredGiB: Double
-
-    public init(weightsGiB: Double, kvCacheGiB: Double, requiredGiB: Double) {
-        self.weightsGiB = weightsGiB
-        self.kvCacheGiB = kvCacheGiB
-        self.requiredGiB = requiredGiB
-    }
 }
 
 /// The sizing rule: weights = parameters × bytes per parameter; plus a KV cache

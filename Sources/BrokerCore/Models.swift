@@ -3,16 +3,6 @@ import Foundation
 // The broker's vocabulary as plain values. JSON field names are the API's (camelCase);
 // parsing and validation of client input live in the *Spec/*Request parsers, not here.
 
-public enum RegionKind: String, Codable, Sendable, CaseIterable {
-    case serverless
-    case onPremises = "on-premises"
-}
-
-public enum RegionState: String, Codable, Sendable, CaseIterable {
-    case active
-    case cordoned
-}
-
 public struct Region: Codable, Sendable, Equatable {
     public var id: String
     public var displayName: String?
@@ -43,17 +33,6 @@ public struct Region: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
-}
-
-public enum ComputeClass: String, Codable, Sendable, CaseIterable {
-    case generalPurpose = "general-purpose"
-    case performance
-    case gpu
-}
-
-public enum QoS: String, Codable, Sendable, CaseIterable {
-    case `default` = "default"
-    case bestEffort = "best-effort"
 }
 
 /// One instance shape in one region, as an admin reported it.
@@ -145,11 +124,16 @@ public struct PlacementUnit: Codable, Sendable, Equatable {
     public var regions: [String]?
     public var selector: RegionSelector?
     public var max: Int?
+    /// `spread` only, on every unit or none: each of the unit's regions gets a share in
+    /// proportion to this static weight instead of to what it can hold (Karmada's
+    /// `staticWeightList`).
+    public var weight: Int?
 
-    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil) {
+    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil, weight: Int? = nil) {
         self.regions = regions
         self.selector = selector
         self.max = max
+        self.weight = weight
     }
 }
 
@@ -287,14 +271,6 @@ public struct AllocationRequest: Codable, Sendable, Equatable {
         self.queueTimeoutSeconds = queueTimeoutSeconds
         self.labels = labels
     }
-}
-
-public enum AllocationStatus: String, Codable, Sendable, CaseIterable {
-    case pending, active, partial, released, expired, unschedulable
-}
-
-public enum InstanceState: String, Codable, Sendable, CaseIterable {
-    case running, idle, released, preempted
 }
 
 /// One line of an allocation's `decisions`: a region considered and why it was used or skipped.

@@ -6,11 +6,6 @@ public struct QuantityError: Error, Sendable, Equatable, CustomStringConvertible
     public var input: String
     public var message: String
 
-    public init(input: String, message: String) {
-        self.input = input
-        self.message = message
-    }
-
     public var description: String { "\(message): \"\(input)\"" }
 }
 

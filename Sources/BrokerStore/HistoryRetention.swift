@@ -1,3 +1,4 @@
+import BrokerCore
 import Foundation
 import PostgresClient
 
@@ -61,6 +62,10 @@ public struct HistoryRetention: Sendable {
         }
     }
 
+    /// The ended statuses as SQL literals: `allocations_ended` serves only a query that names
+    /// its predicate's values, which bound parameters would not.
+    static let endedStatuses = AllocationStatus.allCases.filter(\.hasEnded).map { "'\($0.rawValue)'" }.joined(separator: ", ")
+
     /// Read through `allocations_ended` (migration 12), oldest end first: what is due, and
     /// the few ended allocations that must stay a while (a warm instance, rows newer than
     /// the checkpoint), never the history younger than the cutoff.
@@ -69,7 +74,7 @@ public struct HistoryRetention: Sendable {
             let ids: [String] = try c.query(
                 """
                 SELECT a.id::text AS id FROM allocations a
-                WHERE a.status IN ('released', 'expired', 'unschedulable') AND a.updated_at < $1
+                WHERE a.status IN (\(Self.endedStatuses)) AND a.updated_at < $1
                   AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.state IN ('running', 'idle'))
                   AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.allocation_id = a.id AND l.seq > $2)
                 ORDER BY a.updated_at LIMIT $3

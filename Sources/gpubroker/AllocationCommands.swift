@@ -79,24 +79,69 @@ struct Allocate: AsyncParsableCommand {
                 spec.placement = try await client.policy(policy)["policy"]
             }
             var allocation = try await client.createAllocation(spec)
+            if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
+                Terminal.write("warning: queued, but \(never)\n", to: .standardError)
+            }
             if wait {
                 allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
             }
-            try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+            try await Allocations.show(allocation, client: client, printer: printer)
         }
+    }
+
+    static func decisions(_ allocation: JSONValue) -> [PlacementDecision] {
+        (allocation["decisions"]?.arrayValue ?? []).map {
+            PlacementDecision(region: $0.text("region"), replicas: Int($0["replicas"]?.numberValue ?? 0), reason: $0.text("reason"))
+        }
+    }
+}
+
+/// `--any-tenant` (admin token): act on any tenant's allocation through `/v1/admin/allocations`.
+struct AllocationScopeOptions: ParsableArguments {
+    @Flag(help: "With the admin token: any tenant's allocation (the ledger records the admin as the actor).")
+    var anyTenant = false
+
+    @Option(help: ArgumentHelp("With --any-tenant on list: only this tenant's.", valueName: "tenant-id"))
+    var tenant: String?
+
+    var scope: BrokerClient.AllocationScope { anyTenant ? .admin(tenant: tenant) : .tenant }
+
+    func validate() throws {
+        if tenant != nil && !anyTenant { throw ValidationError("--tenant goes with --any-tenant") }
     }
 }
 
 struct Allocations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The tenant's allocations: list, get, scale, renew, release, events.",
-        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self])
+        abstract: "The tenant's allocations (any tenant's with --any-tenant and the admin token): list, get, scale, renew, release, events, queue.",
+        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self, Queue.self])
+
+    /// An allocation as a table, with its place in the queue while it is pending.
+    static func show(_ allocation: JSONValue, client: BrokerClient, printer: Printer) async throws {
+        try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+        guard printer.format == .table, allocation["status"]?.stringValue == "pending",
+            let id = allocation["id"]?.stringValue, let position = try? await client.queuePosition(id)
+        else { return }
+        Terminal.write("\nQueue\n" + Tables.queue(position, colour: printer.colour), to: .standardOutput)
+    }
+
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where a pending allocation stands: position, replicas ahead, the pools it waits for, an estimate.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.queue) { client in try await client.queuePosition(id) }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List allocations, oldest first (every page unless --limit).")
 
-        @Option(help: ArgumentHelp("Only this status (pending, active, partial, released, expired, unschedulable).", valueName: "status"))
+        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"))
         var status: String?
 
         @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"))
@@ -108,6 +153,7 @@ struct Allocations: AsyncParsableCommand {
         @Option(help: ArgumentHelp("With --limit: the page after this cursor.", valueName: "cursor"))
         var cursor: String?
 
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
@@ -118,9 +164,9 @@ struct Allocations: AsyncParsableCommand {
             try await options.run { client, printer in
                 let page: JSONValue
                 if let limit {
-                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region)
+                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
                 } else {
-                    page = try await client.allAllocations(status: status, region: region)
+                    page = try await client.allAllocations(status: status, region: region, scope: scope.scope)
                 }
                 try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
             }
@@ -134,15 +180,16 @@ struct Allocations: AsyncParsableCommand {
         @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
         @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
         var timeout: Double = 600
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
             try await options.run { client, printer in
-                var allocation = try await client.allocation(id)
+                var allocation = try await client.allocation(id, scope: scope.scope)
                 if wait {
                     allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
                 }
-                try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+                try await Allocations.show(allocation, client: client, printer: printer)
             }
         }
     }
@@ -153,10 +200,11 @@ struct Allocations: AsyncParsableCommand {
 
         @Argument(help: "The allocation id.") var id: String
         @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas) }
+            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas, scope: scope.scope) }
         }
     }
 
@@ -166,10 +214,11 @@ struct Allocations: AsyncParsableCommand {
         @Argument(help: "The allocation id.") var id: String
         @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
         var lease: Int?
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease) }
+            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease, scope: scope.scope) }
         }
     }
 
@@ -177,10 +226,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Release every instance (or withdraw a pending request).")
 
         @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.release(id) }
+            try await options.show(Tables.allocation) { client in try await client.release(id, scope: scope.scope) }
         }
     }
 
@@ -188,10 +238,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The allocation's ledger rows, in sequence order.")
 
         @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.events) { client in try await client.events(id) }
+            try await options.show(Tables.events) { client in try await client.events(id, scope: scope.scope) }
         }
     }
 }

@@ -22,18 +22,17 @@ enum AllocationWaiter {
         while true {
             let id = allocation.text("id")
             let status = allocation["status"]?.stringValue ?? "?"
-            switch status {
-            case "active", "partial":
+            let known = AllocationStatus(rawValue: status)
+            if known?.holdsLease == true {
                 clearLine()
                 return allocation
-            case "pending":
-                break
-            default:
+            }
+            if known?.hasEnded != false {
                 clearLine()
                 try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
                 let reasons = (allocation["decisions"]?.arrayValue ?? []).map { "\($0.text("region")): \($0.text("reason"))" }
                 Terminal.error("allocation \(id) is \(status)" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))"))
-                throw status == "unschedulable" ? ClientExit.insufficientCapacity : ClientExit.failure
+                throw known == .unschedulable ? ClientExit.insufficientCapacity : ClientExit.failure
             }
             let waited = (ContinuousClock.now - started).components.seconds
             if ContinuousClock.now >= deadline {

@@ -53,7 +53,7 @@ func reportingFailures(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let problem as APIProblem {
         Terminal.error(problem.description)
-        throw problem.code == "insufficient_capacity" ? ClientExit.insufficientCapacity : ClientExit.failure
+        throw problem.code == ProblemCode.insufficientCapacity.rawValue ? ClientExit.insufficientCapacity : ClientExit.failure
     } catch let error as ClientError {
         Terminal.error(error.description)
         throw ClientExit.failure

@@ -72,7 +72,7 @@ struct Inventory: AsyncParsableCommand {
 
 /// A replica shape, as `inventory` and `allocate` take it.
 struct ShapeOptions: ParsableArguments {
-    @Option(name: .customLong("class"), help: ArgumentHelp("general-purpose, performance or gpu.", valueName: "class"))
+    @Option(name: .customLong("class"), help: ArgumentHelp("\(ComputeClass.helpList).", valueName: "class"))
     var computeClass: String?
 
     @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
@@ -87,7 +87,7 @@ struct ShapeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
     var memory: Double?
 
-    @Option(help: ArgumentHelp("default or best-effort (preemptible).", valueName: "qos"))
+    @Option(help: ArgumentHelp("\(QoS.helpList) (preemptible).", valueName: "qos"))
     var qos: String?
 
     var isEmpty: Bool { computeClass == nil && series.isEmpty && gpus == nil && cpu == nil && memory == nil && qos == nil }

@@ -47,15 +47,29 @@ enum Style: Sendable {
         return code.isEmpty ? text : "\u{1B}[\(code)m\(text)\u{1B}[0m"
     }
 
-    /// How a state word looks: green when all is well, yellow while waiting, red when stuck.
+    /// How a state word looks: green when all is well, yellow while waiting, red when stuck,
+    /// dim when over. The API's words take their tone from `StateTone`; the rest are the CLI's own.
     static func of(state: String) -> Style {
-        switch state {
-        case "active", "running", "ok", "ready": .good
-        case "pending", "partial", "idle", "cordoned", "full": .warn
-        case "unschedulable", "expired", "preempted", "failing": .bad
-        case "released": .dim
-        default: .plain
+        switch StateTone.of(state) {
+        case .good: return .good
+        case .waiting: return .warn
+        case .stuck: return .bad
+        case .over: return .dim
+        case nil: break
         }
+        switch state {
+        case "ok", "ready": return .good
+        case "full": return .warn
+        default: return .plain
+        }
+    }
+}
+
+extension CaseIterable where Self: RawRepresentable<String> {
+    /// The words of one of BrokerCore's lists for a help text: "a, b or c".
+    static var helpList: String {
+        let words = allCases.map(\.rawValue)
+        return words.count < 2 ? words.joined() : words.dropLast().joined(separator: ", ") + " or " + words.last!
     }
 }
 

@@ -47,6 +47,29 @@ final class ClientCommandTests: XCTestCase {
         return try XCTUnwrap(tenant.json["token"]?.stringValue, tenant.stdout)
     }
 
+    /// `admin pools put` reports the accelerator: vendor (inferred from the model unless
+    /// given), partitions and links; a new model without `--vendor` is inferred again.
+    func testPoolPutDescribesTheAccelerator() async throws {
+        _ = try await seed()
+        let admin = broker.adminToken
+        let common = ["--class", "gpu", "--gpu-memory", "80", "--gpus", "8", "--cpu", "96", "--memory", "1024",
+                      "--instance-type", "x", "--capacity", "1", "--price", "9", "-o", "json"]
+        let h100 = try cli(["admin", "pools", "put", "r1", "big", "--series", "H100", "--partitions", "1g.10gb,3g.40gb",
+                            "--interconnect", "nvlink", "--interconnect", "efa"] + common, token: admin)
+        XCTAssertEqual(h100.status, 0, h100.stderr)
+        XCTAssertEqual(h100.json["gpuVendor"], "nvidia")
+        XCTAssertEqual(h100.json["gpuPartitions"], ["1g.10gb", "3g.40gb"])
+        XCTAssertEqual(h100.json["gpuInterconnect"], ["nvlink", "efa"])
+        let amd = try cli(["admin", "pools", "put", "r1", "big", "--series", "MI300X", "-o", "json"], token: admin)
+        XCTAssertEqual(amd.json["gpuVendor"], "amd", amd.stderr)
+        XCTAssertEqual(amd.json["gpuPartitions"], ["1g.10gb", "3g.40gb"], "flags not given keep their reported values")
+        let said = try cli(["admin", "pools", "put", "r1", "big", "--series", "Z9", "--vendor", "intel", "-o", "json"], token: admin)
+        XCTAssertEqual(said.json["gpuVendor"], "intel", said.stderr)
+        let bad = try cli(["admin", "pools", "put", "r1", "big", "--vendor", "acme"], token: admin)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("gpuVendor"), bad.stderr)
+    }
+
     func testJSONAndYAMLOutputAreTheAPIAnswers() async throws {
         let token = try await seed()
         let admin = broker.adminToken
@@ -328,6 +351,34 @@ final class ClientCommandTests: XCTestCase {
             let text = try String(contentsOfFile: "\(directory)/web-\(region).yaml", encoding: .utf8)
             XCTAssertEqual(try YAMLBodies.parse(Array(text.utf8)), written.json["manifests"]?[index])
         }
+    }
+
+    /// A file holding only a ResourcePolicy is stored as the tenant's named policy, which then
+    /// places a plain request whose labels it selects: the on-premises region first.
+    func testApplyOfAPolicyFileStoresIt() async throws {
+        let token = try await seed()
+        let policy = """
+            apiVersion: scheduling.alibabacloud.com/v1alpha1
+            kind: ResourcePolicy
+            metadata: {name: idc-first}
+            spec:
+              selector: {app: web}
+              units:
+              - {resource: idc, max: 1}
+              - {resource: eci, podAnnotations: {a: b}}
+            """
+        let stored = try cli(["apply", "-f", "-", "-o", "table"], token: token, stdin: policy)
+        XCTAssertEqual(stored.status, 0, stored.stderr)
+        XCTAssertEqual(stored.stdout, """
+            stored ResourcePolicy as policy idc-first
+            warning: ResourcePolicy idc-first: spec.units[1].podAnnotations is not implemented: ignored
+
+            """)
+        let allocated = try cli(
+            ["allocate", "--class", "gpu", "--series", "T4", "--gpus", "1", "--cpu", "4", "--memory", "15", "--replicas", "2",
+             "--label", "app=web", "-o", "json"], token: token)
+        XCTAssertEqual(allocated.status, 0, allocated.stderr)
+        XCTAssertEqual(allocated.json["instances"]?.arrayValue?.map { $0["region"] }, [.string("r2"), .string("r1")])
     }
 
     /// Reads wait out a tenant's rate limit (429 with Retry-After) instead of failing.

@@ -9,11 +9,7 @@ import XCTest
 /// Issue 18, webhooks: deliveries verified by the `standardwebhooks` PyPI package.
 final class WebhookTests: XCTestCase {
     /// The venv's Python (scripts/test-venv); set by scripts/test.
-    static var python: String? {
-        if let given = ProcessInfo.processInfo.environment["GPUBROKER_TEST_PYTHON"] { return given }
-        let local = FileManager.default.currentDirectoryPath + "/.build/contract-venv/bin/python"
-        return FileManager.default.isExecutableFile(atPath: local) ? local : nil
-    }
+    static var python: String? { TestPython.path }
 
     /// A receiver on loopback that is down for a while, two brokers, one of them
     /// killed and restarted meanwhile: every event of the tenant's allocations arrives
