@@ -64,7 +64,7 @@ public struct Problem: Error, Sendable {
     /// lets go of it (streams, sessions), 403 for what it must delete (like a quota).
     static func limitExceeded(_ name: ResourceLimits.Name, _ limit: Int) -> Problem {
         var problem = Problem(
-            status: name.heldOpen ? 429 : 403, code: "limit_exceeded", title: "Limit exceeded",
+            status: name.heldOpen ? 429 : 403, code: .limitExceeded, title: "Limit exceeded",
             detail: "this tenant has \(limit) \(name.counted) (limit \(name.rawValue))", retryAfterSeconds: name.heldOpen ? 5 : nil)
         problem.members = ["limitName": .string(name.rawValue), "limit": .number(Double(limit))]
         return problem

@@ -88,6 +88,7 @@ public enum ProblemCode: String, Sendable, CaseIterable {
     case methodNotAllowed = "method_not_allowed"
     case unavailable
     case rateLimited = "rate_limited"
+    case limitExceeded = "limit_exceeded"
     case internalError = "internal_error"
 
     /// The problem's `type` URI: the code with dashes under the broker's problem base.
