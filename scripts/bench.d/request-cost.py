@@ -31,7 +31,7 @@ import urllib.parse
 # The least of ROUNDS: the broker's timers (the 50 ms inventory snapshot, 1 s token and
 # tenant caches) only ever add to a round, by how long it took.
 WARMUP, COUNT, ROUNDS = 20, 200, 5
-ADMIN = "request-cost-admin"
+ADMIN = "request-cost-admin-token-0123456789abcdef"
 
 
 def free_port():
@@ -64,7 +64,9 @@ class Broker:
                 break
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"request-cost: the broker did not start; see {self.log.name}")
+                    self.process.kill()
+                    with open(self.log.name) as f:
+                        sys.exit("request-cost: the broker did not start:\n" + f.read()[-2000:])
                 time.sleep(0.5)
 
     def call(self, method, path, body=None, token=None, expect=(200, 201)):
