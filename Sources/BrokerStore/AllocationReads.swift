@@ -103,13 +103,19 @@ extension AllocationStore {
         return try enumValue(row, "status")
     }
 
+    /// One round trip: the allocation's columns repeat on each of its instances' rows (one
+    /// row with the instance columns NULL when it has none).
     static func load(_ c: PostgresConnection, id: UUID, tenantId: UUID) throws -> AllocationView {
         let rows = try c.query(
-            "SELECT \(AllocationRows.allocationColumns) FROM allocations a WHERE a.id = $1 AND a.tenant_id = $2",
+            """
+            SELECT \(AllocationRows.allocationColumns), \(AllocationRows.prefixedInstanceColumns)
+            FROM allocations a LEFT JOIN instances i ON i.allocation_id = a.id
+            WHERE a.id = $1 AND a.tenant_id = $2 ORDER BY i.seq
+            """,
             [id, tenantId])
-        guard let row = rows.first else { throw StoreError.notFound("allocation \(id.lowercased) not found") }
-        let instances = try Self.instances(c, allocationIds: [id.uuidString])
-        return try AllocationRows.allocation(row, instances: instances[id, default: []])
+        guard let first = rows.first else { throw StoreError.notFound("allocation \(id.lowercased) not found") }
+        let instances = try rows.filter { !$0.isNull("i_id") }.map { try AllocationRows.instance($0, prefix: "i_") }
+        return try AllocationRows.allocation(first, instances: instances)
     }
 
     static func instances(_ c: PostgresConnection, allocationIds: [String]) throws -> [UUID: [InstanceView]] {

@@ -246,7 +246,7 @@ extension AllocationStore {
     /// what the plan counted on) becomes `LostRace`, and the caller plans again.
     static func reservation(_ c: PostgresConnection, _ sql: String, _ binds: [any PostgresEncodable]) throws -> [InstanceView] {
         do {
-            return try c.query(sql, binds).map(AllocationRows.instance)
+            return try c.query(sql, binds).map { try AllocationRows.instance($0) }
         } catch let error as PostgresError where error.sqlState == .planNoLongerFits {
             throw LostRace()
         }

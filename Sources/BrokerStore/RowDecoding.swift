@@ -80,11 +80,13 @@ enum AllocationRows {
         a.created_at, a.updated_at, a.request::text AS request, a.tenant_id
         """
 
-    static let instanceColumns = """
-        i.seq, i.id, i.allocation_id, i.region_id, i.pool_id, i.instance_type, i.gpu_series, i.gpu_count,
-        i.cpu, i.memory_gib, i.vpc_id, i.vswitch_id, i.security_group_id, i.unit, i.state, i.reused,
-        i.created_at
-        """
+    private static let instanceFields = [
+        "seq", "id", "allocation_id", "region_id", "pool_id", "instance_type", "gpu_series", "gpu_count",
+        "cpu", "memory_gib", "vpc_id", "vswitch_id", "security_group_id", "unit", "state", "reused", "created_at",
+    ]
+    static let instanceColumns = instanceFields.map { "i.\($0)" }.joined(separator: ", ")
+    /// The instance columns named `i_<column>`, beside `allocationColumns` in one row.
+    static let prefixedInstanceColumns = instanceFields.map { "i.\($0) AS i_\($0)" }.joined(separator: ", ")
 
     static func allocation(_ row: PostgresRow, instances: [InstanceView]) throws -> AllocationView {
         AllocationView(
@@ -104,27 +106,28 @@ enum AllocationRows {
         )
     }
 
-    static func instance(_ row: PostgresRow) throws -> InstanceView {
-        let region: String = try row.decode("region_id")
-        let instanceType: String = try row.decode("instance_type")
-        let allocationId: ResourceID = try row.decode("allocation_id")
-        let unit: Int? = try row.decodeIfPresent("unit")
+    /// An instance from `instanceColumns`, or with `prefix` "i_" from `prefixedInstanceColumns`.
+    static func instance(_ row: PostgresRow, prefix: String = "") throws -> InstanceView {
+        let region: String = try row.decode(prefix + "region_id")
+        let instanceType: String = try row.decode(prefix + "instance_type")
+        let allocationId: ResourceID = try row.decode(prefix + "allocation_id")
+        let unit: Int? = try row.decodeIfPresent(prefix + "unit")
         return InstanceView(
-            id: try row.decode("id"),
+            id: try row.decode(prefix + "id"),
             region: region,
-            poolId: try row.decode("pool_id"),
+            poolId: try row.decode(prefix + "pool_id"),
             instanceType: instanceType,
-            gpuSeries: try row.decodeIfPresent("gpu_series"),
-            gpuCount: try row.decode("gpu_count"),
-            cpu: try row.decode("cpu"),
-            memoryGiB: try row.decode("memory_gib"),
-            vpcId: try row.decode("vpc_id"),
-            vSwitchId: try row.decode("vswitch_id"),
-            securityGroupId: try row.decode("security_group_id"),
+            gpuSeries: try row.decodeIfPresent(prefix + "gpu_series"),
+            gpuCount: try row.decode(prefix + "gpu_count"),
+            cpu: try row.decode(prefix + "cpu"),
+            memoryGiB: try row.decode(prefix + "memory_gib"),
+            vpcId: try row.decode(prefix + "vpc_id"),
+            vSwitchId: try row.decode(prefix + "vswitch_id"),
+            securityGroupId: try row.decode(prefix + "security_group_id"),
             unit: unit,
-            state: try enumValue(row, "state"),
-            reused: try row.decode("reused"),
-            createdAt: try row.decode("created_at"),
+            state: try enumValue(row, prefix + "state"),
+            reused: try row.decode(prefix + "reused"),
+            createdAt: try row.decode(prefix + "created_at"),
             labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit)
         )
     }

@@ -216,6 +216,32 @@ final class AllocationAPITests: XCTestCase {
         try await verifyLedger()
     }
 
+    // The read is one statement joining instances to the allocation: each instance once, in
+    // the order they were placed, and a queued allocation without any answers an empty list.
+    func testReadAnswersEachInstanceOnceInOrderAndNoneWhileQueued() async throws {
+        try await broker.region("a")
+        try await broker.region("b")
+        try await broker.pool("a", "cpu", cpu: 2, memory: 4, capacity: 2, price: 1)
+        try await broker.pool("b", "cpu", cpu: 2, memory: 4, capacity: 2, price: 2)
+        let created = try await allocate(["computeClass": "general-purpose", "cpu": 2, "memoryGiB": 4, "replicas": 3])
+        XCTAssertEqual(created.status, 201, created.text)
+        let granted = try created.decode(AllocationView.self)
+        let read = try await broker.call("GET", "/v1/allocations/\(granted.id)", token: token)
+        XCTAssertEqual(read.status, 200, read.text)
+        XCTAssertEqual(try read.decode(AllocationView.self), granted)
+        XCTAssertEqual(granted.instances.map(\.region), ["a", "a", "b"])
+        let queued = try await allocate(
+            ["computeClass": "general-purpose", "cpu": 2, "memoryGiB": 4, "replicas": 2, "queue": true])
+        XCTAssertEqual(queued.status, 202, queued.text)
+        let waiting = try await broker.call("GET", "/v1/allocations/\(queued.json["id"]!.string!)", token: token)
+        XCTAssertEqual(waiting.status, 200, waiting.text)
+        XCTAssertEqual(waiting.json["status"], "pending")
+        XCTAssertEqual(waiting.json["instances"], .array([]))
+        let stranger = try await broker.tenant("stranger").token
+        let hidden = try await broker.call("GET", "/v1/allocations/\(granted.id)", token: stranger)
+        XCTAssertEqual(hidden.status, 404, hidden.text)
+    }
+
     func testListPaginationIsStableAndScopedToTheTenant() async throws {
         try await broker.region("a")
         try await broker.pool("a", "cpu", cpu: 2, memory: 4, capacity: 100)

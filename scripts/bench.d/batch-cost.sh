@@ -143,10 +143,10 @@ for i in "${!revs[@]}"; do
     # Each schema's broker sends its own format: building it is measured in its database.
     build1=$(per_batch "r$i" 'cost_build_only(%s)' 1 false bench)
     build16=$(per_batch "r$i" 'cost_build_only(%s)' 16 false bench)
-    # What the broker of that commit sends (GrantBatcher).
+    # What the broker of that commit sends (GrantBatcher). One line: a single-user backend
+    # ends a statement at each newline.
     functions=$("${runas[@]}" "$bindir/postgres" --single -D "$work/data" "r$i" 2>/dev/null \
-        <<<"SELECT 'found:' || proname FROM pg_proc WHERE proname LIKE 'gpb_grant%' UNION ALL
-            SELECT 'found:' || typname FROM pg_type WHERE typname = 'gpb_planned_grant';")
+        <<<"SELECT 'found:' || proname FROM pg_proc WHERE proname LIKE 'gpb_grant%' UNION ALL SELECT 'found:' || typname FROM pg_type WHERE typname = 'gpb_planned_grant';")
     fn='gpb_grant_batch(%s)'
     [[ $functions == *found:gpb_grant_batch_within_quotas* ]] && fn='gpb_grant_batch_within_quotas(%s)'
     [[ $functions == *found:gpb_grants_affordable* ]] && fn='gpb_grant_batch_within_quotas(gpb_grants_affordable(%s))'
