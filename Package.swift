@@ -70,6 +70,7 @@ let package = Package(
             name: "BrokerAPI",
             dependencies: [
                 "BrokerCore", "BrokerEvents", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),

@@ -10,18 +10,30 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT '00000000-0000-0000-0000-000000000000'::uuid
 -- tenant's allocations' events of the types it wants (an admin's endpoint, without a
 -- tenant: every tenant's and the inventory's), from its cursor up to the horizon, at
 -- most p_limit events per endpoint, each counted into its lane. Returns the deliveries
--- added.
+-- added. An endpoint's row is written only when its window saw events, and a call returns
+-- at once when no event follows the oldest cursor: moving every cursor to the horizon on
+-- every call (about three a second) took PostgreSQL to 39 % of a core with 2,000 idle
+-- endpoints (issue 31, N5).
 CREATE FUNCTION gpb_webhook_dispatch(p_limit integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     horizon bigint := gpb_event_horizon();
     e record;
+    oldest record;
     last_xid bigint;
     last_seq bigint;
     seen integer;
     n integer;
     added integer := 0;
 BEGIN
+    SELECT cursor_xid, cursor_seq INTO oldest FROM webhook_endpoints ORDER BY cursor_xid, cursor_seq LIMIT 1;
+    IF NOT FOUND
+       OR NOT EXISTS (SELECT 1 FROM ledger l WHERE l.xid >= oldest.cursor_xid AND l.xid < horizon
+                        AND (l.xid, l.seq) > (oldest.cursor_xid, oldest.cursor_seq))
+          AND NOT EXISTS (SELECT 1 FROM inventory_events i WHERE i.xid >= oldest.cursor_xid AND i.xid < horizon
+                            AND (i.xid, i.seq) > (oldest.cursor_xid, oldest.cursor_seq)) THEN
+        RETURN 0;
+    END IF;
     FOR e IN SELECT * FROM webhook_endpoints WHERE cursor_xid < horizon ORDER BY id FOR UPDATE SKIP LOCKED LOOP
         WITH feed AS (
             SELECT * FROM (
@@ -56,6 +68,8 @@ BEGIN
                (SELECT f.xid FROM feed f ORDER BY f.xid DESC, f.seq DESC LIMIT 1),
                (SELECT f.seq FROM feed f ORDER BY f.xid DESC, f.seq DESC LIMIT 1)
         INTO seen, n, last_xid, last_seq;
+        -- Nothing new for it: its row stays as it is (the cursor is still exact).
+        CONTINUE WHEN seen = 0;
         -- A short window read everything below the horizon: start the next one there.
         IF seen < p_limit THEN
             last_xid := horizon;

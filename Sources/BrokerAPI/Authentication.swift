@@ -13,7 +13,7 @@ enum Authentication {
         guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
         let principal: Principal
         let address = request.remoteAddress ?? "unknown"
-        if ConstantTime.equal(token, services.adminToken) {
+        if services.admin.accepts(token) {
             principal = .admin
         } else if let tenant = try await tenant(token, from: address, services) {
             principal = .tenant(tenant)

@@ -16,7 +16,7 @@ public final class BrokerServices: Sendable {
     public let allocations: AllocationStore
     public let policies: PolicyStore
     public let usage: UsageStore
-    public let adminToken: String
+    public let admin: AdminCredential
     /// Prometheus text exposition of every metric, for `GET /metrics`.
     public let metricsText: @Sendable () -> String
     /// nil when ready; otherwise why not (database unreachable, migrations behind).
@@ -33,20 +33,21 @@ public final class BrokerServices: Sendable {
     /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
     public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
+    public let limits: ResourceLimits
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
-        usage: UsageStore, adminToken: String, metricsText: @escaping @Sendable () -> String,
+        usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
-        webhookURLs: WebhookURLPolicy = WebhookURLPolicy()
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
     ) {
         self.inventory = inventory
         self.tenants = tenants
         self.allocations = allocations
         self.policies = policies
         self.usage = usage
-        self.adminToken = adminToken
+        self.admin = admin
         self.metricsText = metricsText
         self.readinessProblem = readinessProblem
         self.logger = logger
@@ -55,8 +56,9 @@ public final class BrokerServices: Sendable {
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
         self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
-        self.eventHub = EventHub(feed: eventFeed, logger: logger)
+        self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
+        self.limits = limits
     }
 }
 

@@ -61,8 +61,10 @@ enum EventRoutes {
     private static func watch(_ request: HTTPRequest, _ context: RequestContext, tenant: UUID?, allocation: UUID?) throws -> HTTPResponse {
         let after = try position(request.headers["Last-Event-ID"], "Last-Event-ID")
         let stream = HTTPStream()
-        guard context.services.eventHub.watch(.init(tenant: tenant, allocation: allocation, after: after), into: stream) else {
-            throw Problem.unavailable("the broker is shutting down; reconnect to another")
+        switch context.services.eventHub.watch(.init(tenant: tenant, allocation: allocation, after: after), into: stream) {
+        case .started: break
+        case .closed: throw Problem.unavailable("the broker is shutting down; reconnect to another")
+        case .atLimit(let limit): throw Problem.limitExceeded(.streamsPerTenant, limit)
         }
         var response = HTTPResponse(
             status: 200,

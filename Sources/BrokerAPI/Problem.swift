@@ -60,6 +60,15 @@ public struct Problem: Error, Sendable {
         Problem(
             status: 503, code: .unavailable, title: "Service unavailable", detail: detail, retryAfterSeconds: 2)
     }
+    /// A resource limit of `ResourceLimits` reached: 429 for what frees when the tenant
+    /// lets go of it (streams, sessions), 403 for what it must delete (like a quota).
+    static func limitExceeded(_ name: ResourceLimits.Name, _ limit: Int) -> Problem {
+        var problem = Problem(
+            status: name.heldOpen ? 429 : 403, code: .limitExceeded, title: "Limit exceeded",
+            detail: "this tenant has \(limit) \(name.counted) (limit \(name.rawValue))", retryAfterSeconds: name.heldOpen ? 5 : nil)
+        problem.members = ["limitName": .string(name.rawValue), "limit": .number(Double(limit))]
+        return problem
+    }
     static let internalError = Problem(
         status: 500, code: .internalError, title: "Internal server error",
         detail: "the broker failed unexpectedly; the failure is logged")
@@ -91,6 +100,7 @@ public struct Problem: Error, Sendable {
                     status: 422, code: .idempotencyKeyReused, title: "Idempotency key reused",
                     detail: "this Idempotency-Key was used with a different request body")
             case .unavailable(let detail): return .unavailable(detail)
+            case .limitExceeded(let name, let limit): return .limitExceeded(name, limit)
             }
         case let pg as PostgresError where pg.isConnectionProblem:
             return .unavailable("the database is unreachable; retry shortly")

@@ -18,9 +18,17 @@ enum SystemRoutes {
             return try JSONBodies.response(200, ["status": "ready"])
         }
         routes.add("GET", "/metrics", .none) { _, context in
-            HTTPResponse(
+            let services = context.services
+            var text = services.metricsText()
+            // Without the database the process's own metrics still answer.
+            if let regions = try? await services.inventory.inventory(),
+                let pending = try? await services.allocations.pendingDemand()
+            {
+                text += CapacityMetrics.text(regions: regions, pending: pending)
+            }
+            return HTTPResponse(
                 status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
-                body: Array(context.services.metricsText().utf8))
+                body: Array(text.utf8))
         }
         routes.add("GET", "/openapi.yaml", .none) { _, _ in
             HTTPResponse(

@@ -21,7 +21,8 @@ enum TenantRoutes {
             let id = try tenantId(request)
             let spec = try TenantSpec.parsePatch(try JSONBodies.read(request))
             return try JSONBodies.response(
-                200, try await context.services.tenants.update(id: id, name: spec.name, quota: spec.quota))
+                200, try await context.services.tenants.update(
+                    id: id, name: spec.name, quota: spec.quota, removedLimits: spec.removedLimits))
         }
         // What a tenant holds and waits for, for an operator: the tenant's own list, read by the admin.
         routes.add("GET", "/v1/admin/tenants/{id}/allocations", .admin) { request, context in

@@ -16,7 +16,8 @@ enum WebhookRoutes {
             }
             let secret = WebhookSignature.newSecret()
             let endpoint = try await context.services.webhooks.create(
-                tenantId: owner, url: spec.url, eventTypes: spec.eventTypes, secret: secret)
+                tenantId: owner, url: spec.url, eventTypes: spec.eventTypes, secret: secret,
+                limit: context.services.limits[.webhookEndpointsPerTenant])
             return try JSONBodies.response(
                 201, WithSecret(value: endpoint, name: "secret", secret: secret), headers: [("Location", "/v1/webhooks/\(endpoint.id)")])
         }

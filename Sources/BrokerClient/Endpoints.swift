@@ -159,6 +159,11 @@ extension BrokerClient {
         try await send("GET", "/v1/allocations/\(Self.segment(id))/events", retry: true).body
     }
 
+    /// Where a pending allocation stands in the queue.
+    public func queuePosition(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/allocations/\(Self.segment(id))/queue", retry: true).body
+    }
+
     /// A Kubernetes manifest file as JSON or YAML; the answer holds `allocation`, `allocations`,
     /// `manifests` and `manifestRegions`.
     public func allocate(manifest: [UInt8], idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {

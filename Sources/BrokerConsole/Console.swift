@@ -10,8 +10,12 @@ public enum BrokerConsole {
     /// Adds `GET /` (a redirect) and every `/console/…` route to `router`. Their pages
     /// call `api`, the broker's API router, in-process. HTML routes are not part of the
     /// OpenAPI document: the API router the document describes does not contain them.
-    public static func register(on router: inout Router, api: Router, sessionIdleSeconds: Double = 8 * 3600) {
-        Console(api: api, sessions: SessionStore(idleLimit: sessionIdleSeconds)).register(&router)
+    /// `sessionsPerToken`: console sessions one token may hold (`ResourceLimits`' sessions-per-tenant).
+    public static func register(
+        on router: inout Router, api: Router, sessionIdleSeconds: Double = 8 * 3600,
+        sessionsPerToken: Int = ResourceLimits.Name.sessionsPerTenant.defaultValue
+    ) {
+        Console(api: api, sessions: SessionStore(idleLimit: sessionIdleSeconds, perToken: sessionsPerToken)).register(&router)
     }
 }
 
@@ -180,7 +184,9 @@ final class Console: Sendable {
         default: return signInPage(request, problem: probe.problem, status: probe.status >= 500 ? 502 : probe.status)
         }
         if let old = Self.cookie(request, Self.sessionCookie) { sessions.end(old) }
-        let session = sessions.create(token: token, role: role)
+        guard let session = sessions.create(token: token, role: role) else {
+            return signInPage(request, problem: "The console has as many sessions as it can hold; try again later.", status: 503)
+        }
         var response = Self.redirect("/console/")
         response.headers.add("Set-Cookie", Self.cookieHeader(Self.sessionCookie, session.id, request, maxAge: nil))
         response.headers.add("Set-Cookie", Self.cookieHeader(Self.signInCookie, "", request, maxAge: 0))

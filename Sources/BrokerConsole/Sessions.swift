@@ -1,3 +1,4 @@
+import BrokerCore
 import Foundation
 import Synchronization
 
@@ -28,15 +29,22 @@ struct Session: Sendable {
 
 /// Sessions in this process's memory: a restart signs everyone out, and several brokers
 /// behind one address need sticky routing for the console (the API itself stays stateless).
-/// Idle sessions end after `idleLimit`; above `capacity` the least recently seen goes.
+/// Idle sessions end after `idleLimit`. One token (one tenant, or the admin) holds at most
+/// `perToken` sessions: signing in once more ends its own least recently seen one, never
+/// another user's. Past `capacity` sessions in all, sign-ins are refused.
 final class SessionStore: Sendable {
     private let sessions = Mutex<[String: Session]>([:])
     let idleLimit: TimeInterval
     let capacity: Int
+    let perToken: Int
 
-    init(idleLimit: TimeInterval = 8 * 3600, capacity: Int = 10_000) {
+    init(
+        idleLimit: TimeInterval = 8 * 3600, capacity: Int = 10_000,
+        perToken: Int = ResourceLimits.Name.sessionsPerTenant.defaultValue
+    ) {
         self.idleLimit = idleLimit
         self.capacity = capacity
+        self.perToken = perToken
     }
 
     /// 256 random bits, hex: session ids and CSRF tokens.
@@ -49,16 +57,19 @@ final class SessionStore: Sendable {
         }.joined()
     }
 
-    func create(token: String, role: Role, now: Date = Date()) -> Session {
+    /// nil: `capacity` sessions are signed in (none idle), the new one is refused.
+    func create(token: String, role: Role, now: Date = Date()) -> Session? {
         let session = Session(id: Self.randomToken(), token: token, role: role, csrf: Self.randomToken(), lastSeen: now)
-        sessions.withLock { all in
+        return sessions.withLock { all in
             all = all.filter { now.timeIntervalSince($0.value.lastSeen) < idleLimit }
-            if all.count >= capacity, let oldest = all.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
+            let own = all.filter { $0.value.token == token }
+            if own.count >= perToken, let oldest = own.min(by: { $0.value.lastSeen < $1.value.lastSeen }) {
                 all[oldest.key] = nil
             }
+            guard all.count < capacity else { return nil }
             all[session.id] = session
+            return session
         }
-        return session
     }
 
     /// The live session with this id, marked as seen now.

@@ -26,7 +26,8 @@ enum TenantAdmin {
                 """)
         }
         console.action(&router, "/console/admin/tenants") { context in
-            let body: JSONValue = ["name": context.field("name").map(JSONValue.string) ?? .null, "quota": quota(context)]
+            let limits = quota(context).objectValue?.filter { $0.value != .null } ?? [:]
+            let body: JSONValue = ["name": context.field("name").map(JSONValue.string) ?? .null, "quota": .object(limits)]
             let created = try Console.change(await context.api.call("POST", "/v1/admin/tenants", body: body))
             showToken(console, context, created, "Tenant \(created["name"]?.stringValue ?? "") created. Its token, shown once:")
             return Redirect(location: "/console/admin/tenants")
@@ -50,10 +51,11 @@ enum TenantAdmin {
             context.session.id, Flash(kind: .secret, text: text, value: answer["token"]?.stringValue ?? ""))
     }
 
+    /// The form's quota; an empty field is null, which is unlimited (and, in a PATCH, removes the limit).
     static func quota(_ context: ConsoleRequest) -> JSONValue {
         var quota: [String: JSONValue] = [:]
         for (name, _) in quotaFields {
-            if let value = context.field(name) { quota[name] = AllocationForm.number(value) }
+            quota[name] = context.field(name).map(AllocationForm.number) ?? .null
         }
         return .object(quota)
     }

@@ -77,9 +77,10 @@ public struct GrantPlan: Sendable, Equatable {
 
     public var decisions: [PlacementDecision] { placement.decisions }
 
-    /// "4 replicas requested, 2 can be placed now".
+    /// "4 replicas requested, 2 can be placed now", and why never when no pool could hold them.
     public var shortfall: String {
-        "\(replicas) replicas requested, \(placement.placed) can be placed now"
+        let never = Unsatisfiable.reason(in: decisions)
+        return "\(replicas) replicas requested, \(placement.placed) can be placed now" + (never.map { "; \($0)" } ?? "")
     }
 }
 
@@ -138,6 +139,11 @@ public enum GrantPlanner {
         }
         let outcome: GrantPlan.Outcome =
             acceptable(placement, request) ? .grant : input.mayQueue && request.queue ? .queue : .refuse
+        if outcome != .grant, input.held.isEmpty,
+            let never = Unsatisfiable.decision(request, shape, replicas: input.replicas, inventory: inventory)
+        {
+            placement.decisions.append(never)
+        }
         return GrantPlan(
             request: request, replicas: input.replicas, placement: placement, outcome: outcome,
             rows: outcome == .grant ? rows(placement, inventory: inventory, index: input.index, held: input.held) : [],

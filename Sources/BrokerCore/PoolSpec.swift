@@ -58,8 +58,8 @@ public enum PoolSpec {
             gpuVendor = r.enumeration("gpuVendor", AcceleratorVendor.self)
             gpuMemoryGiB = r.number("gpuMemoryGiB", required: isGPU, exclusiveMinimum: 0, maximum: 100_000)
             gpusPerInstance = r.integer("gpusPerInstance", required: isGPU, in: 1...maxGPUsPerInstance)
-            gpuPartitions = r.stringArray("gpuPartitions", maxItems: 32, itemMaxLength: 32, pattern: .token) ?? []
-            gpuInterconnect = r.stringArray("gpuInterconnect", maxItems: 8, itemMaxLength: 32, pattern: .token) ?? []
+            gpuPartitions = r.stringArray("gpuPartitions", allowEmpty: true, maxItems: 32, itemMaxLength: 32, pattern: .token) ?? []
+            gpuInterconnect = r.stringArray("gpuInterconnect", allowEmpty: true, maxItems: 8, itemMaxLength: 32, pattern: .token) ?? []
         }
         let cpu = r.number("cpu", required: true, exclusiveMinimum: 0, maximum: maxResource)
         let memoryGiB = r.number("memoryGiB", required: true, exclusiveMinimum: 0, maximum: maxResource)

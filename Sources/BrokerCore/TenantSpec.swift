@@ -25,17 +25,24 @@ public struct TenantQuota: Codable, Sendable, Equatable {
         self.spendPerMonth = spendPerMonth
         self.gpuHoursPerMonth = gpuHoursPerMonth
     }
+
+    /// The JSON names of the limits, as in the API.
+    public static let limitNames = ["gpus", "cpu", "memoryGiB", "instances", "spendPerMonth", "gpuHoursPerMonth"]
 }
 
 /// `POST /v1/admin/tenants` `{"name", "quota"?}` and `PATCH /v1/admin/tenants/{id}` (all optional).
-/// A given `quota` replaces the whole quota (members left out become unlimited).
+/// A patch's `quota` is a JSON merge patch (RFC 7396): the limits given change, a limit given as
+/// null becomes unlimited, the limits left out keep their values.
 public struct TenantSpec: Codable, Sendable, Equatable {
     public var name: String?
     public var quota: TenantQuota?
+    /// Patch only: the limits given as null, removed from the quota.
+    public var removedLimits: [String]
 
-    public init(name: String? = nil, quota: TenantQuota? = nil) {
+    public init(name: String? = nil, quota: TenantQuota? = nil, removedLimits: [String] = []) {
         self.name = name
         self.quota = quota
+        self.removedLimits = removedLimits
     }
 
     public static let maxNameLength = 100
@@ -53,24 +60,27 @@ public struct TenantSpec: Codable, Sendable, Equatable {
     private static func read(_ json: JSONValue, nameRequired: Bool) throws(ValidationFailure) -> TenantSpec {
         let errors = FieldErrorCollector()
         var result: TenantSpec?
+        let nullable = !nameRequired
         if let r = errors.object(json) {
             let name = r.string("name", required: nameRequired, maxLength: maxNameLength)
             if let name, name.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
                 errors.add(r.field("name"), "must not be blank")
             }
             var quota: TenantQuota?
+            var removed: [String] = []
             if let q = r.object("quota") {
                 quota = TenantQuota(
-                    gpus: q.integer("gpus", in: 0...100_000_000),
-                    cpu: q.number("cpu", minimum: 0, maximum: 1e12),
-                    memoryGiB: q.number("memoryGiB", minimum: 0, maximum: 1e12),
-                    instances: q.integer("instances", in: 0...100_000_000),
-                    spendPerMonth: q.number("spendPerMonth", minimum: 0, maximum: 1e12),
-                    gpuHoursPerMonth: q.number("gpuHoursPerMonth", minimum: 0, maximum: 1e12))
+                    gpus: q.integer("gpus", nullable: nullable, in: 0...100_000_000),
+                    cpu: q.number("cpu", nullable: nullable, minimum: 0, maximum: 1e12),
+                    memoryGiB: q.number("memoryGiB", nullable: nullable, minimum: 0, maximum: 1e12),
+                    instances: q.integer("instances", nullable: nullable, in: 0...100_000_000),
+                    spendPerMonth: q.number("spendPerMonth", nullable: nullable, minimum: 0, maximum: 1e12),
+                    gpuHoursPerMonth: q.number("gpuHoursPerMonth", nullable: nullable, minimum: 0, maximum: 1e12))
+                removed = TenantQuota.limitNames.filter { json["quota"]?[$0] == .null }
                 q.finish()
             }
             r.finish()
-            result = TenantSpec(name: name, quota: quota)
+            result = TenantSpec(name: name, quota: quota, removedLimits: removed)
         }
         return try errors.result(result)
     }

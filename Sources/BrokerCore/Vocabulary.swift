@@ -4,7 +4,8 @@
 // openapi/openapi.yaml; the CLI and the console derive their lists and colours from
 // these at run time. docs/ARCHITECTURE.md says what adding a value takes. A few lists
 // live beside the code they belong to (`AcceleratorVendor`, `Precision`,
-// `PlacementStrategy`, `UsageGrouping`); the same test keeps those equal too.
+// `PlacementStrategy`, `UsageGrouping`, `ResourceLimits.Name`); the same test keeps
+// those equal too.
 
 import Foundation
 
@@ -88,6 +89,7 @@ public enum ProblemCode: String, Sendable, CaseIterable {
     case methodNotAllowed = "method_not_allowed"
     case unavailable
     case rateLimited = "rate_limited"
+    case limitExceeded = "limit_exceeded"
     case internalError = "internal_error"
 
     /// The problem's `type` URI: the code with dashes under the broker's problem base.

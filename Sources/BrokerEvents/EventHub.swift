@@ -1,3 +1,4 @@
+import BrokerCore
 import BrokerStore
 import Foundation
 import Logging
@@ -56,30 +57,50 @@ public final class EventHub: Sendable {
     let logger: Logger
     let interval: Duration
     let heartbeat: Duration
+    /// Time a round of the loop spends on streams catching up.
+    let catchUpBudget: Duration = .milliseconds(50)
     private let state = Mutex(State())
     private let open = Gauge(label: "event_streams_open")
     private let dropped = Counter(label: "event_streams_dropped_total")
 
-    public init(feed: EventFeedStore, logger: Logger, interval: Duration = .milliseconds(200), heartbeat: Duration = .seconds(15)) {
+    /// Streams one tenant (the admin counts as one) may have open on this hub at once.
+    let streamsPerTenant: Int
+
+    public init(
+        feed: EventFeedStore, logger: Logger, interval: Duration = .milliseconds(200), heartbeat: Duration = .seconds(15),
+        streamsPerTenant: Int = ResourceLimits.Name.streamsPerTenant.defaultValue
+    ) {
         self.feed = feed
         self.logger = logger
         self.interval = interval
         self.heartbeat = heartbeat
+        self.streamsPerTenant = streamsPerTenant
     }
 
-    /// Starts a stream; false once the hub is closed (shutting down).
-    public func watch(_ subscription: Subscription, into stream: HTTPStream) -> Bool {
+    public enum Watching: Sendable, Equatable {
+        case started
+        /// The hub is closed (shutting down).
+        case closed
+        /// The tenant has `streamsPerTenant` streams open already: nothing was written.
+        case atLimit(Int)
+    }
+
+    /// Starts a stream, unless the hub is closed or the subscriber's tenant is at its limit.
+    public func watch(_ subscription: Subscription, into stream: HTTPStream) -> Watching {
         let watcher = Watcher(subscription, stream)
-        stream.write(Array(": watching\nretry: 2000\n\n".utf8))
-        let count = state.withLock { state -> Int? in
-            if state.closed { return nil }
+        let outcome = state.withLock { state -> (Watching, Int) in
+            if state.closed { return (.closed, 0) }
+            // Closed streams linger until the loop's next round: not counted.
+            let held = state.watchers.values.count { $0.subscription.tenant == subscription.tenant && !$0.stream.isClosed }
+            if held >= streamsPerTenant { return (.atLimit(streamsPerTenant), 0) }
             state.watchers[ObjectIdentifier(watcher)] = watcher
             if state.loop == nil { state.loop = Task { await self.run() } }
-            return state.watchers.count
+            return (.started, state.watchers.count)
         }
-        guard let count else { return false }
-        open.record(count)
-        return true
+        guard case .started = outcome.0 else { return outcome.0 }
+        stream.write(Array(": watching\nretry: 2000\n\n".utf8))
+        open.record(outcome.1)
+        return .started
     }
 
     /// Ends every stream with a last `shutdown` event; later watches are refused.
@@ -97,6 +118,7 @@ public final class EventHub: Sendable {
     private func run() async {
         var position: FeedPosition?
         var lastBeat = ContinuousClock.now
+        var turn = 0
         while !Task.isCancelled {
             do {
                 let watchers = state.withLock { Array($0.watchers.values) }
@@ -109,22 +131,15 @@ public final class EventHub: Sendable {
                 if position == nil {
                     position = try await feed.horizon()
                 }
-                guard var reached = position else { continue }
-                // Behind the loop: caught up on their own first.
-                for watcher in watchers {
-                    let at = watcher.position.withLock { $0 }
-                    guard let at, at < reached else { continue }
-                    let (events, upTo) = try await feed.read(
-                        after: at, tenant: watcher.subscription.tenant, allocation: watcher.subscription.allocation, limit: 500)
-                    deliver(events.filter { $0.position <= reached }.map(Frame.init), to: watcher, upTo: min(upTo, reached))
-                }
+                guard let reached = position else { continue }
+                // Live events first: streams catching up cannot delay them by more than a round's catch-up budget.
                 let (events, upTo) = try await feed.read(after: reached, tenant: nil, allocation: nil, limit: 2000)
                 let current = watchers.filter { watcher in watcher.position.withLock { $0 == nil || $0! >= reached } }
                 for (watcher, frames) in Self.fanOut(events, to: current) {
                     deliver(frames, to: watcher, upTo: upTo)
                 }
-                reached = upTo
-                position = reached
+                position = upTo
+                try await catchUp(watchers, to: upTo, turn: &turn)
                 if ContinuousClock.now - lastBeat >= heartbeat {
                     lastBeat = .now
                     for watcher in watchers where watcher.stream.write(Array(": heartbeat\n\n".utf8)) == .full {
@@ -136,6 +151,24 @@ public final class EventHub: Sendable {
                 logger.warning("event feed read failed", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Streams behind the loop (resumed from an older event) read a page of their own
+    /// each, in turns, for at most `catchUpBudget` a round: 300 streams resuming from the
+    /// feed's start take rounds, not everyone's live events.
+    private func catchUp(_ watchers: [Watcher], to reached: FeedPosition, turn: inout Int) async throws {
+        let behind = watchers.filter { watcher in watcher.position.withLock { $0.map { $0 < reached } ?? false } }
+        guard !behind.isEmpty else { return }
+        let started = ContinuousClock.now
+        let first = turn
+        for step in 0..<behind.count where ContinuousClock.now - started < catchUpBudget {
+            let watcher = behind[(first + step) % behind.count]
+            guard let at = watcher.position.withLock({ $0 }) else { continue }
+            let (events, upTo) = try await feed.read(
+                after: at, tenant: watcher.subscription.tenant, allocation: watcher.subscription.allocation, limit: 500)
+            deliver(events.filter { $0.position <= reached }.map(Frame.init), to: watcher, upTo: min(upTo, reached))
+            turn = first + step + 1
         }
     }
 

@@ -104,8 +104,10 @@ public struct MaintenanceStore: Sendable {
 
     /// Admits pending allocations oldest first while capacity exists; one that still
     /// does not fit keeps waiting (its decisions say why) and does not block later
-    /// ones. Past their deadline they become `unschedulable`.
-    public func admitPending(limit: Int = 100) async throws -> (admitted: Int, timedOut: Int) {
+    /// ones, however many: the pass pages through the whole queue, and what it learns
+    /// (`AdmissionPass`) spares it planning a refusal twice. Past their deadline they
+    /// become `unschedulable`.
+    public func admitPending(page: Int = 200) async throws -> (admitted: Int, timedOut: Int) {
         try await StoreError.translating {
             let timedOut = try await pool.withConnection { c in
                 try c.query(
@@ -115,36 +117,84 @@ public struct MaintenanceStore: Sendable {
                     """
                 ).count
             }
-            let waiting: [UUID] = try await pool.withConnection { c in
-                try c.query(
-                    "SELECT id FROM allocations WHERE status = 'pending' ORDER BY seq LIMIT $1", [limit]
-                ).map { try $0.decode("id") }
-            }
+            var pass = AdmissionPass()
             var admitted = 0
-            for id in waiting {
-                do {
-                    if try await admit(id) { admitted += 1 }
-                } catch is AllocationStore.LostRace {
-                    continue  // capacity moved under us: the next round plans again
-                } catch let error as PostgresError where error.sqlState == .quotaExceeded {
-                    continue  // waits until its tenant's usage falls
-                } catch let error as PostgresError where error.sqlState == .budgetExceeded {
-                    // Waits until budget frees (a release, a new month, a raised budget), and says so.
-                    _ = try await pool.withConnection { c in
-                        try c.query(
-                            """
-                            UPDATE allocations SET decisions = $2::jsonb
-                            WHERE id = $1 AND status = 'pending' AND decisions IS DISTINCT FROM $2::jsonb
-                            """,
-                            [id, try PostgresJSON([PlacementDecision.waitingForBudget(error.message)])])
+            var after: Int64 = 0
+            while true {
+                let waiting = try await pendingPage(after: after, skipping: pass.heldTenants, limit: page)
+                for entry in waiting where pass.worthPlanning(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas) {
+                    switch try await admitCatchingLimits(entry.id) {
+                    case .admitted: admitted += 1
+                    case .didNotFit:
+                        pass.didNotFit(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas, allOrNothing: entry.allOrNothing)
+                    case .heldByLimits: pass.heldByLimits(tenant: entry.tenant)
+                    case .elsewhere: continue
                     }
                 }
+                guard waiting.count == page, let last = waiting.last else { return (admitted, timedOut) }
+                after = last.seq
             }
-            return (admitted, timedOut)
         }
     }
 
-    private func admit(_ id: UUID) async throws -> Bool {
+    private struct Waiting {
+        var seq: Int64
+        var id: UUID
+        var tenant: String
+        var shapeKey: String
+        var replicas: Int
+        var allOrNothing: Bool
+    }
+
+    /// The next page of the queue, without the tenants this pass holds back by their limits.
+    private func pendingPage(after: Int64, skipping tenants: Set<String>, limit: Int) async throws -> [Waiting] {
+        try await pool.withConnection { c in
+            try c.query(
+                """
+                SELECT seq, id, tenant_id::text AS tenant, replicas, (request->>'allOrNothing')::boolean AS all_or_nothing,
+                       (request - 'replicas' - 'leaseSeconds' - 'queueTimeoutSeconds' - 'queue')::text AS shape_key
+                FROM allocations
+                WHERE status = 'pending' AND seq > $1 AND tenant_id <> ALL($2::uuid[])
+                ORDER BY seq LIMIT $3
+                """,
+                [after, Array(tenants), limit]
+            ).map {
+                Waiting(
+                    seq: try $0.decode("seq"), id: try $0.decode("id"), tenant: try $0.decode("tenant"),
+                    shapeKey: try $0.decode("shape_key"), replicas: try $0.decode("replicas"),
+                    allOrNothing: try $0.decode("all_or_nothing"))
+            }
+        }
+    }
+
+    private enum Admission {
+        case admitted, didNotFit, heldByLimits
+        /// Admitted, withdrawn or being admitted by another broker; or capacity moved under us.
+        case elsewhere
+    }
+
+    private func admitCatchingLimits(_ id: UUID) async throws -> Admission {
+        do {
+            return try await admit(id)
+        } catch is AllocationStore.LostRace {
+            return .elsewhere  // capacity moved under us: the next pass plans again
+        } catch let error as PostgresError where error.sqlState == .quotaExceeded {
+            return .heldByLimits  // waits until its tenant's usage falls
+        } catch let error as PostgresError where error.sqlState == .budgetExceeded {
+            // Waits until budget frees (a release, a new month, a raised budget), and says so.
+            _ = try await pool.withConnection { c in
+                try c.query(
+                    """
+                    UPDATE allocations SET decisions = $2::jsonb
+                    WHERE id = $1 AND status = 'pending' AND decisions IS DISTINCT FROM $2::jsonb
+                    """,
+                    [id, try PostgresJSON([PlacementDecision.waitingForBudget(error.message)])])
+            }
+            return .heldByLimits
+        }
+    }
+
+    private func admit(_ id: UUID) async throws -> Admission {
         try await pool.withTransaction { c in
             let rows = try c.query(
                 """
@@ -152,12 +202,15 @@ public struct MaintenanceStore: Sendable {
                 WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
                 """,
                 [id])
-            guard let row = rows.first else { return false }
+            guard let row = rows.first else { return .elsewhere }
             let request: AllocationRequest = try row.decodeJSON("request")
             let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
             guard plan.outcome == .grant else {
-                try c.query("UPDATE allocations SET decisions = $2::jsonb WHERE id = $1", [id, try PostgresJSON(plan.decisions)])
-                return false
+                // Rewritten only when the reasons changed: a waiting queue costs no writes per pass.
+                try c.query(
+                    "UPDATE allocations SET decisions = $2::jsonb WHERE id = $1 AND decisions IS DISTINCT FROM $2::jsonb",
+                    [id, try PostgresJSON(plan.decisions)])
+                return .didNotFit
             }
             try QuotaCheck.verifyPriceCap(
                 c, plan.request, try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter"))
@@ -170,7 +223,7 @@ public struct MaintenanceStore: Sendable {
                 """,
                 [id, (plan.placement.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placement.placed,
                  try PostgresJSON(plan.decisions)])
-            return true
+            return .admitted
         }
     }
 }

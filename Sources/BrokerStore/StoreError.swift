@@ -13,6 +13,8 @@ public enum StoreError: Error, Sendable, Equatable {
     /// Retrying later is safe: the database is unreachable or failed over, or the
     /// capacity is too contended to reserve now. The text is shown to the client.
     case unavailable(String)
+    /// The tenant holds as many as `ResourceLimits` lets it.
+    case limitExceeded(ResourceLimits.Name, Int)
 }
 
 extension StoreError {

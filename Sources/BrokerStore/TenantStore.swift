@@ -69,16 +69,17 @@ public struct TenantStore: Sendable {
         }
     }
 
-    public func update(id: UUID, name: String?, quota: TenantQuota?) async throws -> Tenant {
+    /// `quota`'s limits replace the tenant's, `removedLimits` become unlimited, the rest stay.
+    public func update(id: UUID, name: String?, quota: TenantQuota?, removedLimits: [String] = []) async throws -> Tenant {
         let tenant = try await StoreError.translating {
             try await pool.withConnection { c in
                 let rows = try c.query(
                     """
-                    UPDATE tenants SET name = coalesce($2, name), quota = coalesce($3::jsonb, quota),
-                           updated_at = now()
+                    UPDATE tenants SET name = coalesce($2, name),
+                           quota = (quota || coalesce($3::jsonb, '{}')) - $4::text[], updated_at = now()
                     WHERE id = $1 RETURNING \(Self.columns)
                     """,
-                    [id, name, try quota.map { try PostgresJSON($0) }])
+                    [id, name, try quota.map { try PostgresJSON($0) }, removedLimits])
                 guard let row = rows.first else { throw StoreError.notFound("tenant '\(id)' not found") }
                 return try Self.decode(row)
             }

@@ -51,6 +51,10 @@ extension ServerCore {
         _ = MHD_get_connection_values(connection, .HEADER_KIND, HeaderScan.header, &scan)
         _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, HeaderScan.argument, &scan)
         if scan.bytes > configuration.maxHeaderBytes { return .requestHeaderFieldsTooLarge }
+        if scan.whitespaceInName {
+            // RFC 9112 section 5.1: "Content-Length : 5" is not Content-Length to us but may be to a proxy.
+            return .badRequest("whitespace between a header field name and its colon")
+        }
         if scan.conflictingLengths {
             return .badRequest("conflicting Content-Length headers")
         }
@@ -79,12 +83,14 @@ struct HeaderScan {
     var transferEncoding = false
     var host = false
     var nulInQuery = false
+    var whitespaceInName = false
 
     static let header: MHD_KeyValueIterator = { cls, _, key, value in
         guard let cls, let key else { return .YES }
         let scan = cls.assumingMemoryBound(to: HeaderScan.self)
         let valueLength = value.map { strlen($0) } ?? 0
         scan.pointee.bytes += strlen(key) + valueLength + 4
+        if strpbrk(key, " \t") != nil { scan.pointee.whitespaceInName = true }
         if strcasecmp(key, "Content-Length") == 0 {
             // Unparsable values never get here: libmicrohttpd answers 400 itself.
             let length = value.flatMap { Int(String(cString: $0).trimmingOptionalWhitespace()) } ?? -1

@@ -22,6 +22,16 @@ public final class PostgresConnection {
         PQfinish(handle)
     }
 
+    /// The connection's socket (`PQsocket`), for polling and for reading its options.
+    var socket: Int32 { PQsocket(handle) }
+
+    /// An integer socket option of the connection (`getsockopt`); nil when unreadable.
+    func socketOption(_ level: Int32, _ name: Int32) -> Int32? {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(socket, level, name, &value, &length) == 0 ? value : nil
+    }
+
     /// Opens a connection with `PQconnectdbParams`; throws `.connection` on failure.
     public static func connect(_ configuration: PostgresConfiguration) throws -> PostgresConnection {
         let (keywords, values, expand) = configuration.libpqParameters

@@ -68,7 +68,7 @@ public final class PostgresListener: Sendable {
         let handle = connection.handle
         var lastTraffic = ContinuousClock.now
         while !flag.isSet {
-            var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+            var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, 250)
             if ready > 0 {
                 lastTraffic = .now

@@ -244,22 +244,36 @@ struct AdminTenants: AsyncParsableCommand {
 
     struct Update: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rename a tenant or replace its quota (limits not given become unlimited).")
+            abstract: "Rename a tenant or change limits of its quota; the limits not given keep their values.")
         @Argument(help: "The tenant id.") var id: String
         @Option(help: ArgumentHelp("A new name.", valueName: "name")) var name: String?
         @OptionGroup var quota: QuotaFlags
+        @Option(help: ArgumentHelp(
+            "Make one limit unlimited (repeatable): \(TenantQuota.limitNames.joined(separator: ", ")).", valueName: "limit"))
+        var removeLimit: [String] = []
         @Flag(help: "Remove every limit.") var unlimited = false
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
-            if unlimited && quota.quota != nil { throw ValidationError("--unlimited excludes the quota flags") }
-            if name == nil && quota.quota == nil && !unlimited { throw ValidationError("nothing to change") }
+            if unlimited && (quota.quota != nil || !removeLimit.isEmpty) {
+                throw ValidationError("--unlimited excludes the quota flags and --remove-limit")
+            }
+            if let unknown = removeLimit.first(where: { !TenantQuota.limitNames.contains($0) }) {
+                throw ValidationError(
+                    "--remove-limit '\(unknown)': not a limit (\(TenantQuota.limitNames.joined(separator: ", ")))")
+            }
+            if name == nil && quota.quota == nil && removeLimit.isEmpty && !unlimited {
+                throw ValidationError("nothing to change")
+            }
         }
 
         func run() async throws {
             var body: [String: JSONValue] = [:]
             if let name { body["name"] = .string(name) }
-            body["quota"] = unlimited ? .object([:]) : quota.quota
+            // A merge patch: the limits given change, null removes one, the rest stay.
+            var patch = quota.quota?.objectValue ?? [:]
+            for limit in unlimited ? TenantQuota.limitNames : removeLimit { patch[limit] = .null }
+            if !patch.isEmpty { body["quota"] = .object(patch) }
             try await options.show(Tables.tenant) { client in try await client.updateTenant(id, .object(body)) }
         }
     }

@@ -78,8 +78,17 @@ struct Allocate: AsyncParsableCommand {
                 // A named policy is the placement the broker would resolve from labels; sent as `placement`.
                 spec.placement = try await client.policy(policy)["policy"]
             }
-            try await AllocationWaiter.show(
-                try await client.createAllocation(spec), waiting: wait, timeout: timeout, client: client, printer: printer)
+            let allocation = try await client.createAllocation(spec)
+            if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
+                Terminal.write("warning: queued, but \(never)\n", to: .standardError)
+            }
+            try await AllocationWaiter.show(allocation, waiting: wait, timeout: timeout, client: client, printer: printer)
+        }
+    }
+
+    static func decisions(_ allocation: JSONValue) -> [PlacementDecision] {
+        (allocation["decisions"]?.arrayValue ?? []).map {
+            PlacementDecision(region: $0.text("region"), replicas: Int($0["replicas"]?.numberValue ?? 0), reason: $0.text("reason"))
         }
     }
 }
@@ -87,7 +96,28 @@ struct Allocate: AsyncParsableCommand {
 struct Allocations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The tenant's allocations: list, get, scale, renew, release, events.",
-        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self])
+        subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self, Queue.self])
+
+    /// An allocation as a table, with its place in the queue while it is pending.
+    static func show(_ allocation: JSONValue, client: BrokerClient, printer: Printer) async throws {
+        try printer.print(allocation) { Tables.allocation($0, colour: printer.colour) }
+        guard printer.format == .table, allocation["status"]?.stringValue == "pending",
+            let id = allocation["id"]?.stringValue, let position = try? await client.queuePosition(id)
+        else { return }
+        Terminal.write("\nQueue\n" + Tables.queue(position, colour: printer.colour), to: .standardOutput)
+    }
+
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where a pending allocation stands: position, replicas ahead, the pools it waits for, an estimate.")
+
+        @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await options.show(Tables.queue) { client in try await client.queuePosition(id) }
+        }
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -12,7 +12,7 @@ enum AllocationWaiter {
     /// Prints the allocation; with `wait`, once it is placed (`allocate --wait`, `allocations get --wait`).
     static func show(_ allocation: JSONValue, waiting wait: Bool, timeout: Double, client: BrokerClient, printer: Printer) async throws {
         let shown = wait ? try await self.wait(for: allocation, client: client, printer: printer, timeout: timeout) : allocation
-        try printer.print(shown) { Tables.allocation($0, colour: printer.colour) }
+        try await Allocations.show(shown, client: client, printer: printer)
     }
 
     /// The allocation once `active` or `partial`. An `unschedulable` one is printed and exits 3,

@@ -32,7 +32,12 @@ enum DemoData {
         gpu("cn-beijing", "l20", "L20", 48, cpu: 16, memory: 120, type: "ecs.gn8is.4xlarge", capacity: 4, price: 6.10),
         cpu("cn-beijing", "g8i-2c8g", cpu: 2, memory: 8, type: "ecs.g8i.large", capacity: 200, price: 0.09),
         gpu("cn-hangzhou", "a10", "A10", 24, cpu: 8, memory: 30, type: "ecs.gn7i-c8g1.2xlarge", capacity: 16, price: 2.31),
-        gpu("cn-hangzhou", "h100", "H100", 80, gpus: 8, cpu: 192, memory: 1024, type: "ecs.gn8v-8x.48xlarge", capacity: 2, price: 98.0),
+        gpu("cn-hangzhou", "h100", "H100", 80, gpus: 8, cpu: 192, memory: 1024, type: "ecs.gn8v-8x.48xlarge", capacity: 2, price: 98.0,
+            partitions: ["1g.10gb", "2g.20gb", "3g.40gb", "7g.80gb"], interconnect: ["nvlink", "erdma"]),
+        // Other vendors' accelerators: a request for nvidia.com/gpu never lands here.
+        gpu("cn-hangzhou", "mi300x", "MI300X", 192, gpus: 8, cpu: 128, memory: 2048, type: "ecs.mi300x-8x", capacity: 2, price: 60.0),
+        gpu("cn-zhangjiakou", "gaudi2", "Gaudi2", 96, gpus: 8, cpu: 160, memory: 1024, type: "ecs.gaudi2-8x", capacity: 2, price: 40.0),
+        gpu("cn-zhangjiakou", "inf2", "Inferentia2", 32, gpus: 6, cpu: 96, memory: 384, type: "ecs.inf2-6x", capacity: 4, price: 6.5),
         cpu("cn-hangzhou", "g8i-4c16g", cpu: 4, memory: 16, type: "ecs.g8i.xlarge", capacity: 100, price: 0.18),
         gpu("cn-zhangjiakou", "t4", "T4", 16, cpu: 4, memory: 15, type: "ecs.gn6i-c4g1.xlarge", capacity: 20, price: 1.12),
         gpu("cn-zhangjiakou", "l20", "L20", 48, cpu: 16, memory: 120, type: "ecs.gn8is.4xlarge", capacity: 6, price: 5.80),
@@ -40,7 +45,7 @@ enum DemoData {
         gpu("idc-shanghai", "a10", "A10", 24, cpu: 8, memory: 32, type: "idc.a10.8c32g", capacity: 2, price: 0),
     ]
 
-    static func seed(inventory: InventoryStore, tenants: TenantStore, logger: Logger) async throws {
+    static func seed(inventory: InventoryStore, tenants: TenantStore, directory: String, logger: Logger) async throws {
         let existing = Set(try await inventory.regions().map(\.id))
         for region in regions where !existing.contains(region.id) {
             _ = try await inventory.createRegion(region)
@@ -49,25 +54,40 @@ enum DemoData {
         for pool in pools where !existingPools.contains("\(pool.regionId)/\(pool.id)") {
             _ = try await inventory.putPool(pool)
         }
-        // Tokens are stored only as hashes, so the demo tenant gets a fresh one each start.
+        let token = try await demoToken(tenants, file: SecretFile(directory: directory, name: "demo-token"))
+        logger.notice("demo data ready", metadata: [
+            "regions": "\(regions.count)", "pools": "\(pools.count)", "demo.token": "\(token)",
+            "path": "\(directory)/demo-token",
+        ])
+    }
+
+    /// Tokens are stored only as hashes: the demo tenant's is kept in the data directory,
+    /// so it stays the same across restarts (a saved `gpubroker login` keeps working); a new
+    /// one is issued only when that file does not hold the demo tenant's current token.
+    private static func demoToken(_ tenants: TenantStore, file: SecretFile) async throws -> String {
         let demo = try await tenants.list().first { $0.name == "demo" }
-        let token: String
-        if let demo {
-            token = try await tenants.rotateToken(id: demo.id.uuid).token
-        } else {
-            token = try await tenants.create(name: "demo", quota: TenantQuota()).token
+        if let demo, let kept = file.read(), try await tenants.authenticate(token: kept)?.id == demo.id {
+            return kept
         }
-        logger.notice("demo data ready", metadata: ["regions": "\(regions.count)", "pools": "\(pools.count)", "demo.token": "\(token)"])
+        let token = if let demo {
+            try await tenants.rotateToken(id: demo.id.uuid).token
+        } else {
+            try await tenants.create(name: "demo", quota: TenantQuota()).token
+        }
+        try file.write(token)
+        return token
     }
 
     private static func gpu(
         _ region: String, _ id: String, _ series: String, _ memory: Double, gpus: Int = 1, cpu: Double,
-        memory instanceMemory: Double, type: String, capacity: Int, price: Double
+        memory instanceMemory: Double, type: String, capacity: Int, price: Double, partitions: [String] = [],
+        interconnect: [String] = []
     ) -> Pool {
+        // The vendor: inferred from the model (`Pool.init`).
         Pool(
             id: id, regionId: region, computeClass: .gpu, gpuSeries: series, gpuMemoryGiB: memory,
-            gpusPerInstance: gpus, cpu: cpu, memoryGiB: instanceMemory, instanceType: type, capacity: capacity,
-            pricePerHour: price)
+            gpusPerInstance: gpus, gpuPartitions: partitions, gpuInterconnect: interconnect, cpu: cpu,
+            memoryGiB: instanceMemory, instanceType: type, capacity: capacity, pricePerHour: price)
     }
 
     private static func cpu(_ region: String, _ id: String, cpu: Double, memory: Double, type: String, capacity: Int, price: Double) -> Pool {

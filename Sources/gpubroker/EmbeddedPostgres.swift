@@ -41,8 +41,15 @@ final class EmbeddedPostgres: Sendable {
         ["host": socketDirectory, "port": "5432", "user": "postgres", "dbname": "postgres"]
     }
 
-    /// Creates the cluster on first use, then starts it and waits until it accepts connections.
-    func start() throws {
+    /// The same as a libpq URL, for psql or `--database-url`.
+    var url: String {
+        "postgresql://postgres@/postgres?host=" + (socketDirectory.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? socketDirectory)
+    }
+
+    /// Creates the cluster on first use, then starts it and waits until it accepts
+    /// connections; false when it was running already (a broker serves it).
+    @discardableResult
+    func start() throws -> Bool {
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         chmod(socketDirectory, 0o700)
         if let runAs {
@@ -78,13 +85,14 @@ final class EmbeddedPostgres: Sendable {
             try handle.close()
         }
         if isRunning() {
-            logger.info("embedded PostgreSQL already running", metadata: ["path": "\(dataDirectory)"])
-            return
+            logger.info("embedded PostgreSQL already running", metadata: ["path": "\(dataDirectory)", "url": "\(url)"])
+            return false
         }
         try run(
             binDirectory + "/pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "start"],
             asServerUser: true)
-        logger.info("embedded PostgreSQL started", metadata: ["socket": "\(socketDirectory)"])
+        logger.notice("embedded PostgreSQL started", metadata: ["url": "\(url)"])
+        return true
     }
 
     func stop() {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PostgresClient
 
 @main
@@ -59,13 +60,26 @@ struct DatabaseOptions: ParsableArguments {
             valueName: "url"))
     var databaseURL: String?
 
-    var resolvedURL: String? { setting(databaseURL, "GPUBROKER_DATABASE_URL") }
+    @Option(help: ArgumentHelp(
+        "Directory for the embedded PostgreSQL (used when no database URL is given) and the generated tokens. Env: GPUBROKER_DATA_DIR. Default ./.gpubroker.",
+        valueName: "dir"))
+    var dataDir: String?
 
-    /// A connection for a one-shot command, which needs an explicit database.
-    func connect(for command: String) throws -> PostgresConnection {
-        guard let url = resolvedURL else {
-            throw ValidationError("\(command) needs --database-url (or GPUBROKER_DATABASE_URL)")
+    var resolvedURL: String? { setting(databaseURL, "GPUBROKER_DATABASE_URL") }
+    var dataDirectory: String { setting(dataDir, "GPUBROKER_DATA_DIR") ?? ".gpubroker" }
+
+    /// The database of a one-shot command: the URL given, else the embedded cluster of
+    /// the data directory (the one `serve` keeps there), started for the command when no
+    /// broker runs it. `body` runs while the cluster is up.
+    func withDatabase<T>(for command: String, _ body: (PostgresConfiguration) async throws -> T) async throws -> T {
+        if let url = resolvedURL { return try await body(PostgresConfiguration(url: url)) }
+        guard FileManager.default.fileExists(atPath: dataDirectory + "/pgdata/PG_VERSION") else {
+            throw ValidationError(
+                "\(command): no database: pass --database-url (or GPUBROKER_DATABASE_URL), or run it where `gpubroker serve` keeps its embedded database (--data-dir, now \(dataDirectory))")
         }
-        return try PostgresConnection.connect(PostgresConfiguration(url: url))
+        let cluster = try EmbeddedPostgres(directory: dataDirectory, logger: Logger(label: "gpubroker"))
+        let started = try cluster.start()
+        defer { if started { cluster.stop() } }
+        return try await body(PostgresConfiguration(parameters: cluster.connectionParameters))
     }
 }

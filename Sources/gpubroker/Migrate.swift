@@ -10,8 +10,9 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let connection = try database.connect(for: "migrate")
-        let applied = try Schema.migrate(connection)
+        let applied = try await database.withDatabase(for: "migrate") { configuration in
+            try Schema.migrate(try PostgresConnection.connect(configuration))
+        }
         print(applied.isEmpty
             ? "schema is current (version \(Schema.latestVersion))"
             : "applied migrations \(applied.map(String.init).joined(separator: ", ")); schema version \(Schema.latestVersion)")
@@ -34,15 +35,17 @@ struct Verify: AsyncParsableCommand {
     var full = false
 
     func run() async throws {
-        let connection = try database.connect(for: "verify")
-        let versions = try MigrationRunner.appliedVersions(connection)
-        guard versions.max() == Schema.latestVersion else {
-            print("schema version \(versions.max() ?? 0), expected \(Schema.latestVersion): run `gpubroker migrate`")
-            throw ExitCode(1)
+        let report = try await database.withDatabase(for: "verify") { configuration in
+            let versions = try MigrationRunner.appliedVersions(try PostgresConnection.connect(configuration))
+            guard versions.max() == Schema.latestVersion else {
+                print("schema version \(versions.max() ?? 0), expected \(Schema.latestVersion): run `gpubroker migrate`")
+                throw ExitCode(1)
+            }
+            let pool = PostgresPool(configuration: configuration, size: 1)
+            let report = try await LedgerVerifier(pool: pool).verify(full: full)
+            await pool.close()
+            return report
         }
-        let pool = PostgresPool(configuration: PostgresConfiguration(url: database.resolvedURL!), size: 1)
-        let report = try await LedgerVerifier(pool: pool).verify(full: full)
-        await pool.close()
         if report.ok {
             let scope = report.startedFrom > 0 ? "ledger rows after checkpoint \(report.startedFrom)" : "ledger rows"
             let checkpoint = report.recorded.map { "checkpoint now at ledger row \($0)" } ?? "checkpoint not moved"

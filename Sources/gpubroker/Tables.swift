@@ -133,6 +133,19 @@ enum Tables {
         return table.render(colour: colour)
     }
 
+    /// A pending allocation's place in the queue (`GET /v1/allocations/{id}/queue`).
+    static func queue(_ position: JSONValue, colour: Bool) -> String {
+        var details = Details()
+        details.add("Position", Cell(position.text("position")))
+        details.add("Replicas ahead", Cell(position.text("replicasAhead")))
+        details.add("Replicas wanted", Cell(position.text("replicasWanted")))
+        let pools = (position["pools"]?.arrayValue ?? []).compactMap(\.stringValue)
+        details.add("Pools", pools.isEmpty ? Cell("none: no current pool fits", .bad) : Cell(pools.joined(separator: ",")))
+        details.add("Releases last hour", Cell(position.text("releasesLastHour")))
+        details.add("Estimated admission", Cell(position["estimatedAdmissionAt"]?.stringValue.map { "\($0) (\(age($0)))" } ?? "unknown"))
+        return details.render(colour: colour)
+    }
+
     static func placed(_ allocation: JSONValue) -> String {
         "\(allocation.text("placedReplicas"))/\(allocation.text("replicas"))"
     }

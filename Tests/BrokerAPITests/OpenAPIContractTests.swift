@@ -1,5 +1,6 @@
 import BrokerAPI
 import BrokerConsole
+import BrokerCore
 import BrokerStore
 import Foundation
 import Logging
@@ -50,13 +51,22 @@ final class OpenAPIContractTests: XCTestCase {
         let services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            usage: UsageStore(pool: pool), adminToken: "unused", metricsText: { "" }, readinessProblem: { nil },
+            usage: UsageStore(pool: pool), admin: AdminCredential(token: "unused"), metricsText: { "" }, readinessProblem: { nil },
             logger: Logger(label: "contract-test"))
         return BrokerAPI.router(services: services)
     }
 
     /// The console's routes, registered as `gpubroker serve` does, are `GET /` and routes under
     /// `/console/`, none under `/v1/` or any documented path: the parity above covers the whole API.
+    /// The limits a refusal may name are `ResourceLimits`' names, and only those.
+    func testTheDocumentsLimitNamesAreTheBrokersLimits() throws {
+        let document = try XCTUnwrap(try Yams.load(yaml: Self.documentText()) as? [String: Any])
+        let schemas = try XCTUnwrap((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let problem = try XCTUnwrap((schemas["Problem"] as? [String: Any])?["properties"] as? [String: Any])
+        let names = try XCTUnwrap((problem["limitName"] as? [String: Any])?["enum"] as? [String])
+        XCTAssertEqual(names, ResourceLimits.Name.allCases.map(\.rawValue))
+    }
+
     func testConsoleAddsOnlyHTMLRoutesOutsideTheAPI() throws {
         let api = Self.apiRouter()
         var served = api

@@ -178,6 +178,24 @@ final class TenantAPITests: XCTestCase {
         XCTAssertEqual(third.json["code"], "quota_exceeded")
     }
 
+    func testAQuotaPatchKeepsTheLimitsNotGiven() async throws {
+        let tenant = try await broker.tenant("kept")
+        let path = "/v1/admin/tenants/\(tenant.id)"
+        let set = try await broker.call("PATCH", path, token: broker.adminToken, json: ["quota": ["gpus": 8, "instances": 4]])
+        XCTAssertEqual(set.json["quota"], ["gpus": 8, "instances": 4], set.text)
+        let budget = try await broker.call("PATCH", path, token: broker.adminToken, json: ["quota": ["spendPerMonth": 100]])
+        XCTAssertEqual(budget.json["quota"], ["gpus": 8, "instances": 4, "spendPerMonth": 100], budget.text)
+        let removed = try await broker.call("PATCH", path, token: broker.adminToken, json: ["quota": ["gpus": .null]])
+        XCTAssertEqual(removed.json["quota"], ["instances": 4, "spendPerMonth": 100], removed.text)
+        let renamed = try await broker.call("PATCH", path, token: broker.adminToken, json: ["name": "renamed"])
+        XCTAssertEqual(renamed.json["quota"], ["instances": 4, "spendPerMonth": 100], renamed.text)
+        let bad = try await broker.call("PATCH", path, token: broker.adminToken, json: ["quota": ["instances": -1, "gpus": 2]])
+        XCTAssertEqual(bad.status, 422, bad.text)
+        let after = try await broker.call("GET", "/v1/admin/tenants", token: broker.adminToken)
+        XCTAssertEqual(after.json["tenants"]!.array.first { $0["id"]!.string == tenant.id }?["quota"],
+                       ["instances": 4, "spendPerMonth": 100], "a refused patch changes nothing")
+    }
+
     func testTheAdminReadsATenantsAllocationsAsTheTenantDoes() async throws {
         let (alice, aliceId) = try await broker.tenant("alice")
         let bob = try await broker.tenant("bob").token

@@ -50,23 +50,40 @@ final class ConsoleUnitTests: XCTestCase {
             "gpb_session=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0; Secure")
     }
 
-    func testSessionsEndWhenIdleOrSignedOutAndNeverHoldMoreThanCapacity() {
+    func testSessionsEndWhenIdleOrSignedOutAndNeverHoldMoreThanCapacity() throws {
         let store = SessionStore(idleLimit: 60, capacity: 2)
         let start = Date()
-        let first = store.create(token: "t1", role: .tenant, now: start)
+        let first = try XCTUnwrap(store.create(token: "t1", role: .tenant, now: start))
         XCTAssertEqual(first.id.count, 64)
         XCTAssertNotEqual(first.id, first.csrf)
         XCTAssertEqual(store.session(first.id, now: start.addingTimeInterval(59))?.token, "t1")
         XCTAssertNil(store.session(first.id, now: start.addingTimeInterval(59 + 61)), "idle for over a minute")
-        let a = store.create(token: "a", role: .admin, now: start)
-        let b = store.create(token: "b", role: .tenant, now: start.addingTimeInterval(1))
-        let c = store.create(token: "c", role: .tenant, now: start.addingTimeInterval(2))
-        XCTAssertNil(store.session(a.id, now: start.addingTimeInterval(3)), "the least recently seen goes")
-        XCTAssertNotNil(store.session(b.id, now: start.addingTimeInterval(3)))
-        store.addFlash(c.id, Flash(kind: .secret, text: "token", value: "gpb_x"))
-        XCTAssertEqual(store.takeFlashes(c.id).map(\.value), ["gpb_x"])
-        XCTAssertEqual(store.takeFlashes(c.id), [], "shown once")
-        store.end(c.id)
-        XCTAssertNil(store.session(c.id, now: start.addingTimeInterval(3)))
+        let a = try XCTUnwrap(store.create(token: "a", role: .admin, now: start))
+        let b = try XCTUnwrap(store.create(token: "b", role: .tenant, now: start.addingTimeInterval(1)))
+        XCTAssertNil(store.create(token: "c", role: .tenant, now: start.addingTimeInterval(2)), "full: refused, nobody signed out")
+        XCTAssertNotNil(store.session(a.id, now: start.addingTimeInterval(3)))
+        store.addFlash(b.id, Flash(kind: .secret, text: "token", value: "gpb_x"))
+        XCTAssertEqual(store.takeFlashes(b.id).map(\.value), ["gpb_x"])
+        XCTAssertEqual(store.takeFlashes(b.id), [], "shown once")
+        store.end(b.id)
+        XCTAssertNil(store.session(b.id, now: start.addingTimeInterval(3)))
+    }
+
+    /// Issue 31, N6: any tenant could sign every console user out, the admin included,
+    /// by signing in 10,050 times (sessions were evicted globally, least recently seen first).
+    func testASignInFloodEndsOnlyTheFloodersOwnSessions() throws {
+        let store = SessionStore(idleLimit: 3600, capacity: 10_000, perToken: 20)
+        let start = Date()
+        let admin = try XCTUnwrap(store.create(token: "admin", role: .admin, now: start))
+        let user = try XCTUnwrap(store.create(token: "user", role: .tenant, now: start))
+        var flood: [Session] = []
+        for i in 1...10_050 {
+            flood.append(try XCTUnwrap(store.create(token: "attacker", role: .tenant, now: start.addingTimeInterval(Double(i) / 100))))
+        }
+        let later = start.addingTimeInterval(200)
+        XCTAssertNotNil(store.session(admin.id, now: later), "the admin is still signed in")
+        XCTAssertNotNil(store.session(user.id, now: later), "another tenant is still signed in")
+        XCTAssertEqual(flood.filter { store.session($0.id, now: later) != nil }.count, 20, "the flooder keeps its newest 20")
+        XCTAssertNotNil(store.session(flood.last!.id, now: later))
     }
 }

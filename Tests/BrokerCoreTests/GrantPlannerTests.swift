@@ -46,9 +46,16 @@ final class GrantPlannerTests: XCTestCase {
         let queued = GrantPlanner.plan(input(request(replicas: 9, qos: .bestEffort, queue: true), mayQueue: true, inventory: inventory))
         XCTAssertEqual(queued.outcome, .queue)
         XCTAssertEqual(queued.rows, [])
-        XCTAssertEqual(queued.shortfall, "9 replicas requested, 0 can be placed now")
+        // More than the pools hold in all: the plan says it can never be met.
+        XCTAssertEqual(
+            queued.shortfall,
+            "9 replicas requested, 0 can be placed now; unsatisfiable: 9 replicas requested, but the pools of this shape in any region hold 5 in all")
         let scaled = GrantPlanner.plan(input(request(replicas: 9, qos: .bestEffort, queue: true), inventory: inventory))
         XCTAssertEqual(scaled.outcome, .refuse)
+        // A scale-out is judged by what it adds, not by this rule.
+        let more = GrantPlanner.plan(input(
+            request(replicas: 9, qos: .bestEffort), replicas: 7, held: [HeldReplicas(region: "a", count: 2)], inventory: inventory))
+        XCTAssertEqual(more.shortfall, "7 replicas requested, 0 can be placed now")
     }
 
     func testADefaultQoSShortfallAsksForCandidatesThenPreemptsNewestFirstAsFewAsNeeded() {

@@ -35,4 +35,10 @@ final class TenantSpecTests: XCTestCase {
         XCTAssertEqual(failingFields { try TenantSpec.parsePatch(["name": "", "quota": ["gpus": -1, "cpu": "x"]]) },
                        ["name", "quota.cpu", "quota.gpus"])
     }
+
+    func testAPatchedQuotaIsAMergePatch() throws {
+        XCTAssertEqual(try TenantSpec.parsePatch(["quota": ["spendPerMonth": 100, "gpus": .null]]),
+                       TenantSpec(quota: TenantQuota(spendPerMonth: 100), removedLimits: ["gpus"]))
+        assertError("quota.gpus", "must not be null") { try TenantSpec.parse(["name": "t", "quota": ["gpus": .null]]) }
+    }
 }

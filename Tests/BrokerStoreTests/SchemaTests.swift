@@ -88,13 +88,13 @@ final class SchemaTests: XCTestCase {
     func testADatabaseOutOfOrderIsRefused() throws {
         let url = try TestDatabase.create()
         let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
-        // Two versions after the last real one, the database holding only the second.
-        let a = Schema.latestVersion + 1, b = a + 1
+        // Two versions after the last one known, applied out of order.
+        let (a, b) = (Schema.latestVersion + 1, Schema.latestVersion + 2)
         let order = MigrationOrder(Schema.migrations + [
-            Migration(version: a, name: "\(a)_a.sql", sql: "CREATE TABLE a (id int)"),
-            Migration(version: b, name: "\(b)_b.sql", sql: "CREATE TABLE b (id int)"),
+            Migration(version: a, name: "00\(a)_a.sql", sql: "CREATE TABLE a (id int)"),
+            Migration(version: b, name: "00\(b)_b.sql", sql: "CREATE TABLE b (id int)"),
         ], legacyThrough: 13)
-        try connection.executeScript("INSERT INTO schema_migrations (version, name) VALUES (\(b), '\(b)_b.sql')")
+        try connection.executeScript("INSERT INTO schema_migrations (version, name) VALUES (\(b), '00\(b)_b.sql')")
         XCTAssertThrowsError(try MigrationRunner.migrate(connection, order, definitions: Schema.definitions)) { error in
             XCTAssertTrue("\(error)".contains("\(a) missing before \(b)"), "\(error)")
         }

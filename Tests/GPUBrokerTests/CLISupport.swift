@@ -151,7 +151,7 @@ final class TerminalSession {
 final class ServedBroker {
     let databaseURL: String
     let port: Int
-    let adminToken = "cli-admin-token"
+    let adminToken = "cli-admin-token-0123456789abcdef0"
     let pid: pid_t
     let logPath = NSTemporaryDirectory() + "gpb-cli-broker-\(UUID().uuidString.prefix(8)).log"
     var url: String { "http://127.0.0.1:\(port)" }
@@ -168,15 +168,15 @@ final class ServedBroker {
             stdin: "/dev/null", stdout: logPath, stderr: logPath)
     }
 
-    func waitReady() async throws {
-        for _ in 0..<150 {
+    func waitReady(within seconds: Int = 15) async throws {
+        for _ in 0..<(seconds * 10) {
             if (try? await api("GET", "/readyz"))?.status == 200 { return }
             if let status = Binary.exitStatus(pid, block: false) {
                 throw TestSetupError("broker exited \(status): \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw TestSetupError("broker not ready in 15 s")
+        throw TestSetupError("broker not ready in \(seconds) s")
     }
 
     func stop() {

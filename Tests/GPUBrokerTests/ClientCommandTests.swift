@@ -47,6 +47,29 @@ final class ClientCommandTests: XCTestCase {
         return try XCTUnwrap(tenant.json["token"]?.stringValue, tenant.stdout)
     }
 
+    /// `admin pools put` reports the accelerator: vendor (inferred from the model unless
+    /// given), partitions and links; a new model without `--vendor` is inferred again.
+    func testPoolPutDescribesTheAccelerator() async throws {
+        _ = try await seed()
+        let admin = broker.adminToken
+        let common = ["--class", "gpu", "--gpu-memory", "80", "--gpus", "8", "--cpu", "96", "--memory", "1024",
+                      "--instance-type", "x", "--capacity", "1", "--price", "9", "-o", "json"]
+        let h100 = try cli(["admin", "pools", "put", "r1", "big", "--series", "H100", "--partitions", "1g.10gb,3g.40gb",
+                            "--interconnect", "nvlink", "--interconnect", "efa"] + common, token: admin)
+        XCTAssertEqual(h100.status, 0, h100.stderr)
+        XCTAssertEqual(h100.json["gpuVendor"], "nvidia")
+        XCTAssertEqual(h100.json["gpuPartitions"], ["1g.10gb", "3g.40gb"])
+        XCTAssertEqual(h100.json["gpuInterconnect"], ["nvlink", "efa"])
+        let amd = try cli(["admin", "pools", "put", "r1", "big", "--series", "MI300X", "-o", "json"], token: admin)
+        XCTAssertEqual(amd.json["gpuVendor"], "amd", amd.stderr)
+        XCTAssertEqual(amd.json["gpuPartitions"], ["1g.10gb", "3g.40gb"], "flags not given keep their reported values")
+        let said = try cli(["admin", "pools", "put", "r1", "big", "--series", "Z9", "--vendor", "intel", "-o", "json"], token: admin)
+        XCTAssertEqual(said.json["gpuVendor"], "intel", said.stderr)
+        let bad = try cli(["admin", "pools", "put", "r1", "big", "--vendor", "acme"], token: admin)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("gpuVendor"), bad.stderr)
+    }
+
     func testJSONAndYAMLOutputAreTheAPIAnswers() async throws {
         let token = try await seed()
         let admin = broker.adminToken

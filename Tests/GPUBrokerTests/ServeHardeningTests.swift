@@ -45,7 +45,7 @@ final class ServeHardeningTests: XCTestCase {
     func serve(_ arguments: [String], log: String) throws -> Process {
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["serve", "--database-url", try TestDatabase.create(), "--admin-token", "t"] + arguments
+        process.arguments = ["serve", "--database-url", try TestDatabase.create(), "--admin-token", String(repeating: "t", count: 32)] + arguments
         FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: log)
         process.standardOutput = FileHandle.nullDevice

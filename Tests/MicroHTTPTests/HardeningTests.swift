@@ -60,6 +60,9 @@ final class HardeningTests: XCTestCase {
             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden,
             "GET /hello HTTP/1.1\r\n\r\n",
+            // Issue 31, N10: a space before the colon made another header of it; the body became a second request.
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : \(hidden.utf8.count)\r\n\r\n" + hidden,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length\t: \(hidden.utf8.count)\r\n\r\n" + hidden,
         ]
         for raw in cases {
             let client = try RawClient(port: server.port, timeoutSeconds: 5)

@@ -1,5 +1,5 @@
 import Foundation
-import PostgresClient
+@testable import PostgresClient
 import TestHarness
 import XCTest
 
@@ -147,5 +147,19 @@ final class ConnectionTests: XCTestCase {
             XCTAssertEqual(error.kind, .connection)
             XCTAssertTrue(error.isConnectionProblem)
         }
+    }
+}
+
+/// Issue 31, F2: after a broker↔database partition healed, pooled connections waited
+/// 9–25 s on TCP retransmission timers. Keepalives and tcp_user_timeout are on by default.
+final class TCPDefaultsTests: XCTestCase {
+    func testConnectionsUseKeepalivesAndAUserTimeoutUnlessTheURLSaysOtherwise() throws {
+        let url = try XCTUnwrap(ProcessInfo.processInfo.environment["GPUBROKER_TEST_DATABASE_URL"])
+        let connection = try PostgresConnection.connect(PostgresConfiguration(url: url))
+        XCTAssertEqual(connection.socketOption(Int32(IPPROTO_TCP), TCP_USER_TIMEOUT), 10_000)
+        XCTAssertEqual(connection.socketOption(SOL_SOCKET, SO_KEEPALIVE), 1)
+        XCTAssertEqual(connection.socketOption(Int32(IPPROTO_TCP), TCP_KEEPIDLE), 10)
+        let chosen = try PostgresConnection.connect(PostgresConfiguration(url: url + "?tcp_user_timeout=2500"))
+        XCTAssertEqual(chosen.socketOption(Int32(IPPROTO_TCP), TCP_USER_TIMEOUT), 2500, "the URL's own value wins")
     }
 }

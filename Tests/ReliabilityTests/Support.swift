@@ -38,7 +38,7 @@ enum HTTP {
 /// A `gpubroker serve` child process.
 final class BrokerProcess: @unchecked Sendable {
     static var binary: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }
-    static let adminToken = "reliability-admin-token"
+    static let adminToken = "reliability-admin-token-0123456789"
 
     let process = Process()
     let port: Int

@@ -88,3 +88,32 @@ private func boundSocket() throws -> (fd: Int32, port: Int) {
     }
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
+
+/// Runs blocking `body` (a `RawClient`, say) on a thread of its own and awaits it, so
+/// that an async test never blocks the cooperative pool the server's handlers run on.
+public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// Reads and discards everything that arrives on `descriptors` (streams a test opened
+/// and must keep reading, or the server drops them) on a thread of its own, until stopped.
+public final class Drain: Sendable {
+    private let stopped = Flag()
+
+    public init(_ descriptors: [Int32]) {
+        Thread.detachNewThread { [stopped] in
+            var polled = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            var sink = [UInt8](repeating: 0, count: 64 * 1024)
+            while !stopped.isSet {
+                guard poll(&polled, nfds_t(polled.count), 100) > 0 else { continue }
+                for index in polled.indices where polled[index].revents != 0 {
+                    if recv(polled[index].fd, &sink, sink.count, Int32(MSG_DONTWAIT)) == 0 { polled[index].fd = -1 }
+                }
+            }
+        }
+    }
+
+    public func stop() { stopped.set() }
+}

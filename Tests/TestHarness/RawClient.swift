@@ -117,22 +117,38 @@ public final class RawClient {
         }
         var response = try Self.parseHead(buffer[0..<headerEnd!])
         buffer.removeFirst(headerEnd! + 4)
-        if head {
-            return response
-        } else if let length = response.headers["Content-Length"].flatMap({ Int($0) }) {
-            while buffer.count < length {
-                if try !fill() {
-                    throw TransportError(description: "connection closed inside the body", received: buffer.count)
-                }
-            }
-            response.body = Array(buffer[0..<length])
-            buffer.removeFirst(length)
-        } else {
-            while try fill() {}
-            response.body = buffer
-            buffer = []
-        }
+        if !head { response.body = try readBody(of: response) }
         return response
+    }
+
+    /// The body of a response whose head `readResponse(head: true)` read: by its
+    /// `Content-Length`, else until EOF.
+    public func readBody(of head: RawResponse) throws -> [UInt8] {
+        guard let length = head.headers["Content-Length"].flatMap({ Int($0) }) else {
+            while try fill() {}
+            defer { buffer = [] }
+            return buffer
+        }
+        while buffer.count < length {
+            if try !fill() {
+                throw TransportError(description: "connection closed inside the body", received: buffer.count)
+            }
+        }
+        defer { buffer.removeFirst(length) }
+        return Array(buffer[0..<length])
+    }
+
+    /// Reads until `text` has arrived (a stream's event, say) and drops what came up to
+    /// its end; throws at EOF or the receive timeout.
+    public func read(through text: String) throws {
+        let marker = Array(text.utf8)
+        while true {
+            if let end = buffer.firstRange(of: marker)?.upperBound {
+                buffer.removeFirst(end)
+                return
+            }
+            if try !fill() { throw TransportError(description: "connection closed before '\(text)'", received: buffer.count) }
+        }
     }
 
     /// True when the server closed the connection (EOF) within the receive timeout.
@@ -196,3 +212,7 @@ public final class RawClient {
         return RawResponse(status: status, headers: headers, body: [])
     }
 }
+
+/// A test hands a client from the thread that opened it to another that reads it
+/// (`onThread`), never to two at once: one user at a time is the invariant.
+extension RawClient: @unchecked Sendable {}

@@ -30,9 +30,10 @@ public final class TestBroker: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(server?.port ?? 0)" }
 
     /// `console`: the web console's routes too, as `gpubroker serve` has them.
+    /// `connectionLimit`: the server's, for tests that fill it.
     public init(
         databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false,
-        transport: Transport = .socket
+        transport: Transport = .socket, limits: ResourceLimits = ResourceLimits(), connectionLimit: Int? = nil
     ) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
@@ -41,8 +42,8 @@ public final class TestBroker: Sendable {
         services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
-            usage: UsageStore(pool: pool), adminToken: adminToken, metricsText: { "" },
-            readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init))
+            usage: UsageStore(pool: pool), admin: AdminCredential(token: adminToken), metricsText: { "" },
+            readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init), limits: limits)
         let api = BrokerAPI.router(services: services)
         var router = api
         if console { BrokerConsole.register(on: &router, api: api) }
@@ -53,6 +54,7 @@ public final class TestBroker: Sendable {
         case .socket:
             var configuration = HTTPServerConfiguration()
             configuration.port = 0
+            if let connectionLimit { configuration.connectionLimit = connectionLimit }
             configuration.errorResponder = BrokerAPI.errorResponder
             let server = HTTPServer(configuration: configuration, router: router)
             try server.start()

@@ -11,7 +11,7 @@ bin=$(cd "$(dirname "$0")/../.." && swift build --show-bin-path)/gpubroker
 url=$GPUBROKER_TEST_DATABASE_URL
 $bin migrate --database-url "$url" >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-$bin serve --database-url "$url" --admin-token adm --listen 127.0.0.1:$port --log-level warning >/dev/null 2>&1 &
+$bin serve --database-url "$url" --admin-token bench-admin-token-0123456789abcdef --listen 127.0.0.1:$port --log-level warning >/dev/null 2>&1 &
 srv=$!
 trap 'kill $srv' EXIT
 for _ in $(seq 100); do curl -fs http://127.0.0.1:$port/healthz >/dev/null && break; sleep 0.2; done
@@ -69,7 +69,7 @@ done
 s=$(date +%s%N); out=$($bin verify --database-url "$url"); echo "verify again: $(( ($(date +%s%N) - s) / 1000000 )) ms: $out"
 kill $srv; wait $srv 2>/dev/null || true
 s=$(date +%s%N)
-$bin serve --database-url "$url" --admin-token adm --listen 127.0.0.1:$port --retain-history 31d --log-level info >/dev/null 2>&1 &
+$bin serve --database-url "$url" --admin-token bench-admin-token-0123456789abcdef --listen 127.0.0.1:$port --retain-history 31d --log-level info >/dev/null 2>&1 &
 srv=$!
 while [ "$(psql -Atc 'SELECT count(*) FROM allocations')" -gt 60 ]; do sleep 1; done
 echo "retention: $(( ($(date +%s%N) - s) / 1000000 )) ms to remove $history allocations (from broker start)"

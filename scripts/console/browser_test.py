@@ -19,7 +19,7 @@ from playwright.sync_api import expect, sync_playwright
 
 DATABASE = os.environ["GPUBROKER_TEST_DATABASE_URL"]
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS", ".build/console-screenshots")
-ADMIN = "console-admin-token-%d" % os.getpid()
+ADMIN = "console-admin-token-%d-%s" % (os.getpid(), os.urandom(8).hex())
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 passed = []
 
