@@ -14,16 +14,6 @@ BEGIN
 END
 $$;
 
--- What a grant adds (p_allocation: gpb_grant's first argument).
-CREATE FUNCTION gpb_grant_demand(p_allocation jsonb)
-RETURNS tenant_usage
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    RETURN gpb_usage_of((p_allocation->>'tenantId')::uuid, p_allocation->'request',
-                        (p_allocation->>'placedReplicas')::integer);
-END
-$$;
-
 -- The first limit of p_quota that p_used plus p_adding passes, as the client reads it,
 -- or NULL. Only what is added counts: a request that adds no GPUs is not refused
 -- because the GPUs in use exceed a quota lowered since.

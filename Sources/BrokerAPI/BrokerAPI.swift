@@ -111,6 +111,7 @@ public enum BrokerAPI {
         InventoryRoutes.register(&builder)
         TenantRoutes.register(&builder)
         AllocationRoutes.register(&builder)
+        AdminAllocationRoutes.register(&builder)
         PolicyRoutes.register(&builder)
         SizingRoutes.register(&builder)
         ManifestRoutes.register(&builder)

@@ -4,40 +4,96 @@ import Synchronization
 
 /// CPU-heavy request work (reading and writing manifests) on threads of its own, never on
 /// Swift's cooperative pool: the pool has one thread per core, and every async route needs
-/// it free. The work runs on a few serial queues; a request that waits longer than its
-/// deadline for one is answered 503 without being run, and the work itself is given what
-/// is left of the deadline to check as it goes.
+/// it free. A few workers take the work:
+/// - **fair between tenants**: each tenant's work waits in a line of its own and the
+///   workers serve the lines in turn, so one tenant's heavy manifests wait behind its
+///   own, not everyone's;
+/// - **nothing waits after a commit**: work `afterCommit` (writing the answer of a grant
+///   that is already made) goes first and is never refused; any other work that waited
+///   longer than its deadline is answered 503 without being run (nothing was done yet,
+///   a retry is safe), and is given what is left of the deadline to check as it goes.
 final class CPUWork: Sendable {
-    /// Time a request may spend waiting for a queue and working, together.
+    /// Time a request may spend waiting for a worker and working, together.
     static let deadline = Duration.seconds(2)
 
-    private let queues: [DispatchQueue]
-    private let next = Counter()
+    private struct Job {
+        /// nil: after a commit, never refused.
+        var deadline: ContinuousClock.Instant?
+        var run: @Sendable () -> Void
+        var refuse: @Sendable () -> Void
+    }
 
-    init(queues count: Int = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)) {
-        queues = (0..<count).map { DispatchQueue(label: "gpubroker.cpu-work.\($0)", qos: .userInitiated) }
+    private struct State {
+        var committed: [Job] = []
+        var lines: [String: [Job]] = [:]
+        /// Tenants with waiting work, in the order they are served.
+        var turns: [String] = []
+        var idleWorkers: [DispatchQueue]
+
+        mutating func next() -> Job? {
+            if !committed.isEmpty { return committed.removeFirst() }
+            guard !turns.isEmpty else { return nil }
+            let tenant = turns.removeFirst()
+            var line = lines[tenant]!
+            let job = line.removeFirst()
+            if line.isEmpty {
+                lines[tenant] = nil
+            } else {
+                lines[tenant] = line
+                turns.append(tenant)
+            }
+            return job
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(workers count: Int = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)) {
+        state = Mutex(State(idleWorkers: (0..<count).map { DispatchQueue(label: "gpubroker.cpu-work.\($0)", qos: .userInitiated) }))
     }
 
     static let shared = CPUWork()
 
-    /// Runs `body` on one of the queues and awaits its result; `body` gets the deadline.
-    func run<T: Sendable>(_ body: @escaping @Sendable (ContinuousClock.Instant) throws -> T) async throws -> T {
+    /// Runs `body` on a worker, in `tenant`'s turn, and awaits its result; `body` gets the
+    /// deadline. `afterCommit`: ahead of everything, and run however long it waited.
+    func run<T: Sendable>(
+        tenant: String, afterCommit: Bool = false, _ body: @escaping @Sendable (ContinuousClock.Instant) throws -> T
+    ) async throws -> T {
         let deadline = ContinuousClock.now.advanced(by: Self.deadline)
-        let queue = queues[next.increment() % queues.count]
         return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                guard ContinuousClock.now < deadline else {
-                    continuation.resume(throwing: Problem.unavailable("the broker is busy reading other manifests; retry shortly"))
-                    return
+            let job = Job(
+                deadline: afterCommit ? nil : deadline,
+                run: { continuation.resume(with: Result { try body(deadline) }) },
+                refuse: {
+                    continuation.resume(throwing: Problem.unavailable("the broker is busy reading manifests; retry shortly"))
+                })
+            let worker = state.withLock { state -> DispatchQueue? in
+                if afterCommit {
+                    state.committed.append(job)
+                } else {
+                    if state.lines[tenant] == nil { state.turns.append(tenant) }
+                    state.lines[tenant, default: []].append(job)
                 }
-                continuation.resume(with: Result { try body(deadline) })
+                return state.idleWorkers.popLast()
+            }
+            if let worker { worker.async { self.work(on: worker) } }
+        }
+    }
+
+    /// A worker's loop: jobs until none waits, then it is idle again.
+    private func work(on worker: DispatchQueue) {
+        while let job = state.withLock({ state -> Job? in
+            guard let job = state.next() else {
+                state.idleWorkers.append(worker)
+                return nil
+            }
+            return job
+        }) {
+            if let deadline = job.deadline, ContinuousClock.now >= deadline {
+                job.refuse()
+            } else {
+                job.run()
             }
         }
     }
-}
-
-/// A wrapping counter shared between tasks.
-private final class Counter: Sendable {
-    private let value = Mutex(0)
-    func increment() -> Int { value.withLock { $0 &+= 1; return $0 & Int.max } }
 }

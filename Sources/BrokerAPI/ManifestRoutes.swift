@@ -14,14 +14,19 @@ struct ManifestAnswer: Encodable {
     var manifests: [JSONValue]
     /// The region each manifest is for; null: cluster-scoped, once overall.
     var manifestRegions: [JSONValue]
-    /// Documents passed through without being understood, workloads with nothing to place.
+    /// Each policy object in the file and the workloads it governed.
+    var policies: [PolicyOutcome]
+    /// Documents passed through without being understood, workloads with nothing to place,
+    /// policy fields the broker does not implement.
     var warnings: [String]
 }
 
 /// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
 /// allocation per workload and the documents to apply in each region out. The translation
 /// is `ManifestTranslator`'s; this file reads the body, plans, places and answers. Reading
-/// and writing run on `CPUWork`'s threads, never on the cooperative pool.
+/// and writing run on `CPUWork`'s threads, never on the cooperative pool: reading in the
+/// tenant's turn (refused with 503 past its deadline, before anything is granted), writing
+/// the answer of the committed grants ahead of all other work, never refused.
 enum ManifestRoutes {
     /// Largest answer: the documents are copied once per region used.
     static let maxAnswerBytes = 32 << 20
@@ -35,7 +40,7 @@ enum ManifestRoutes {
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
             let regionCount = max(1, inventory.count)
             let groupRegions = groupOrder(inventory)
-            let plan = try await CPUWork.shared.run { deadline in
+            let plan = try await CPUWork.shared.run(tenant: tenant.id.description) { deadline in
                 let (documents, bytes) = try readManifest(request, deadline: deadline)
                 let plan = try ManifestTranslator.plan(documents, catalog: catalog)
                 let copies = min(plan.replicaCount, regionCount)
@@ -53,18 +58,22 @@ enum ManifestRoutes {
             let grants = zip(plan.workloads, placed).map { workload, views in
                 if workload.isEmpty { return [RegionGrant]() }
                 let perAllocation = views.map { view in
-                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) })
+                    ManifestPolicies.labelling(
+                        ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) }),
+                        workload, unitOf: Dictionary(view.instances.compactMap { i in i.unit.map { (i.region, $0) } }) { a, _ in a })
                 }
                 return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
             }
             // Nothing placed (every workload at replicas 0): 200, no allocation to point to.
             let location = views.first.map { [("Location", "/v1/allocations/\($0.id.description)")] } ?? []
             let status = views.isEmpty ? 200 : 201
-            return try await CPUWork.shared.run { _ in
+            // The grants are committed: the answer is written however long the work waits.
+            return try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
                 let output = ManifestTranslator.output(plan, grants: grants)
                 let answer = ManifestAnswer(
                     allocation: views.first, allocations: views, manifests: output.map(\.manifest),
-                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null }, warnings: plan.warnings)
+                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null },
+                    policies: plan.policyOutcomes, warnings: plan.warnings)
                 guard asYAML else { return try JSONBodies.response(status, answer, headers: location) }
                 let json = try JSONValue.parse(JSONBodies.encode(answer))
                 return HTTPResponse(
@@ -114,6 +123,15 @@ enum ManifestRoutes {
     /// mistake in the manifest (422), not a region out of capacity.
     static func checkRegions(_ plan: ManifestPlan, known: Set<String>) throws {
         for workload in plan.workloads {
+            if let policy = workload.governedBy {
+                // A policy's units name regions (`*` aside): each must be one of this broker's.
+                let named = workload.requests[0].placement?.units.flatMap { $0.regions ?? [] } ?? []
+                if let unknown = named.first(where: { $0 != "*" && !known.contains($0) }) {
+                    throw ValidationFailure(
+                        field: policy.path, message: "\(policy.title) names unknown region '\(unknown)': no region of this broker has that id")
+                }
+                continue
+            }
             for component in workload.components {
                 let request = component.requests[0]
                 // A pin must name a region; an affinity listing several, at least one.

@@ -11,9 +11,14 @@ enum PolicyRoutes {
         }
         routes.add("PUT", "/v1/policies/{name}", .tenant) { request, context in
             let tenant = try context.tenant
-            let policy = try PolicySpec.parse(try JSONBodies.read(request), name: request.pathParameters["name"]!)
+            let body = try JSONBodies.read(request)
+            let name = request.pathParameters["name"]!
+            // A ResourcePolicy, PropagationPolicy or ctyun Policy as written, or the broker's own shape.
+            let (policy, warnings) = ManifestPolicies.isPolicy(body)
+                ? try ManifestPolicies.named(body, name: name) : (try PolicySpec.parse(body, name: name), [])
             let (saved, created) = try await context.services.policies.put(tenantId: tenant.id.uuid, policy)
-            return try JSONBodies.response(created ? 201 : 200, saved)
+            guard !warnings.isEmpty else { return try JSONBodies.response(created ? 201 : 200, saved) }
+            return try JSONBodies.response(created ? 201 : 200, StoredPolicy(policy: saved, warnings: warnings))
         }
         routes.add("GET", "/v1/policies/{name}", .tenant) { request, context in
             try JSONBodies.response(
@@ -23,5 +28,20 @@ enum PolicyRoutes {
             try await context.services.policies.delete(tenantId: try context.tenant.id.uuid, name: request.pathParameters["name"]!)
             return JSONBodies.noContent()
         }
+    }
+}
+
+/// A stored policy with what its source object asked for that a stored policy cannot do.
+struct StoredPolicy: Encodable {
+    var name: String
+    var selector: [String: String]
+    var policy: PlacementPolicy
+    var warnings: [String]
+
+    init(policy saved: NamedPolicy, warnings: [String]) {
+        name = saved.name
+        selector = saved.selector
+        policy = saved.policy
+        self.warnings = warnings
     }
 }

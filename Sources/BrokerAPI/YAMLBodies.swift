@@ -29,7 +29,7 @@ public enum YAMLBodies {
     /// Every non-empty document of the stream, in order, and the bytes of their scalars
     /// once aliases are resolved. A document that does not parse is reported by its index
     /// (from 0, counting empty ones) and line.
-    static func parseStream(_ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws -> ([JSONValue], Int) {
+    public static func parseStream(_ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws -> ([JSONValue], Int) {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw Problem.invalidRequest("the body is not valid UTF-8")
         }

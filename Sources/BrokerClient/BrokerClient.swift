@@ -52,7 +52,7 @@ public struct BrokerClient: Sendable {
             let response: Response
             do {
                 response = try await perform(request)
-            } catch is ClientError where retry && attempt < 3 {
+            } catch ClientError.transport where retry && attempt < 3 {
                 try await Task.sleep(for: .milliseconds(300 * attempt))
                 continue
             }
@@ -99,12 +99,16 @@ public struct BrokerClient: Sendable {
         let data: Data
         let urlResponse: URLResponse
         do {
-            (data, urlResponse) = try await URLSession.shared.data(for: request)
+            (data, urlResponse) = try await Self.session.data(for: request)
         } catch {
             throw ClientError.transport("cannot reach \(server.absoluteString): \(error.localizedDescription)")
         }
         guard let http = urlResponse as? HTTPURLResponse else {
             throw ClientError.transport("\(server.absoluteString) did not answer HTTP")
+        }
+        if (300..<400).contains(http.statusCode), let location = http.value(forHTTPHeaderField: "Location") {
+            throw ClientError.redirected(
+                "\(server.absoluteString) redirected to \(location); not followed, so that the token goes nowhere else (set --server to the broker's own URL)")
         }
         let requestId = http.value(forHTTPHeaderField: "X-Request-Id")
         let body: JSONValue
@@ -120,6 +124,11 @@ public struct BrokerClient: Sendable {
         return Response(status: http.statusCode, requestId: requestId, retryAfter: retryAfter, body: body)
     }
 
+    /// The broker never redirects: a redirect comes from something else on the way (a
+    /// proxy, a captive portal, a hostile server) and following it would send the bearer
+    /// token to wherever it points. This session follows none.
+    static let session = URLSession(configuration: .ephemeral, delegate: NoRedirects(), delegateQueue: nil)
+
     /// `value` as one path segment: `/`, `?`, `#` and `%` percent-encoded.
     public static func segment(_ value: String) -> String {
         var allowed = CharacterSet.urlPathAllowed
@@ -132,10 +141,12 @@ public struct BrokerClient: Sendable {
 public enum ClientError: Error, Sendable, CustomStringConvertible {
     case configuration(String)
     case transport(String)
+    /// A 3xx: not followed, and not tried again.
+    case redirected(String)
 
     public var description: String {
         switch self {
-        case .configuration(let message), .transport(let message): message
+        case .configuration(let message), .transport(let message), .redirected(let message): message
         }
     }
 }
@@ -165,5 +176,15 @@ public struct APIProblem: Error, Sendable, CustomStringConvertible {
         if !decisions.isEmpty { line += " (\(decisions.joined(separator: "; ")))" }
         if let requestId { line += " [request \(requestId)]" }
         return line
+    }
+}
+
+/// Answers every redirect with "do not follow": the 3xx itself becomes the response.
+final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the client finds its broker and token: `--server`/`--token`, then
 /// `GPUBROKER_URL`/`GPUBROKER_TOKEN`, then the config file, whose lines are
@@ -86,10 +89,20 @@ public struct ClientConfiguration: Sendable, Equatable {
         var text = "# gpubroker client settings (keep this file mode 0600)\n"
         if let server { text += "server = \(server)\n" }
         if let token { text += "token = \(token)\n" }
-        let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
-        guard FileManager.default.createFile(
-            atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-        else { throw ClientError.configuration("cannot write \(temporary)") }
+        // Created 0600 by open(2) itself: FileManager.createFile writes first and narrows
+        // the mode after, leaving the token readable by others (0644) meanwhile. A fresh
+        // name with O_EXCL | O_NOFOLLOW: nothing planted at it is written through.
+        let temporary = path + ".\(UInt64.random(in: 0...UInt64.max)).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ClientError.configuration("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == bytes.count, synced else {
+            unlink(temporary)
+            throw ClientError.configuration("cannot write \(temporary)")
+        }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)

@@ -107,17 +107,38 @@ extension BrokerClient {
         try await send("POST", "/v1/allocations", json: spec.json, headers: ["Idempotency-Key": idempotencyKey], retry: true).body
     }
 
+    /// Whose allocations a call reads or changes: the token's tenant's, or (admin token) any
+    /// tenant's through `/v1/admin/allocations`, optionally listing one tenant's.
+    public enum AllocationScope: Sendable {
+        case tenant
+        case admin(tenant: String?)
+
+        var path: String {
+            if case .admin = self { return "/v1/admin/allocations" }
+            return "/v1/allocations"
+        }
+
+        var query: [URLQueryItem] {
+            guard case .admin(let tenant?) = self else { return [] }
+            return [URLQueryItem(name: "tenant", value: tenant)]
+        }
+    }
+
     /// Every allocation with these filters, newest first, all pages in one answer.
-    public func allAllocations(status: String? = nil, region: String? = nil) async throws -> JSONValue {
-        try await allPages("/v1/allocations", "allocations", query: Self.filters(status: status, region: region))
+    public func allAllocations(status: String? = nil, region: String? = nil, scope: AllocationScope = .tenant) async throws -> JSONValue {
+        try await allPages(scope.path, "allocations", query: Self.filters(status: status, region: region) + scope.query)
     }
 
     /// One page; `cursor` is the previous page's `nextCursor`.
-    public func allocations(limit: Int? = nil, cursor: String? = nil, status: String? = nil, region: String? = nil) async throws -> JSONValue {
+    public func allocations(
+        limit: Int? = nil, cursor: String? = nil, status: String? = nil, region: String? = nil, scope: AllocationScope = .tenant
+    ) async throws -> JSONValue {
         var query: [URLQueryItem] = []
         if let limit { query.append(URLQueryItem(name: "limit", value: String(limit))) }
         if let cursor { query.append(URLQueryItem(name: "cursor", value: cursor)) }
-        return try await send("GET", "/v1/allocations", query: query + Self.filters(status: status, region: region), retry: true).body
+        return try await send(
+            "GET", scope.path, query: query + Self.filters(status: status, region: region) + scope.query, retry: true
+        ).body
     }
 
     static func filters(status: String?, region: String?) -> [URLQueryItem] {
@@ -138,25 +159,25 @@ extension BrokerClient {
         return .object([key: .array(items), "nextCursor": .null])
     }
 
-    public func allocation(_ id: String) async throws -> JSONValue {
-        try await send("GET", "/v1/allocations/\(Self.segment(id))", retry: true).body
+    public func allocation(_ id: String, scope: AllocationScope = .tenant) async throws -> JSONValue {
+        try await send("GET", "\(scope.path)/\(Self.segment(id))", retry: true).body
     }
 
-    public func scale(_ id: String, replicas: Int) async throws -> JSONValue {
-        try await send("PATCH", "/v1/allocations/\(Self.segment(id))", json: .object(["replicas": .number(Double(replicas))])).body
+    public func scale(_ id: String, replicas: Int, scope: AllocationScope = .tenant) async throws -> JSONValue {
+        try await send("PATCH", "\(scope.path)/\(Self.segment(id))", json: .object(["replicas": .number(Double(replicas))])).body
     }
 
-    public func renew(_ id: String, leaseSeconds: Int? = nil) async throws -> JSONValue {
+    public func renew(_ id: String, leaseSeconds: Int? = nil, scope: AllocationScope = .tenant) async throws -> JSONValue {
         let body: JSONValue = .object(leaseSeconds.map { ["leaseSeconds": .number(Double($0))] } ?? [:])
-        return try await send("POST", "/v1/allocations/\(Self.segment(id))/renew", json: body).body
+        return try await send("POST", "\(scope.path)/\(Self.segment(id))/renew", json: body).body
     }
 
-    public func release(_ id: String) async throws -> JSONValue {
-        try await send("DELETE", "/v1/allocations/\(Self.segment(id))").body
+    public func release(_ id: String, scope: AllocationScope = .tenant) async throws -> JSONValue {
+        try await send("DELETE", "\(scope.path)/\(Self.segment(id))").body
     }
 
-    public func events(_ id: String) async throws -> JSONValue {
-        try await send("GET", "/v1/allocations/\(Self.segment(id))/events", retry: true).body
+    public func events(_ id: String, scope: AllocationScope = .tenant) async throws -> JSONValue {
+        try await send("GET", "\(scope.path)/\(Self.segment(id))/events", retry: true).body
     }
 
     /// Where a pending allocation stands in the queue.
@@ -176,6 +197,11 @@ extension BrokerClient {
 
     public func policy(_ name: String) async throws -> JSONValue {
         try await send("GET", "/v1/policies/\(Self.segment(name))", retry: true).body
+    }
+
+    /// Stores a named policy: the broker's shape or a policy object as written.
+    public func putPolicy(_ name: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PUT", "/v1/policies/\(Self.segment(name))", json: body, retry: true).body
     }
 
     // MARK: admin

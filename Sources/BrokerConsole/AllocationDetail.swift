@@ -100,7 +100,8 @@ enum AllocationDetail {
               <label>Lease seconds <input name="leaseSeconds" type="number" min="10" max="86400"
                 value="\(Int(allocation["leaseSeconds"]?.numberValue ?? 300))"></label>
               <button type="submit">Renew</button></form>
-            \(Layout.button(context, "\(base)/release", "Release", style: "danger"))
+            \(Layout.button(context, "\(base)/release", "Release", style: "danger",
+                confirm: "Release every instance of this allocation? Its workloads lose their capacity."))
             </section>
             """
     }

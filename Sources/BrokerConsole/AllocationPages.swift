@@ -31,7 +31,7 @@ enum AllocationPages {
             }
             let page = try await context.api.get(listPath, query: query)
             let regions = try await regionIds(context)
-            let rows = (page["allocations"]?.arrayValue ?? []).map { row($0, linked: !context.isAdmin) }
+            let rows = (page["allocations"]?.arrayValue ?? []).map(row)
             var pager: [HTML] = []
             if query["cursor"] != nil { pager.append("<a href=\"\(link(links, cursor: nil))\">First page</a>") }
             if let next = page["nextCursor"]?.stringValue { pager.append("<a href=\"\(link(links, cursor: next))\">Next page</a>") }
@@ -55,12 +55,12 @@ enum AllocationPages {
         }
         console.page(&router, "/console/allocations/{id}") { context in
             let id = HTML.urlComponent(context.parameter("id"))
-            let allocation = try await context.api.get("/v1/allocations/\(id)")
-            let events = try await context.api.get("/v1/allocations/\(id)/events")["events"]?.arrayValue ?? []
+            let allocation = try await context.api.get(apiPath(context, id))
+            let events = try await context.api.get(apiPath(context, id) + "/events")["events"]?.arrayValue ?? []
             return Page(title: "Allocation", section: "allocations", body: AllocationDetail.render(context, allocation, events))
         }
         console.action(&router, "/console/allocations/{id}/scale") { context in
-            let path = "/v1/allocations/\(HTML.urlComponent(context.parameter("id")))"
+            let path = apiPath(context, HTML.urlComponent(context.parameter("id")))
             let replicas = context.field("replicas").map(AllocationForm.number) ?? .null
             _ = try Console.change(await context.api.call("PATCH", path, body: ["replicas": replicas]))
             console.sessions.addFlash(context.session.id, Flash(kind: .info, text: "Scaled."))
@@ -69,13 +69,13 @@ enum AllocationPages {
         console.action(&router, "/console/allocations/{id}/renew") { context in
             let id = HTML.urlComponent(context.parameter("id"))
             let body: JSONValue = context.field("leaseSeconds").map { ["leaseSeconds": AllocationForm.number($0)] } ?? [:]
-            _ = try Console.change(await context.api.call("POST", "/v1/allocations/\(id)/renew", body: body))
+            _ = try Console.change(await context.api.call("POST", apiPath(context, id) + "/renew", body: body))
             console.sessions.addFlash(context.session.id, Flash(kind: .info, text: "Lease renewed."))
             return Redirect(location: "/console/allocations/\(id)")
         }
         console.action(&router, "/console/allocations/{id}/release") { context in
             let id = HTML.urlComponent(context.parameter("id"))
-            _ = try Console.change(await context.api.call("DELETE", "/v1/allocations/\(id)"))
+            _ = try Console.change(await context.api.call("DELETE", apiPath(context, id)))
             console.sessions.addFlash(context.session.id, Flash(kind: .info, text: "Released."))
             return Redirect(location: "/console/allocations/\(id)")
         }
@@ -90,7 +90,7 @@ enum AllocationPages {
                 }
                 let tenant: HTML = context.isAdmin ? "<td>\(item.tenant ?? "")</td>" : .empty
                 return """
-                    <tr><td>\(index + 1)</td><td>\(idLink(allocation, linked: !context.isAdmin))</td>\(tenant)\
+                    <tr><td>\(index + 1)</td><td>\(idLink(allocation))</td>\(tenant)\
                     <td>\(Int(allocation["replicas"]?.numberValue ?? 0))</td><td>\(shape(allocation["request"]))</td>\
                     <td>\(formatTime(allocation["queueDeadline"]?.stringValue))</td>\
                     <td><ul class="reasons">\(reasons)</ul></td></tr>
@@ -122,25 +122,29 @@ enum AllocationPages {
         return result
     }
 
+    /// An allocation in the API: the tenant's own route, or the admin's route to any tenant's.
+    static func apiPath(_ context: ConsoleRequest, _ id: String) -> String {
+        (context.isAdmin ? "/v1/admin/allocations/" : "/v1/allocations/") + id
+    }
+
     static func regionIds(_ context: ConsoleRequest) async throws -> [String] {
         (try await context.api.all("/v1/regions", "regions")).compactMap { $0["id"]?.stringValue }
     }
 
-    /// The short id, a link to the allocation's page where the signed-in token may open it.
+    /// The short id, a link to the allocation's page (the admin's opens any tenant's).
     /// The last 8 digits: ids are time-ordered (UUIDv7), so the first 8 of allocations made
     /// within a minute are the same.
-    static func idLink(_ allocation: JSONValue, linked: Bool = true) -> HTML {
+    static func idLink(_ allocation: JSONValue) -> HTML {
         let id = allocation["id"]?.stringValue ?? ""
-        guard linked else { return "<span class=\"id\" title=\"\(id)\">\(String(id.suffix(8)))</span>" }
         return "<a class=\"id\" href=\"/console/allocations/\(HTML.urlComponent(id))\">\(String(id.suffix(8)))</a>"
     }
 
-    static func row(_ allocation: JSONValue, linked: Bool) -> HTML {
+    static func row(_ allocation: JSONValue) -> HTML {
         let status = allocation["status"]?.stringValue ?? ""
         let instances = allocation["instances"]?.arrayValue ?? []
         let regions = Array(Set(instances.compactMap { $0["region"]?.stringValue })).sorted().joined(separator: ", ")
         return """
-            <tr><td>\(idLink(allocation, linked: linked))</td><td>\(Layout.badge(status))</td>\
+            <tr><td>\(idLink(allocation))</td><td>\(Layout.badge(status))</td>\
             <td>\(Int(allocation["placedReplicas"]?.numberValue ?? 0)) / \(Int(allocation["replicas"]?.numberValue ?? 0))</td>\
             <td>\(shape(allocation["request"]))</td><td>\(regions.isEmpty ? "—" : regions)</td>\
             <td>\(labels(allocation["labels"]))</td><td>\(formatTime(allocation["leaseExpiresAt"]?.stringValue))</td></tr>

@@ -88,11 +88,13 @@ enum Layout {
     }
 
     /// A one-button form that changes something (with the session's CSRF token).
+    /// `confirm`: a question the browser asks before the form is sent (console.js).
     static func button(_ context: ConsoleRequest, _ action: String, _ label: String, fields: [(String, String)] = [],
-                       style: String = "") -> HTML {
+                       style: String = "", confirm: String? = nil) -> HTML {
         let hidden: [HTML] = fields.map { "<input type=\"hidden\" name=\"\($0.0)\" value=\"\($0.1)\">" }
+        let question: HTML = confirm.map { " data-confirm=\"\($0)\"" } ?? .empty
         return """
-            <form method="post" action="\(action)" class="inline">\(csrfField(context))\(hidden)\
+            <form method="post" action="\(action)" class="inline"\(question)>\(csrfField(context))\(hidden)\
             <button type="submit" class="\(style)">\(label)</button></form>
             """
     }

@@ -103,7 +103,7 @@ enum OverviewPage {
         var rows: [HTML] = []
         for status in AllocationStatus.live {
             let page = try await context.api.get("/v1/allocations", query: ["status": status.rawValue, "limit": "50"])
-            rows += (page["allocations"]?.arrayValue ?? []).map { AllocationPages.row($0, linked: true) }
+            rows += (page["allocations"]?.arrayValue ?? []).map(AllocationPages.row)
         }
         return """
             <section aria-labelledby="mine-title">

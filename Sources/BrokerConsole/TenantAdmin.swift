@@ -76,7 +76,8 @@ enum TenantAdmin {
             <td>\(formatTime(tenant["createdAt"]?.stringValue))</td>\
             <td><form method="post" action="\(base)/quota" class="inline quota">\(Layout.csrfField(context))\
             \(quotaInputs(tenant["quota"]))<button type="submit">Save quota</button></form></td>\
-            <td>\(Layout.button(context, "\(base)/token", "Rotate token"))</td></tr>
+            <td>\(Layout.button(context, "\(base)/token", "Rotate token",
+                confirm: "Issue a new token for this tenant? The current one stops working at once."))</td></tr>
             """
     }
 }

@@ -77,6 +77,8 @@ public struct AllocationView: Codable, Sendable, Equatable {
     public var decisions: [PlacementDecision]
     /// The request as the broker understood it (defaults filled in, policy resolved).
     public var request: AllocationRequest
+    /// The owning tenant, in the admin's answers only (a tenant knows its own).
+    public var tenantId: ResourceID?
 
     public init(
         id: ResourceID, status: AllocationStatus, replicas: Int, placedReplicas: Int,

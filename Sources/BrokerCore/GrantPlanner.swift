@@ -34,14 +34,26 @@ public struct GrantInput: Sendable {
 /// A running best-effort instance a default-QoS grant may take over (rule 8).
 public typealias PreemptionCandidate = (seq: Int64, region: String, poolId: String)
 
-/// One pool's share of a plan, as the reservation functions take it.
-public struct PlacementRow: Sendable, Equatable {
+/// One pool's share of a plan, as the reservation functions take it (SQL type
+/// `gpb_placement`: region, pool, count, unit, vswitches).
+public struct PlacementRow: Sendable, Equatable, Encodable {
     public var placement: PlannedPlacement
     /// One per instance (rule 7).
     public var vSwitchIds: [String]
     /// Of the placement's count, the pool's idle instances the inventory showed, reused
     /// before new capacity is taken (rule 9). The database takes idle instances first on its own.
     public var reusing: Int
+
+    enum CodingKeys: String, CodingKey { case count, pool, region, unit, vswitches }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(placement.count, forKey: .count)
+        try container.encode(placement.poolId, forKey: .pool)
+        try container.encode(placement.region, forKey: .region)
+        try container.encodeIfPresent(placement.unit, forKey: .unit)
+        try container.encode(vSwitchIds, forKey: .vswitches)
+    }
 }
 
 /// What a grant will do. The store carries it out, and the database checks again what
@@ -84,7 +96,8 @@ public struct GrantPlan: Sendable, Equatable {
     }
 }
 
-/// A new allocation as its grant records it: `gpb_grant`'s allocation argument.
+/// A new allocation and the placements to reserve for it, as the grant functions take it:
+/// the members of the SQL type `gpb_planned_grant` (definitions/grants.sql), snake_case.
 public struct AllocationRecord: Encodable, Sendable {
     var id: ResourceID
     var tenantId: ResourceID
@@ -95,15 +108,28 @@ public struct AllocationRecord: Encodable, Sendable {
     var labels: [String: String]
     var decisions: [PlacementDecision]
     var leaseSeconds: Int
+    /// The request's price cap, which the database checks again once the pools are locked.
+    var maxPricePerHour: Double?
+    var placements: [PlacementRow]
+    var actor: String
+    /// md5 of the tenant's policies the plan was made with (`TenantSettings.policiesVersion`).
+    var policies: String
+
+    enum CodingKeys: String, CodingKey {
+        case id = "allocation_id", tenantId = "tenant_id", status, request, replicas, placedReplicas = "placed_replicas"
+        case labels, decisions, leaseSeconds = "lease_seconds", maxPricePerHour = "max_price_per_hour", placements
+        case actor, policies
+    }
 }
 
 extension GrantPlan {
-    /// The allocation a granted plan creates.
-    public func record(id: ResourceID, tenantId: ResourceID) -> AllocationRecord {
+    /// The allocation a granted plan creates, with what its grant needs.
+    public func record(id: ResourceID, tenantId: ResourceID, actor: String, policiesVersion: String) -> AllocationRecord {
         AllocationRecord(
             id: id, tenantId: tenantId, status: placement.satisfied ? .active : .partial, request: request,
             replicas: request.replicas, placedReplicas: placement.placed, labels: request.labels, decisions: decisions,
-            leaseSeconds: request.leaseSeconds)
+            leaseSeconds: request.leaseSeconds, maxPricePerHour: GrantPlanner.effectiveShape(request).maxPricePerHour,
+            placements: rows, actor: actor, policies: policiesVersion)
     }
 
     /// The answer for a granted plan, from the instances the grant created, without reading

@@ -9,12 +9,17 @@ public struct RegionGrant: Sendable, Equatable {
     public var instanceTypes: [String]
     /// Distinct GPU series granted there, the most used first.
     public var gpuSeries: [String]
+    /// Labels the unit that placed these asks for on its pods (a policy's `podLabels`).
+    public var podLabels: [String: String]
 
-    public init(region: String, replicas: Int, instanceTypes: [String] = [], gpuSeries: [String] = []) {
+    public init(
+        region: String, replicas: Int, instanceTypes: [String] = [], gpuSeries: [String] = [], podLabels: [String: String] = [:]
+    ) {
         self.region = region
         self.replicas = replicas
         self.instanceTypes = instanceTypes
         self.gpuSeries = gpuSeries
+        self.podLabels = podLabels
     }
 }
 
@@ -97,6 +102,8 @@ extension ManifestTranslator {
     private static func granting(_ document: JSONValue, site: TemplateSite, grant: RegionGrant, vocabulary: LabelVocabulary) -> JSONValue {
         var m = document
         let labels = site.metadataPath + ["labels"]
+        // The unit's labels first: the region and series granted overwrite theirs.
+        for (key, value) in grant.podLabels.sorted(by: { $0.key < $1.key }) { m = m.setting(labels + [key], to: .string(value)) }
         m = m.setting(labels + [vocabulary.regionLabel], to: .string(grant.region))
         let nodeSelector = site.specPath + ["nodeSelector"]
         m = m.setting(nodeSelector + [Labels.topologyRegion], to: .string(grant.region))

@@ -12,8 +12,10 @@ public struct ManifestPlan: Sendable, Equatable {
 
     /// In document order, `List` items in place of their list.
     public var entries: [Entry]
+    /// Each policy object in the file and the workloads it governed (`ManifestPolicies`).
+    public var policyOutcomes: [PolicyOutcome] = []
     /// What the answer must tell: documents passed through without being understood,
-    /// workloads with nothing to place.
+    /// workloads with nothing to place, policy fields not implemented.
     public var warnings: [String] = []
 
     public var workloads: [ManifestTranslation] {
@@ -31,6 +33,7 @@ extension ManifestTranslator {
     /// field path when there is one document), and refuses a stream with no workload.
     public static func plan(_ documents: [JSONValue], catalog: InstanceCatalog = .empty) throws(ValidationFailure) -> ManifestPlan {
         var entries: [ManifestPlan.Entry] = []
+        var policies: [ManifestPolicy] = []
         var warnings: [String] = []
         var errors: [FieldError] = []
         let single = documents.count == 1
@@ -41,6 +44,11 @@ extension ManifestTranslator {
             let path = single ? "" : "documents[\(index)]"
             for (itemPath, item) in expandingLists(document, at: path) {
                 do throws(ValidationFailure) {
+                    if let policy = try ManifestPolicies.read(item, at: itemPath) {
+                        policies.append(policy)
+                        entries.append(.passThrough(policy.document, clusterScoped: true))
+                        continue
+                    }
                     let entry = try planEntry(item, at: itemPath, catalog: catalog)
                     entries.append(entry.entry)
                     if let warning = entry.warning { warnings.append(warning) }
@@ -50,10 +58,14 @@ extension ManifestTranslator {
             }
         }
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
-        let plan = ManifestPlan(entries: entries, warnings: warnings)
+        var plan = ManifestPlan(entries: entries, warnings: warnings)
         if plan.workloads.isEmpty {
-            throw ValidationFailure(field: single ? "kind" : "documents", message: "holds no workload to place. Supported: \(ManifestKinds.supportedList)")
+            let policiesNote = policies.isEmpty ? "" : " (a file of policies alone is stored with PUT /v1/policies/{name}, as `gpubroker apply` does)"
+            throw ValidationFailure(
+                field: single ? "kind" : "documents",
+                message: "holds no workload to place\(policiesNote). Supported: \(ManifestKinds.supportedList)")
         }
+        try ManifestPolicies.govern(&plan, policies)
         return plan
     }
 

@@ -67,6 +67,10 @@ public struct ManifestTranslation: Sendable, Equatable {
     /// Templates of a group with no pods now (a worker group scaled to 0): they get the
     /// region of the others, for when they scale up.
     public var idleSites: [TemplateSite] = []
+    /// The policy object whose placement this workload took, if any.
+    public var governedBy: GoverningPolicy?
+    /// Per placement unit, labels a governing policy puts on the pods that unit places.
+    public var unitPodLabels: [[String: String]] = []
 
     /// The requests of a single-template workload.
     public var requests: [AllocationRequest] { components[0].requests }
@@ -112,7 +116,9 @@ public struct InstanceCatalog: Sendable, Equatable {
 /// - region pins in `nodeSelector` and required node affinity (`PodRequirements`);
 /// - the annotation `k8s.aliyun.com/eci-use-specs`: up to 5 instance types, tried in order;
 ///   a GPU type known to the catalog asks for its series and GPUs;
-/// - GPU requests in every spelling `PodRequirements` reads;
+/// - accelerators in every spelling of `AcceleratorSpellings` (resources, DRA claims, KAI
+///   annotations, model and instance-type node labels): vendor, devices, memory, partition,
+///   link; an unknown spelling is refused by name (`PodRequirements`, `PodAccelerator`);
 /// - the replica count where the kind keeps it (default 1).
 /// QoS defaults to `default`. A pod that requests no CPU (or no memory) is sized at
 /// `defaultCPU` cores (`defaultMemoryGiB` GiB), the smallest serverless shape.
@@ -135,7 +141,6 @@ public enum ManifestTranslator {
         public static let ctyunRegion = "ctyun.cn/specified-region-id"
         public static let topologyRegion = "topology.kubernetes.io/region"
         public static let useSpecs = "k8s.aliyun.com/eci-use-specs"
-        public static let gpuResource = "nvidia.com/gpu"
         public static let regionKeys = [alibabaRegion, ctyunRegion, topologyRegion]
     }
 

@@ -124,11 +124,16 @@ public struct PlacementUnit: Codable, Sendable, Equatable {
     public var regions: [String]?
     public var selector: RegionSelector?
     public var max: Int?
+    /// `spread` only, on every unit or none: each of the unit's regions gets a share in
+    /// proportion to this static weight instead of to what it can hold (Karmada's
+    /// `staticWeightList`).
+    public var weight: Int?
 
-    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil) {
+    public init(regions: [String]? = nil, selector: RegionSelector? = nil, max: Int? = nil, weight: Int? = nil) {
         self.regions = regions
         self.selector = selector
         self.max = max
+        self.weight = weight
     }
 }
 

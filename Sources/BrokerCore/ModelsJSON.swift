@@ -19,6 +19,7 @@ extension PlacementUnit: JSONWritable {
         json.member("max", max)
         json.member("regions", regions)
         json.member("selector", selector)
+        json.member("weight", weight)
         json.endObject()
     }
 }
@@ -140,6 +141,7 @@ extension AllocationView: JSONWritable {
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
+        json.member("tenantId", tenantId)
         json.member("updatedAt", updatedAt)
         json.endObject()
     }
@@ -152,7 +154,7 @@ extension PlacementRow: JSONWritable {
         json.member("pool", placement.poolId)
         json.member("region", placement.region)
         json.member("unit", placement.unit)
-        json.member("vSwitches", vSwitchIds)
+        json.member("vswitches", vSwitchIds)
         json.endObject()
     }
 }
@@ -160,15 +162,19 @@ extension PlacementRow: JSONWritable {
 extension AllocationRecord: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
+        json.member("actor", actor)
+        json.member("allocation_id", id)
         json.member("decisions", decisions)
-        json.member("id", id)
         json.member("labels", labels)
-        json.member("leaseSeconds", leaseSeconds)
-        json.member("placedReplicas", placedReplicas)
+        json.member("lease_seconds", leaseSeconds)
+        json.member("max_price_per_hour", maxPricePerHour)
+        json.member("placed_replicas", placedReplicas)
+        json.member("placements", placements)
+        json.member("policies", policies)
         json.member("replicas", replicas)
         json.member("request", request)
         json.member("status", status)
-        json.member("tenantId", tenantId)
+        json.member("tenant_id", tenantId)
         json.endObject()
     }
 }

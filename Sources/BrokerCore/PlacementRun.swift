@@ -182,7 +182,7 @@ extension PlacementPlanner {
                 if units.isEmpty {
                     runSpread(defaultEntries(), maxes: [])
                 } else {
-                    runSpread(resolveUnits(units).flatMap { $0 }, maxes: units.map(\.max))
+                    runSpread(resolveUnits(units).flatMap { $0 }, maxes: units.map(\.max), weights: units.map(\.weight))
                 }
             }
         }

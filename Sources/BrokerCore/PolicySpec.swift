@@ -43,10 +43,12 @@ public enum PolicySpec {
 }
 
 /// Placement policies as they appear in requests and named policies:
-/// `{"strategy": "prefer"|"spread", "units": [{"regions"?: [id | "*"], "selector"?: {"kind"?, "labels"?}, "max"?}]}`.
+/// `{"strategy": "prefer"|"spread", "units": [{"regions"?: [id | "*"], "selector"?: {"kind"?, "labels"?}, "max"?, "weight"?}]}`.
 public enum PlacementSpec {
     public static let maxUnits = 16
     public static let maxUnitReplicas = 1_000_000
+    /// Largest static weight: shares are computed as weight × replicas without overflow.
+    public static let maxWeight = 10_000
     /// Largest `maxPricePerHour` accepted.
     public static let maxPrice = 1_000_000_000.0
 
@@ -89,6 +91,11 @@ public enum PlacementSpec {
             }
         }
         guard ok, strategyOK else { return nil }
+        let weighted = units.filter { $0.weight != nil }.count
+        if weighted > 0 && (strategy != .spread || weighted != units.count) {
+            reader.errors.add(reader.field("units"), "weight divides a spread: give every unit a weight and strategy spread")
+            return nil
+        }
         return PlacementPolicy(strategy: strategy ?? .prefer, units: units, maxPricePerHour: maxPricePerHour)
     }
 
@@ -108,11 +115,12 @@ public enum PlacementSpec {
             selector = RegionSelector(kind: kind, labels: labels)
         }
         let max = unit.integer("max", in: 1...maxUnitReplicas)
+        let weight = unit.integer("weight", in: 1...maxWeight)
         unit.finish()
         if !regionsGiven && !selectorGiven {
             errors.add(path, "must have regions or selector")
         }
         guard errors.errors.count == errorCount else { return nil }
-        return PlacementUnit(regions: regions, selector: selector, max: max)
+        return PlacementUnit(regions: regions, selector: selector, max: max, weight: weight)
     }
 }

@@ -1,16 +1,20 @@
 import Foundation
 
 // Rule 4: `spread` divides replicas over the candidate regions in proportion to what each
-// can hold now (largest remainder), within the units' caps.
+// can hold now (largest remainder), or to the units' static weights when they have them,
+// within the units' caps.
 
 extension PlacementPlanner.Planner {
-    mutating func runSpread(_ entries: [PlacementPlanner.Entry], maxes: [Int?]) {
+    mutating func runSpread(_ entries: [PlacementPlanner.Entry], maxes: [Int?], weights: [Int?] = []) {
         let n = entries.count
+        let staticWeight = { (k: Int) -> Int? in entries[k].unit.flatMap { $0 < weights.count ? weights[$0] : nil } }
         var heldByRegion: [String: Int] = [:]
         for h in input.held { heldByRegion[h.region, default: 0] += max(0, h.count) }
         var heldAt = [Int](repeating: 0, count: n)
         var avail = [Int](repeating: 0, count: n)
         var weight = [Int](repeating: 0, count: n)
+        // What a region can hold (held + available): new replicas never take it past this.
+        var holdable = [Int](repeating: 0, count: n)
         var totalHeld = 0
         for k in 0..<n {
             let e = entries[k]
@@ -19,8 +23,16 @@ extension PlacementPlanner.Planner {
                 let s = stat(i)
                 if s.active { avail[k] = s.available }
             }
-            weight[k] = heldAt[k] + avail[k]
+            holdable[k] = heldAt[k] + avail[k]
+            weight[k] = staticWeight(k) ?? holdable[k]
             totalHeld += heldAt[k]
+        }
+        // Static weights divide the whole total, not at most each weight (`largestRemainder`
+        // caps entries at their weight): scaled by the total, they never cap it.
+        let isStatic = weights.contains { $0 != nil }
+        let proportional = { (total: Int, w: [Int]) -> [Int] in
+            !isStatic ? PlacementPlanner.largestRemainder(total, w)
+                : PlacementPlanner.largestRemainder(total, w.map { $0 * Swift.max(1, total) })
         }
         // Shares of the total (held + new), with unit caps fixed one unit at a time.
         var share = [Int](repeating: 0, count: n)
@@ -28,7 +40,7 @@ extension PlacementPlanner.Planner {
         var total = totalHeld + need
         var cappedUnits = Set<Int>()
         while true {
-            let s = PlacementPlanner.largestRemainder(total, open.map { weight[$0] })
+            let s = proportional(total, open.map { weight[$0] })
             for (j, k) in open.enumerated() { share[k] = s[j] }
             var violated: (unit: Int, cap: Int)?
             var sums: [Int: Int] = [:]
@@ -46,7 +58,7 @@ extension PlacementPlanner.Planner {
                 for k in members { share[k] = heldAt[k] }
                 total -= heldInUnit
             } else {
-                let s = PlacementPlanner.largestRemainder(cap, members.map { weight[$0] })
+                let s = proportional(cap, members.map { weight[$0] })
                 for (j, k) in members.enumerated() { share[k] = s[j] }
                 total -= cap
             }
@@ -56,7 +68,7 @@ extension PlacementPlanner.Planner {
             if open.isEmpty { break }
         }
         // New replicas go where a region is below its share.
-        let deficit = (0..<n).map { max(0, min(share[$0], weight[$0]) - heldAt[$0]) }
+        let deficit = (0..<n).map { max(0, min(share[$0], holdable[$0]) - heldAt[$0]) }
         var newCounts = PlacementPlanner.largestRemainder(need, deficit)
         // Unit caps on the final counts (held in a unit's regions + new ≤ max), then fill what
         // is still missing: first up to the shares, then up to what regions can give.
@@ -89,6 +101,7 @@ extension PlacementPlanner.Planner {
             let got = take(i, up: newCounts[k], unit: e.unit)
             var reason = describe(i, s)
             reason += "; spread share \(share[k]) of \(totalHeld + need)"
+            if let w = staticWeight(k) { reason += " by weight \(w)" }
             if heldAt[k] > 0 { reason += " (\(heldAt[k]) held)" }
             if inventory[i].region.primary { reason += "; primary region" }
             reason += Self.unitNote(e.unit)

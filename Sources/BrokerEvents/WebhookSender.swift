@@ -94,11 +94,13 @@ public struct WebhookSender: Sendable {
     func attempt(_ delivery: ClaimedDelivery) async -> AttemptOutcome {
         var status: Int?
         var problem: String
-        if let refusal = await policy.refusal(delivery.url, resolving: true) {
+        let target = await policy.target(delivery.url)
+        if case .refused(let refusal) = target {
             problem = "url refused: \(refusal)"
-        } else if let url = URL(string: delivery.url) {
+        } else if case .connect(let address, let host) = target, let url = URL(string: address) {
             var request = URLRequest(url: url)
             request.httpMethod = "POST"
+            if let host { request.setValue(host, forHTTPHeaderField: "Host") }
             let timestamp = Int(Date().timeIntervalSince1970)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.setValue("gpubroker-webhooks/1", forHTTPHeaderField: "User-Agent")

@@ -5,13 +5,18 @@ import Foundation
 /// allowed it, no host that resolves to a loopback, link-local, private, shared or
 /// unspecified address, so that a tenant cannot aim the broker at internal services.
 /// Registration refuses address literals and `localhost` names without resolving
-/// anything (an API call never waits on DNS); every attempt resolves the name and
-/// checks each address first (a name may change what it resolves to).
+/// anything (an API call never waits on DNS); every attempt resolves the name once,
+/// checks each address and connects to the address it checked (`target`): a name that
+/// answers a public address to the check and 127.0.0.1 to the connection (DNS
+/// rebinding) never reaches loopback.
 public struct WebhookURLPolicy: Sendable {
     public var allowPrivate: Bool
+    /// Name → addresses (as text); getaddrinfo unless a test gives its own.
+    let resolver: @Sendable (String) -> [String]
 
-    public init(allowPrivate: Bool = false) {
+    public init(allowPrivate: Bool = false, resolver: (@Sendable (String) -> [String])? = nil) {
         self.allowPrivate = allowPrivate
+        self.resolver = resolver ?? { Self.resolve($0).map(\.text) }
     }
 
     public static let maxLength = 2048
@@ -19,28 +24,61 @@ public struct WebhookURLPolicy: Sendable {
     /// Why the URL is refused, or nil. Resolving blocks, so it runs on a Dispatch
     /// thread, never on the cooperative pool.
     public func refusal(_ text: String, resolving: Bool) async -> String? {
+        if case .refused(let reason) = await check(text, resolving: resolving) { return reason }
+        return nil
+    }
+
+    /// Where an attempt connects: the URL with an `http` host replaced by the address that
+    /// was checked, and the `Host` header to send. An `https` URL keeps its name (its
+    /// certificate is checked against it, which a service reached by rebinding cannot pass).
+    public enum Target: Sendable, Equatable {
+        case refused(String)
+        case connect(url: String, host: String?)
+    }
+
+    public func target(_ text: String) async -> Target {
+        switch await check(text, resolving: true) {
+        case .refused(let reason): return .refused(reason)
+        case .allowed(let components, let address):
+            guard var components, components.scheme?.lowercased() == "http", let address, let host = components.host else {
+                return .connect(url: text, host: nil)
+            }
+            let port = components.port.map { ":\($0)" } ?? ""
+            components.host = address.contains(":") ? "[\(address)]" : address
+            return .connect(url: components.string ?? text, host: host + port)
+        }
+    }
+
+    private enum Checked {
+        case refused(String)
+        /// The parsed URL and the first address checked (nil when nothing was resolved).
+        case allowed(URLComponents?, String?)
+    }
+
+    private func check(_ text: String, resolving: Bool) async -> Checked {
         guard text.utf8.count <= Self.maxLength, let url = URLComponents(string: text),
             let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https"
-        else { return "must be an absolute http or https URL of at most \(Self.maxLength) characters" }
-        guard let host = url.host, !host.isEmpty else { return "must name a host" }
-        if url.user != nil || url.password != nil { return "must not carry credentials" }
-        if url.fragment != nil { return "must not have a fragment" }
-        if allowPrivate { return nil }
+        else { return .refused("must be an absolute http or https URL of at most \(Self.maxLength) characters") }
+        guard let host = url.host, !host.isEmpty else { return .refused("must name a host") }
+        if url.user != nil || url.password != nil { return .refused("must not carry credentials") }
+        if url.fragment != nil { return .refused("must not have a fragment") }
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let lowered = name.lowercased()
-        if lowered == "localhost" || lowered.hasSuffix(".localhost") || lowered.hasSuffix(".localhost.") {
-            return "host '\(host)' is this machine (the admin may allow that with --webhook-allow-private)"
+        if !allowPrivate && (lowered == "localhost" || lowered.hasSuffix(".localhost") || lowered.hasSuffix(".localhost.")) {
+            return .refused("host '\(host)' is this machine (the admin may allow that with --webhook-allow-private)")
         }
         let literal = Self.literal(name)
-        if !resolving && literal == nil { return nil }
+        if !resolving && (literal == nil || allowPrivate) { return .allowed(url, nil) }
+        let resolver = self.resolver
         let addresses = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: literal.map { [$0] } ?? Self.resolve(name)) }
+            DispatchQueue.global().async { continuation.resume(returning: literal.map { [$0] } ?? resolver(name).compactMap(Self.literal)) }
         }
-        if addresses.isEmpty { return "host '\(host)' does not resolve" }
-        if let inside = addresses.first(where: Self.isInternal) {
-            return "host '\(host)' resolves to \(inside.text), a loopback, link-local or private address (the admin may allow those with --webhook-allow-private)"
+        if addresses.isEmpty { return .refused("host '\(host)' does not resolve") }
+        if !allowPrivate, let inside = addresses.first(where: Self.isInternal) {
+            return .refused(
+                "host '\(host)' resolves to \(inside.text), a loopback, link-local or private address (the admin may allow those with --webhook-allow-private)")
         }
-        return nil
+        return .allowed(url, addresses[0].text)
     }
 
     struct Address {

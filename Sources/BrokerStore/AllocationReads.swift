@@ -11,11 +11,13 @@ extension AllocationStore {
         }
     }
 
-    /// The tenant's allocations, newest first. The cursor is the last sequence number
+    /// The tenant's allocations (every tenant's when `tenantId` is nil), newest first; the
+    /// admin's list names each one's tenant (`namingTenants`). The cursor is the last sequence number
     /// seen, so pages stay stable while new allocations arrive. With `region`, the
     /// allocations that ever had an instance there (`allocation_regions`).
     public func list(
-        tenantId: UUID, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?
+        tenantId: UUID?, limit: Int, before cursor: Int64?, status: AllocationStatus?, region: String?,
+        namingTenants: Bool = false
     ) async throws -> Page<AllocationView> {
         // One statement per combination of filters: each has its own plan on its own index.
         let sql: String
@@ -25,7 +27,7 @@ extension AllocationStore {
             sql = """
                 SELECT \(AllocationRows.allocationColumns) FROM allocation_regions ar
                 JOIN allocations a ON a.id = ar.allocation_id
-                WHERE ar.tenant_id = $1 AND ar.region_id = $4 AND ar.allocation_seq < $2
+                WHERE ($1::uuid IS NULL OR ar.tenant_id = $1) AND ar.region_id = $4 AND ar.allocation_seq < $2
                   AND ($5::text IS NULL OR a.status = $5)
                 ORDER BY ar.allocation_seq DESC LIMIT $3
                 """
@@ -34,12 +36,12 @@ extension AllocationStore {
             binds.append(status.rawValue)
             sql = """
                 SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                WHERE a.tenant_id = $1 AND a.status = $4 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
+                WHERE ($1::uuid IS NULL OR a.tenant_id = $1) AND a.status = $4 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
                 """
         } else {
             sql = """
                 SELECT \(AllocationRows.allocationColumns) FROM allocations a
-                WHERE a.tenant_id = $1 AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
+                WHERE ($1::uuid IS NULL OR a.tenant_id = $1) AND a.seq < $2 ORDER BY a.seq DESC LIMIT $3
                 """
         }
         let arguments = binds
@@ -51,7 +53,9 @@ extension AllocationStore {
                         let ids = try page.map { row -> String in (try row.decode("id") as UUID).uuidString }
                         let instances = try Self.instances(c, allocationIds: ids)
                         return try page.map { row in
-                            try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
+                            var view = try AllocationRows.allocation(row, instances: instances[try row.decode("id"), default: []])
+                            if namingTenants { view.tenantId = try row.decode("tenant_id") }
+                            return view
                         }
                     })
             }
@@ -81,6 +85,18 @@ extension AllocationStore {
     }
 
     @discardableResult
+    /// The tenant an allocation belongs to, for the admin acting on it.
+    public func owner(of id: UUID) async throws -> UUID {
+        try await StoreError.translating {
+            try await pool.withConnection { c in
+                guard let row = try c.query("SELECT tenant_id FROM allocations WHERE id = $1", [id]).first else {
+                    throw StoreError.notFound("allocation \(id.lowercased) not found")
+                }
+                return try row.decode("tenant_id")
+            }
+        }
+    }
+
     static func requireOwned(_ c: PostgresConnection, id: UUID, tenantId: UUID) throws -> AllocationStatus {
         let rows = try c.query("SELECT status FROM allocations WHERE id = $1 AND tenant_id = $2", [id, tenantId])
         guard let row = rows.first else { throw StoreError.notFound("allocation \(id.lowercased) not found") }

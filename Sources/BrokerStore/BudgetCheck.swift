@@ -36,12 +36,12 @@ extension QuotaCheck {
     static func refusal(_ c: PostgresConnection, _ reservation: GrantReservation) throws -> StoreError? {
         let row = try c.query(
             """
-            SELECT gpb_quota_problem(t.quota, u, d) AS quota, c.problem::text AS budget
-            FROM gpb_grant_demand($1::jsonb) d JOIN tenants t ON t.id = d.tenant_id
-            JOIN tenant_usage u ON u.tenant_id = d.tenant_id, gpb_grant_costs($2::jsonb) c
+            SELECT gpb_quota_problem(t.quota, u, gpb_usage_of(g.tenant_id, g.request, g.placed_replicas)) AS quota,
+                   c.problem::text AS budget
+            FROM \(GrantReservation.one) AS g JOIN tenants t ON t.id = g.tenant_id
+            JOIN tenant_usage u ON u.tenant_id = g.tenant_id, gpb_grant_costs(ARRAY[g]) c
             """,
-            [PostgresJSON(rawJSON: String(decoding: reservation.allocation, as: UTF8.self)),
-             GrantReservation.batch([reservation])]
+            [reservation.json]
         ).first
         if let quota: String = try row?.decodeIfPresent("quota") { return .quotaExceeded(quota) }
         return try budgetRefusal(row)
@@ -50,7 +50,7 @@ extension QuotaCheck {
     /// The budget a grant would pass as its tenant's counters stand now, or nil.
     static func budgetProblem(_ c: PostgresConnection, _ reservation: GrantReservation) throws -> StoreError? {
         try budgetRefusal(
-            c.query("SELECT problem::text AS budget FROM gpb_grant_costs($1::jsonb)", [GrantReservation.batch([reservation])])
+            c.query("SELECT problem::text AS budget FROM gpb_grant_costs(ARRAY[\(GrantReservation.one)])", [reservation.json])
                 .first)
     }
 

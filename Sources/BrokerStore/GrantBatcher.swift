@@ -5,39 +5,30 @@ import Metrics
 import PostgresClient
 import Synchronization
 
-/// A planned grant: `gpb_grant`'s arguments, encoded by the request's own task
-/// rather than by the batch's leader.
+/// A planned grant (`AllocationRecord`), encoded by the request's own task rather than by
+/// the batch's leader: one `gpb_planned_grant` as JSON, typed once where the statement
+/// reads it (`one`, `many`).
 struct GrantReservation: Sendable, JSONWritable {
     var allocationId: ResourceID
-    /// The allocation row and the placements, as JSON.
-    var allocation: [UInt8]
-    var placements: [UInt8]
-    var actor: String
-    var policiesVersion: String
+    var record: [UInt8]
 
-    /// Inside a transaction, on its own.
+    /// SQL for the `gpb_planned_grant` of `$1`, a reservation's JSON, and for the
+    /// `gpb_planned_grant[]` of `$1`, a batch's.
+    static let one = "jsonb_populate_record(NULL::gpb_planned_grant, $1::jsonb)"
+    static let many = "ARRAY(SELECT jsonb_populate_recordset(NULL::gpb_planned_grant, $1::jsonb))"
+
+    /// Inside a transaction, on its own (`gpb_grant`).
     func reserve(_ c: PostgresConnection) throws -> [InstanceView] {
-        try AllocationStore.reservation(
-            c, "SELECT * FROM gpb_grant($1::jsonb, $2::jsonb, $3)",
-            [PostgresJSON(rawJSON: String(decoding: allocation, as: UTF8.self)),
-             PostgresJSON(rawJSON: String(decoding: placements, as: UTF8.self)), actor])
+        try AllocationStore.reservation(c, "SELECT * FROM gpb_grant(\(Self.one))", [json])
     }
 
-    /// One element of `gpb_grant_batch`'s argument.
+    var json: PostgresJSON { PostgresJSON(rawJSON: String(decoding: record, as: UTF8.self)) }
+
     func write(to json: inout JSONWriter) {
-        json.beginObject()
-        json.key("actor")
-        json.value(actor)
-        json.key("allocation")
-        json.raw(allocation)
-        json.key("placements")
-        json.raw(placements)
-        json.key("policies")
-        json.value(policiesVersion)
-        json.endObject()
+        json.raw(record)
     }
 
-    /// `gpb_grant_batch`'s argument.
+    /// A batch's JSON: an array of reservations.
     static func batch(_ reservations: [GrantReservation]) -> PostgresJSON {
         var json = JSONWriter(capacity: reservations.count * 2048)
         json.value(reservations)
@@ -47,8 +38,8 @@ struct GrantReservation: Sendable, JSONWritable {
 
 /// Group commit for grants outside a transaction. A grant joins the queue; a sender
 /// takes everything queued (up to `maxBatch`) and sends it as one statement
-/// (`gpb_grant_batch_within_quotas`, migration 5, over migration 3's `gpb_grant_batch`,
-/// after migration 10's `gpb_grants_affordable` left out grants over a price cap or a budget):
+/// (`gpb_grant_batch`, definitions/grants.sql, which leaves out grants over a price cap,
+/// a budget or a quota, or that no longer fit):
 /// one round trip and one commit for all of them, and on a hot pool one row
 /// lock per batch instead of one per grant. A sender keeps its connection and its
 /// thread while grants keep coming and sends the next batch as soon as the last one
@@ -195,7 +186,7 @@ final class GrantBatcher: Sendable {
         _ c: PostgresConnection, _ batch: [GrantReservation]
     ) throws -> [Outcome] {
         let rows = try c.query(
-            "SELECT * FROM gpb_grant_batch_within_quotas(gpb_grants_affordable($1::jsonb))",
+            "SELECT * FROM gpb_grant_batch(\(GrantReservation.many))",
             [GrantReservation.batch(batch)])
         var granted: [ResourceID: [InstanceView]] = [:]
         for row in rows {

@@ -28,7 +28,7 @@ extension AllocationStore {
     }
 
     /// Planned on this task from a recent inventory snapshot and the tenant's cached
-    /// settings, and reserved by the batch statement (`gpb_grant_batch_within_quotas`),
+    /// settings, and reserved by the batch statement (`gpb_grant_batch`),
     /// which checks again what the plan assumed, the pools' prices against the price cap,
     /// and the tenant's quota and budgets. The database is asked first only for settings
     /// not cached, and for the inventory's latest changes when the snapshot falls short
@@ -216,11 +216,10 @@ extension AllocationStore {
 
         init(_ plan: GrantPlan, tenantId: UUID, policiesVersion: String, actor: String) {
             let id = ResourceID(UUID.timeOrdered())
-            var placements = JSONWriter(capacity: 128 * plan.rows.count)
-            placements.value(plan.rows)
             self.reservation = GrantReservation(
-                allocationId: id, allocation: StoreJSON.bytes(plan.record(id: id, tenantId: ResourceID(tenantId))),
-                placements: placements.bytes, actor: actor, policiesVersion: policiesVersion)
+                allocationId: id,
+                record: StoreJSON.bytes(
+                    plan.record(id: id, tenantId: ResourceID(tenantId), actor: actor, policiesVersion: policiesVersion)))
             self.plan = plan
         }
 
@@ -230,13 +229,15 @@ extension AllocationStore {
     }
 
     /// Reserves a plan's rows for an existing allocation in one round trip (`gpb_reserve`,
-    /// migration 2). Returns the new instances.
+    /// its placements typed as `gpb_placement[]` where the statement reads them). Returns
+    /// the new instances.
     @discardableResult
     static func reserve(_ c: PostgresConnection, allocationId: UUID, rows: [PlacementRow], actor: String) throws -> [InstanceView] {
         var placements = JSONWriter(capacity: 128 * rows.count)
         placements.value(rows)
         return try reservation(
-            c, "SELECT * FROM gpb_reserve($1, $2::jsonb, $3)", [allocationId, PostgresJSON(rawJSON: placements.text), actor])
+            c, "SELECT * FROM gpb_reserve($1, ARRAY(SELECT jsonb_populate_recordset(NULL::gpb_placement, $2::jsonb)), $3)",
+            [allocationId, PostgresJSON(rawJSON: placements.text), actor])
     }
 
     /// Runs `gpb_reserve` or `gpb_grant`: idle warm instances of each pool first, then

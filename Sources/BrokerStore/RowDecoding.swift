@@ -77,7 +77,7 @@ enum AllocationRows {
     static let allocationColumns = """
         a.id, a.seq, a.status, a.replicas, a.placed_replicas, a.labels::text AS labels,
         a.decisions::text AS decisions, a.lease_seconds, a.lease_expires_at, a.queue_deadline,
-        a.created_at, a.updated_at, a.request::text AS request
+        a.created_at, a.updated_at, a.request::text AS request, a.tenant_id
         """
 
     static let instanceColumns = """

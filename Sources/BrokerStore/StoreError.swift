@@ -87,5 +87,7 @@ extension StoreError {
         "allocations_columns_by_status": "the allocation's lease and queue deadline do not fit its status",
         "pools_qos_known": "a pool serves known QoS levels, each once",
         "pools_gpu_fields_only_for_gpu": "GPU fields are set exactly for pools of compute class gpu",
+        "pools_accelerator_only_for_gpu": "a GPU pool says whose accelerator it is, and a pool of another class has none",
+        "pools_gpu_vendor_known": "a pool's accelerator vendor is one the broker knows",
     ]
 }

@@ -78,11 +78,14 @@ struct Allocate: AsyncParsableCommand {
                 // A named policy is the placement the broker would resolve from labels; sent as `placement`.
                 spec.placement = try await client.policy(policy)["policy"]
             }
-            let allocation = try await client.createAllocation(spec)
+            var allocation = try await client.createAllocation(spec)
             if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
                 Terminal.write("warning: queued, but \(never)\n", to: .standardError)
             }
-            try await AllocationWaiter.show(allocation, waiting: wait, timeout: timeout, client: client, printer: printer)
+            if wait {
+                allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
+            }
+            try await Allocations.show(allocation, client: client, printer: printer)
         }
     }
 
@@ -93,9 +96,24 @@ struct Allocate: AsyncParsableCommand {
     }
 }
 
+/// `--any-tenant` (admin token): act on any tenant's allocation through `/v1/admin/allocations`.
+struct AllocationScopeOptions: ParsableArguments {
+    @Flag(help: "With the admin token: any tenant's allocation (the ledger records the admin as the actor).")
+    var anyTenant = false
+
+    @Option(help: ArgumentHelp("With --any-tenant on list: only this tenant's.", valueName: "tenant-id"))
+    var tenant: String?
+
+    var scope: BrokerClient.AllocationScope { anyTenant ? .admin(tenant: tenant) : .tenant }
+
+    func validate() throws {
+        if tenant != nil && !anyTenant { throw ValidationError("--tenant goes with --any-tenant") }
+    }
+}
+
 struct Allocations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The tenant's allocations: list, get, scale, renew, release, events.",
+        abstract: "The tenant's allocations (any tenant's with --any-tenant and the admin token): list, get, scale, renew, release, events, queue.",
         subcommands: [List.self, Get.self, Scale.self, Renew.self, Release.self, Events.self, Queue.self])
 
     /// An allocation as a table, with its place in the queue while it is pending.
@@ -135,6 +153,7 @@ struct Allocations: AsyncParsableCommand {
         @Option(help: ArgumentHelp("With --limit: the page after this cursor.", valueName: "cursor"))
         var cursor: String?
 
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
@@ -145,9 +164,9 @@ struct Allocations: AsyncParsableCommand {
             try await options.run { client, printer in
                 let page: JSONValue
                 if let limit {
-                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region)
+                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
                 } else {
-                    page = try await client.allAllocations(status: status, region: region)
+                    page = try await client.allAllocations(status: status, region: region, scope: scope.scope)
                 }
                 try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
             }
@@ -161,12 +180,16 @@ struct Allocations: AsyncParsableCommand {
         @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
         @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
         var timeout: Double = 600
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
             try await options.run { client, printer in
-                try await AllocationWaiter.show(
-                    try await client.allocation(id), waiting: wait, timeout: timeout, client: client, printer: printer)
+                var allocation = try await client.allocation(id, scope: scope.scope)
+                if wait {
+                    allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
+                }
+                try await Allocations.show(allocation, client: client, printer: printer)
             }
         }
     }
@@ -177,10 +200,11 @@ struct Allocations: AsyncParsableCommand {
 
         @Argument(help: "The allocation id.") var id: String
         @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas) }
+            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas, scope: scope.scope) }
         }
     }
 
@@ -190,10 +214,11 @@ struct Allocations: AsyncParsableCommand {
         @Argument(help: "The allocation id.") var id: String
         @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
         var lease: Int?
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease) }
+            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease, scope: scope.scope) }
         }
     }
 
@@ -201,10 +226,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Release every instance (or withdraw a pending request).")
 
         @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.release(id) }
+            try await options.show(Tables.allocation) { client in try await client.release(id, scope: scope.scope) }
         }
     }
 
@@ -212,10 +238,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The allocation's ledger rows, in sequence order.")
 
         @Argument(help: "The allocation id.") var id: String
+        @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.events) { client in try await client.events(id) }
+            try await options.show(Tables.events) { client in try await client.events(id, scope: scope.scope) }
         }
     }
 }

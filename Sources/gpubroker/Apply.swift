@@ -3,6 +3,7 @@ import BrokerAPI
 import BrokerClient
 import BrokerCore
 import Foundation
+import JSON
 
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,10 @@ struct Apply: AsyncParsableCommand {
             'kubectl apply -f -') and a summary line to stderr; with --output-dir each is \
             written to DIR/<name>.yaml (a document returned once per region unrenamed: \
             DIR/<name>-<region>.yaml) and the allocation is printed. -o json or -o yaml prints \
-            the whole answer (allocations and manifests).
+            the whole answer (allocations and manifests). A ResourcePolicy, PropagationPolicy \
+            or ctyun Policy in the file places the workloads it selects; a file holding only \
+            such policies stores each as the tenant's named policy (PUT /v1/policies/NAME), \
+            which later requests whose labels match then use.
             """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
@@ -34,6 +38,21 @@ struct Apply: AsyncParsableCommand {
         } else {
             Terminal.error("cannot read \(file)")
             throw ClientExit.failure
+        }
+        if let policies = Self.policiesOnly(bytes) {
+            try await options.run { client, printer in
+                var stored: [JSONValue] = []
+                for policy in policies {
+                    stored.append(try await client.putPolicy(policy["metadata"]?["name"]?.stringValue ?? "", policy))
+                }
+                try printer.print(.array(stored)) { _ in
+                    zip(policies, stored).map { policy, saved in
+                        "stored \(policy["kind"]?.stringValue ?? "") as policy \(saved.text("name"))\n"
+                            + (saved["warnings"]?.arrayValue ?? []).map { "warning: \($0.stringValue ?? "")\n" }.joined()
+                    }.joined()
+                }
+            }
+            return
         }
         try await options.run { client, printer in
             let answer = try await client.allocate(manifest: bytes)
@@ -70,6 +89,15 @@ struct Apply: AsyncParsableCommand {
                         + "(\(Tables.runningRegions(allocation)))\n", to: .standardError)
             }
         }
+    }
+
+    /// The documents of a file holding policy objects and nothing else (`List`s aside); nil
+    /// otherwise, and for a file that does not parse: the server then says why.
+    static func policiesOnly(_ bytes: [UInt8]) -> [JSONValue]? {
+        let first = bytes.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+        let documents = first == UInt8(ascii: "{") ? (try? JSONValue.parse(bytes)).map { [$0] } : try? YAMLBodies.parseStream(bytes).0
+        guard let documents, !documents.isEmpty, documents.allSatisfy(ManifestPolicies.isPolicy) else { return nil }
+        return documents
     }
 
     /// A manifest name as a file name: what is not a letter, digit, '.', '-' or '_' becomes '_'.

@@ -1,5 +1,9 @@
+@testable import BrokerEvents
+@testable import BrokerStore
 import BrokerCore
 import Foundation
+import Logging
+import PostgresClient
 import JSON
 import MicroHTTP
 import TestHarness
@@ -162,5 +166,44 @@ final class HostileTenantTests: XCTestCase {
         }
         print("N3: another tenant's live events during a catch-up storm of 300 × 1,500 events: \(delays)")
         XCTAssertLessThan(delays.max()!, .seconds(1))
+    }
+
+    /// N2: the URL check resolved the name, then the HTTP client resolved it again: a
+    /// name answering a public address first and 127.0.0.1 next reached loopback 676
+    /// times. An attempt now resolves once and connects to the address it checked. Here
+    /// the policy's resolver (standing for a rebinding DNS server) is the only one that
+    /// knows the name: the request reaches the address it gave, with the name as Host.
+    func testAWebhookAttemptConnectsToTheAddressItChecked() async throws {
+        let receiver = try ScriptedServer { _ in "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n" }
+        defer { receiver.stop() }
+        let lookups = TestHarness.Counter()
+        let policy = WebhookURLPolicy(allowPrivate: true) { _ in
+            lookups.increment()
+            return ["127.0.0.1"]
+        }
+        let unused = PostgresPool(configuration: PostgresConfiguration(url: "postgresql://unused@127.0.0.1:1/unused"), size: 1)
+        let sender = WebhookSender(store: WebhookStore(pool: unused), policy: policy, logger: Logger(label: "test"))
+        let url = "http://hooks.rebind.invalid:\(receiver.port)/hook"
+        let outcome = await sender.attempt(
+            ClaimedDelivery(id: 1, messageId: "evt_1_1", payload: "{}", attempts: 0, url: url, secrets: ["whsec_AAAA"], age: .zero))
+        XCTAssertTrue(outcome.delivered, "\(outcome)")
+        XCTAssertEqual(lookups.count, 1, "one resolution per attempt")
+        XCTAssertTrue(receiver.received.first?.contains("Host: hooks.rebind.invalid:\(receiver.port)\r\n") ?? false, "\(receiver.received)")
+        await unused.close()
+    }
+
+    /// N2, the check itself: whatever a rebinding name answers later, an attempt's
+    /// target is the address its one resolution gave, or a refusal.
+    func testARebindingNameIsPinnedToItsFirstAnswerOrRefused() async throws {
+        let answers = TestHarness.Counter()
+        let policy = WebhookURLPolicy { _ in answers.increment() == 1 ? ["203.0.113.7"] : ["127.0.0.1"] }
+        let refusal = WebhookURLPolicy.Target.refused(
+            "host 'rebind.example' resolves to 127.0.0.1, a loopback, link-local or private address (the admin may allow those with --webhook-allow-private)")
+        let first = await policy.target("http://rebind.example:8080/hook")
+        XCTAssertEqual(first, .connect(url: "http://203.0.113.7:8080/hook", host: "rebind.example:8080"))
+        let second = await policy.target("http://rebind.example/hook")
+        XCTAssertEqual(second, refusal)
+        let secure = await policy.target("https://rebind.example/hook")
+        XCTAssertEqual(secure, refusal)
     }
 }

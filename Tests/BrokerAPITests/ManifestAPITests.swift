@@ -534,7 +534,7 @@ final class ManifestAPITests: XCTestCase {
         XCTAssertTrue(brokenThird.text.contains("YAML document 2 is not valid YAML: line "), brokenThird.text)
         let empty = try await post(yaml: "")
         XCTAssertEqual(empty.status, 400)
-        let notAWorkload = try await post(yaml: "apiVersion: scheduling.alibabacloud.com/v1alpha1\nkind: ResourcePolicy\nmetadata:\n  name: p\n")
+        let notAWorkload = try await post(yaml: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p\n")
         XCTAssertEqual(notAWorkload.status, 422, notAWorkload.text)
         XCTAssertEqual(notAWorkload.json["errors"]?[0]?["field"], "kind")
         let list = try await post(yaml: "- a\n- b\n")

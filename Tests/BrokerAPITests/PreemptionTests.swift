@@ -1,4 +1,5 @@
 import BrokerCore
+import BrokerStore
 import Foundation
 import JSON
 import TestSupport
@@ -48,7 +49,10 @@ final class PreemptionTests: XCTestCase {
     }
 
     /// Issue 17 (3): the victim's tenant sees that it was preempted, not by whom.
+    /// Issue 31, D3: nor in its feed, streams (the same event bodies) and webhook bodies.
     func testAPreemptedTenantDoesNotLearnThePreemptorsIdentifiers() async throws {
+        let hook = try await broker.call("POST", "/v1/webhooks", token: token, json: ["url": "https://203.0.113.7/hook"])
+        XCTAssertEqual(hook.status, 201, hook.text)
         let victim = try await broker.call("POST", "/v1/allocations", token: token, json: request("best-effort", 4))
         XCTAssertEqual(victim.status, 201)
         let other = try await broker.tenant()
@@ -60,9 +64,20 @@ final class PreemptionTests: XCTestCase {
         let events = try await broker.call("GET", "/v1/allocations/\(victimId)/events", token: token)
         XCTAssertEqual(seen.json["status"], "partial")
         XCTAssertEqual(events.json["events"]!.array.last?["kind"], "preempted")
+        let feed = try await broker.call("GET", "/v1/events", token: token)
+        XCTAssertEqual(feed.json["events"]?.array.last?["data"]?["actor"], "preemption", feed.text)
+        _ = try await WebhookStore(pool: broker.pool).dispatch()
+        let bodies = try await broker.pool.withConnection { c in
+            try c.query("SELECT payload FROM webhook_deliveries WHERE event_type = 'allocation.preempted'").map {
+                try $0.decode("payload", as: String.self)
+            }
+        }
+        XCTAssertEqual(bodies.count, 1)
         for leaked in [preemptorId, other.id] {
             XCTAssertFalse(seen.text.contains(leaked), "the allocation shows \(leaked): \(seen.text)")
             XCTAssertFalse(events.text.contains(leaked), "its events show \(leaked): \(events.text)")
+            XCTAssertFalse(feed.text.contains(leaked), "its feed shows \(leaked): \(feed.text)")
+            XCTAssertFalse(bodies.joined().contains(leaked), "its webhook body shows \(leaked): \(bodies)")
         }
         // The ledger (the admin's view, through the database) keeps both.
         let actors = try await broker.pool.withConnection { c in

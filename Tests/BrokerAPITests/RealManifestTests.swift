@@ -20,7 +20,14 @@ final class RealManifestTests: XCTestCase {
             "gke-vllm-llama4-scout.yaml": (400, "YAML document 2, line 97: mapping keys must be scalars"),
             // Only a Service, a PropagationPolicy, Kueue's queues: nothing to place.
             "k8s-examples-vllm-service.yaml": (422, "holds no workload to place"),
-            "karmada-nginx-propagationpolicy.yaml": (422, "holds no workload to place"),
+            "karmada-nginx-propagationpolicy.yaml": (422, "holds no workload to place (a file of policies alone is stored"),
+            // Karmada's member cluster names are read as region ids: no region has them.
+            "karmada-nginx-with-propagationpolicy.yaml": (422, "PropagationPolicy nginx-propagation names unknown region 'member1'"),
+            // Placeholders the pages ask to replace: refused for them, with the field.
+            "ack-one-fleet-propagationpolicy.yaml": (422, "clusterNames[0]: must match a region id"),
+            "ctyun-multi-region-policy.yaml": (422, "topology.kubernetes.io/region: must be a region id"),
+            // ACK node pool ids select regions by label: no region carries them.
+            "ack-resourcepolicy-nodepool-priority.yaml": (409, "2 replicas requested, 0 can be placed now"),
             "kueue-single-clusterqueue-setup.yaml": (422, "holds no workload to place"),
             // Scheduler objects alone (Volcano's and KAI's queues, a Karpenter NodePool): returned, nothing to place.
             "volcano-queue.yaml": (422, "holds no workload to place"),

@@ -244,7 +244,11 @@ final class AllocationRequestParserTests: XCTestCase {
         assertError("placement.order", "unknown field") {
             try AllocationRequest.parse(with(cpuBody, "placement", ["units": [["regions": ["*"]]], "order": "x"]))
         }
-        assertError("placement.units[0].weight", "unknown field") {
+        assertError("placement.units[0].priority", "unknown field") {
+            try AllocationRequest.parse(with(cpuBody, "placement", ["units": [["regions": ["*"], "priority": 2]]]))
+        }
+        // `weight` is known now: it needs a spread, on every unit.
+        assertError("placement.units", "spread") {
             try AllocationRequest.parse(with(cpuBody, "placement", ["units": [["regions": ["*"], "weight": 2]]]))
         }
         assertError("placement.units[0].selector.zone", "unknown field") {

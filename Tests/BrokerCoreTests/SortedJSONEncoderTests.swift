@@ -38,7 +38,7 @@ final class SortedJSONEncoderTests: XCTestCase {
             replicas: 1, model: ModelSpec(parameters: 7e9, precision: .bf16, contextLength: 4096, layers: 32, hiddenSize: 4096,
                                           batchSize: 2, kvCacheGiB: 1.5, usableFraction: 0.9),
             placement: PlacementPolicy(
-                strategy: .cheapest, units: [PlacementUnit(regions: ["*"], max: 0), PlacementUnit(selector: RegionSelector())],
+                strategy: .cheapest, units: [PlacementUnit(regions: ["*"], max: 0, weight: 3), PlacementUnit(selector: RegionSelector())],
                 maxPricePerHour: 0.75),
             leaseSeconds: 86400, queue: true, queueTimeoutSeconds: 60)
         try assertSameBytes(sized)

@@ -32,19 +32,18 @@ final class GrantBatchTests: XCTestCase {
     /// md5 of an empty policy list, as `gpb_tenant_policies` gives it.
     let noPolicies = "d751713988987e9331980363e24189ce"
 
-    func reservation(tenant: UUID? = nil, count: Int = 1, vSwitches: Int? = nil) -> GrantReservation {
+    func reservation(tenant: UUID? = nil, count: Int = 1, vSwitches: Int? = nil, policies: String? = nil) -> GrantReservation {
         let id = ResourceID(UUID())
-        let allocation = """
-            {"id":"\(id)","tenantId":"\(ResourceID(tenant ?? self.tenant))","status":"active",
+        let vSwitches = Array(repeating: #""vsw-a""#, count: vSwitches ?? count).joined(separator: ",")
+        let record = """
+            {"allocation_id":"\(id)","tenant_id":"\(ResourceID(tenant ?? self.tenant))","status":"active",
              "request":{"shape":{"computeClass":"general-purpose","qos":"default","gpuCount":0,"cpu":2,"memoryGiB":4},
                         "replicas":\(count)},
-             "replicas":\(count),"placedReplicas":\(count),"labels":{},"decisions":[],"leaseSeconds":60}
+             "replicas":\(count),"placed_replicas":\(count),"labels":{},"decisions":[],"lease_seconds":60,
+             "placements":[{"region":"a","pool":"p","count":\(count),"unit":null,"vswitches":[\(vSwitches)]}],
+             "actor":"test","policies":"\(policies ?? noPolicies)"}
             """
-        let vSwitches = Array(repeating: #""vsw-a""#, count: vSwitches ?? count).joined(separator: ",")
-        let placements = #"[{"region":"a","pool":"p","count":\#(count),"unit":null,"vSwitches":[\#(vSwitches)]}]"#
-        return GrantReservation(
-            allocationId: id, allocation: Array(allocation.utf8), placements: Array(placements.utf8),
-            actor: "test", policiesVersion: noPolicies)
+        return GrantReservation(allocationId: id, record: Array(record.utf8))
     }
 
     /// A tenant with a quota (JSON), beside the test's tenant without one.
@@ -62,7 +61,7 @@ final class GrantBatchTests: XCTestCase {
 
     func batch(_ grants: [GrantReservation]) throws -> Set<String> {
         let rows = try connection.query(
-            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch_within_quotas($1::jsonb)",
+            "SELECT DISTINCT allocation_id::text AS id FROM gpb_grant_batch(\(GrantReservation.many))",
             [GrantReservation.batch(grants)])
         return Set(try rows.map { try $0.decode("id") })
     }
@@ -101,8 +100,7 @@ final class GrantBatchTests: XCTestCase {
     /// quota is checked in the batch, counting its earlier grants in the batch as granted.
     func testAGrantOfATenantThatChangedOrWouldPassItsQuotaIsSkipped() throws {
         let limited = try addTenant("limited", quota: #"{"instances": 5}"#)
-        var stale = reservation()
-        stale.policiesVersion = "0"
+        let stale = reservation(policies: "0")
         let grants = [
             reservation(tenant: limited, count: 3), stale, reservation(tenant: limited, count: 3), reservation(),
             reservation(tenant: limited, count: 2),
@@ -131,19 +129,20 @@ final class GrantBatchTests: XCTestCase {
     }
 
     /// A batch checks each tenant's policies once, not once per grant, and does quota
-    /// work only for the grants of tenants that have a quota (a budget is not one).
+    /// work only for the grants of tenants that have a quota (a budget is not one). (The
+    /// usage counters' trigger asks gpb_quota_problem once per tenant whose usage rises.)
     func testABatchChecksEachTenantOnceAndQuotasOnlyWhereThereAreSome() throws {
-        let functions = ["gpb_tenant_unchanged", "gpb_grant_demand"]
+        let functions = ["gpb_tenant_unchanged", "gpb_quota_problem"]
         XCTAssertEqual(
             try calls((0..<6).map { _ in reservation() }, functions),
-            ["gpb_tenant_unchanged": 1, "gpb_grant_demand": 0])
+            ["gpb_tenant_unchanged": 1, "gpb_quota_problem": 1])
         let budgeted = try addTenant("budgeted", quota: #"{"spendPerMonth": 1000}"#)
         XCTAssertEqual(
             try calls([reservation(), reservation(tenant: budgeted)], functions),
-            ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 0])
+            ["gpb_tenant_unchanged": 2, "gpb_quota_problem": 2])
         let limited = try addTenant("limited", quota: #"{"gpus": null, "cpu": 64}"#)
         let mixed = [reservation(), reservation(tenant: limited), reservation(), reservation(tenant: limited)]
-        XCTAssertEqual(try calls(mixed, functions), ["gpb_tenant_unchanged": 2, "gpb_grant_demand": 2])
+        XCTAssertEqual(try calls(mixed, functions), ["gpb_tenant_unchanged": 2, "gpb_quota_problem": 2 + 2])
     }
 
     /// Grants take capacity and notify nobody; capacity freed and inventory changed
@@ -278,7 +277,8 @@ final class GrantBatchTests: XCTestCase {
             _ = try await orphan.value
             XCTFail("an instance without a vSwitch was accepted")
         } catch {
-            XCTAssertEqual((error as? PostgresError)?.sqlState, .notNullViolation)
+            // Refused where the batch reads its input: a vSwitch for every instance.
+            XCTAssertEqual((error as? PostgresError)?.sqlState, .invalidParameterValue)
         }
         XCTAssertEqual(batcher.statistics.batches, 1)
         XCTAssertEqual(try count("SELECT allocated AS n FROM pools"), 2)

@@ -26,13 +26,15 @@ final class InvariantTests: XCTestCase {
     }
 
     /// A pool row; `gpu` is the SQL of (gpu_series, gpu_memory_gib, gpus_per_instance).
+    /// A GPU pool's vendor is NVIDIA's unless `vendor` says otherwise.
     func pool(_ id: String, computeClass: String = "general-purpose", qos: String = "{default}",
-              gpu: String = "NULL, NULL, NULL") -> String {
-        """
-        INSERT INTO pools (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib, gpus_per_instance,
-                           cpu, memory_gib, instance_type, capacity, price_per_hour)
-        VALUES ('a', '\(id)', '\(computeClass)', '\(qos)', \(gpu), 2, 4, 'ecs.\(id)', 10, 1)
-        """
+              gpu: String = "NULL, NULL, NULL", vendor: String? = nil) -> String {
+        let vendor = vendor ?? (computeClass == "gpu" ? "'nvidia'" : "NULL")
+        return """
+            INSERT INTO pools (region_id, id, compute_class, qos, gpu_series, gpu_memory_gib, gpus_per_instance,
+                               cpu, memory_gib, instance_type, capacity, price_per_hour, gpu_vendor)
+            VALUES ('a', '\(id)', '\(computeClass)', '\(qos)', \(gpu), 2, 4, 'ecs.\(id)', 10, 1, \(vendor))
+            """
     }
 
     /// An allocation row with the given status and columns (SQL expressions).
@@ -104,6 +106,14 @@ final class InvariantTests: XCTestCase {
         try connection.query(pool("g", computeClass: "gpu", gpu: "'T4', 16, 1"))
         try connection.query(pool("c"))
         assertRefused("UPDATE pools SET gpu_series = 'T4' WHERE id = 'c'", .checkViolation, "pools_gpu_fields_only_for_gpu", domain: rule)
+        // The accelerator's vendor (migration 14): every GPU pool has a known one, no other pool any.
+        let vendorRule = StoreError.conflict("a GPU pool says whose accelerator it is, and a pool of another class has none")
+        assertRefused(pool("v", computeClass: "gpu", gpu: "'T4', 16, 1", vendor: "NULL"), .checkViolation,
+                      "pools_accelerator_only_for_gpu", domain: vendorRule)
+        assertRefused("UPDATE pools SET gpu_interconnect = '{efa}' WHERE id = 'c'", .checkViolation,
+                      "pools_accelerator_only_for_gpu", domain: vendorRule)
+        assertRefused("UPDATE pools SET gpu_vendor = 'acme' WHERE id = 'g'", .checkViolation, "pools_gpu_vendor_known",
+                      domain: .conflict("a pool's accelerator vendor is one the broker knows"))
     }
 
     func testAnAllocationNeverHoldsMoreReplicasThanItAsksFor() throws {

@@ -137,11 +137,11 @@ final class InventoryChangesTests: XCTestCase {
         await pool.close()
     }
 
-    /// The batch grant looks pools up by index at any size (migration 13): with 20,000 pools
+    /// The batch grant looks pools up by index at any size: with 20,000 pools
     /// its guessed 10,000 placements made it scan every pool twice per batch.
     func testBatchGrantPlansWithoutPoolScans() throws {
         let config = try admin.query(
-            "SELECT array_to_string(proconfig, ',') AS config FROM pg_proc WHERE oid = 'gpb_grant_fresh(jsonb)'::regprocedure")
+            "SELECT array_to_string(proconfig, ',') AS config FROM pg_proc WHERE oid = 'gpb_grant_batch(gpb_planned_grant[])'::regprocedure")
         let settings = try config[0].decode("config", as: String.self).split(separator: ",")
         XCTAssertTrue(settings.contains("enable_seqscan=off"), "\(settings)")
     }

@@ -41,6 +41,10 @@ final class JSONWritableTests: XCTestCase {
         try assertSameBytes(["allocations": [pending, view]])
         try assertSameBytes(AllocationRecord(
             id: view.id, tenantId: ResourceID(UUID()), status: .active, request: request, replicas: 3, placedReplicas: 2,
-            labels: ["app": "web"], decisions: decisions, leaseSeconds: 300))
+            labels: ["app": "web"], decisions: decisions, leaseSeconds: 300, maxPricePerHour: 2.5,
+            placements: [PlacementRow(placement: PlannedPlacement(region: "a", poolId: "t4", count: 2, unit: 1),
+                                      vSwitchIds: ["v1", "v2"], reusing: 0),
+                         PlacementRow(placement: PlannedPlacement(region: "b", poolId: "g8", count: 1), vSwitchIds: ["v"], reusing: 0)],
+            actor: "tenant:x", policies: "d751713988987e9331980363e24189ce"))
     }
 }

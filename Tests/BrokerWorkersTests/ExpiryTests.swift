@@ -39,17 +39,12 @@ final class ExpiryTests: XCTestCase {
     /// `count` grants in one `gpb_grant_batch` statement, one replica each, spread over the pools.
     func grantSQL(_ count: Int) -> String {
         """
-        SELECT count(*)::int AS n FROM gpb_grant_batch((
-            SELECT jsonb_agg(jsonb_build_object(
-                'allocation', jsonb_build_object(
-                    'id', gen_random_uuid(), 'tenantId', '\(tenant)', 'status', 'active',
-                    'request', '{"shape":{"computeClass":"general-purpose","qos":"default","gpuCount":0,"cpu":2,"memoryGiB":4}}'::jsonb,
-                    'replicas', 1, 'placedReplicas', 1, 'labels', '{}'::jsonb, 'decisions', '[]'::jsonb,
-                    'leaseSeconds', 3600),
-                'placements', jsonb_build_array(jsonb_build_object(
-                    'region', format('r%s', lpad((g % 10)::text, 2, '0')), 'pool', 'p', 'count', 1, 'unit', NULL,
-                    'vSwitches', '["vsw"]'::jsonb)),
-                'actor', 'test', 'policies', md5(gpb_tenant_policies('\(tenant)')::text)))
+        SELECT count(*)::int AS n FROM gpb_grant_batch(ARRAY(
+            SELECT ROW(gen_random_uuid(), '\(tenant)', 'active',
+                       '{"shape":{"computeClass":"general-purpose","qos":"default","gpuCount":0,"cpu":2,"memoryGiB":4}}',
+                       1, 1, '{}', '[]', 3600, NULL,
+                       ARRAY[ROW(format('r%s', lpad((g % 10)::text, 2, '0')), 'p', 1, NULL, '{vsw}')::gpb_placement],
+                       'test', md5(gpb_tenant_policies('\(tenant)')::text))::gpb_planned_grant
             FROM generate_series(1, \(count)) g))
         """
     }

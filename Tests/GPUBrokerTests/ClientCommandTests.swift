@@ -353,6 +353,34 @@ final class ClientCommandTests: XCTestCase {
         }
     }
 
+    /// A file holding only a ResourcePolicy is stored as the tenant's named policy, which then
+    /// places a plain request whose labels it selects: the on-premises region first.
+    func testApplyOfAPolicyFileStoresIt() async throws {
+        let token = try await seed()
+        let policy = """
+            apiVersion: scheduling.alibabacloud.com/v1alpha1
+            kind: ResourcePolicy
+            metadata: {name: idc-first}
+            spec:
+              selector: {app: web}
+              units:
+              - {resource: idc, max: 1}
+              - {resource: eci, podAnnotations: {a: b}}
+            """
+        let stored = try cli(["apply", "-f", "-", "-o", "table"], token: token, stdin: policy)
+        XCTAssertEqual(stored.status, 0, stored.stderr)
+        XCTAssertEqual(stored.stdout, """
+            stored ResourcePolicy as policy idc-first
+            warning: ResourcePolicy idc-first: spec.units[1].podAnnotations is not implemented: ignored
+
+            """)
+        let allocated = try cli(
+            ["allocate", "--class", "gpu", "--series", "T4", "--gpus", "1", "--cpu", "4", "--memory", "15", "--replicas", "2",
+             "--label", "app=web", "-o", "json"], token: token)
+        XCTAssertEqual(allocated.status, 0, allocated.stderr)
+        XCTAssertEqual(allocated.json["instances"]?.arrayValue?.map { $0["region"] }, [.string("r2"), .string("r1")])
+    }
+
     /// Reads wait out a tenant's rate limit (429 with Retry-After) instead of failing.
     func testReadsWaitOutTheRateLimit() async throws {
         broker.stop()

@@ -35,6 +35,34 @@ final class OperatorCommandTests: XCTestCase {
         XCTAssertEqual(none.json["quota"], [:], none.stderr)
     }
 
+    func testTheAdminActsOnAnyTenantsAllocationWithAnyTenant() async throws {
+        let admin = broker.adminToken
+        for step in [
+            ["admin", "regions", "create", "r1", "--vpc-id", "v", "--vswitch", "s", "--security-group", "g"],
+            ["admin", "pools", "put", "r1", "cpu", "--class", "general-purpose", "--cpu", "2", "--memory", "4",
+             "--instance-type", "ecs.c", "--capacity", "4", "--price", "1"],
+        ] {
+            XCTAssertEqual(try cli(step + ["-o", "json"], token: admin).status, 0)
+        }
+        let created = try cli(["admin", "tenants", "create", "team", "-o", "json"], token: admin)
+        let (token, tenantId) = (try XCTUnwrap(created.json["token"]?.string), try XCTUnwrap(created.json["id"]?.string))
+        let allocated = try cli(["allocate", "--class", "general-purpose", "--cpu", "1", "--memory", "2", "--replicas", "3", "-o", "json"], token: token)
+        let id = try XCTUnwrap(allocated.json["id"]?.string, allocated.stderr)
+
+        let refused = try cli(["allocations", "get", id], token: admin)
+        XCTAssertEqual(refused.status, 1, "the tenant route needs a tenant token")
+        let listed = try cli(["allocations", "list", "--any-tenant", "--tenant", tenantId, "-o", "json"], token: admin)
+        XCTAssertEqual(listed.json["allocations"]?.array.compactMap { $0["tenantId"]?.string }, [tenantId], listed.stderr)
+        let scaled = try cli(["allocations", "scale", id, "--replicas", "1", "--any-tenant", "-o", "json"], token: admin)
+        XCTAssertEqual(scaled.json["placedReplicas"], 1, scaled.stderr)
+        let released = try cli(["allocations", "release", id, "--any-tenant", "-o", "json"], token: admin)
+        XCTAssertEqual(released.json["status"], "released", released.stderr)
+        let events = try cli(["allocations", "events", id, "--any-tenant", "-o", "json"], token: admin)
+        XCTAssertTrue(events.json["events"]?.array.contains { $0["actor"] == "admin" } == true, events.stdout)
+        let misuse = try cli(["allocations", "list", "--tenant", tenantId], token: admin)
+        XCTAssertEqual(misuse.status, 2, misuse.stderr)
+    }
+
     func testAQueuedRequestShowsItsPlaceAndWhyItCanNeverBeMet() async throws {
         let admin = broker.adminToken
         for step in [

@@ -156,7 +156,16 @@ def run(browser, url, api, alpha, beta, hostile):
     desktop.set_default_timeout(10000)
     page = desktop.new_page()
     dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    confirms = []  # Release and Rotate token ask first: accepted here, and counted
+
+    def on_dialog(dialog):
+        if dialog.type == "confirm":
+            confirms.append(dialog.message)
+            dialog.accept()
+        else:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+    page.on("dialog", on_dialog)
     state = {}
 
     @step("GET / redirects to the console, which asks to sign in")
@@ -244,6 +253,7 @@ def run(browser, url, api, alpha, beta, hostile):
         page.get_by_role("button", name="Release").focus()
         page.keyboard.press("Enter")  # keyboard, not the mouse
         expect(page.get_by_role("status")).to_contain_text("Released")
+        assert confirms[-1].startswith("Release every instance"), confirms
         expect(page.locator(".summary")).to_contain_text("released")
         expect(page.locator(".timeline")).to_contain_text("released")
         page.get_by_role("link", name="Overview").click()
@@ -305,6 +315,13 @@ def run(browser, url, api, alpha, beta, hostile):
         page.get_by_role("button", name="Filter").click()
         expect(page.locator("#live-allocations")).to_contain_text(HOSTILE)
         assert page.locator("main img, main script").count() == 0 and not dialogs, dialogs
+        # The admin opens a tenant's allocation and releases it; the ledger says who did.
+        page.locator("#live-allocations tbody tr a.id").first.click()
+        released_id = page.url.rsplit("/", 1)[1]
+        page.get_by_role("button", name="Release").click()
+        expect(page.get_by_role("status")).to_contain_text("Released")
+        events = api.call("GET", f"/v1/admin/allocations/{released_id}/events", ADMIN)["events"]
+        assert any(e["kind"] == "released" and e["actor"] == "admin" for e in events), events
         page.get_by_role("link", name="Regions").click()
         row = page.get_by_role("row", name=re.compile("cn-hangzhou"))
         row.get_by_role("button", name="Cordon").click()
@@ -330,6 +347,7 @@ def run(browser, url, api, alpha, beta, hostile):
         sign_in(gamma_page, url, token)
         page.get_by_role("row", name=re.compile("team-gamma")).get_by_role("button", name="Rotate token").click()
         rotated = page.locator("code.secret").inner_text()
+        assert confirms[-1].startswith("Issue a new token"), confirms
         assert rotated != token
         api.call("GET", "/v1/allocations", token, expect=(401,))
         # A session on the old token ends: its open overview goes to the sign-in page by itself.
@@ -339,18 +357,22 @@ def run(browser, url, api, alpha, beta, hostile):
         page.get_by_role("link", name="Overview").click()
         shot(page, "overview-admin-1280.png")
 
-    @step("phone width: no sideways scroll on the overview and an allocation page")
+    @step("phone width: no sideways scroll on any page, tenant's and admin's")
     def phone():
-        small = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-        mobile = small.new_page()
-        sign_in(mobile, url, alpha["token"])
-        for path, name in [("/console/", "overview-phone.png"), (f"/console/allocations/{state['id']}", "allocation-phone.png"),
-                           ("/console/allocations", "allocations-phone.png"), ("/console/charts", "charts-phone.png")]:
-            mobile.goto(url + path)
-            shot(mobile, name)
-            overflow = mobile.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
-        small.close()
+        tenant_pages = ["/console/", f"/console/allocations/{state['id']}", "/console/allocations", "/console/pending",
+                        "/console/charts"]
+        admin_pages = tenant_pages[:1] + tenant_pages[2:] + [
+            f"/console/allocations/{state['id']}", "/console/admin/regions", "/console/admin/pools", "/console/admin/tenants"]
+        for token, who, paths in [(alpha["token"], "tenant", tenant_pages), (ADMIN, "admin", admin_pages)]:
+            small = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            mobile = small.new_page()
+            sign_in(mobile, url, token)
+            for path in paths:
+                mobile.goto(url + path)
+                shot(mobile, f"{who}{path.replace('/', '-').rstrip('-')}-phone.png")
+                overflow = mobile.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 0, f"{who}: {path} scrolls sideways by {overflow}px"
+            small.close()
 
     @step("every control on the allocation page is reachable with Tab")
     def keyboard():

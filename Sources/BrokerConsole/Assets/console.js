@@ -1,3 +1,10 @@
+// Forms marked data-confirm (Release, Rotate token) ask first; without JavaScript they
+// are sent at once, as before.
+document.addEventListener("submit", function (event) {
+  var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+});
+
 // Live pages without a reload: every few seconds, fetch this page again and swap in the
 // parts marked data-live that changed. Nothing is swapped while focus is inside one
 // (the person is using it) or while the tab is hidden. Without JavaScript the pages work,
