@@ -16,7 +16,7 @@ public enum YAMLBodies {
     /// resolved: four times the body limit, so that any plain 1 MiB manifest fits.
     static let maxExpandedBytes = 4 << 20
     /// Most documents in one stream.
-    static let maxDocuments = 500
+    static let maxDocuments = ManifestTranslator.maxDocuments
 
     static func isYAML(_ contentType: String?) -> Bool {
         guard let contentType else { return false }

@@ -214,8 +214,9 @@ final class Console: Sendable {
     }
 
     /// Under TLS (the broker behind a proxy that says so) cookies get `Secure`.
+    /// Over TLS to this server, or to a proxy in front of it that says so.
     static func isTLS(_ request: HTTPRequest) -> Bool {
-        request.headers["X-Forwarded-Proto"]?.lowercased() == "https"
+        request.isTLS || request.headers["X-Forwarded-Proto"]?.lowercased() == "https"
             || (request.headers["Forwarded"]?.lowercased().contains("proto=https") ?? false)
     }
 

@@ -1,6 +1,6 @@
 import PostgresClient
 
-/// The database's admin credential (migration 16): the SHA-256 of the admin token that
+/// The database's admin credential (migration 15): the SHA-256 of the admin token that
 /// brokers without a configured one accept.
 public struct AdminCredentialStore: Sendable {
     let pool: PostgresPool

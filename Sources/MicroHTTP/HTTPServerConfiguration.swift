@@ -89,8 +89,12 @@ public struct HTTPServerTLS: Sendable {
     public var certificateFile: String
     /// Its private key (PEM, unencrypted).
     public var keyFile: String
-    /// GnuTLS priority string: TLS 1.2 and 1.3 only, GnuTLS's default ciphers.
-    public var priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+    /// GnuTLS priority string: TLS 1.3, and TLS 1.2 with forward-secret key exchange
+    /// (ECDHE) and AEAD ciphers only (AES-GCM, ChaCha20-Poly1305: no static RSA, no CBC,
+    /// no SHA-1 MAC), in the server's order rather than the client's.
+    public var priorities =
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-DHE-RSA:-DHE-DSS:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305"
+        + ":-MAC-ALL:+AEAD:%SERVER_PRECEDENCE"
 
     public init(certificateFile: String, keyFile: String) {
         self.certificateFile = certificateFile

@@ -44,6 +44,7 @@ extension ServerCore {
             method: method.map { String(cString: $0) } ?? "", path: path, query: query.last, headers: headers,
             body: body)
         request.repeatedQuery = query.repeated
+        request.isTLS = configuration.tls != nil
         // INET6_ADDRSTRLEN is 46.
         request.remoteAddress = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
             guard gpb_mhd_client_address(connection, buffer.baseAddress, buffer.count) == 1 else { return nil }
@@ -97,6 +98,10 @@ extension ServerCore {
         }
         if shuttingDown.load(ordering: .relaxed) {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
+        }
+        // Served over TLS: browsers are told to come back over TLS only (a year).
+        if configuration.tls != nil, response.headers["Strict-Transport-Security"] == nil {
+            _ = MHD_add_response_header(mhdResponse, "Strict-Transport-Security", "max-age=31536000")
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
     }

@@ -206,4 +206,24 @@ final class HostileTenantTests: XCTestCase {
         let secure = await policy.target("https://rebind.example/hook")
         XCTAssertEqual(secure, refusal)
     }
+
+    /// N11: the items of a `kind: List` escaped the 500-document cap: one request could
+    /// take all free capacity at once.
+    func testListItemsCountTowardTheDocumentCap() async throws {
+        let broker = try TestBroker(transport: .inProcess)
+        self.broker = broker
+        try await broker.region("a", primary: true)
+        try await broker.pool("a", "cpu", cpu: 2, memory: 4, capacity: 1000)
+        let token = try await broker.tenant("a").token
+        let pod: JSONValue = [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["generateName": "p-"],
+            "spec": ["containers": [["name": "c", "image": "x", "resources": ["requests": ["cpu": "1", "memory": "1Gi"]]]]],
+        ]
+        let list: JSONValue = ["apiVersion": "v1", "kind": "List", "items": .array(Array(repeating: pod, count: 501))]
+        let refused = try await broker.call("POST", "/v1/allocations/from-manifest", token: token, json: list)
+        XCTAssertEqual(refused.status, 422, refused.text)
+        XCTAssertEqual(refused.json["errors"]?[0]?["field"], "items")
+        let held = try await broker.call("GET", "/v1/allocations", token: token)
+        XCTAssertEqual(held.json["allocations"]?.array.count, 0, "nothing was granted")
+    }
 }

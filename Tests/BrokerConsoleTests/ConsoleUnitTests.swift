@@ -44,6 +44,11 @@ final class ConsoleUnitTests: XCTestCase {
         var request = HTTPRequest(method: "POST", path: "/console/signin")
         XCTAssertEqual(
             Console.cookieHeader("gpb_session", "id", request, maxAge: nil), "gpb_session=id; Path=/console; HttpOnly; SameSite=Strict")
+        var direct = request
+        direct.isTLS = true
+        XCTAssertEqual(
+            Console.cookieHeader("gpb_session", "id", direct, maxAge: nil),
+            "gpb_session=id; Path=/console; HttpOnly; SameSite=Strict; Secure", "HTTPS served by the broker itself (issue 31, N8)")
         request.headers.add("X-Forwarded-Proto", "https")
         XCTAssertEqual(
             Console.cookieHeader("gpb_session", "", request, maxAge: 0),

@@ -1,5 +1,5 @@
 import JSON
-import BrokerCore
+@testable import BrokerCore
 import JSON
 import XCTest
 
@@ -179,5 +179,15 @@ final class ManifestKindsTests: XCTestCase {
         XCTAssertEqual(jobs.map { $0.value(at: ["spec", "parallelism"]) }, [2, 1])
         XCTAssertEqual(jobs.map { $0.value(at: ["spec", "completions"]) }, [4, 3])
         XCTAssertNil(jobs[0].value(at: ["spec", "selector"]), "a Job's selector is the API server's")
+    }
+}
+
+/// Issue 31, D8: spaces, `_` and a leading `-` passed into generated manifest names.
+final class GeneratedNameTests: XCTestCase {
+    func testGeneratedNamesAreDNSLabelsWhateverTheInput() {
+        XCTAssertEqual(ManifestTranslator.regionName("-My_App v2", region: "r1"), "my-app-v2-r1")
+        XCTAssertEqual(ManifestTranslator.regionPrefix("__Ünï code_", region: "r1"), "n--code-r1-")
+        XCTAssertEqual(ManifestTranslator.regionPrefix("web-", region: "r1"), "web-r1-")
+        XCTAssertEqual(ManifestTranslator.regionName("api.v1", region: "r1"), "api.v1-r1")
     }
 }

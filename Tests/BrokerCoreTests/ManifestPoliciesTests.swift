@@ -158,6 +158,13 @@ final class ManifestPoliciesTests: XCTestCase {
         XCTAssertEqual(karmada.placement, PlacementPolicy(strategy: .spread, units: [PlacementUnit(regions: ["cn-a"])]))
     }
 
+    func testTheGroupIsMatchedByBytes() {
+        // A skin-tone modifier after the `/` makes "/🏻" one character: still the group.
+        XCTAssertTrue(ManifestPolicies.isPolicy(["kind": "ResourcePolicy", "apiVersion": "scheduling.alibabacloud.com/\u{1F3FB}0"]))
+        XCTAssertFalse(ManifestPolicies.isPolicy(["kind": "ResourcePolicy", "apiVersion": "scheduling.alibabacloud.co/v1"]))
+        XCTAssertFalse(ManifestPolicies.isPolicy(["kind": "Policy", "apiVersion": "scheduling.alibabacloud.com/v1alpha1"]))
+    }
+
     func testMalformedPoliciesAreRefusedWithTheirPaths() {
         func resourcePolicy(_ spec: String) -> JSONValue {
             json(#"{"apiVersion": "scheduling.alibabacloud.com/v1alpha1", "kind": "ResourcePolicy", "metadata": {"name": "p"}, "spec": \#(spec)}"#)

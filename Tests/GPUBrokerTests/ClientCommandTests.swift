@@ -161,9 +161,9 @@ final class ClientCommandTests: XCTestCase {
             """)
         let shape = try cli(["inventory", "--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15", "-o", "table"], token: token)
         XCTAssertEqual(shape.stdout, """
-            REGION   AVAILABLE   BEST POOL   PRICE/H
-            r1       3           t4          1.5
-            r2       2           t4          0
+            REGION   AVAILABLE REPLICAS   BEST POOL   PRICE/H
+            r1       3                    t4          1.5
+            r2       2                    t4          0
 
             """)
 

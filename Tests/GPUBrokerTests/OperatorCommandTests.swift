@@ -20,6 +20,14 @@ final class OperatorCommandTests: XCTestCase {
         try Binary.run(arguments, environment: ["GPUBROKER_URL": broker.url, "GPUBROKER_TOKEN": token])
     }
 
+    func testANegativeNumberIsToldWhatIsWrongWithIt() throws {
+        let negative = try cli(["allocate", "--class", "gpu", "--cpu", "-4", "--memory", "15"], token: "unused")
+        XCTAssertEqual(negative.status, 2, negative.stderr)
+        XCTAssertTrue(negative.stderr.contains("--cpu must be a positive number (got -4)"), negative.stderr)
+        let gpus = try cli(["inventory", "--class", "gpu", "--cpu", "4", "--memory", "15", "--gpus", "-1"], token: "unused")
+        XCTAssertTrue(gpus.stderr.contains("--gpus must be a whole number, 1 or more (got -1)"), gpus.stderr)
+    }
+
     func testTenantUpdateChangesOnlyTheLimitsGiven() async throws {
         let admin = broker.adminToken
         let created = try cli(["admin", "tenants", "create", "team", "--gpus", "8", "--instances", "4", "-o", "json"], token: admin)
@@ -76,6 +84,11 @@ final class OperatorCommandTests: XCTestCase {
         let token = try XCTUnwrap(try cli(["admin", "tenants", "create", "team", "-o", "json"], token: admin).json["token"]?.string)
         let shape = ["--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15"]
         XCTAssertEqual(try cli(["allocate"] + shape + ["-o", "json"], token: token).status, 0)
+
+        // One vocabulary: the pool table and the shape query agree on what a grant can get.
+        let pools = try cli(["inventory", "-o", "table"], token: token).stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        XCTAssertEqual(pools.first, "REGION POOL CLASS SERIES GPUS CPU MEMORY INSTANCE TYPE CAPACITY ALLOCATED IDLE AVAILABLE AVAILABLE REPLICAS PRICE/H")
+        XCTAssertTrue(pools.dropFirst().first?.hasSuffix("ecs.t4 1 1 0 0 0 1") == true, "\(pools)")
 
         let waiting = try cli(["allocate"] + shape + ["--queue", "-o", "table"], token: token)
         XCTAssertEqual(waiting.status, 0, waiting.stderr)

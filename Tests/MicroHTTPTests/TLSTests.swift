@@ -57,12 +57,19 @@ final class TLSTests: XCTestCase {
             context.minimum_version = ssl.TLSVersion.TLSv1
             context.maximum_version = ssl.TLSVersion.TLSv1_1
             context.set_ciphers("ALL:@SECLEVEL=0")
+        if mode == "cbc":
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:@SECLEVEL=0")
+        if mode == "client-order":
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
         connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
         def get():
             connection.request("GET", "/hello")
             response = connection.getresponse()
             response.read()
-            print(connection.sock.version(), response.status, connection.sock.getsockname()[1], flush=True)
+            print(connection.sock.version(), response.status, connection.sock.getsockname()[1], connection.sock.cipher()[0],
+                  response.getheader("Strict-Transport-Security", "no-hsts").replace(" ", ""), flush=True)
         try:
             get()
         except Exception as error:
@@ -106,7 +113,8 @@ final class TLSTests: XCTestCase {
 
         let (kept, keptInput, keptOutput) = try startClient(port: server.port, ca: first.certificate)
         let before = readLine(keptOutput).split(separator: " ")
-        XCTAssertEqual(before.count, 3, "\(before)")
+        XCTAssertEqual(before.count, 5, "\(before)")
+        XCTAssertEqual(before.last, "max-age=31536000", "HSTS on every answer over TLS (issue 31, N8)")
         XCTAssertTrue(["TLSv1.2", "TLSv1.3"].contains(before.first ?? ""), "\(before)")
         XCTAssertEqual(before.dropFirst().first, "200")
 
@@ -116,6 +124,17 @@ final class TLSTests: XCTestCase {
         old.0.waitUntilExit()
         XCTAssertTrue(refused.hasPrefix("failed"), "TLS 1.1 is refused: \(refused)")
         print("TLS 1.1 client: \(refused)")
+        // Issue 31, N9: TLS 1.2 accepted CBC-SHA1 suites and let the client's order win.
+        let cbc = try startClient(port: server.port, ca: first.certificate, mode: "cbc")
+        cbc.1.fileHandleForWriting.closeFile()
+        let cbcAnswer = readLine(cbc.2)
+        cbc.0.waitUntilExit()
+        XCTAssertTrue(cbcAnswer.hasPrefix("failed"), "CBC-SHA1 suites are refused: \(cbcAnswer)")
+        let ordered = try startClient(port: server.port, ca: first.certificate, mode: "client-order")
+        ordered.1.fileHandleForWriting.closeFile()
+        let chosen = readLine(ordered.2).split(separator: " ")
+        ordered.0.waitUntilExit()
+        XCTAssertEqual(chosen.dropLast().last, "ECDHE-ECDSA-AES256-GCM-SHA384", "the server's order wins over the client's: \(chosen)")
 
         // A new certificate in place of the first (as a renewal writes it), then the reload.
         let second = try makeCertificate("second")

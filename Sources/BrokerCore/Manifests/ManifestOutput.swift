@@ -130,11 +130,13 @@ extension ManifestTranslator {
         return base.isEmpty || base.hasSuffix("-") ? "\(base)\(region)-" : "\(base)-\(region)-"
     }
 
-    /// At most `room` characters, lower-cased, ending in a letter or digit (or `-` when the
-    /// input did, for prefixes that the caller extends).
+    /// At most `room` characters of DNS-1123: lower-case ASCII letters and digits, `-` in
+    /// place of anything else (spaces, `_`), starting with a letter or digit and ending
+    /// with one (or `-` when the input did, for prefixes that the caller extends).
     private static func dnsPrefix(_ name: String, room: Int) -> String {
-        var s = String(name.lowercased().prefix(max(0, room)))
-        let keepsDash = s.hasSuffix("-") && s.count == name.count
+        let mapped = String(name.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") ? $0 : "-" })
+        var s = String(mapped.drop { !($0.isLetter || $0.isNumber) }.prefix(max(0, room)))
+        let keepsDash = s.hasSuffix("-") && s.count == mapped.count
         while let last = s.last, !(last.isLetter || last.isNumber), !(keepsDash && last == "-") { s.removeLast() }
         return s
     }

@@ -100,7 +100,9 @@ public enum ManifestPolicies {
         guard let kind = document["kind"]?.stringValue, let apiVersion = document["apiVersion"]?.stringValue else {
             return false
         }
-        return kinds.contains { $0.kind == kind && apiVersion.hasPrefix($0.group) }
+        // By bytes: `hasPrefix` compares characters, and a combining mark after the `/` of
+        // the group joins it into another character (the contract check sent one).
+        return kinds.contains { $0.kind == kind && apiVersion.utf8.starts(with: $0.group.utf8) }
     }
 
     /// Puts each policy's placement on the workloads it selects. Refused: a workload two

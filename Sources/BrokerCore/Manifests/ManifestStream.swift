@@ -38,23 +38,26 @@ extension ManifestTranslator {
         var errors: [FieldError] = []
         let single = documents.count == 1
         let documents = documents.map(\.withoutNulls)
+        let items = documents.enumerated().flatMap { index, document in expandingLists(document, at: single ? "" : "documents[\(index)]") }
+        // A List's items are documents too: a List of 100,000 Pods in one request is not one document.
+        guard items.count <= maxDocuments else {
+            throw ValidationFailure(
+                field: single ? "items" : "documents", message: "holds \(items.count) documents once List items are counted; at most \(maxDocuments)")
+        }
         var catalog = catalog
-        catalog.claims = DeviceClaims(documents.flatMap { expandingLists($0, at: "").map(\.1) })
-        for (index, document) in documents.enumerated() {
-            let path = single ? "" : "documents[\(index)]"
-            for (itemPath, item) in expandingLists(document, at: path) {
-                do throws(ValidationFailure) {
-                    if let policy = try ManifestPolicies.read(item, at: itemPath) {
-                        policies.append(policy)
-                        entries.append(.passThrough(policy.document, clusterScoped: true))
-                        continue
-                    }
-                    let entry = try planEntry(item, at: itemPath, catalog: catalog)
-                    entries.append(entry.entry)
-                    if let warning = entry.warning { warnings.append(warning) }
-                } catch {
-                    errors += error.errors
+        catalog.claims = DeviceClaims(items.map(\.1))
+        for (itemPath, item) in items {
+            do throws(ValidationFailure) {
+                if let policy = try ManifestPolicies.read(item, at: itemPath) {
+                    policies.append(policy)
+                    entries.append(.passThrough(policy.document, clusterScoped: true))
+                    continue
                 }
+                let entry = try planEntry(item, at: itemPath, catalog: catalog)
+                entries.append(entry.entry)
+                if let warning = entry.warning { warnings.append(warning) }
+            } catch {
+                errors += error.errors
             }
         }
         if !errors.isEmpty { throw ValidationFailure(errors: errors) }
@@ -68,6 +71,9 @@ extension ManifestTranslator {
         try ManifestPolicies.govern(&plan, policies)
         return plan
     }
+
+    /// Documents a manifest may hold, `List` items counted one by one.
+    public static let maxDocuments = 500
 
     /// A `List` (`kind: List` or `…List` with `items`) stands for its items.
     static func expandingLists(_ document: JSONValue, at path: String) -> [(String, JSONValue)] {

@@ -78,13 +78,15 @@ struct ShapeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
     var series: [String] = []
 
-    @Option(help: ArgumentHelp("GPUs per replica (gpu class; default 1).", valueName: "n"))
+    // Numbers parse `unconditional`ly: '--cpu -4' then says what is wrong with -4, instead
+    // of "Missing value" for an option-looking argument.
+    @Option(parsing: .unconditional, help: ArgumentHelp("GPUs per replica (gpu class; default 1).", valueName: "n"))
     var gpus: Int?
 
-    @Option(help: ArgumentHelp("CPU cores per replica.", valueName: "cores"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU cores per replica.", valueName: "cores"))
     var cpu: Double?
 
-    @Option(help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
     var memory: Double?
 
     @Option(help: ArgumentHelp("\(QoS.helpList) (preemptible).", valueName: "qos"))
@@ -97,6 +99,10 @@ struct ShapeOptions: ParsableArguments {
         guard let computeClass, let cpu, let memory else {
             throw ValidationError("a replica shape needs --class, --cpu and --memory")
         }
+        for (name, value) in [("--cpu", cpu), ("--memory", memory)] where !(value > 0) {
+            throw ValidationError("\(name) must be a positive number (got \(JSONValue.number(value).cellText))")
+        }
+        if let gpus, gpus < 1 { throw ValidationError("--gpus must be a whole number, 1 or more (got \(gpus))") }
         return ShapeQuery(computeClass: computeClass, gpuSeries: commaList(series), gpuCount: gpus, cpu: cpu, memoryGiB: memory, qos: qos)
     }
 }

@@ -35,23 +35,26 @@ enum Tables {
     static func pools(_ document: JSONValue, colour: Bool) -> String {
         let pools = document["pools"] == nil && document["regions"] == nil
             ? [document] : (document["regions"]?.arrayValue ?? [document]).flatMap { $0["pools"]?.arrayValue ?? [] }
+        // The API's words: `allocated` counts idle (warm) instances, `available` is new instances,
+        // and AVAILABLE REPLICAS (available + idle) is what `inventory --class …` calls it: what a
+        // grant can get from the pool now.
         var table = Table(
-            "REGION", "POOL", "CLASS", "SERIES", "GPUS", "CPU", "MEMORY", "INSTANCE TYPE", "CAPACITY", "USED", "IDLE",
-            "FREE", "PRICE/H")
+            "REGION", "POOL", "CLASS", "SERIES", "GPUS", "CPU", "MEMORY", "INSTANCE TYPE", "CAPACITY", "ALLOCATED", "IDLE",
+            "AVAILABLE", "AVAILABLE REPLICAS", "PRICE/H")
         for pool in pools {
-            let free = pool["available"]?.numberValue ?? 0
-            let freeStyle: Style = pool["overcommitted"]?.boolValue == true ? .bad : free == 0 ? .warn : .plain
+            let replicas = Int((pool["available"]?.numberValue ?? 0) + (pool["idle"]?.numberValue ?? 0))
+            let style: Style = pool["overcommitted"]?.boolValue == true ? .bad : replicas == 0 ? .warn : .plain
             table.add(
                 Cell(pool.text("region")), Cell(pool.text("id")), Cell(pool.text("computeClass")), Cell(pool.text("gpuSeries")),
                 Cell(pool.text("gpusPerInstance")), Cell(pool.text("cpu")), Cell(pool.text("memoryGiB")),
                 Cell(pool.text("instanceType")), Cell(pool.text("capacity")), Cell(pool.text("allocated")),
-                Cell(pool.text("idle")), Cell(pool.text("available"), freeStyle), Cell(pool.text("pricePerHour")))
+                Cell(pool.text("idle")), Cell(pool.text("available")), Cell("\(replicas)", style), Cell(pool.text("pricePerHour")))
         }
         return table.render(colour: colour)
     }
 
     static func shapeAvailability(_ document: JSONValue, colour: Bool) -> String {
-        var table = Table("REGION", "AVAILABLE", "BEST POOL", "PRICE/H")
+        var table = Table("REGION", "AVAILABLE REPLICAS", "BEST POOL", "PRICE/H")
         for region in document["regions"]?.arrayValue ?? [] {
             let available = region["availableReplicas"]?.numberValue ?? 0
             table.add(
