@@ -46,6 +46,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "Precision", words: words(Precision.self), column: nil, openAPI: ["Precision"]),
         Place(name: "PlacementStrategy", words: words(PlacementStrategy.self), column: nil, openAPI: ["PlacementStrategy"]),
         Place(name: "UsageGrouping", words: words(UsageGrouping.self), column: nil, openAPI: ["UsageGrouping"]),
+        Place(name: "ResourceLimits.Name", words: words(ResourceLimits.Name.self), column: nil,
+              openAPI: ["Problem", "properties", "limitName"]),
     ]
 
     func testEveryListIsTheSameInSwiftTheDatabaseAndTheOpenAPIDocument() throws {

@@ -9,7 +9,7 @@ import FoundationNetworking
 
 // The `gpubroker` binary run as a user runs it: children started with posix_spawn and
 // reaped with waitpid (Foundation's Process can miss a child's exit when waited on from a
-// Swift concurrency thread, see Sources/gpubroker/Subprocess.swift).
+// Swift concurrency thread, see Sources/gpubroker/Server/Subprocess.swift).
 
 enum Binary {
     static var url: URL { Bundle.main.bundleURL.appendingPathComponent("gpubroker") }

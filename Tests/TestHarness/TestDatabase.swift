@@ -131,7 +131,7 @@ public enum TestCluster {
 
 /// Runs a CLI tool to completion with posix_spawn and waitpid, output through a file:
 /// Foundation's `Process` missed the exit of `runuser pg_ctl start` (a zombie left
-/// unreaped, the test hung), the same trap Sources/gpubroker/Subprocess.swift avoids.
+/// unreaped, the test hung), the same trap Sources/gpubroker/Server/Subprocess.swift avoids.
 public func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let outputPath = NSTemporaryDirectory() + "gpb-test-\(UUID().uuidString).out"
     defer { unlink(outputPath) }

@@ -4,7 +4,8 @@
 // openapi/openapi.yaml; the CLI and the console derive their lists and colours from
 // these at run time. docs/ARCHITECTURE.md says what adding a value takes. A few lists
 // live beside the code they belong to (`AcceleratorVendor`, `Precision`,
-// `PlacementStrategy`, `UsageGrouping`); the same test keeps those equal too.
+// `PlacementStrategy`, `UsageGrouping`, `ResourceLimits.Name`); the same test keeps
+// those equal too.
 
 import Foundation
 
