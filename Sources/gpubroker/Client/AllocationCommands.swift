@@ -78,14 +78,11 @@ struct Allocate: AsyncParsableCommand {
                 // A named policy is the placement the broker would resolve from labels; sent as `placement`.
                 spec.placement = try await client.policy(policy)["policy"]
             }
-            var allocation = try await client.createAllocation(spec)
+            let allocation = try await client.createAllocation(spec)
             if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
                 Terminal.write("warning: queued, but \(never)\n", to: .standardError)
             }
-            if wait {
-                allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
-            }
-            try await Allocations.show(allocation, client: client, printer: printer)
+            try await AllocationWaiter.show(allocation, waiting: wait, timeout: timeout, client: client, printer: printer)
         }
     }
 
@@ -185,11 +182,8 @@ struct Allocations: AsyncParsableCommand {
 
         func run() async throws {
             try await options.run { client, printer in
-                var allocation = try await client.allocation(id, scope: scope.scope)
-                if wait {
-                    allocation = try await AllocationWaiter.wait(for: allocation, client: client, printer: printer, timeout: timeout)
-                }
-                try await Allocations.show(allocation, client: client, printer: printer)
+                try await AllocationWaiter.show(
+                    try await client.allocation(id, scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
             }
         }
     }

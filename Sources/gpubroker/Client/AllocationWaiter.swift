@@ -9,6 +9,12 @@ import JSON
 enum AllocationWaiter {
     static let interval = Duration.milliseconds(500)
 
+    /// Prints the allocation, once placed when `wait` asks for it (`allocate` and `get`).
+    static func show(_ allocation: JSONValue, waiting wait: Bool, timeout: Double, client: BrokerClient, printer: Printer) async throws {
+        let shown = wait ? try await self.wait(for: allocation, client: client, printer: printer, timeout: timeout) : allocation
+        try await Allocations.show(shown, client: client, printer: printer)
+    }
+
     /// The allocation once `active` or `partial`. An `unschedulable` one is printed and exits 3,
     /// one that ended otherwise exits 1, and one still pending after `timeout` seconds exits 4.
     static func wait(for first: JSONValue, client: BrokerClient, printer: Printer, timeout: Double) async throws -> JSONValue {
