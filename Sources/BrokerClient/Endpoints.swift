@@ -243,3 +243,31 @@ extension BrokerClient {
         try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
     }
 }
+
+/// Named policies and webhook endpoints: the tenant's own (the admin's own endpoints with the admin token).
+extension BrokerClient {
+    public func policies() async throws -> JSONValue {
+        try await send("GET", "/v1/policies", retry: true).body
+    }
+
+    public func deletePolicy(_ name: String) async throws {
+        _ = try await send("DELETE", "/v1/policies/\(Self.segment(name))")
+    }
+
+    public func webhooks() async throws -> JSONValue {
+        try await send("GET", "/v1/webhooks", retry: true).body
+    }
+
+    /// Registers an endpoint; the answer holds its `secret`, shown this once.
+    public func createWebhook(url: String, eventTypes: [String]) async throws -> JSONValue {
+        try await send("POST", "/v1/webhooks", json: .object(["url": .string(url), "eventTypes": .array(eventTypes.map(JSONValue.string))])).body
+    }
+
+    public func deleteWebhook(_ id: String) async throws {
+        _ = try await send("DELETE", "/v1/webhooks/\(Self.segment(id))")
+    }
+
+    public func webhookDeliveries(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/webhooks/\(Self.segment(id))/deliveries", retry: true).body
+    }
+}

@@ -21,15 +21,21 @@ struct GPUBroker: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
-                Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Admin.self, Login.self,
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Policies.self, Webhooks.self,
+                Admin.self, Login.self, Logout.self, Version.self,
             ]),
         ],
+        version: Release.version,
         defaultSubcommand: Serve.self
     )
 
     /// ArgumentParser's own `main`, except that a usage error exits 2 (as the client
     /// commands document) instead of EX_USAGE (64).
     static func main() async {
+        if let unknown = CommandNames.unknown(Array(CommandLine.arguments.dropFirst())) {
+            Terminal.write(unknown + "\n", to: .standardError)
+            Foundation.exit(ClientExit.usage.rawValue)
+        }
         do {
             var command = try await asyncParseAsRoot(nil)
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -37,8 +37,19 @@ enum Binary {
         return environment.map { "\($0.key)=\($0.value)" }
     }
 
-    /// Starts the binary with stdin, stdout and stderr opened on the given paths.
-    static func spawn(_ arguments: [String], environment overrides: [String: String], stdin: String, stdout: String, stderr: String) throws -> pid_t {
+    /// Starts the binary (or `executable`) with stdin, stdout and stderr opened on the given
+    /// paths; `newGroup`: in a process group of its own, whose id is its pid.
+    static func spawn(
+        _ arguments: [String], environment overrides: [String: String], stdin: String, stdout: String, stderr: String,
+        executable: String = url.path, newGroup: Bool = false
+    ) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if newGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -49,13 +60,13 @@ enum Binary {
         } else {
             posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         }
-        let command = [url.path] + arguments
+        let command = [executable] + arguments
         var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment(overrides).map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, url.path, &actions, nil, &argv, &envp)
-        guard spawned == 0 else { throw TestSetupError("cannot run gpubroker: errno \(spawned)") }
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        guard spawned == 0 else { throw TestSetupError("cannot run \(executable): errno \(spawned)") }
         return pid
     }
 
@@ -156,11 +167,11 @@ final class ServedBroker {
     let logPath = NSTemporaryDirectory() + "gpb-cli-broker-\(UUID().uuidString.prefix(8)).log"
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(environment extra: [String: String] = [:]) throws {
+    init(arguments: [String] = [], environment extra: [String: String] = [:]) throws {
         databaseURL = try TestDatabase.create()
         port = try freePort()
         pid = try Binary.spawn(
-            [],
+            arguments,
             environment: [
                 "GPUBROKER_DATABASE_URL": databaseURL, "GPUBROKER_LISTEN": "127.0.0.1:\(port)",
                 "GPUBROKER_ADMIN_TOKEN": adminToken, "GPUBROKER_RECONCILE_INTERVAL": "0.3", "GPUBROKER_LOG_LEVEL": "warning",
