@@ -180,6 +180,22 @@ extension BrokerClient {
         try await send("GET", "\(scope.path)/\(Self.segment(id))/events", retry: true).body
     }
 
+    /// A full allocation id for `id`: itself when it is one, else the one allocation whose
+    /// id starts or ends with it (the console shows the last 8 digits), at least 4 hex digits,
+    /// found in the list of the scope's allocations.
+    public func resolveAllocationId(_ id: String, scope: AllocationScope = .tenant) async throws -> String {
+        let short = id.lowercased()
+        guard UUID(uuidString: id) == nil, short.count >= 4, short.allSatisfy({ $0.isHexDigit || $0 == "-" }) else { return id }
+        let ids = (try await allAllocations(scope: scope)["allocations"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        let matches = ids.filter { $0.hasPrefix(short) || $0.hasSuffix(short) }
+        guard matches.count == 1 else {
+            throw ClientError.unresolved(
+                matches.isEmpty ? "no allocation id starts or ends with '\(id)'"
+                    : "'\(id)' names \(matches.count) allocations (\(matches.prefix(5).joined(separator: ", "))): give more digits")
+        }
+        return matches[0]
+    }
+
     /// Where a pending allocation stands in the queue.
     public func queuePosition(_ id: String) async throws -> JSONValue {
         try await send("GET", "/v1/allocations/\(Self.segment(id))/queue", retry: true).body
@@ -244,8 +260,13 @@ extension BrokerClient {
     }
 }
 
-/// Named policies and webhook endpoints: the tenant's own (the admin's own endpoints with the admin token).
+/// Who the token is, named policies and webhook endpoints: the tenant's own (the admin's own endpoints with the admin token).
 extension BrokerClient {
+    /// Who the token is: `{"role": "admin"}` or `{"role": "tenant", "tenant": {...}}`.
+    public func whoami() async throws -> JSONValue {
+        try await send("GET", "/v1/whoami", retry: true).body
+    }
+
     public func policies() async throws -> JSONValue {
         try await send("GET", "/v1/policies", retry: true).body
     }

@@ -22,7 +22,7 @@ struct GPUBroker: AsyncParsableCommand {
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
                 Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Policies.self, Webhooks.self,
-                Admin.self, Login.self, Logout.self, Version.self,
+                Admin.self, Login.self, Logout.self, WhoAmI.self, Version.self,
             ]),
         ],
         version: Release.version,

@@ -126,11 +126,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Where a pending allocation stands: position, replicas ahead, the pools it waits for, an estimate.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.queue) { client in try await client.queuePosition(id) }
+            try await options.show(Tables.queue) { client in try await client.queuePosition(try await client.resolveAllocationId(id)) }
         }
     }
 
@@ -173,7 +173,7 @@ struct Allocations: AsyncParsableCommand {
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an allocation: instances and placement decisions.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
         @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
         var timeout: Double = 600
@@ -183,7 +183,7 @@ struct Allocations: AsyncParsableCommand {
         func run() async throws {
             try await options.run { client, printer in
                 try await AllocationWaiter.show(
-                    try await client.allocation(id, scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
+                    try await client.allocation(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
             }
         }
     }
@@ -192,51 +192,51 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the replica count: scale out, or in (last placement unit first, newest first).")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.scale(try await client.resolveAllocationId(id, scope: scope.scope), replicas: replicas, scope: scope.scope) }
         }
     }
 
     struct Renew: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Extend the lease from now.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
         var lease: Int?
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.renew(try await client.resolveAllocationId(id, scope: scope.scope), leaseSeconds: lease, scope: scope.scope) }
         }
     }
 
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Release every instance (or withdraw a pending request).")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.release(id, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.release(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope) }
         }
     }
 
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The allocation's ledger rows, in sequence order.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.events) { client in try await client.events(id, scope: scope.scope) }
+            try await options.show(Tables.events) { client in try await client.events(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope) }
         }
     }
 }

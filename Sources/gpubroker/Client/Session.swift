@@ -16,6 +16,27 @@ struct Version: AsyncParsableCommand {
     }
 }
 
+struct WhoAmI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whoami", abstract: "Who the token in force is, on which server (GET /v1/whoami).")
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        try await options.run { client, printer in
+            try printer.print(try await client.whoami()) { identity in
+                var details = Details()
+                details.add("Server", Cell(client.server.absoluteString))
+                details.add("Role", Cell(identity.text("role")))
+                if let tenant = identity["tenant"] {
+                    details.add("Tenant", Cell("\(tenant.text("name")) (\(tenant.text("id")))"))
+                    details.add("Quota", Cell(Tables.quota(tenant)))
+                }
+                return details.render(colour: printer.colour)
+            }
+        }
+    }
+}
+
 struct Logout: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forget the saved token (the config file keeps the server).")
