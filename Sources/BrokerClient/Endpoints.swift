@@ -267,6 +267,26 @@ extension BrokerClient {
         try await send("GET", "/v1/whoami", retry: true).body
     }
 
+    /// Events asked for per page of the feed.
+    public static let eventPageSize = 100
+
+    /// One page of the event feed after `after` (from the start without it).
+    public func eventPage(after: String?) async throws -> JSONValue {
+        var query = [URLQueryItem(name: "limit", value: String(Self.eventPageSize))]
+        if let after { query.append(URLQueryItem(name: "after", value: after)) }
+        return try await send("GET", "/v1/events", query: query, retry: true).body
+    }
+
+    /// The usage report: the tenant's own, or (admin) everyone's or one tenant's.
+    public func usage(from: String?, to: String?, groupBy: [String], admin: Bool, tenant: String?) async throws -> JSONValue {
+        var query: [URLQueryItem] = []
+        if let from { query.append(URLQueryItem(name: "from", value: from)) }
+        if let to { query.append(URLQueryItem(name: "to", value: to)) }
+        if !groupBy.isEmpty { query.append(URLQueryItem(name: "groupBy", value: groupBy.joined(separator: ","))) }
+        if let tenant { query.append(URLQueryItem(name: "tenant", value: tenant)) }
+        return try await send("GET", admin ? "/v1/admin/usage" : "/v1/usage", query: query, retry: true).body
+    }
+
     public func policies() async throws -> JSONValue {
         try await send("GET", "/v1/policies", retry: true).body
     }

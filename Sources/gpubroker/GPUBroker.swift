@@ -21,8 +21,8 @@ struct GPUBroker: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
-                Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Policies.self, Webhooks.self,
-                Admin.self, Login.self, Logout.self, WhoAmI.self, Version.self,
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Allocations.Queue.self, Apply.self, Policies.self,
+                Webhooks.self, Events.self, Usage.self, Admin.self, Login.self, Logout.self, WhoAmI.self, Version.self,
             ]),
         ],
         version: Release.version,

@@ -135,4 +135,77 @@ final class CLIHabitsTests: XCTestCase {
         XCTAssertEqual(try broker.cli(["webhooks", "delete", id], token: token).status, 0)
         XCTAssertEqual(try broker.cli(["webhooks", "-o", "json"], token: token).json["webhooks"], [])
     }
+
+    func testLabelSelectorsAndWatchingAnAllocationUntilItEnds() async throws {
+        let token = try await broker.seed()
+        var ids: [String: String] = [:]
+        for app in ["a", "b"] {
+            let made = try broker.cli(
+                ["allocate", "--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15", "--label", "app=\(app)", "-o", "json"],
+                token: token)
+            ids[app] = try XCTUnwrap(made.json["id"]?.stringValue, made.stderr)
+        }
+        let selected = try broker.cli(["allocations", "list", "-l", "app=a", "-o", "json"], token: token)
+        XCTAssertEqual(selected.json["allocations"]?.arrayValue?.compactMap { $0["id"]?.stringValue }, [ids["a"]!], selected.stderr)
+        XCTAssertEqual(try broker.cli(["allocations", "list", "-l", "app"], token: token).status, 2, "-l takes key=value")
+
+        let out = work + "/watch.out"
+        let watcher = try Binary.spawn(
+            ["allocations", "get", ids["a"]!, "--watch", "-o", "json"],
+            environment: ["GPUBROKER_URL": broker.url, "GPUBROKER_TOKEN": token], stdin: "/dev/null", stdout: out, stderr: out)
+        defer { kill(watcher, SIGKILL) }
+        while ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        let released = try await broker.api("DELETE", "/v1/allocations/\(ids["a"]!)", token: token)
+        XCTAssertEqual(released.status, 200)
+        XCTAssertEqual(Binary.waitForExit(watcher), 0, "--watch ends when the allocation has ended")
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
+        XCTAssertEqual(lines.first?["status"], "active")
+        XCTAssertEqual(lines.last?["status"], "released", "one JSON document per change")
+    }
+
+    func testEventsFollowAndUsage() async throws {
+        let token = try await broker.seed()
+        let shape = ["--class", "gpu", "--series", "T4", "--cpu", "4", "--memory", "15", "-o", "json"]
+        let first = try broker.cli(["allocate"] + shape, token: token)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let page = try broker.cli(["events", "-o", "json"], token: token)
+        XCTAssertEqual(page.status, 0, page.stderr)
+        XCTAssertEqual(page.stdout.split(separator: "\n").count, 1, "one reserved event, one line: \(page.stdout)")
+
+        let out = work + "/follow.out"
+        let follower = try Binary.spawn(
+            ["events", "--follow", "-o", "json"], environment: ["GPUBROKER_URL": broker.url, "GPUBROKER_TOKEN": token],
+            stdin: "/dev/null", stdout: out, stderr: out)
+        defer {
+            kill(follower, SIGKILL)
+            Binary.waitForExit(follower)
+        }
+        let second = try broker.cli(["allocate"] + shape, token: token)
+        let id = try XCTUnwrap(second.json["id"]?.stringValue)
+        var seen = ""
+        while !seen.contains(id) {
+            XCTAssertNil(Binary.exitStatus(follower, block: false), "--follow keeps running: \(seen)")
+            try await Task.sleep(for: .milliseconds(200))
+            seen = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        }
+        XCTAssertEqual(seen.split(separator: "\n").count, 2, "each event once: \(seen)")
+
+        let usage = try broker.cli(["usage", "--group-by", "region", "-o", "json"], token: token)
+        XCTAssertEqual(usage.status, 0, usage.stderr)
+        XCTAssertEqual(usage.json["groupBy"], ["region"])
+        let all = try broker.cli(["usage", "--all-tenants", "--group-by", "tenant", "-o", "json"], token: broker.adminToken)
+        XCTAssertEqual(all.status, 0, all.stderr)
+        XCTAssertEqual(try broker.cli(["usage", "--tenant", "x"], token: token).status, 2, "--tenant goes with --all-tenants")
+    }
+
+    func testCompletionOffersFlagValues() async throws {
+        let token = try await broker.seed()
+        let script = try Binary.run(["--generate-completion-script", "bash"])
+        for word in ["general-purpose", "T4", "best-effort", "unschedulable"] {
+            XCTAssertTrue(script.stdout.contains(word), "the bash script completes \(word)")
+        }
+        // What the script runs for a region option: the broker's region ids.
+        let regions = try broker.cli(["---completion", "allocate", "--", "--region", "0", ""], token: token)
+        XCTAssertEqual(regions.stdout.split(separator: "\n").map(String.init).sorted(), ["r1", "r2"], regions.stderr)
+    }
 }

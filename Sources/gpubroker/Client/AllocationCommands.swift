@@ -22,7 +22,7 @@ struct Allocate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n"))
     var replicas = 1
 
-    @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"))
+    @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"), completion: RegionCompletion.kind)
     var region: String?
 
     @Option(help: ArgumentHelp("Place with this named policy of the tenant (GET /v1/policies/{name}).", valueName: "name"))
@@ -138,10 +138,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List allocations, oldest first (every page unless --limit).")
 
-        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"))
+        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"),
+                completion: .list(AllocationStatus.allCases.map(\.rawValue)))
         var status: String?
 
-        @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"))
+        @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"), completion: RegionCompletion.kind)
         var region: String?
 
         @Option(help: ArgumentHelp("One page of at most this many (1-100); its nextCursor goes to --cursor.", valueName: "n"))
@@ -150,22 +151,35 @@ struct Allocations: AsyncParsableCommand {
         @Option(help: ArgumentHelp("With --limit: the page after this cursor.", valueName: "cursor"))
         var cursor: String?
 
+        @Option(name: [.customShort("l"), .customLong("selector")], help: ArgumentHelp(
+            "Only allocations whose labels hold key=value (repeatable: all must hold).", valueName: "key=value"))
+        var selector: [String] = []
+
+        @Flag(name: [.customShort("w"), .long], help: "Print the list again whenever it changes, until interrupted.")
+        var watch = false
+
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
             if cursor != nil && limit == nil { throw ValidationError("--cursor pages with --limit: give both") }
+            _ = try keyValues(selector, option: "-l")
         }
 
         func run() async throws {
+            let labels = try keyValues(selector, option: "-l")
             try await options.run { client, printer in
-                let page: JSONValue
-                if let limit {
-                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
-                } else {
-                    page = try await client.allAllocations(status: status, region: region, scope: scope.scope)
+                let read = {
+                    let page = if let limit {
+                        try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
+                    } else {
+                        try await client.allAllocations(status: status, region: region, scope: scope.scope)
+                    }
+                    return matchingLabels(page, labels)
                 }
-                try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
+                let table = { Tables.allocations($0, colour: printer.colour) }
+                if watch { return try await Watch.run(read, printer: printer, table: table) }
+                try printer.print(try await read(), table: table)
             }
         }
     }
@@ -177,11 +191,24 @@ struct Allocations: AsyncParsableCommand {
         @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
         @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
         var timeout: Double = 600
+        @Flag(name: [.customShort("w"), .long], help: "Print it again whenever it changes, until it has ended (released, expired, unschedulable).")
+        var watch = false
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
+        func validate() throws {
+            if wait && watch { throw ValidationError("--wait and --watch exclude each other") }
+        }
+
         func run() async throws {
             try await options.run { client, printer in
+                if watch {
+                    let id = try await client.resolveAllocationId(id, scope: scope.scope)
+                    return try await Watch.run(
+                        { try await client.allocation(id, scope: scope.scope) }, printer: printer,
+                        table: { Tables.allocation($0, colour: printer.colour) },
+                        until: { AllocationStatus(rawValue: $0.text("status"))?.hasEnded ?? true })
+                }
                 try await AllocationWaiter.show(
                     try await client.allocation(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
             }

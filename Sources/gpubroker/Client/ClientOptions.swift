@@ -85,3 +85,14 @@ func keyValues(_ items: [String], option: String) throws -> [String: String] {
 func commaList(_ items: [String]) -> [String] {
     items.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
 }
+
+/// Shell completion of a region option: the ids of the broker the client is configured for
+/// (flags aside: the environment, then the config file); none when it cannot be asked.
+enum RegionCompletion {
+    static let kind = CompletionKind.custom { (_: [String], _: Int, _: String) async -> [String] in
+        guard let (server, token) = try? ClientConfiguration.resolve(server: nil, token: nil), let token,
+            let regions = try? await BrokerClient(server: server, token: token).regions()
+        else { return [] }
+        return (regions["regions"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+    }
+}
