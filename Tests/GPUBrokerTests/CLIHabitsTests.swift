@@ -63,7 +63,28 @@ final class CLIHabitsTests: XCTestCase {
         XCTAssertEqual(after.status, 1, "no token after logout")
         XCTAssertTrue(after.stderr.contains("no token"), after.stderr)
         let config = try String(contentsOfFile: work + "/gpubroker/config", encoding: .utf8)
-        XCTAssertTrue(config.contains("server = \(broker.url)") && !config.contains("token"), "logout keeps the server: \(config)")
+        XCTAssertTrue(config.contains("server = \(broker.url)") && !config.contains("token ="), "logout keeps the server: \(config)")
+    }
+
+    func testContextsForSeveralServersOrTokens() async throws {
+        let token = try await broker.seed()
+        let home = ["XDG_CONFIG_HOME": work]
+        for (name, secret) in [("team", token), ("ops", broker.adminToken)] {
+            let login = try broker.cli(["login", "--server", broker.url, "--token", secret, "--context", name], token: nil, environment: home)
+            XCTAssertEqual(login.status, 0, login.stderr)
+        }
+        let contexts = try broker.cli(["config", "get-contexts"], token: nil, environment: home)
+        let rows = contexts.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ").map(String.init) }
+        XCTAssertEqual(rows, [["team", broker.url, "saved"], ["*", "ops", broker.url, "saved"]], contexts.stdout)
+        XCTAssertEqual(try broker.cli(["whoami", "-o", "json"], token: nil, environment: home).json["role"], "admin")
+        XCTAssertEqual(try broker.cli(["config", "use-context", "team"], token: nil, environment: home).status, 0)
+        XCTAssertEqual(try broker.cli(["config", "current-context"], token: nil, environment: home).stdout, "team\n")
+        XCTAssertEqual(try broker.cli(["whoami", "-o", "json"], token: nil, environment: home).json["role"], "tenant")
+        let unknown = try broker.cli(["config", "use-context", "prod"], token: nil, environment: home)
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("no context 'prod' (contexts: team, ops)"), unknown.stderr)
+        XCTAssertEqual(try broker.cli(["config", "delete-context", "ops"], token: nil, environment: home).status, 0)
+        XCTAssertEqual(try broker.cli(["config", "get-contexts"], token: nil, environment: home).stdout.split(separator: "\n").count, 2)
     }
 
     func testApplyingAFileTwiceIsOneAllocationUnlessAgain() async throws {

@@ -39,18 +39,19 @@ struct WhoAmI: AsyncParsableCommand {
 
 struct Logout: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Forget the saved token (the config file keeps the server).")
+        abstract: "Forget the current context's token (the config file keeps its server).")
 
     func run() async throws {
         let path = ClientConfiguration.defaultPath()
         try await reportingFailures {
-            guard var saved = try ClientConfiguration.read(path: path), saved.token != nil else {
+            guard var file = try ClientConfigFile.read(path: path), let name = file.current, var saved = file.settings, saved.token != nil else {
                 Terminal.write("not logged in (no token in \(path))\n", to: .standardError)
                 return
             }
             saved.token = nil
-            try saved.write(path: path)
-            Terminal.write("logged out: token removed from \(path)\n", to: .standardError)
+            file.set(name, saved)
+            try file.write(path: path)
+            Terminal.write("logged out of context \(name): its token removed from \(path)\n", to: .standardError)
         }
     }
 }
