@@ -18,6 +18,7 @@ struct GPUBroker: AsyncParsableCommand {
             by 'gpubroker login'). Exit codes: 0 done, 1 error, 2 usage, 3 insufficient capacity, \
             4 timed out waiting. Shell completion: gpubroker --generate-completion-script bash|zsh|fish.
             """,
+        version: Release.version,
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
@@ -25,7 +26,6 @@ struct GPUBroker: AsyncParsableCommand {
                 Webhooks.self, Events.self, Usage.self, Admin.self, Login.self, Logout.self, WhoAmI.self, Config.self, Version.self,
             ]),
         ],
-        version: Release.version,
         defaultSubcommand: Serve.self
     )
 

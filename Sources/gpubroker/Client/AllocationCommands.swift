@@ -203,9 +203,9 @@ struct Allocations: AsyncParsableCommand {
         func run() async throws {
             try await options.run { client, printer in
                 if watch {
-                    let id = try await client.resolveAllocationId(id, scope: scope.scope)
+                    let resolved = try await client.resolveAllocationId(id, scope: scope.scope)
                     return try await Watch.run(
-                        { try await client.allocation(id, scope: scope.scope) }, printer: printer,
+                        { try await client.allocation(resolved, scope: scope.scope) }, printer: printer,
                         table: { Tables.allocation($0, colour: printer.colour) },
                         until: { AllocationStatus(rawValue: $0.text("status"))?.hasEnded ?? true })
                 }
