@@ -225,8 +225,9 @@ final class CLIHabitsTests: XCTestCase {
         for word in ["general-purpose", "T4", "best-effort", "unschedulable"] {
             XCTAssertTrue(script.stdout.contains(word), "the bash script completes \(word)")
         }
-        // What the script runs for a region option: the broker's region ids.
-        let regions = try broker.cli(["---completion", "allocate", "--", "--region", "0", ""], token: token)
+        // What the script runs for a region option (`gpubroker allocate --region <TAB>`): the broker's region ids.
+        let regions = try broker.cli(
+            ["---completion", "allocate", "--", "--region", "3", "0", "gpubroker", "allocate", "--region", ""], token: token)
         XCTAssertEqual(regions.stdout.split(separator: "\n").map(String.init).sorted(), ["r1", "r2"], regions.stderr)
     }
 }

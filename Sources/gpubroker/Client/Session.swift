@@ -61,8 +61,10 @@ struct Logout: AsyncParsableCommand {
 enum CommandNames {
     static func unknown(_ arguments: [String]) -> String? {
         guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return nil }
-        let names = GPUBroker.configuration.subcommands.map { $0._commandName }
-            + GPUBroker.configuration.groupedSubcommands.flatMap { $0.subcommands.map { $0._commandName } }
+        var names: [String] = []
+        for command in GPUBroker.configuration.subcommands where !names.contains(command._commandName) {
+            names.append(command._commandName)
+        }
         guard !names.contains(first) else { return nil }
         let close = names.filter { editDistance($0, first) <= 2 || $0.hasPrefix(first) }
         let hint = close.isEmpty ? "" : "; did you mean \(close.map { "'\($0)'" }.joined(separator: " or "))?"
