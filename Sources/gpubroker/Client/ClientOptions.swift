@@ -46,6 +46,16 @@ extension ClientOptions {
     }
 }
 
+extension ClientOptions {
+    /// Runs one removal and says on stderr what went ("region r1 deleted").
+    func delete(_ what: String, _ call: (BrokerClient) async throws -> Void) async throws {
+        try await run { client, _ in
+            try await call(client)
+            Terminal.write("\(what) deleted\n", to: .standardError)
+        }
+    }
+}
+
 /// Runs `body`; an error answer or a client failure becomes one line on stderr and exit 1,
 /// or exit 3 when the broker refused for lack of capacity.
 func reportingFailures(_ body: () async throws -> Void) async throws {

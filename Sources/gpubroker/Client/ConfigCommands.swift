@@ -18,10 +18,17 @@ struct Config: AsyncParsableCommand {
         return (file, path)
     }
 
-    static func known(_ name: String, in file: ClientConfigFile) throws {
-        guard file.context(name) != nil else {
-            throw ClientError.configuration(
-                "no context '\(name)' (contexts: \(file.contexts.map(\.name).joined(separator: ", ")))")
+    /// Edits the file for a context it has, writes it and says `done` on stderr.
+    static func change(_ name: String, done: String, _ edit: @escaping (inout ClientConfigFile) -> Void) async throws {
+        try await reportingFailures {
+            var (file, path) = try Config.file()
+            guard file.context(name) != nil else {
+                throw ClientError.configuration(
+                    "no context '\(name)' (contexts: \(file.contexts.map(\.name).joined(separator: ", ")))")
+            }
+            edit(&file)
+            try file.write(path: path)
+            Terminal.write(done + "\n", to: .standardError)
         }
     }
 
@@ -47,13 +54,7 @@ struct Config: AsyncParsableCommand {
         @Argument(help: "The context's name.") var name: String
 
         func run() async throws {
-            try await reportingFailures {
-                var (file, path) = try Config.file()
-                try Config.known(name, in: file)
-                file.current = name
-                try file.write(path: path)
-                Terminal.write("switched to context \(name)\n", to: .standardError)
-            }
+            try await Config.change(name, done: "switched to context \(name)") { $0.current = name }
         }
     }
 
@@ -73,13 +74,7 @@ struct Config: AsyncParsableCommand {
         @Argument(help: "The context's name.") var name: String
 
         func run() async throws {
-            try await reportingFailures {
-                var (file, path) = try Config.file()
-                try Config.known(name, in: file)
-                file.remove(name)
-                try file.write(path: path)
-                Terminal.write("deleted context \(name)\n", to: .standardError)
-            }
+            try await Config.change(name, done: "deleted context \(name)") { $0.remove(name) }
         }
     }
 }

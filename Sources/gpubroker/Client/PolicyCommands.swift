@@ -82,10 +82,7 @@ struct Policies: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, _ in
-                try await client.deletePolicy(name)
-                Terminal.write("deleted policy \(name)\n", to: .standardError)
-            }
+            try await options.delete("policy \(name)") { try await $0.deletePolicy(name) }
         }
     }
 }
@@ -132,10 +129,7 @@ struct Webhooks: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, _ in
-                try await client.deleteWebhook(id)
-                Terminal.write("deleted webhook \(id)\n", to: .standardError)
-            }
+            try await options.delete("webhook \(id)") { try await $0.deleteWebhook(id) }
         }
     }
 
