@@ -81,6 +81,10 @@ final class ReadmeWalkthroughTests: XCTestCase {
         XCTAssertTrue(out.hasSuffix("@@ done\n"), "every block ran")
 
         XCTAssertTrue(out.contains("gpubroker 0.1.0"), "version")
+        // Block 3 ends with `allocations list ... -l app=demo`: its list holds the labelled allocation.
+        let block3 = out.components(separatedBy: "@@ block 3\n").last?.components(separatedBy: "@@ block 4").first ?? ""
+        let listed = block3.components(separatedBy: #""allocations": ["#).last ?? ""
+        XCTAssertTrue(listed.contains(#""app": "demo""#), "-l app=demo lists the allocation: \(listed)")
         XCTAssertTrue(out.contains(#"{"verified":true,"type":"allocation.released"}"#), "the receiver verified the release's delivery: \(out)")
 
         // What the blocks did, read through the API as the demo tenant.
