@@ -180,7 +180,7 @@ struct Serve: AsyncParsableCommand {
         if seedDemo {
             try await DemoData.seed(inventory: inventory, tenants: tenants, directory: directory, logger: logger)
         }
-        let allocations = AllocationStore(pool: pool)
+        let allocations = AllocationStore(pool: pool, limits: resourceLimits)
         let admission = WakeSignal()
         let changes = ChangeNotifications(
             configuration: configuration, inventory: inventory, tenants: tenants, allocations: allocations,
