@@ -82,5 +82,24 @@ public enum Schema {
         try MigrationRunner.migrate(connection, order, definitions: definitions)
     }
 
+    /// `migrate`, saying which definition files were applied again as well.
+    public static func migrateReporting(_ connection: PostgresConnection) throws -> MigrationRunner.Outcome {
+        try MigrationRunner.migrateReporting(connection, order, definitions: definitions)
+    }
+
+    /// What `gpubroker migrate` prints about an outcome.
+    public static func summary(_ outcome: MigrationRunner.Outcome) -> String {
+        var parts: [String] = []
+        if !outcome.versions.isEmpty {
+            parts.append("applied migrations \(outcome.versions.map(String.init).joined(separator: ", "))")
+        }
+        if !outcome.changedDefinitions.isEmpty {
+            parts.append("applied changed definitions \(outcome.changedDefinitions.joined(separator: ", "))")
+        }
+        return parts.isEmpty
+            ? "schema is current (version \(latestVersion)); nothing applied"
+            : parts.joined(separator: "; ") + "; schema version \(latestVersion)"
+    }
+
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 }
