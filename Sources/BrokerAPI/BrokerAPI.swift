@@ -13,6 +13,8 @@ import Synchronization
 public final class BrokerServices: Sendable {
     public let inventory: InventoryStore
     public let tenants: TenantStore
+    /// The tenants' named tokens.
+    public let tokens: APITokenStore
     public let allocations: AllocationStore
     public let policies: PolicyStore
     public let usage: UsageStore
@@ -44,6 +46,7 @@ public final class BrokerServices: Sendable {
     ) {
         self.inventory = inventory
         self.tenants = tenants
+        self.tokens = APITokenStore(sharingPoolOf: tenants)
         self.allocations = allocations
         self.policies = policies
         self.usage = usage
@@ -68,13 +71,10 @@ enum Principal: Sendable {
     case tenant(Tenant)
 }
 
-/// Who may call a route.
-enum Access: Sendable {
-    case none, admin, tenant, anyToken
-}
-
 struct RequestContext: Sendable {
     var principal: Principal?
+    /// Who is calling, as the audit trail and logs name them; nil on routes without a token.
+    var caller: Caller?
     var requestId: String
     var services: BrokerServices
 
@@ -119,6 +119,7 @@ public enum BrokerAPI {
         EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
+        TokenRoutes.register(&builder)
         return builder.router
     }
 
@@ -354,17 +355,24 @@ struct RouteBuilder {
         self.services = services
     }
 
-    mutating func add(_ method: String, _ pattern: String, _ access: Access, _ handler: @escaping RouteHandler) {
+    /// `method` and `pattern` must have their row in `RouteRoles.table`.
+    mutating func add(_ method: String, _ pattern: String, _ handler: @escaping RouteHandler) {
+        guard let row = RouteRoles.row(method, pattern) else {
+            preconditionFailure("\(method) \(pattern) has no row in RouteRoles.table: say who may call it")
+        }
         let steps = RouteSteps(services: services, method: method, pattern: pattern)
         router.add(method, pattern) { request in
             let started = steps.start(request)
             var response: HTTPResponse
             do {
-                let principal = try await Authentication.authenticate(request, access, steps.services)
+                let who = try await Authentication.authenticate(request, row, steps.services)
                 var request = request
                 try RepeatedQuery.normalize(&request)
                 response = try await handler(
-                    request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
+                    request,
+                    RequestContext(
+                        principal: who?.principal, caller: who?.caller, requestId: started.requestId,
+                        services: steps.services))
             } catch {
                 response = steps.response(to: error, started)
             }
@@ -384,7 +392,7 @@ struct RouteBuilder {
                 var request = request
                 try RepeatedQuery.normalize(&request)
                 response = try handler(
-                    request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
+                    request, RequestContext(principal: nil, caller: nil, requestId: started.requestId, services: steps.services))
             } catch {
                 response = steps.response(to: error, started)
             }

@@ -242,4 +242,18 @@ extension BrokerClient {
     public func rotateToken(tenant id: String) async throws -> JSONValue {
         try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
     }
+
+    // MARK: named tokens (tenant-admin)
+
+    public func tokens() async throws -> JSONValue {
+        try await send("GET", "/v1/tokens", retry: true).body
+    }
+
+    public func createToken(_ body: JSONValue) async throws -> JSONValue {
+        try await send("POST", "/v1/tokens", json: body).body
+    }
+
+    public func revokeToken(_ id: String) async throws {
+        _ = try await send("DELETE", "/v1/tokens/\(Self.segment(id))")
+    }
 }

@@ -10,6 +10,8 @@ public struct ResourceLimits: Sendable, Equatable {
         case webhookEndpointsPerTenant = "webhook-endpoints-per-tenant"
         /// Console sessions signed in at once on one broker process.
         case sessionsPerTenant = "sessions-per-tenant"
+        /// Named tokens (`/v1/tokens`) a tenant holds, expired ones included until revoked.
+        case tokensPerTenant = "tokens-per-tenant"
 
         /// What the limit counts, for its refusal ("this tenant has 25 webhook endpoints").
         public var counted: String {
@@ -17,6 +19,7 @@ public struct ResourceLimits: Sendable, Equatable {
             case .streamsPerTenant: "event streams open on this broker; close one first"
             case .webhookEndpointsPerTenant: "webhook endpoints; delete one first"
             case .sessionsPerTenant: "console sessions on this broker; sign one out first"
+            case .tokensPerTenant: "named tokens; revoke one first"
             }
         }
 
@@ -29,6 +32,7 @@ public struct ResourceLimits: Sendable, Equatable {
             case .streamsPerTenant: 64
             case .webhookEndpointsPerTenant: 25
             case .sessionsPerTenant: 20
+            case .tokensPerTenant: 50
             }
         }
     }
