@@ -15,12 +15,21 @@ enum Authentication {
             throw Problem.unauthorized
         }
         let token = String(header.dropFirst("bearer ".count).trimmingOptionalWhitespace())
-        guard !token.isEmpty, token.utf8.count <= 512 else { throw Problem.unauthorized }
+        let isJWT = services.openID != nil && SignedJWT.looksLikeJWT(token)
+        guard !token.isEmpty, token.utf8.count <= (isJWT ? 16_384 : 512) else { throw Problem.unauthorized }
         let address = request.remoteAddress ?? "unknown"
         let principal: Principal
         let caller: Caller
         if services.admin.accepts(token) {
             (principal, caller) = (.admin, .admin)
+        } else if isJWT, let openID = services.openID {
+            if let wait = services.authFailureLimiter.wait(address) { throw tooManyFailures(wait) }
+            do {
+                (principal, caller) = try await openID.caller(token, services)
+            } catch let refusal as Problem where refusal.status == 401 {
+                _ = services.authFailureLimiter.acquire(address)
+                throw refusal
+            }
         } else if token.hasPrefix(APITokenStore.secretPrefix), let named = try await named(token, from: address, services) {
             let scopes = named.token.scopes.map(Set.init)
             (principal, caller) = (

@@ -36,13 +36,16 @@ public final class BrokerServices: Sendable {
     public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
     public let limits: ResourceLimits
+    /// Bearer JWTs of OpenID Connect issuers; nil: not accepted.
+    public let openID: OpenIDSignIn?
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
         usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
-        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits(),
+        openID: OpenIDSignIn? = nil
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -62,6 +65,7 @@ public final class BrokerServices: Sendable {
         self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
         self.limits = limits
+        self.openID = openID
     }
 }
 
