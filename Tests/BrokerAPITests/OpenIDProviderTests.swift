@@ -1,5 +1,8 @@
 import BrokerCore
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import JSON
 import TestHarness
 import TestSupport
@@ -55,13 +58,19 @@ final class OpenIDProviderTests: XCTestCase {
         try process.run()
         provider = process
         let discovery = URL(string: issuer + "/.well-known/openid-configuration")!
-        _ = try await waitFor("the OpenID provider", within: 30) { () -> Bool? in
-            (try? Data(contentsOf: discovery)) != nil ? true : nil
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let (_, answer) = try? await URLSession.shared.data(from: discovery), (answer as? HTTPURLResponse)?.statusCode == 200 {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
         }
+        throw TestSetupError("the OpenID provider did not answer within a minute")
     }
 
+    /// Killed: a graceful stop waits for the broker's kept-alive connection to it.
     func stopProvider() {
-        provider?.terminate()
+        if let provider { kill(provider.processIdentifier, SIGKILL) }
         provider?.waitUntilExit()
         provider = nil
     }
