@@ -73,6 +73,8 @@ enum RouteRoles {
         // Usage and spend.
         Row(method: "GET", pattern: "/v1/usage", roles: [.tenantAdmin, .viewer, .billing], scope: .usageRead),
         Row(method: "GET", pattern: "/v1/history/running", roles: everyone, scope: .usageRead),
+        // Who the token is: every caller, never a scoped token (no scope names it).
+        Row(method: "GET", pattern: "/v1/whoami", roles: everyone),
         // A tenant's named tokens: its tenant-admin only, never a scoped token.
         Row(method: "POST", pattern: "/v1/tokens", roles: [.tenantAdmin]),
         Row(method: "GET", pattern: "/v1/tokens", roles: [.tenantAdmin]),

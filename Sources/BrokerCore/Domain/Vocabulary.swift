@@ -101,6 +101,11 @@ public enum TokenScope: String, Codable, Sendable, CaseIterable {
     case usageRead = "usage:read"
 }
 
+/// Who a token is (`GET /v1/whoami`).
+public enum CallerRole: String, Codable, Sendable, CaseIterable {
+    case admin, tenant
+}
+
 /// The machine `code` of a problem+json answer.
 public enum ProblemCode: String, Sendable, CaseIterable {
     case invalidRequest = "invalid_request"
