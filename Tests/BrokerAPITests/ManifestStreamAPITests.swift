@@ -1,4 +1,6 @@
 import BrokerCore
+import BrokerStore
+import JSON
 import Foundation
 import PostgresClient
 import TestSupport
@@ -113,6 +115,29 @@ final class ManifestStreamAPITests: XCTestCase {
         XCTAssertEqual(changed.status, 201, changed.text)
         let all = try await allocationIds()
         XCTAssertEqual(all.count, 3)
+    }
+
+    /// A derived key names the file: when the inventory changed what the same file reads
+    /// as, its first answer is replayed, not refused as a reused key the client never sent.
+    /// A client's key still refuses another body.
+    func testADerivedKeyReplaysTheFileEvenWhenItNowTranslatesOtherwise() async throws {
+        let direct = try await broker.tenant("direct")
+        let tenantId = try XCTUnwrap(UUID(uuidString: direct.id))
+        let store = AllocationStore(pool: broker.pool)
+        func plan(cpu: String, lifetime: Int?) throws -> ManifestGrantPlan {
+            let pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p"], "spec": ["containers": [
+                ["name": "c", "image": "x", "resources": ["requests": ["cpu": .string(cpu), "memory": "1Gi"]]],
+            ]]]
+            return ManifestGrantPlan(
+                try ManifestTranslator.plan([pod]).workloads, key: "file", groupRegions: [], keyLifetimeSeconds: lifetime)
+        }
+        let first = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "1", lifetime: 60), actor: "t")
+        let again = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "2", lifetime: 60), actor: "t")
+        XCTAssertEqual(again.flatMap { $0.map(\.id) }, first.flatMap { $0.map(\.id) })
+        do {
+            _ = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "2", lifetime: nil), actor: "t")
+            XCTFail("a client's key with another body was replayed")
+        } catch StoreError.idempotencyKeyReused {}
     }
 
     /// The file is granted in one transaction (issue 25): the workload placed before the
