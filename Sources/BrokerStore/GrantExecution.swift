@@ -112,12 +112,15 @@ extension AllocationStore {
     }
 
     /// Grants `request`, or replays the answer recorded under `key` for `asked` (what the
-    /// manifest asked for, before the broker pinned it to a region).
+    /// manifest asked for, before the broker pinned it to a region); `anyBody`: for
+    /// whatever was asked (a key that names the body itself).
     static func grantKeyed(
         _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, as asked: AllocationRequest, key: String?,
-        actor: String, pendingLimit: Int
+        actor: String, pendingLimit: Int, anyBody: Bool = false
     ) throws -> AllocationView {
-        if let key, let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint(asked)) {
+        if let key,
+            let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint(asked), anyBody: anyBody)
+        {
             return replay
         }
         let view = try grant(c, tenantId: tenantId, request: request, actor: actor, pendingLimit: pendingLimit)
@@ -181,9 +184,10 @@ extension AllocationStore {
         return input
     }
 
-    /// Claims `key` for this grant, or returns the answer already recorded under it.
+    /// Claims `key` for this grant, or returns the answer already recorded under it (for
+    /// the same request, or with `anyBody` for any).
     static func claimIdempotencyKey(
-        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String
+        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String, anyBody: Bool = false
     ) throws -> AllocationView? {
         let claimed = try c.query(
             """
@@ -201,7 +205,7 @@ extension AllocationStore {
             FROM idempotency_keys WHERE tenant_id = $1 AND key = $2
             """,
             [tenantId, key, fingerprint, fingerprint.replacingOccurrences(of: "/", with: "\\/")])
-        guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
+        guard try anyBody || rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
         if let first = try? rows[0].decodeJSON("response", as: AllocationView.self) { return first }
         return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
