@@ -38,7 +38,7 @@ extension AllocationStore {
     /// `createInTransaction`.
     func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
         try await retryingLostRaces {
-            let inventory = try await snapshots.current(pool).inventory
+            var inventory = try await snapshots.current(pool).inventory
             let cached = settings.lookup(tenantId)
             var step: BatchedStep?
             let recent = cached.map { GrantPlanner.plan(Self.grantInput(request, $0, inventory)) }
@@ -56,11 +56,15 @@ extension AllocationStore {
                 var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
                 if plan.outcome != .grant {
                     snapshots.invalidate()
-                    plan = GrantPlanner.plan(Self.grantInput(request, settings, try await snapshots.current(pool).inventory))
+                    inventory = try await snapshots.current(pool).inventory
+                    plan = GrantPlanner.plan(Self.grantInput(request, settings, inventory))
                 }
                 if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
                     let pending = plan
-                    step = .answered(try await pool.withConnection { c in try Self.recordPending(c, tenantId: tenantId, pending) })
+                    let alternatives = QueueAlternatives.find(Self.grantInput(request, settings, inventory))
+                    step = .answered(try await pool.withConnection { c in
+                        try Self.recordPending(c, tenantId: tenantId, pending, alternatives: alternatives)
+                    })
                 } else {
                     step = try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
                 }
@@ -116,17 +120,23 @@ extension AllocationStore {
         }
     }
 
-    /// Grants a request in the caller's transaction: pending with `queue`, 409 when it
-    /// cannot be met, else victims preempted and the plan reserved (a reservation past the
-    /// tenant's quota fails with GB003, `quotaExceeded`).
-    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+    /// Grants a request in the caller's transaction: pending with `queue` (with the
+    /// alternatives that fit now), 409 when it cannot be met, else victims preempted and
+    /// the plan reserved (a reservation past the tenant's quota fails with GB003,
+    /// `quotaExceeded`). `planned` sees the plan first (a dry run's verdicts need it).
+    static func grant(
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String,
+        planned: (GrantPlan) -> Void = { _ in }
+    ) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c, fitting: request.shape))))
+        planned(plan)
         switch plan.outcome {
         case .refuse:
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
         case .queue:
-            return try recordPending(c, tenantId: tenantId, plan)
+            let everything = grantInput(request, settings, Inventory(try InventoryStore.snapshot(c)))
+            return try recordPending(c, tenantId: tenantId, plan, alternatives: QueueAlternatives.find(everything))
         case .grant:
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
             // Over budget the reservation fails (GB004): asked first only to queue instead.
@@ -193,8 +203,11 @@ extension AllocationStore {
         return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
 
-    /// An allocation that waits for capacity (`queue`), with the decisions that kept it waiting.
-    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan) throws -> AllocationView {
+    /// An allocation that waits (`queue`), with the decisions that kept it waiting and,
+    /// when it waits for capacity, the alternatives that would fit now.
+    static func recordPending(
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, alternatives: [QueueAlternative]? = nil
+    ) throws -> AllocationView {
         let request = plan.request
         let row = try c.query(
             """
@@ -206,7 +219,9 @@ extension AllocationStore {
             """,
             [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
              try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
-        return try AllocationRows.allocation(row, instances: [])
+        var view = try AllocationRows.allocation(row, instances: [])
+        view.alternatives = alternatives
+        return view
     }
 
     /// A plan to reserve as a new allocation, and how to answer once its instances exist.

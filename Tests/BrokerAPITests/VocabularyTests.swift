@@ -41,6 +41,10 @@ final class VocabularyTests: XCTestCase {
         Place(name: "WebhookDeliveryStatus", words: words(WebhookDeliveryStatus.self), column: "webhook_deliveries.status",
               openAPI: ["WebhookDelivery", "properties", "status"]),
         Place(name: "ProblemCode", words: words(ProblemCode.self), column: nil, openAPI: ["ProblemCode"]),
+        Place(name: "DryRunOutcome", words: words(DryRunOutcome.self), column: nil, openAPI: ["DryRunOutcome"]),
+        Place(name: "AlternativeChange", words: words(AlternativeChange.self), column: nil, openAPI: ["AlternativeChange"]),
+        Place(name: "LimitName", words: words(LimitName.self), column: nil,
+              openAPI: ["LimitVerdict", "properties", "name"]),
         // Lists that live beside the code they belong to.
         Place(name: "AcceleratorVendor", words: words(AcceleratorVendor.self), column: "pools.gpu_vendor", openAPI: ["AcceleratorVendor"]),
         Place(name: "Precision", words: words(Precision.self), column: nil, openAPI: ["Precision"]),
