@@ -83,7 +83,7 @@ final class DryRunPropertyTests: XCTestCase {
                 try await broker.region(region, primary: k == 0, vSwitches: ["vsw-\(region)-a", "vsw-\(region)-b"])
                 for p in 0..<Int.random(in: 1...2, using: &rng) {
                     let model = Self.series.randomElement(using: &rng)!
-                    let capacity = Int.random(in: 0...5, using: &rng)
+                    let capacity = Int.random(in: 1...6, using: &rng)
                     let price = Double(Int.random(in: 1...6, using: &rng))
                     let deferSeconds = Bool.random(using: &rng) ? 0 : 600
                     try await broker.pool(
@@ -106,9 +106,9 @@ final class DryRunPropertyTests: XCTestCase {
                 }
             }
             var quota: [String: JSONValue] = [:]
-            if Bool.random(using: &rng) { quota["instances"] = .number(Double(Int.random(in: 1...6, using: &rng))) }
-            if Bool.random(using: &rng) { quota["gpus"] = .number(Double(Int.random(in: 1...6, using: &rng))) }
-            if Bool.random(using: &rng) { quota["spendPerMonth"] = .number(Double(Int.random(in: 1...40, using: &rng))) }
+            if Int.random(in: 0..<3, using: &rng) == 0 { quota["instances"] = .number(Double(Int.random(in: 1...6, using: &rng))) }
+            if Int.random(in: 0..<3, using: &rng) == 0 { quota["gpus"] = .number(Double(Int.random(in: 1...6, using: &rng))) }
+            if Int.random(in: 0..<3, using: &rng) == 0 { quota["spendPerMonth"] = .number(Double(Int.random(in: 1...40, using: &rng))) }
             scenario.token = try await broker.tenant("team", quota: quota.isEmpty ? nil : .object(quota)).token
             scenario.lines.append("quota \(String(decoding: JSONValue.object(quota).encoded(), as: UTF8.self))")
             var body: [String: JSONValue] = [

@@ -16,7 +16,8 @@ extension ClientCommandTests {
         XCTAssertEqual(granted.json["outcome"], "granted")
         XCTAssertEqual(granted.json["status"], 201)
         XCTAssertEqual(granted.json["pricePerHour"], 4.5, "three on r1 at 1.5, one on r2 at 0")
-        XCTAssertEqual(try await broker.api("GET", "/v1/allocations", token: token).body["allocations"], [])
+        let listed = try await broker.api("GET", "/v1/allocations", token: token).body
+        XCTAssertEqual(listed["allocations"], [], "the dry run created nothing")
 
         let table = try cli(t4 + ["--replicas", "4", "--dry-run"], token: token)
         XCTAssertTrue(table.stdout.hasPrefix("Dry run:"), table.stdout)
