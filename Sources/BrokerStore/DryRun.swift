@@ -39,9 +39,17 @@ public struct LimitVerdict: Codable, Sendable, Equatable {
 }
 
 extension AllocationStore {
-    /// `POST /v1/allocations?dryRun=true`: `create`'s transactional path, rehearsed.
+    /// `POST /v1/allocations?dryRun=true`: `create`'s transactional path, rehearsed. It
+    /// reads the inventory and the tenant's settings afresh, and so does the grant sent
+    /// after it: the snapshot and settings a batched grant would otherwise reuse (for up
+    /// to two seconds while a newer read runs) are dropped, so that it plans from what the
+    /// dry run saw.
     public func dryRun(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> DryRunResult {
-        try await rehearse(tenantId: tenantId) { c, planned in
+        defer {
+            snapshots.invalidate()
+            settings.forget(tenantId)
+        }
+        return try await rehearse(tenantId: tenantId) { c, planned in
             try Self.grant(c, tenantId: tenantId, request: request, actor: actor, planned: planned)
         }
     }

@@ -152,10 +152,6 @@ final class DryRunPropertyTests: XCTestCase {
             let dry = try await broker.call(method, path + "?dryRun=true", token: token, json: body, headers: headers)
             XCTAssertEqual(dry.status, 200, "\(method) \(path) dry run: \(dry.text)\n\(description)")
             XCTAssertEqual(try DatabaseState.read(broker), before, "a dry run of \(method) \(path) changed the database\n\(description)")
-            // Grants outside a transaction plan from an inventory snapshot up to 50 ms old
-            // (`AllocationStore.snapshotSeconds`), as any request does: the real request
-            // comes once the snapshot taken before the last change has aged out.
-            try await Task.sleep(for: .milliseconds(60))
             let real = try await broker.call(method, path, token: token, json: body, headers: headers)
             return (try dry.decode(Answers.DryRun.self), real)
         }

@@ -19,10 +19,11 @@ extension ClientCommandTests {
         let listed = try await broker.api("GET", "/v1/allocations", token: token).body
         XCTAssertEqual(listed["allocations"], [], "the dry run created nothing")
 
-        let table = try cli(t4 + ["--replicas", "4", "--dry-run"], token: token)
+        let table = try cli(t4 + ["--replicas", "4", "--dry-run", "-o", "table"], token: token)
         XCTAssertTrue(table.stdout.hasPrefix("Dry run:"), table.stdout)
         XCTAssertTrue(table.stdout.contains("would be granted (201); nothing was changed"), table.stdout)
-        XCTAssertTrue(table.stdout.contains("gpus    16    0      4          12"), table.stdout)
+        let limits = table.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertTrue(limits.contains(["gpus", "16", "0", "4", "12"]), "the quota, used, requested, remaining\n\(table.stdout)")
 
         let refused = try cli(t4 + ["--replicas", "6", "--dry-run", "-o", "json"], token: token)
         XCTAssertEqual(refused.status, 3, "as the real request would exit")
