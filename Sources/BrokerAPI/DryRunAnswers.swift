@@ -4,7 +4,7 @@ import Foundation
 import JSON
 import MicroHTTP
 
-/// `dryRun=true` on `POST /v1/allocations`, scale and renew: what the request would do,
+/// `dryRun=true` on `POST /v1/allocations`, from-manifest, scale and renew: what the request would do,
 /// answered 200 (never 201 or 202) with `dryRun: true`, and nothing kept.
 enum DryRunAnswers {
     /// Whether the request asks for a dry run: `dryRun=true` (or `false`, the default).
@@ -19,7 +19,9 @@ enum DryRunAnswers {
     /// The answer: `grantedStatus` is what the real request answers when it succeeds
     /// (201 for a new allocation, 200 for a change); `tenant` names the owner in the
     /// admin's answers.
-    static func response(_ result: DryRunResult, grantedStatus: Int, tenant: UUID? = nil) throws -> HTTPResponse {
+    static func response(
+        _ result: DryRunResult, grantedStatus: Int, tenant: UUID? = nil, manifest: ManifestAnswer? = nil
+    ) throws -> HTTPResponse {
         let problem = result.refusal.flatMap { Problem.from($0) }
         var allocation = result.allocation
         allocation?.tenantId = tenant.map(ResourceID.init)
@@ -28,7 +30,7 @@ enum DryRunAnswers {
             status: problem?.status ?? (result.outcome == .queued ? 202 : grantedStatus),
             allocation: allocation, problem: problem?.body(requestId: nil), decisions: result.decisions,
             pricePerHour: result.pricePerHour, limits: result.limits, queue: result.queue,
-            alternatives: result.allocation?.alternatives)
+            alternatives: result.allocation?.alternatives, manifest: manifest)
         return try JSONBodies.response(200, answer)
     }
 }
@@ -48,4 +50,6 @@ struct DryRunAnswer: Encodable {
     var limits: [LimitVerdict]
     var queue: QueuePosition?
     var alternatives: [QueueAlternative]?
+    /// A manifest's answer as `from-manifest` would give it (granted).
+    var manifest: ManifestAnswer?
 }

@@ -203,11 +203,14 @@ extension BrokerClient {
 
     /// A Kubernetes manifest file as JSON or YAML; the answer holds `allocation`, `allocations`,
     /// `manifests` and `manifestRegions`.
-    public func allocate(manifest: [UInt8], idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
+    public func allocate(
+        manifest: [UInt8], idempotencyKey: String = UUID().uuidString, dryRun: Bool = false
+    ) async throws -> JSONValue {
         let isJSON = manifest.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "{")
         let body = RawBody(bytes: manifest, contentType: isJSON ? "application/json" : "application/yaml")
         return try await send(
-            "POST", "/v1/allocations/from-manifest", raw: body, headers: ["Idempotency-Key": idempotencyKey], retry: true
+            "POST", "/v1/allocations/from-manifest", query: Self.dryRun(dryRun), raw: body,
+            headers: ["Idempotency-Key": idempotencyKey], retry: true
         ).body
     }
 

@@ -50,7 +50,7 @@ extension AllocationStore {
             settings.forget(tenantId)
         }
         return try await rehearse(tenantId: tenantId) { c, planned in
-            try Self.grant(c, tenantId: tenantId, request: request, actor: actor, planned: planned)
+            try Self.grant(c, tenantId: tenantId, request: request, actor: actor, pendingLimit: pendingLimit, planned: planned)
         }
     }
 
@@ -68,34 +68,54 @@ extension AllocationStore {
         }
     }
 
-    /// Runs `change` in a transaction that is rolled back, and says what it did or why it
-    /// was refused. A refusal for capacity, quota or budget is the rehearsal's answer;
-    /// anything else (an unknown allocation, a conflict) is thrown as the real request's.
+    /// `POST /v1/allocations/from-manifest?dryRun=true`: `grantManifest`, rehearsed. The
+    /// allocations per workload, or nil when the file would be refused.
+    public func dryRunManifest(
+        tenantId: UUID, plan: ManifestGrantPlan, actor: String
+    ) async throws -> (placed: [[AllocationView]]?, result: DryRunResult) {
+        try await rehearse(tenantId: tenantId, allocations: { $0.flatMap { $0 } }) { [pendingLimit] c, _ in
+            try Self.grantManifest(c, tenantId: tenantId, plan: plan, actor: actor, pendingLimit: pendingLimit)
+        }
+    }
+
+    /// One allocation's change, rehearsed.
     func rehearse(
-        tenantId: UUID,
-        _ change: @escaping @Sendable (PostgresConnection, (GrantPlan) -> Void) throws -> AllocationView
+        tenantId: UUID, _ change: @escaping @Sendable (PostgresConnection, (GrantPlan) -> Void) throws -> AllocationView
     ) async throws -> DryRunResult {
+        try await rehearse(tenantId: tenantId, allocations: { [$0] }, change).result
+    }
+
+    /// Runs `change` in a transaction that is rolled back, and says what it did (the
+    /// first of its `allocations`, their price together) or why it was refused. A refusal
+    /// for capacity, quota or budget is the rehearsal's answer; anything else (an unknown
+    /// allocation, a conflict) is thrown as the real request's.
+    func rehearse<T: Sendable>(
+        tenantId: UUID, allocations: @escaping @Sendable (T) -> [AllocationView],
+        _ change: @escaping @Sendable (PostgresConnection, (GrantPlan) -> Void) throws -> T
+    ) async throws -> (placed: T?, result: DryRunResult) {
         try await retryingLostRaces {
             try await pool.withRolledBackTransaction { c in
                 let before = try Self.counters(c, tenantId: tenantId)
                 var plan: GrantPlan?
                 try c.query("SAVEPOINT dry_run")
                 do {
-                    let view = try change(c) { plan = $0 }
+                    let placed = try change(c) { plan = $0 }
+                    let views = allocations(placed)
                     let after = try Self.counters(c, tenantId: tenantId)
-                    let pending = view.status == .pending
-                    return DryRunResult(
-                        outcome: pending ? .queued : .granted, allocation: view, refusal: nil,
-                        decisions: view.decisions, pricePerHour: try Self.pricePerHour(c, view.instances.filter { $0.state == .running }),
+                    let pending = views.first.map { $0.status == .pending } ?? false
+                    let running = views.flatMap { $0.instances.filter { $0.state == .running } }
+                    return (placed, DryRunResult(
+                        outcome: pending ? .queued : .granted, allocation: views.first, refusal: nil,
+                        decisions: views.first?.decisions ?? [], pricePerHour: try Self.pricePerHour(c, running),
                         limits: before.verdicts(requested: after.minus(before)),
-                        queue: pending ? try QueuePositionStore.position(c, tenantId: tenantId, id: view.id.uuid) : nil)
+                        queue: pending ? try QueuePositionStore.position(c, tenantId: tenantId, id: views[0].id.uuid) : nil))
                 } catch let error as PostgresError {
                     guard let refusal = StoreError(error), refusal.isLimitRefusal else { throw error }
                     try c.query("ROLLBACK TO SAVEPOINT dry_run")
-                    return Self.refused(refusal, plan: plan, before: before)
+                    return (nil, Self.refused(refusal, plan: plan, before: before))
                 } catch let refusal as StoreError where refusal.isLimitRefusal {
                     try c.query("ROLLBACK TO SAVEPOINT dry_run")
-                    return Self.refused(refusal, plan: plan, before: before)
+                    return (nil, Self.refused(refusal, plan: plan, before: before))
                 }
             }
         }

@@ -191,6 +191,43 @@ final class DryRunAPITests: XCTestCase {
         XCTAssertEqual(explicit.status, 201)
     }
 
+    static func deployment(replicas: Int) -> JSONValue {
+        [
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web"],
+            "spec": [
+                "replicas": .number(Double(replicas)), "selector": ["matchLabels": ["app": "web"]],
+                "template": [
+                    "metadata": ["labels": ["app": "web", "alibabacloud.com/compute-class": "gpu",
+                                            "alibabacloud.com/gpu-model-series": "T4"]],
+                    "spec": ["containers": [["name": "web", "image": "nginx",
+                                             "resources": ["requests": ["cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"]]]]],
+                ],
+            ],
+        ]
+    }
+
+    func testAManifestDryRunAnswersTheFilesAnswerAndKeepsNothing() async throws {
+        let team = try await broker.tenant("team")
+        let dry = try await dryRun("POST", "/v1/allocations/from-manifest", team.token, Self.deployment(replicas: 3))
+        XCTAssertEqual(dry.outcome, .granted)
+        XCTAssertEqual(dry.status, 201)
+        XCTAssertEqual(dry.pricePerHour, 1 + 1 + 5, "the cheap T4 pool, then the dear one")
+        let rehearsed = try await broker.call(
+            "POST", "/v1/allocations/from-manifest?dryRun=true", token: team.token, json: Self.deployment(replicas: 3))
+        let manifest = try XCTUnwrap(rehearsed.json["manifest"])
+        XCTAssertEqual(manifest["allocations"]?.arrayValue?.count, 1)
+        XCTAssertEqual(manifest["manifestRegions"], ["a"])
+        let real = try await broker.call("POST", "/v1/allocations/from-manifest", token: team.token, json: Self.deployment(replicas: 3))
+        XCTAssertEqual(real.status, 201, real.text)
+        XCTAssertEqual(real.json["manifests"], manifest["manifests"], "the same documents per region")
+        let granted = try real.decode(Answers.Manifest.self).allocation
+        XCTAssertEqual(granted.instances.map(\.poolId).sorted(), dry.allocation?.instances.map(\.poolId).sorted())
+
+        let tooMany = try await dryRun("POST", "/v1/allocations/from-manifest", team.token, Self.deployment(replicas: 20))
+        XCTAssertEqual(tooMany.status, 409)
+        XCTAssertEqual(tooMany.problem?.code, "insufficient_capacity")
+    }
+
     func testTheAdminMayDryRunAnyTenantsScale() async throws {
         let team = try await broker.tenant("team")
         let created = try await broker.call("POST", "/v1/allocations", token: team.token, json: Self.t4(replicas: 1))

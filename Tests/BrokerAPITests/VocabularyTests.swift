@@ -52,6 +52,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "UsageGrouping", words: words(UsageGrouping.self), column: nil, openAPI: ["UsageGrouping"]),
         Place(name: "ResourceLimits.Name", words: words(ResourceLimits.Name.self), column: nil,
               openAPI: ["Problem", "properties", "limitName"]),
+        Place(name: "ManifestKinds.workloadKindNames", words: ManifestKinds.workloadKindNames, column: nil,
+              openAPI: ["ManifestWorkloadKind"]),
     ]
 
     func testEveryListIsTheSameInSwiftTheDatabaseAndTheOpenAPIDocument() throws {

@@ -18,7 +18,8 @@ struct Apply: AsyncParsableCommand {
             the whole answer (allocations and manifests). A ResourcePolicy, PropagationPolicy \
             or ctyun Policy in the file places the workloads it selects; a file holding only \
             such policies stores each as the tenant's named policy (PUT /v1/policies/NAME), \
-            which later requests whose labels match then use.
+            which later requests whose labels match then use. --dry-run shows what the file \
+            would be granted and changes nothing.
             """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
@@ -27,6 +28,7 @@ struct Apply: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Write the per-region manifests into this directory.", valueName: "dir"))
     var outputDir: String?
 
+    @OptionGroup var dryRun: DryRunOption
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
@@ -53,6 +55,11 @@ struct Apply: AsyncParsableCommand {
                 }
             }
             return
+        }
+        if dryRun.dryRun {
+            return try await options.run { client, printer in
+                try DryRunOption.show(try await client.allocate(manifest: bytes, dryRun: true), printer: printer)
+            }
         }
         try await options.run { client, printer in
             let answer = try await client.allocate(manifest: bytes)
