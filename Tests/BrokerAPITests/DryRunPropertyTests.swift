@@ -11,7 +11,7 @@ import XCTest
 /// quotas and budgets, and requests that are granted, partial, queued or refused, then
 /// scaled and renewed.
 final class DryRunPropertyTests: XCTestCase {
-    static let cases = 30
+    static let cases = 24
 
     func testADryRunAnswersWhatTheRealRequestDoesAndKeepsNothing() async throws {
         var outcomes: [String: Int] = [:]
