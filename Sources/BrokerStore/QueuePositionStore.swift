@@ -45,52 +45,56 @@ public struct QueuePositionStore: Sendable {
 
     public func position(tenantId: UUID, id: UUID) async throws -> QueuePosition {
         try await StoreError.translating {
-            try await pool.withTransaction(isolation: .repeatableRead) { c in
-                guard let row = try c.query(
-                    """
-                    SELECT status, seq, request::text AS request, replicas - placed_replicas AS wanted, now() AS now
-                    FROM allocations WHERE id = $1 AND tenant_id = $2
-                    """, [id, tenantId]
-                ).first else { throw StoreError.notFound("allocation '\(id.uuidString.lowercased())' not found") }
-                let status: String = try row.decode("status")
-                guard status == AllocationStatus.pending.rawValue else {
-                    throw StoreError.conflict("allocation is \(status): only a pending allocation has a queue position")
-                }
-                let inventory = try InventoryStore.snapshot(c)
-                func pools(_ request: AllocationRequest) -> Set<String> {
-                    Set(inventory.filter { request.region == nil || $0.region.id == request.region }.flatMap { region in
-                        PlacementPlanner.candidatePools(request.shape, in: region).map { "\(region.region.id)/\($0.pool.id)" }
-                    })
-                }
-                let own = pools(try row.decodeJSON("request"))
-                var position = 1
-                var ahead = 0
-                for older in try c.query(
-                    """
-                    SELECT request::text AS request, replicas - placed_replicas AS wanted FROM allocations
-                    WHERE status = 'pending' AND seq < $1 ORDER BY seq
-                    """, [try row.decode("seq", as: Int64.self)])
-                where !own.isDisjoint(with: pools(try older.decodeJSON("request"))) {
-                    position += 1
-                    ahead += try older.decode("wanted", as: Int.self)
-                }
-                let sorted = own.sorted()
-                let split = sorted.map { $0.split(separator: "/", maxSplits: 1).map(String.init) }
-                let releases: Int = try c.query(
-                    """
-                    SELECT count(*)::int AS n FROM ledger l
-                    JOIN unnest($1::text[], $2::text[]) AS p (region_id, pool_id)
-                      ON l.region_id = p.region_id AND l.pool_id = p.pool_id
-                    WHERE l.kind IN ('released', 'expired', 'preempted') AND l.at > now() - interval '1 hour'
-                    """, [split.map { $0[0] }, split.map { $0[1] }])[0].decode("n")
-                let wanted: Int = try row.decode("wanted")
-                let now: Date = try row.decode("now")
-                let estimate = releases > 0 && !own.isEmpty
-                    ? now.addingTimeInterval(Double(ahead + wanted) / Double(releases) * 3600) : nil
-                return QueuePosition(
-                    position: position, replicasAhead: ahead, replicasWanted: wanted, pools: sorted,
-                    releasesLastHour: releases, estimatedAdmissionAt: estimate)
-            }
+            try await pool.withTransaction(isolation: .repeatableRead) { c in try Self.position(c, tenantId: tenantId, id: id) }
         }
+    }
+
+    /// A pending allocation's position as the caller's transaction sees the queue (a
+    /// dry run's own pending row included).
+    static func position(_ c: PostgresConnection, tenantId: UUID, id: UUID) throws -> QueuePosition {
+        guard let row = try c.query(
+            """
+            SELECT status, seq, request::text AS request, replicas - placed_replicas AS wanted, now() AS now
+            FROM allocations WHERE id = $1 AND tenant_id = $2
+            """, [id, tenantId]
+        ).first else { throw StoreError.notFound("allocation '\(id.uuidString.lowercased())' not found") }
+        let status: String = try row.decode("status")
+        guard status == AllocationStatus.pending.rawValue else {
+            throw StoreError.conflict("allocation is \(status): only a pending allocation has a queue position")
+        }
+        let inventory = try InventoryStore.snapshot(c)
+        func pools(_ request: AllocationRequest) -> Set<String> {
+            Set(inventory.filter { request.region == nil || $0.region.id == request.region }.flatMap { region in
+                PlacementPlanner.candidatePools(request.shape, in: region).map { "\(region.region.id)/\($0.pool.id)" }
+            })
+        }
+        let own = pools(try row.decodeJSON("request"))
+        var position = 1
+        var ahead = 0
+        for older in try c.query(
+            """
+            SELECT request::text AS request, replicas - placed_replicas AS wanted FROM allocations
+            WHERE status = 'pending' AND seq < $1 ORDER BY seq
+            """, [try row.decode("seq", as: Int64.self)])
+        where !own.isDisjoint(with: pools(try older.decodeJSON("request"))) {
+            position += 1
+            ahead += try older.decode("wanted", as: Int.self)
+        }
+        let sorted = own.sorted()
+        let split = sorted.map { $0.split(separator: "/", maxSplits: 1).map(String.init) }
+        let releases: Int = try c.query(
+            """
+            SELECT count(*)::int AS n FROM ledger l
+            JOIN unnest($1::text[], $2::text[]) AS p (region_id, pool_id)
+              ON l.region_id = p.region_id AND l.pool_id = p.pool_id
+            WHERE l.kind IN ('released', 'expired', 'preempted') AND l.at > now() - interval '1 hour'
+            """, [split.map { $0[0] }, split.map { $0[1] }])[0].decode("n")
+        let wanted: Int = try row.decode("wanted")
+        let now: Date = try row.decode("now")
+        let estimate = releases > 0 && !own.isEmpty
+            ? now.addingTimeInterval(Double(ahead + wanted) / Double(releases) * 3600) : nil
+        return QueuePosition(
+            position: position, replicasAhead: ahead, replicasWanted: wanted, pools: sorted,
+            releasesLastHour: releases, estimatedAdmissionAt: estimate)
     }
 }

@@ -56,6 +56,16 @@ final class PublicShapeTests: XCTestCase {
         expect("released", try await broker.call("DELETE", "/v1/allocations/\(id)", token: tenant.token), 200, "Allocation")
         expect("its ledger rows", try await broker.call("GET", "/v1/allocations/\(id)/events", token: tenant.token), 200, "EventList")
         expect("the admin's feed", try await broker.call("GET", "/v1/events", token: broker.adminToken), 200, "EventPage")
+        let elsewhere = gpu.merging(["gpuSeries": ["A100"], "queue": true])
+        expect("queued, with alternatives", try await broker.call(
+            "POST", "/v1/allocations", token: tenant.token, json: elsewhere), 202, "Allocation")
+        XCTAssertEqual(bodies.last?.json["alternatives"]?.arrayValue?.count, 1, "the T4 fits now")
+        expect("a dry run that would queue", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: elsewhere), 200, "DryRun")
+        expect("a dry run that would be granted", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: gpu), 200, "DryRun")
+        expect("a dry run over the quota", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: gpu.merging(["replicas": 4])), 200, "DryRun")
 
         expect("malformed JSON", try await broker.call(
             "POST", "/v1/allocations", token: tenant.token, body: Array("{".utf8), headers: ["Content-Type": "application/json"]), 400)
