@@ -32,13 +32,11 @@ public struct APITokenStore: Sendable {
     let pool: PostgresPool
     /// Lookups, found or not, reused for as long as `TenantStore`'s: a token revoked
     /// through another broker stops working within that time.
-    let cache: ShortLivedCache<String, NamedToken>
-    let misses: ShortLivedCache<String, Bool>
+    let lookups: CachedLookup<NamedToken>
 
     public init(sharingPoolOf tenants: TenantStore) {
         pool = tenants.pool
-        cache = ShortLivedCache(lifetime: tenants.cache.lifetime)
-        misses = ShortLivedCache(lifetime: tenants.cache.lifetime)
+        lookups = CachedLookup(lifetime: tenants.cache.lifetime)
     }
 
     static let columns = """
@@ -86,43 +84,41 @@ public struct APITokenStore: Sendable {
             }
         }
         guard deleted == 1 else { throw StoreError.notFound("token '\(id)' not found") }
-        cache.forget { $0.token.id.uuid == id }
+        lookups.found.forget { $0.token.id.uuid == id }
     }
 
     /// The token of a secret this process looked up moments ago, without a round trip.
     public func cached(secret: String) -> NamedToken? {
-        cache.lookup(secret)
+        lookups.found.lookup(secret)
     }
 
     /// The tenant and token of a secret that has neither expired nor been revoked. The
     /// same statement records the use, at most once a minute per token, so that a busy
     /// token costs no write per request.
     public func authenticate(secret: String) async throws -> NamedToken? {
-        if let cached = cache.lookup(secret) { return cached }
-        if misses.lookup(secret) != nil { return nil }
-        let found = try await StoreError.translating {
-            try await pool.withConnection { c in
-                try c.query(
-                    """
-                    WITH found AS (
-                        SELECT * FROM api_tokens
-                        WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND (expires_at IS NULL OR expires_at > now())
-                    ), used AS (
-                        UPDATE api_tokens SET last_used_at = now()
-                        WHERE id = (SELECT id FROM found)
-                          AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-                    )
-                    SELECT t.id, t.name, t.quota::text AS quota, t.created_at, t.updated_at,
-                           k.id AS token_id, k.name AS token_name, k.role, k.scopes, k.expires_at, k.last_used_at,
-                           k.created_at AS token_created_at, k.created_by
-                    FROM found k JOIN tenants t ON t.id = k.tenant_id
-                    """,
-                    [secret]
-                ).first.map { NamedToken(tenant: try TenantStore.decode($0), token: try Self.decode($0)) }
+        try await lookups.value(secret) {
+            try await StoreError.translating {
+                try await pool.withConnection { c in
+                    try c.query(
+                        """
+                        WITH found AS (
+                            SELECT * FROM api_tokens
+                            WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND (expires_at IS NULL OR expires_at > now())
+                        ), used AS (
+                            UPDATE api_tokens SET last_used_at = now()
+                            WHERE id = (SELECT id FROM found)
+                              AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+                        )
+                        SELECT t.id, t.name, t.quota::text AS quota, t.created_at, t.updated_at,
+                               k.id AS token_id, k.name AS token_name, k.role, k.scopes, k.expires_at, k.last_used_at,
+                               k.created_at AS token_created_at, k.created_by
+                        FROM found k JOIN tenants t ON t.id = k.tenant_id
+                        """,
+                        [secret]
+                    ).first.map { NamedToken(tenant: try TenantStore.decode($0), token: try Self.decode($0)) }
+                }
             }
         }
-        if let found { cache.remember(secret, found) } else { misses.remember(secret, true) }
-        return found
     }
 
     static func decode(_ row: PostgresRow) throws -> APIToken {

@@ -15,11 +15,10 @@ public struct Tenant: Codable, Sendable, Equatable {
 /// their SHA-256: a stolen database does not hand out working tokens.
 public struct TenantStore: Sendable {
     let pool: PostgresPool
-    /// Token lookups: authentication is otherwise one round trip on every request.
-    let cache: ShortLivedCache<String, Tenant>
-    /// Unknown tokens, for as long: a client retrying a bad token (or guessing)
-    /// costs no round trip each time.
-    let misses: ShortLivedCache<String, Bool>
+    /// Token lookups, found or not.
+    let lookups: CachedLookup<Tenant>
+    /// The tenants found, which changes through this process forget.
+    var cache: ShortLivedCache<String, Tenant> { lookups.found }
 
     /// `cacheSeconds`: how long a token lookup, found or not, is reused by this
     /// process. A token rotated through this process stops working at once; through
@@ -27,8 +26,7 @@ public struct TenantStore: Sendable {
     /// never hides one.
     public init(pool: PostgresPool, cacheSeconds: Double = 1) {
         self.pool = pool
-        self.cache = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
-        self.misses = ShortLivedCache(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
+        self.lookups = CachedLookup(lifetime: .milliseconds(Int64(cacheSeconds * 1000)))
     }
 
     static let columns = "id, name, quota::text AS quota, created_at, updated_at"
@@ -115,18 +113,16 @@ public struct TenantStore: Sendable {
     /// The tenant holding this bearer token, if any. The lookup is by hash, so the
     /// comparison never touches the token's bytes one by one.
     public func authenticate(token: String) async throws -> Tenant? {
-        if let cached = cache.lookup(token) { return cached }
-        if misses.lookup(token) != nil { return nil }
-        let found = try await StoreError.translating {
-            try await pool.withConnection { c in
-                try c.query(
-                    "SELECT \(Self.columns) FROM tenants WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
-                    [token]
-                ).first.map(Self.decode)
+        try await lookups.value(token) {
+            try await StoreError.translating {
+                try await pool.withConnection { c in
+                    try c.query(
+                        "SELECT \(Self.columns) FROM tenants WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+                        [token]
+                    ).first.map(Self.decode)
+                }
             }
         }
-        if let found { cache.remember(token, found) } else { misses.remember(token, true) }
-        return found
     }
 
     static func decode(_ row: PostgresRow) throws -> Tenant {
