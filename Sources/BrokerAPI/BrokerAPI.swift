@@ -119,6 +119,7 @@ public enum BrokerAPI {
         EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
+        PreemptionRoutes.register(&builder)
         return builder.router
     }
 

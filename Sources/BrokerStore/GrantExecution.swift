@@ -133,7 +133,10 @@ extension AllocationStore {
             if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.budgetProblem(c, grant.reservation) {
                 return try refuse(c, tenantId: tenantId, plan, refusal)
             }
-            try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
+            let id = grant.reservation.allocationId.uuid
+            if let deadline = try preempt(c, instanceSeqs: plan.victims, for: id, actor: actor) {
+                return try recordAwaitingPreemption(c, tenantId: tenantId, plan, id: id, victims: plan.victims.count, deadline: deadline)
+            }
             let instances = try grant.reservation.reserve(c)
             try QuotaCheck.verifyPriceCap(c, plan.request, instances)
             return grant.view(instances: instances)
@@ -193,19 +196,23 @@ extension AllocationStore {
         return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
 
-    /// An allocation that waits for capacity (`queue`), with the decisions that kept it waiting.
-    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan) throws -> AllocationView {
+    /// An allocation that waits for capacity (`queue`), with the decisions that kept it
+    /// waiting; `waitingUntil`: for instances under preemption notice, which its queue
+    /// deadline outlasts by a minute.
+    static func recordPending(
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, id: UUID = UUID.timeOrdered(), waitingUntil: Date? = nil
+    ) throws -> AllocationView {
         let request = plan.request
         let row = try c.query(
             """
             INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, labels, decisions,
                                           lease_seconds, queue_deadline)
             VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
-                    now() + make_interval(secs => $8))
+                    greatest(now() + make_interval(secs => $8), $9::timestamptz + interval '1 minute'))
             RETURNING \(AllocationRows.allocationColumns)
             """,
-            [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
-             try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
+            [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+             try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds, waitingUntil])[0]
         return try AllocationRows.allocation(row, instances: [])
     }
 

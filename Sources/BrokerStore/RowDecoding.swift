@@ -83,6 +83,7 @@ enum AllocationRows {
     private static let instanceFields = [
         "seq", "id", "allocation_id", "region_id", "pool_id", "instance_type", "gpu_series", "gpu_count",
         "cpu", "memory_gib", "vpc_id", "vswitch_id", "security_group_id", "unit", "state", "reused", "created_at",
+        "preempt_deadline",
     ]
     static let instanceColumns = instanceFields.map { "i.\($0)" }.joined(separator: ", ")
     /// The instance columns named `i_<column>`, beside `allocationColumns` in one row.
@@ -128,7 +129,8 @@ enum AllocationRows {
             state: try enumValue(row, prefix + "state"),
             reused: try row.decode(prefix + "reused"),
             createdAt: try row.decode(prefix + "created_at"),
-            labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit)
+            labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit),
+            preemptDeadline: try row.decodeIfPresent(prefix + "preempt_deadline")
         )
     }
 }

@@ -290,4 +290,11 @@ public struct PlacementDecision: Codable, Sendable, Equatable {
     public static func waitingForBudget(_ detail: String) -> PlacementDecision {
         PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(detail)")
     }
+
+    /// A grant that preempted instances with notice waits for them to stop.
+    public static func awaitingPreemption(_ victims: Int, until deadline: Date) -> PlacementDecision {
+        PlacementDecision(
+            region: "*", replicas: 0,
+            reason: "waiting for \(victims) preempted instance\(victims == 1 ? "" : "s") to stop at \(deadline.formatted(.iso8601))")
+    }
 }

@@ -115,6 +115,7 @@ extension InstanceView: JSONWritable {
         json.member("labels", labels)
         json.member("memoryGiB", memoryGiB)
         json.member("poolId", poolId)
+        json.member("preemptDeadline", preemptDeadline)
         json.member("region", region)
         json.member("reused", reused)
         json.member("securityGroupId", securityGroupId)

@@ -35,12 +35,14 @@ public enum AllocationStatus: String, Codable, Sendable, CaseIterable {
 }
 
 public enum InstanceState: String, Codable, Sendable, CaseIterable {
-    case running, idle, released, preempted
+    /// `preempting`: still running, under notice until its `preemptDeadline`.
+    case running, idle, released, preempted, preempting
 }
 
 /// What a ledger row records; each kind is also an event type, `allocation.<kind>`.
 public enum LedgerKind: String, Codable, Sendable, CaseIterable {
-    case reserved, renewed, released, expired, preempted, idled, deprovisioned
+    /// `preempting` (delta 0): an instance was given notice; `preempted` follows when it stops.
+    case reserved, renewed, released, expired, preempted, idled, deprovisioned, preempting
 
     public var eventType: String { "allocation." + rawValue }
 }
@@ -159,7 +161,7 @@ extension InstanceState {
     public var tone: StateTone {
         switch self {
         case .running: .good
-        case .idle: .waiting
+        case .idle, .preempting: .waiting
         case .preempted: .stuck
         case .released: .over
         }
