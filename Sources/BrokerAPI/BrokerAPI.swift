@@ -120,6 +120,7 @@ public enum BrokerAPI {
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
         PreemptionRoutes.register(&builder)
+        ReportRoutes.register(&builder)
         return builder.router
     }
 

@@ -21,7 +21,7 @@ public enum Schema {
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
         Migration(version: 14, name: "0014_accelerators.sql", sql: text(PackageResources._014_accelerators_sql)),
         Migration(version: 15, name: "0015_admin_credential.sql", sql: text(PackageResources._015_admin_credential_sql)),
-        Migration(version: 17, name: "0017_preemption_notice.sql", sql: text(PackageResources._017_preemption_notice_sql)),
+        Migration(version: 17, name: "0017_capacity_loss.sql", sql: text(PackageResources._017_capacity_loss_sql)),
     ]
 
     /// Versions 1-13 were numbered per branch and reached main out of order (0008 before
@@ -43,6 +43,7 @@ public enum Schema {
             ("money.sql", text(PackageResources.money_sql)),
             ("notifications.sql", text(PackageResources.notifications_sql)),
             ("preemption.sql", text(PackageResources.preemption_sql)),
+            ("reports.sql", text(PackageResources.reports_sql)),
             ("usage.sql", text(PackageResources.usage_sql)),
             ("webhooks.sql", text(PackageResources.webhooks_sql)),
         ],

@@ -41,6 +41,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "WebhookDeliveryStatus", words: words(WebhookDeliveryStatus.self), column: "webhook_deliveries.status",
               openAPI: ["WebhookDelivery", "properties", "status"]),
         Place(name: "ProblemCode", words: words(ProblemCode.self), column: nil, openAPI: ["ProblemCode"]),
+        Place(name: "CapacityReportKind", words: words(CapacityReportKind.self), column: "capacity_reports.kind",
+              openAPI: ["CapacityReportKind"]),
         // Lists that live beside the code they belong to.
         Place(name: "AcceleratorVendor", words: words(AcceleratorVendor.self), column: "pools.gpu_vendor", openAPI: ["AcceleratorVendor"]),
         Place(name: "Precision", words: words(Precision.self), column: nil, openAPI: ["Precision"]),
