@@ -17,7 +17,7 @@ BEGIN
     IF p_kind NOT IN ('interrupted', 'failedToStart') THEN
         RAISE EXCEPTION 'not a lost instance''s state: %', p_kind USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT array_agg(l.seq), array_agg(l.seq) FILTER (WHERE l.state = 'idle') INTO live, idle
+    SELECT array_agg(l.seq), coalesce(array_agg(l.seq) FILTER (WHERE l.state = 'idle'), '{}') INTO live, idle
     FROM (SELECT i.seq, i.state FROM instances i
           WHERE i.id = ANY (p_ids) AND i.state IN ('running', 'preempting', 'idle')
           ORDER BY i.seq FOR UPDATE) l;
