@@ -8,9 +8,10 @@
 -- Stops preempted instances that are still live (running or preempting): counters,
 -- victim allocations (partial, with a decision) and `preempted` ledger rows in one
 -- statement. The ledger's actor names the preemptor's allocation (tenants see
--- 'preemption'). Returns the allocations that waited for the capacity.
+-- 'preemption'). Returns, per instance stopped, the allocation that waited for its
+-- capacity and the victim allocation (which may recover).
 CREATE FUNCTION gpb_stop_preempted(p_seqs bigint[], p_actor text)
-RETURNS SETOF uuid
+RETURNS TABLE (waiting uuid, victim uuid)
 LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY
@@ -38,7 +39,7 @@ BEGIN
                p_actor || coalesce(' allocation:' || preempted_for::text, '')
         FROM taken
     )
-    SELECT DISTINCT preempted_for FROM taken WHERE preempted_for IS NOT NULL;
+    SELECT taken.preempted_for, taken.allocation_id FROM taken;
 END
 $$;
 
@@ -88,9 +89,9 @@ $$;
 
 -- The notice worker's step: up to p_limit preempting instances whose deadline has come,
 -- claimed (SKIP LOCKED: brokers split the work), their pools locked in key order (the
--- order gpb_grant_batch takes them in), then stopped. Answers how many stopped and the
--- allocations that waited for their capacity.
-CREATE FUNCTION gpb_end_due_preemptions(p_limit integer, OUT stopped integer, OUT waiting uuid[])
+-- order gpb_grant_batch takes them in), then stopped. Answers how many stopped, the
+-- allocations that waited for their capacity and the victims.
+CREATE FUNCTION gpb_end_due_preemptions(p_limit integer, OUT stopped integer, OUT waiting uuid[], OUT victims uuid[])
 LANGUAGE plpgsql AS $$
 DECLARE
     due bigint[];
@@ -100,11 +101,14 @@ BEGIN
         ORDER BY preempt_deadline LIMIT p_limit FOR UPDATE SKIP LOCKED) d;
     stopped := coalesce(cardinality(due), 0);
     waiting := '{}';
+    victims := '{}';
     IF due IS NULL THEN
         RETURN;
     END IF;
     PERFORM 1 FROM pools WHERE (region_id, id) IN (SELECT region_id, pool_id FROM instances WHERE seq = ANY (due))
     ORDER BY region_id, id FOR UPDATE;
-    SELECT coalesce(array_agg(w), '{}') INTO waiting FROM gpb_stop_preempted(due, 'preemption-notice') AS w;
+    SELECT coalesce(array_agg(DISTINCT s.waiting) FILTER (WHERE s.waiting IS NOT NULL), '{}'),
+           coalesce(array_agg(DISTINCT s.victim), '{}')
+    INTO waiting, victims FROM gpb_stop_preempted(due, 'preemption-notice') AS s;
 END
 $$;

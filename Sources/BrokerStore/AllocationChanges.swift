@@ -34,6 +34,7 @@ extension AllocationStore {
                     }
                     try QuotaCheck.verifyPriceCap(
                         c, plan.request, try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor))
+                    try Self.recoverVictims(c, instanceSeqs: plan.victims)
                     placed += plan.placement.placed
                     decisions = plan.decisions
                 } else if replicas < live.count {

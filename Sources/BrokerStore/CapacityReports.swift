@@ -61,10 +61,11 @@ extension AllocationStore {
             throw StoreError.notFound("no instance \(unknown.joined(separator: ", ")): nothing was changed")
         }
         let rows = try c.query(
-            "SELECT instance_id, waiting FROM gpb_report_lost($1::uuid[], $2, $3, $4)",
+            "SELECT instance_id, allocation_id, waiting FROM gpb_report_lost($1::uuid[], $2, $3, $4)",
             [ids, report.kind.rawValue, report.reason, actor])
         let stopped: [UUID] = try rows.map { try $0.decode("instance_id") }
         try admitWaiting(c, Array(Set(try rows.compactMap { try $0.decodeIfPresent("waiting", as: UUID.self) })))
+        try recover(c, allocationIds: try rows.compactMap { try $0.decodeIfPresent("allocation_id", as: UUID.self) })
         return CapacityReportAnswer(
             id: report.id, kind: report.kind, receivedAt: received, stopped: stopped.map(ResourceID.init),
             alreadyStopped: report.instances.filter { !stopped.contains($0) }.map(ResourceID.init))

@@ -139,6 +139,7 @@ extension AllocationStore {
             }
             let instances = try grant.reservation.reserve(c)
             try QuotaCheck.verifyPriceCap(c, plan.request, instances)
+            try recoverVictims(c, instanceSeqs: plan.victims)
             return grant.view(instances: instances)
         }
     }

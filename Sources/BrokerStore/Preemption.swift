@@ -55,9 +55,10 @@ extension AllocationStore {
     static func endPreemptionsEarly(_ c: PostgresConnection, allocationIds: [String]) throws {
         let waiting: [UUID] = try c.query(
             """
-            SELECT gpb_stop_preempted(ARRAY(SELECT seq FROM instances
-                                            WHERE allocation_id = ANY($1::uuid[]) AND state = 'preempting'),
-                                      'preemption-ended-early') AS waiting
+            SELECT DISTINCT s.waiting FROM gpb_stop_preempted(
+                ARRAY(SELECT seq FROM instances WHERE allocation_id = ANY($1::uuid[]) AND state = 'preempting'),
+                'preemption-ended-early') AS s
+            WHERE s.waiting IS NOT NULL
             """,
             [allocationIds]
         ).map { try $0.decode("waiting") }
@@ -136,14 +137,19 @@ extension MaintenanceStore {
             var total = 0
             while true {
                 let stopped = try await pool.withTransaction { c in
-                    let rows = try c.query(
+                    let ended = try c.query(
                         """
-                        SELECT e.stopped, w.id AS waiting
-                        FROM gpb_end_due_preemptions($1) e LEFT JOIN LATERAL unnest(e.waiting) AS w (id) ON true
+                        SELECT e.stopped, array_to_string(e.waiting, ',') AS waiting, array_to_string(e.victims, ',') AS victims
+                        FROM gpb_end_due_preemptions($1) e
                         """,
-                        [batch])
-                    try AllocationStore.admitWaiting(c, try rows.compactMap { try $0.decodeIfPresent("waiting", as: UUID.self) })
-                    return try rows.first?.decode("stopped", as: Int.self) ?? 0
+                        [batch])[0]
+                    func ids(_ column: String) throws -> [UUID] {
+                        try ended.decode(column, as: String.self).split(separator: ",").compactMap { UUID(uuidString: String($0)) }
+                    }
+                    // The waiting allocations first: the capacity was preempted for them.
+                    try AllocationStore.admitWaiting(c, try ids("waiting"))
+                    try AllocationStore.recover(c, allocationIds: try ids("victims"))
+                    return try ended.decode("stopped", as: Int.self)
                 }
                 if stopped == 0 { return total }
                 total += stopped

@@ -24,10 +24,10 @@ final class CapacityReportTests: XCTestCase {
         await broker.stop()
     }
 
-    func request(_ replicas: Int, region: String? = nil) -> JSONValue {
+    func request(_ replicas: Int, region: String? = nil, recover: Bool = false) -> JSONValue {
         var body: [String: JSONValue] = [
             "computeClass": "gpu", "gpuSeries": ["T4"], "cpu": 4, "memoryGiB": 16, "replicas": .number(Double(replicas)),
-            "allOrNothing": false,
+            "allOrNothing": false, "recover": .bool(recover),
         ]
         if let region { body["region"] = .string(region) }
         return .object(body)
@@ -75,7 +75,7 @@ final class CapacityReportTests: XCTestCase {
 
         let reused = try await report(["id": "agent-a-1", "kind": "failedToStart", "instances": .array(Array(lost))])
         XCTAssertEqual(reused.status, 409, reused.text)
-        let running = made.json["instances"]![2]!
+        let running = made.json["instances"]![2]!["id"]!
         let unknown = try await report(
             ["id": "agent-a-3", "kind": "interrupted", "instances": [running, "00000000-0000-4000-8000-000000000001"]])
         XCTAssertEqual(unknown.status, 404, unknown.text)
@@ -131,7 +131,8 @@ final class CapacityReportTests: XCTestCase {
         XCTAssertEqual(unknownPool.status, 404)
     }
 
-    /// Many random losses, repeats and releases: `gpubroker verify` stays clean.
+    /// Many random losses (half of them recovered), repeats, releases and stock-outs:
+    /// `gpubroker verify` stays clean.
     func testTheLedgerAddsUpAfterManyRandomLosses() async throws {
         var generator = SystemRandomNumberGenerator()
         var live: [(allocation: String, instance: JSONValue)] = []
@@ -139,7 +140,8 @@ final class CapacityReportTests: XCTestCase {
         for step in 0..<300 {
             switch Int.random(in: 0..<10, using: &generator) {
             case 0..<4:
-                let made = try await broker.call("POST", "/v1/allocations", token: token, json: request(Int.random(in: 1...3)))
+                let made = try await broker.call(
+                    "POST", "/v1/allocations", token: token, json: request(Int.random(in: 1...3), recover: Bool.random()))
                 if made.status == 201 {
                     live += made.json["instances"]!.array.map { (made.json["id"]!.string!, $0["id"]!) }
                 }
@@ -149,6 +151,11 @@ final class CapacityReportTests: XCTestCase {
                 let answer = try await report(["id": .string("random-\(step)"), "kind": kind, "instances": [victim.instance]])
                 XCTAssertEqual(answer.status, 200, answer.text)
                 lost.append(victim.instance)
+                // What a recovery placed is live too.
+                let now = try await broker.call("GET", "/v1/allocations/\(victim.allocation)", token: token)
+                for instance in now.json["instances"]!.array where instance["state"] == "running" {
+                    if !live.contains(where: { $0.instance == instance["id"]! }) { live.append((victim.allocation, instance["id"]!)) }
+                }
             case 7 where !lost.isEmpty:
                 let again = try await report(["id": .string("repeat-\(step)"), "kind": "interrupted", "instances": [lost.randomElement()!]])
                 XCTAssertEqual(again.json["stopped"]!.array.count, 0)
