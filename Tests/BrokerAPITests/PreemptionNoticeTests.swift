@@ -37,6 +37,17 @@ final class PreemptionNoticeTests: XCTestCase {
         XCTAssertEqual(set.status, 200, set.text)
     }
 
+    /// With a notice of an hour: a best-effort allocation of four, and a default-QoS one of
+    /// `replicas` pending on its instances. Their ids.
+    func victimAndWaitingPreemptor(replicas: Int) async throws -> (victim: String, preemptor: String) {
+        try await setPreemption(notice: 3600)
+        let be = try await broker.call("POST", "/v1/allocations", token: victim, json: request("best-effort", 4))
+        XCTAssertEqual(be.status, 201, be.text)
+        let urgent = try await broker.call("POST", "/v1/allocations", token: preemptor, json: request("default", replicas))
+        XCTAssertEqual(urgent.status, 202, urgent.text)
+        return (be.json["id"]!.string!, urgent.json["id"]!.string!)
+    }
+
     func states(_ id: String) async throws -> [String] {
         try await broker.call("GET", "/v1/allocations/\(id)", token: victim).json["instances"]!.array.map { $0["state"]!.string! }
     }
@@ -108,17 +119,13 @@ final class PreemptionNoticeTests: XCTestCase {
     /// A victim released before its deadline stops at once, and its capacity goes to the
     /// allocation waiting for it in the same transaction, not to whoever asks next.
     func testAVictimReleasedEarlyHandsItsCapacityToThePreemptorAtOnce() async throws {
-        try await setPreemption(notice: 3600)
-        let be = try await broker.call("POST", "/v1/allocations", token: victim, json: request("best-effort", 4))
-        let urgent = try await broker.call("POST", "/v1/allocations", token: preemptor, json: request("default", 2))
-        XCTAssertEqual(urgent.status, 202, urgent.text)
-        let beId = be.json["id"]!.string!
+        let (beId, urgentId) = try await victimAndWaitingPreemptor(replicas: 2)
         let released = try await broker.call("DELETE", "/v1/allocations/\(beId)", token: victim)
         XCTAssertEqual(released.status, 200, released.text)
         let after = try await states(beId)
         XCTAssertEqual(after.filter { $0 == "preempted" }.count, 2, "\(after)")
         XCTAssertFalse(after.contains("running") || after.contains("preempting"), "\(after)")
-        let admitted = try await broker.call("GET", "/v1/allocations/\(urgent.json["id"]!.string!)", token: preemptor)
+        let admitted = try await broker.call("GET", "/v1/allocations/\(urgentId)", token: preemptor)
         XCTAssertEqual(admitted.json["status"], "active", admitted.text)
         let problems = try await LedgerCheck.run(broker)
         XCTAssertEqual(problems, [])
@@ -126,16 +133,13 @@ final class PreemptionNoticeTests: XCTestCase {
 
     /// A victim whose lease runs out under notice stops then, like a release.
     func testAVictimsLeaseEndingUnderNoticeStopsIt() async throws {
-        try await setPreemption(notice: 3600)
-        let be = try await broker.call("POST", "/v1/allocations", token: victim, json: request("best-effort", 4))
-        let urgent = try await broker.call("POST", "/v1/allocations", token: preemptor, json: request("default", 1))
-        XCTAssertEqual(urgent.status, 202, urgent.text)
+        let (beId, urgentId) = try await victimAndWaitingPreemptor(replicas: 1)
         try await broker.pool.withConnection { c in
-            try c.query("UPDATE allocations SET lease_expires_at = now() WHERE id = $1", [UUID(uuidString: be.json["id"]!.string!)!])
+            try c.query("UPDATE allocations SET lease_expires_at = now() WHERE id = $1", [UUID(uuidString: beId)!])
         }
         let expired = try await MaintenanceStore(pool: broker.pool).expireLeases()
         XCTAssertEqual(expired, 1)
-        let admitted = try await broker.call("GET", "/v1/allocations/\(urgent.json["id"]!.string!)", token: preemptor)
+        let admitted = try await broker.call("GET", "/v1/allocations/\(urgentId)", token: preemptor)
         XCTAssertEqual(admitted.json["status"], "active", admitted.text)
         let problems = try await LedgerCheck.run(broker)
         XCTAssertEqual(problems, [])

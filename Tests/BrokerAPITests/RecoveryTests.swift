@@ -14,10 +14,7 @@ final class RecoveryTests: XCTestCase {
     override func setUp() async throws {
         broker = try TestBroker()
         token = try await broker.tenant().token
-        try await broker.region("a", primary: true)
-        try await broker.region("b")
-        try await broker.pool("a", "t4", series: "T4", gpuMemory: 16, capacity: 2, price: 1)
-        try await broker.pool("b", "t4", series: "T4", gpuMemory: 16, capacity: 2, price: 2)
+        try await broker.twoT4Regions(capacity: 2)
     }
 
     override func tearDown() async throws {
@@ -35,7 +32,7 @@ final class RecoveryTests: XCTestCase {
     }
 
     func report(_ body: JSONValue) async throws -> TestBroker.Response {
-        try await broker.call("POST", "/v1/admin/reports", token: broker.adminToken, json: body)
+        try await broker.report(body)
     }
 
     func instances(_ allocation: JSONValue) -> [String] {
