@@ -118,13 +118,14 @@ extension AllocationStore {
     }
 
     /// A grant whose victims were given notice: its allocation waits as pending until they
-    /// stop (and at least its queue timeout), saying so.
+    /// stop (and at least its queue timeout), saying so; it counts as one of the tenant's
+    /// pending allocations (`limit`).
     static func recordAwaitingPreemption(
-        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, id: UUID, victims: Int, deadline: Date
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, id: UUID, victims: Int, deadline: Date, limit: Int
     ) throws -> AllocationView {
         var plan = plan
         plan.placement.decisions.append(.awaitingPreemption(victims, until: deadline))
-        return try recordPending(c, tenantId: tenantId, plan, id: id, waitingUntil: deadline)
+        return try recordPending(c, tenantId: tenantId, plan, limit: limit, id: id, waitingUntil: deadline)
     }
 }
 
