@@ -119,6 +119,7 @@ enum AllocationRows {
         let instanceType: String = try row.decode(prefix + "instance_type")
         let allocationId: ResourceID = try row.decode(prefix + "allocation_id")
         let unit: Int? = try row.decodeIfPresent(prefix + "unit")
+        let state: InstanceState = try enumValue(row, prefix + "state")
         return InstanceView(
             id: try row.decode(prefix + "id"),
             region: region,
@@ -132,11 +133,12 @@ enum AllocationRows {
             vSwitchId: try row.decode(prefix + "vswitch_id"),
             securityGroupId: try row.decode(prefix + "security_group_id"),
             unit: unit,
-            state: shownState(try enumValue(row, prefix + "state")),
+            state: shownState(state),
             reused: try row.decode(prefix + "reused"),
             createdAt: try row.decode(prefix + "created_at"),
             labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit),
-            preemptDeadline: try row.decodeIfPresent(prefix + "preempt_deadline")
+            // Read only under notice: every other instance of every answer would pay for the lookup.
+            preemptDeadline: state == .preempting ? try row.decodeIfPresent(prefix + "preempt_deadline") : nil
         )
     }
 }
