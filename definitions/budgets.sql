@@ -177,7 +177,7 @@ BEGIN
     INTO tenant_ids, starts, ends, prices, gpus
     FROM (SELECT o.allocation_id, o.region_id, o.pool_id, o.gpu_count, count(*) AS n
           FROM old_rows o JOIN new_rows n ON n.seq = o.seq
-          WHERE o.state = 'running' AND n.state <> 'running'
+          WHERE o.state IN ('running', 'preempting') AND n.state NOT IN ('running', 'preempting')
           GROUP BY o.allocation_id, o.region_id, o.pool_id, o.gpu_count) c
     JOIN allocations a ON a.id = c.allocation_id
     JOIN tenants t ON t.id = a.tenant_id
@@ -205,7 +205,7 @@ BEGIN
                           array_agg(NEW.lease_expires_at), array_agg(c.n * p.price_per_hour::numeric),
                           array_agg((c.n * c.gpu_count)::numeric), true)
     FROM (SELECT region_id, pool_id, gpu_count, count(*) AS n FROM instances
-          WHERE allocation_id = NEW.id AND state = 'running' GROUP BY region_id, pool_id, gpu_count) c
+          WHERE allocation_id = NEW.id AND state IN ('running', 'preempting') GROUP BY region_id, pool_id, gpu_count) c
     JOIN pools p ON p.region_id = c.region_id AND p.id = c.pool_id
     HAVING count(*) > 0;
     RETURN NULL;
@@ -228,7 +228,7 @@ BEGIN
                           array_agg(c.n * (NEW.price_per_hour::numeric - OLD.price_per_hour::numeric)),
                           array_agg(0::numeric), false)
     FROM (SELECT allocation_id, count(*) AS n FROM instances
-          WHERE region_id = NEW.region_id AND pool_id = NEW.id AND state = 'running' GROUP BY allocation_id) c
+          WHERE region_id = NEW.region_id AND pool_id = NEW.id AND state IN ('running', 'preempting') GROUP BY allocation_id) c
     JOIN allocations a ON a.id = c.allocation_id JOIN tenants t ON t.id = a.tenant_id
     WHERE a.lease_expires_at IS NOT NULL AND gpb_has_budget(t.quota)
     HAVING count(*) > 0;
@@ -263,7 +263,7 @@ BEGIN
     PERFORM gpb_add_spend(array_agg(a.tenant_id), array_agg(now()), array_agg(a.lease_expires_at),
                           array_agg(c.n * p.price_per_hour::numeric), array_agg((c.n * c.gpu_count)::numeric), false)
     FROM (SELECT allocation_id, region_id, pool_id, gpu_count, count(*) AS n FROM instances i
-          WHERE state = 'running' AND allocation_id IN (SELECT id FROM allocations WHERE tenant_id = NEW.id)
+          WHERE state IN ('running', 'preempting') AND allocation_id IN (SELECT id FROM allocations WHERE tenant_id = NEW.id)
           GROUP BY allocation_id, region_id, pool_id, gpu_count) c
     JOIN allocations a ON a.id = c.allocation_id
     JOIN pools p ON p.region_id = c.region_id AND p.id = c.pool_id

@@ -38,7 +38,7 @@ LANGUAGE sql STABLE AS $$
         SELECT l.seq, l.kind, l.at, l.region_id, l.pool_id, l.allocation_id, l.instance_id,
                lead(l.at) OVER (PARTITION BY l.allocation_id, l.instance_id ORDER BY l.seq) AS ended_at
         FROM ledger l
-        WHERE l.instance_id IS NOT NULL AND l.kind IN ('reserved', 'released', 'expired', 'preempted')
+        WHERE l.instance_id IS NOT NULL AND l.kind IN ('reserved', 'released', 'expired', 'preempted', 'interrupted', 'failedToStart')
           AND l.at < p_to
           AND (p_tenant IS NULL OR l.allocation_id IN (SELECT id FROM allocations WHERE tenant_id = p_tenant))
     ), charged AS (

@@ -171,13 +171,13 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         SELECT array_agg(allocation_id), array_agg(n) INTO allocation_ids, changes
         FROM (SELECT allocation_id, sum(n)::integer AS n
-              FROM (SELECT allocation_id, 1 AS n FROM new_rows WHERE state = 'running'
+              FROM (SELECT allocation_id, 1 AS n FROM new_rows WHERE state IN ('running', 'preempting')
                     UNION ALL
-                    SELECT allocation_id, -1 FROM old_rows WHERE state = 'running') rows
+                    SELECT allocation_id, -1 FROM old_rows WHERE state IN ('running', 'preempting')) rows
               GROUP BY allocation_id HAVING sum(n) <> 0) c;
     ELSE
         SELECT array_agg(allocation_id), array_agg(n) INTO allocation_ids, changes
-        FROM (SELECT allocation_id, -count(*)::integer AS n FROM old_rows WHERE state = 'running'
+        FROM (SELECT allocation_id, -count(*)::integer AS n FROM old_rows WHERE state IN ('running', 'preempting')
               GROUP BY allocation_id) c;
     END IF;
     IF allocation_ids IS NOT NULL THEN

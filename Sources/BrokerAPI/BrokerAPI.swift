@@ -124,6 +124,8 @@ public enum BrokerAPI {
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
         TokenRoutes.register(&builder)
+        PreemptionRoutes.register(&builder)
+        ReportRoutes.register(&builder)
         return builder.router
     }
 

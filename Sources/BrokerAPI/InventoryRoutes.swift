@@ -7,11 +7,14 @@ import Synchronization
 /// A pool as the API shows it: the report plus what is in use now.
 struct PoolView: Encodable {
     var usage: PoolUsage
+    /// Out of stock as a region's agent reported (`POST /v1/admin/reports`), in the inventory only.
+    var stockOut: PoolStockOut? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, region, computeClass, qos, gpuSeries, gpuVendor, gpuMemoryGiB, gpusPerInstance, gpuPartitions
         case gpuInterconnect, cpu, memoryGiB
         case instanceType, capacity, pricePerHour, deferScaleInSeconds, allocated, idle, available, overcommitted
+        case stockOut
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -39,6 +42,7 @@ struct PoolView: Encodable {
         try c.encode(usage.idle, forKey: .idle)
         try c.encode(usage.available, forKey: .available)
         try c.encode(usage.overcommitted, forKey: .overcommitted)
+        try c.encodeIfPresent(stockOut, forKey: .stockOut)
     }
 }
 
@@ -122,8 +126,11 @@ enum InventoryRoutes {
         }
         routes.add("GET", "/v1/regions/{id}/inventory") { request, context in
             let found = try await context.services.inventory.inventory(regionId: request.pathParameters["id"]!)
+            let stockOuts = try await context.services.inventory.stockOuts(regionId: found.region.id)
             return try JSONBodies.response(
-                200, RegionInventoryView(region: found.region.id, pools: found.pools.map(PoolView.init)))
+                200, RegionInventoryView(
+                    region: found.region.id,
+                    pools: found.pools.map { PoolView(usage: $0, stockOut: stockOuts[$0.pool.id]) }))
         }
         let answers = AvailabilityAnswers()
         routes.add("GET", "/v1/inventory") { request, context in

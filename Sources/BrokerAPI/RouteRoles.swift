@@ -41,6 +41,9 @@ enum RouteRoles {
         Row(method: "DELETE", pattern: "/v1/admin/allocations/{id}", roles: admin),
         Row(method: "GET", pattern: "/v1/admin/allocations/{id}/events", roles: admin),
         Row(method: "GET", pattern: "/v1/admin/usage", roles: admin),
+        Row(method: "GET", pattern: "/v1/admin/preemption", roles: admin),
+        Row(method: "PUT", pattern: "/v1/admin/preemption/{qos}", roles: admin),
+        Row(method: "POST", pattern: "/v1/admin/reports", roles: admin),
         // What is on offer: every caller with a token.
         Row(method: "GET", pattern: "/v1/regions", roles: everyone, scope: .inventoryRead),
         Row(method: "GET", pattern: "/v1/regions/{id}", roles: everyone, scope: .inventoryRead),

@@ -40,7 +40,7 @@ enum AllocationDetail {
         let rows: [HTML] = instances.map { instance in
             """
             <tr><td class="id">\(String((instance["id"]?.stringValue ?? "").suffix(8)))</td>\
-            <td>\(Layout.badge(instance["state"]?.stringValue ?? ""))</td>\
+            <td>\(Layout.badge(instance["state"]?.stringValue ?? ""))\(stops(instance))</td>\
             <td>\(instance["region"]?.stringValue ?? "")</td><td>\(instance["poolId"]?.stringValue ?? "")</td>\
             <td>\(instance["instanceType"]?.stringValue ?? "")</td><td>\(instance["gpuSeries"]?.stringValue ?? "—")</td>\
             <td>\(instance["vSwitchId"]?.stringValue ?? "")</td>\
@@ -53,6 +53,14 @@ enum AllocationDetail {
                            empty: "No instance placed."))
             </section>
             """
+    }
+
+    /// When an instance under preemption notice stops.
+    static func stops(_ instance: JSONValue) -> HTML {
+        guard let deadline = instance["preemptDeadline"]?.stringValue, instance["state"]?.stringValue == "preempting" else {
+            return ""
+        }
+        return " <span class=\"deadline\">stops at <time datetime=\"\(deadline)\">\(deadline)</time></span>"
     }
 
     static func decisions(_ decisions: [JSONValue]) -> HTML {

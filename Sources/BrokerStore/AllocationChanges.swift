@@ -18,6 +18,11 @@ extension AllocationStore {
         planned: (GrantPlan) -> Void = { _ in }
     ) throws -> AllocationView {
         let request = try Self.lockLive(c, id: id, tenantId: tenantId)
+        let underNotice = try c.query(
+            "SELECT 1 FROM instances WHERE allocation_id = $1 AND state = 'preempting' LIMIT 1", [id])
+        guard underNotice.isEmpty else {
+            throw StoreError.conflict("allocation \(id.lowercased) has instances under preemption notice: scale it once they stop")
+        }
         let live = try Self.runningInstances(c, allocationId: id)
         var placed = live.count
         var decisions: [PlacementDecision]? = nil
@@ -30,9 +35,15 @@ extension AllocationStore {
             guard plan.outcome == .grant else {
                 throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
             }
-            try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor)
+            // A scale-out does not wait: victims owed notice are left alone (the rollback).
+            if try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor) != nil {
+                throw StoreError.insufficientCapacity(
+                    plan.shortfall + "; the best-effort instances it would preempt are owed notice: request a new allocation",
+                    decisions: plan.decisions)
+            }
             try QuotaCheck.verifyPriceCap(
                 c, plan.request, try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor))
+            try Self.recoverVictims(c, instanceSeqs: plan.victims)
             placed += plan.placement.placed
             decisions = plan.decisions
         } else if replicas < live.count {
@@ -101,6 +112,7 @@ extension AllocationStore {
                 guard [.active, .partial, .pending].contains(status) else {
                     throw StoreError.conflict("allocation \(id.lowercased) is already \(status.rawValue)")
                 }
+                try Self.endPreemptionsEarly(c, allocationIds: [id.lowercased])
                 let live = try Self.runningInstances(c, allocationId: id)
                 try Self.release(c, instanceSeqs: live.map(\.seq), kind: "released", actor: actor)
                 try c.query(

@@ -69,7 +69,7 @@ extension AllocationStore {
                 return try c.query(
                     """
                     SELECT seq, at, kind, region_id, pool_id, instance_id, delta,
-                           CASE WHEN kind = 'preempted' THEN 'preemption' ELSE actor END AS actor
+                           CASE WHEN kind IN ('preempted', 'preempting') THEN 'preemption' ELSE actor END AS actor
                     FROM ledger WHERE allocation_id = $1 ORDER BY seq
                     """,
                     [id]

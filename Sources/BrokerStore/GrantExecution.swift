@@ -155,9 +155,14 @@ extension AllocationStore {
             if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.budgetProblem(c, grant.reservation) {
                 return try refuse(c, tenantId: tenantId, plan, refusal, pendingLimit: pendingLimit)
             }
-            try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
+            let id = grant.reservation.allocationId.uuid
+            if let deadline = try preempt(c, instanceSeqs: plan.victims, for: id, actor: actor) {
+                return try recordAwaitingPreemption(
+                    c, tenantId: tenantId, plan, id: id, victims: plan.victims.count, deadline: deadline, limit: pendingLimit)
+            }
             let instances = try grant.reservation.reserve(c)
             try QuotaCheck.verifyPriceCap(c, plan.request, instances)
+            try recoverVictims(c, instanceSeqs: plan.victims)
             return grant.view(instances: instances)
         }
     }
@@ -220,9 +225,11 @@ extension AllocationStore {
 
     /// An allocation that waits (`queue`), with the decisions that kept it waiting and,
     /// when it waits for capacity, the alternatives that would fit now; refused when the
-    /// tenant already has `limit` waiting (`TenantLimits`).
+    /// tenant already has `limit` waiting (`TenantLimits`). `waitingUntil`: for instances
+    /// under preemption notice, which its queue deadline outlasts by a minute.
     static func recordPending(
-        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, limit: Int, alternatives: [QueueAlternative]? = nil
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, limit: Int, id: UUID = UUID.timeOrdered(),
+        waitingUntil: Date? = nil, alternatives: [QueueAlternative]? = nil
     ) throws -> AllocationView {
         try TenantLimits.check(
             c, .pendingAllocationsPerTenant, tenantId: tenantId, limit: limit,
@@ -233,11 +240,11 @@ extension AllocationStore {
             INSERT INTO allocations AS a (id, tenant_id, status, request, replicas, labels, decisions,
                                           lease_seconds, queue_deadline)
             VALUES ($1, $2, 'pending', $3::jsonb, $4, $5::jsonb, $6::jsonb, $7,
-                    now() + make_interval(secs => $8))
+                    greatest(now() + make_interval(secs => $8), $9::timestamptz + interval '1 minute'))
             RETURNING \(AllocationRows.allocationColumns)
             """,
-            [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
-             try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
+            [id, tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
+             try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds, waitingUntil])[0]
         var view = try AllocationRows.allocation(row, instances: [])
         view.alternatives = alternatives
         return view

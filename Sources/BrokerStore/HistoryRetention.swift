@@ -75,7 +75,7 @@ public struct HistoryRetention: Sendable {
                 """
                 SELECT a.id::text AS id FROM allocations a
                 WHERE a.status IN (\(Self.endedStatuses)) AND a.updated_at < $1
-                  AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.state IN ('running', 'idle'))
+                  AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.allocation_id = a.id AND i.state IN ('running', 'idle', 'preempting'))
                   AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.allocation_id = a.id AND l.seq > $2)
                 ORDER BY a.updated_at LIMIT $3
                 FOR UPDATE SKIP LOCKED

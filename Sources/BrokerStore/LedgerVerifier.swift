@@ -120,7 +120,7 @@ public struct LedgerVerifier: Sendable {
             ), live AS (
                 SELECT region_id, pool_id, count(*)::int AS live,
                        count(*) FILTER (WHERE state = 'idle')::int AS idle
-                FROM instances WHERE state IN ('running', 'idle') GROUP BY region_id, pool_id
+                FROM instances WHERE state IN ('running', 'idle', 'preempting') GROUP BY region_id, pool_id
             )
             SELECT coalesce(p.region_id, l.region_id, d.region_id) AS region_id,
                    coalesce(p.id, l.pool_id, d.pool_id) AS pool_id,
@@ -171,7 +171,7 @@ public struct LedgerVerifier: Sendable {
             """
             WITH running AS (
                 SELECT allocation_id, count(*)::int AS running FROM instances
-                WHERE state = 'running' GROUP BY allocation_id
+                WHERE state IN ('running', 'preempting') GROUP BY allocation_id
             ), checked AS (
                 \(full
                     ? "SELECT id FROM allocations"
@@ -214,7 +214,7 @@ public struct LedgerVerifier: Sendable {
                        sum(d.memory_gib) AS memory_gib
                 FROM instances i JOIN allocations a ON a.id = i.allocation_id,
                      LATERAL gpb_usage_of(a.tenant_id, a.request, 1) d
-                WHERE i.state = 'running' GROUP BY d.tenant_id
+                WHERE i.state IN ('running', 'preempting') GROUP BY d.tenant_id
             )
             SELECT t.id::text AS id, u.tenant_id IS NOT NULL AS counted,
                    format('%s instances, %s GPUs, %s CPU, %s GiB', coalesce(u.instances, 0), coalesce(u.gpus, 0),

@@ -41,17 +41,19 @@ public struct MaintenanceStore: Sendable {
                 // The pools are locked by an init plan, before any instance is returned.
                 let seqs: [Int64] = try c.query(
                     """
-                    WITH running AS (
-                        SELECT seq, region_id, pool_id FROM instances
-                        WHERE allocation_id = ANY($1::uuid[]) AND state = 'running'
+                    WITH live AS (
+                        SELECT seq, region_id, pool_id, state FROM instances
+                        WHERE allocation_id = ANY($1::uuid[]) AND state IN ('running', 'preempting')
                     ), locked AS (
-                        SELECT 1 FROM pools WHERE (region_id, id) IN (SELECT region_id, pool_id FROM running)
+                        SELECT 1 FROM pools WHERE (region_id, id) IN (SELECT region_id, pool_id FROM live)
                         ORDER BY region_id, id FOR UPDATE
                     )
-                    SELECT seq FROM running WHERE (SELECT count(*) FROM locked) >= 0
+                    SELECT seq FROM live WHERE state = 'running' AND (SELECT count(*) FROM locked) >= 0
                     """,
                     [ids]
                 ).map { try $0.decode("seq") }
+                // Instances under notice stop now (their capacity passes to who waited for it).
+                try AllocationStore.endPreemptionsEarly(c, allocationIds: ids)
                 try AllocationStore.release(c, instanceSeqs: seqs, kind: "expired", actor: "lease-reconciler")
                 try c.query(
                     """
@@ -196,34 +198,11 @@ public struct MaintenanceStore: Sendable {
 
     private func admit(_ id: UUID) async throws -> Admission {
         try await pool.withTransaction { c in
-            let rows = try c.query(
-                """
-                SELECT request::text AS request FROM allocations
-                WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
-                """,
-                [id])
-            guard let row = rows.first else { return .elsewhere }
-            let request: AllocationRequest = try row.decodeJSON("request")
-            let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
-            guard plan.outcome == .grant else {
-                // Rewritten only when the reasons changed: a waiting queue costs no writes per pass.
-                try c.query(
-                    "UPDATE allocations SET decisions = $2::jsonb WHERE id = $1 AND decisions IS DISTINCT FROM $2::jsonb",
-                    [id, try PostgresJSON(plan.decisions)])
-                return .didNotFit
+            switch try AllocationStore.admitPending(c, id: id, actor: "pending-admitter") {
+            case .admitted: .admitted
+            case .didNotFit: .didNotFit
+            case .notPending: .elsewhere
             }
-            try QuotaCheck.verifyPriceCap(
-                c, plan.request, try AllocationStore.reserve(c, allocationId: id, rows: plan.rows, actor: "pending-admitter"))
-            try c.query(
-                """
-                UPDATE allocations SET status = $2, placed_replicas = $3, decisions = $4::jsonb,
-                       lease_expires_at = now() + make_interval(secs => lease_seconds), queue_deadline = NULL,
-                       updated_at = clock_timestamp()
-                WHERE id = $1
-                """,
-                [id, (plan.placement.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placement.placed,
-                 try PostgresJSON(plan.decisions)])
-            return .admitted
         }
     }
 }

@@ -83,6 +83,7 @@ enum AllocationRows {
     private static let instanceFields = [
         "seq", "id", "allocation_id", "region_id", "pool_id", "instance_type", "gpu_series", "gpu_count",
         "cpu", "memory_gib", "vpc_id", "vswitch_id", "security_group_id", "unit", "state", "reused", "created_at",
+        "preempt_deadline",
     ]
     static let instanceColumns = instanceFields.map { "i.\($0)" }.joined(separator: ", ")
     /// The instance columns named `i_<column>`, beside `allocationColumns` in one row.
@@ -118,6 +119,7 @@ enum AllocationRows {
         let instanceType: String = try row.decode(prefix + "instance_type")
         let allocationId: ResourceID = try row.decode(prefix + "allocation_id")
         let unit: Int? = try row.decodeIfPresent(prefix + "unit")
+        let state: InstanceState = try enumValue(row, prefix + "state")
         return InstanceView(
             id: try row.decode(prefix + "id"),
             region: region,
@@ -131,10 +133,12 @@ enum AllocationRows {
             vSwitchId: try row.decode(prefix + "vswitch_id"),
             securityGroupId: try row.decode(prefix + "security_group_id"),
             unit: unit,
-            state: shownState(try enumValue(row, prefix + "state")),
+            state: shownState(state),
             reused: try row.decode(prefix + "reused"),
             createdAt: try row.decode(prefix + "created_at"),
-            labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit)
+            labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit),
+            // Read only under notice: every other instance of every answer would pay for the lookup.
+            preemptDeadline: state == .preempting ? try row.decodeIfPresent(prefix + "preempt_deadline") : nil
         )
     }
 }

@@ -24,7 +24,7 @@ extension InventoryStore {
     /// but stops the instance running, and a reuse of an idle one has delta 0 but starts it.
     static let runningChange = """
         CASE l.kind WHEN 'reserved' THEN 1 WHEN 'released' THEN -1 WHEN 'expired' THEN -1
-                    WHEN 'preempted' THEN -1 ELSE 0 END
+                    WHEN 'preempted' THEN -1 WHEN 'interrupted' THEN -1 WHEN 'failedToStart' THEN -1 ELSE 0 END
         """
 
     /// Running instances from `to - steps × step` to `to`, every `step`; a tenant's own

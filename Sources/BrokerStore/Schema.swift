@@ -21,6 +21,7 @@ public enum Schema {
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
         Migration(version: 14, name: "0014_accelerators.sql", sql: text(PackageResources._014_accelerators_sql)),
         Migration(version: 15, name: "0015_admin_credential.sql", sql: text(PackageResources._015_admin_credential_sql)),
+        Migration(version: 17, name: "0017_capacity_loss.sql", sql: text(PackageResources._017_capacity_loss_sql)),
         Migration(version: 18, name: "0018_api_tokens.sql", sql: text(PackageResources._018_api_tokens_sql)),
     ]
 
@@ -42,6 +43,8 @@ public enum Schema {
             ("inventory.sql", text(PackageResources.inventory_sql)),
             ("money.sql", text(PackageResources.money_sql)),
             ("notifications.sql", text(PackageResources.notifications_sql)),
+            ("preemption.sql", text(PackageResources.preemption_sql)),
+            ("reports.sql", text(PackageResources.reports_sql)),
             ("usage.sql", text(PackageResources.usage_sql)),
             ("webhooks.sql", text(PackageResources.webhooks_sql)),
         ],

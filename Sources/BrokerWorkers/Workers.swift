@@ -3,8 +3,9 @@ import Foundation
 import Logging
 import Metrics
 
-/// The broker's background loops: lease expiry, idle deprovisioning, pending admission
-/// and, with a retention setting, history removal. Every broker process runs them; the
+/// The broker's background loops: lease expiry, idle deprovisioning, pending admission,
+/// the end of preemption notices and of stock-out cool-downs and, with a retention
+/// setting, history removal. Every broker process runs them; the
 /// store's row claims keep them from doing the same work twice.
 public struct BrokerWorkers: Sendable {
     public struct Configuration: Sendable {
@@ -45,6 +46,14 @@ public struct BrokerWorkers: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.loop("lease_reconciler") { try await store.expireLeases() } }
             group.addTask { await self.loop("idle_releaser") { try await store.deprovisionIdle() } }
+            group.addTask { await self.loop("preemption_notice") { try await store.endDuePreemptions() } }
+            group.addTask {
+                await self.loop("stockout_cooldown") {
+                    let ended = try await store.endStockOuts()
+                    if ended > 0 { admission.signal() }  // capacity came back
+                    return ended
+                }
+            }
             group.addTask { await self.loop("idempotency_janitor") { try await store.purgeIdempotencyKeys() } }
             group.addTask {
                 await self.loop("pending_admitter", wake: admission) {

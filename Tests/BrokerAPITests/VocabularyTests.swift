@@ -43,6 +43,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "ProblemCode", words: words(ProblemCode.self), column: nil, openAPI: ["ProblemCode"]),
         Place(name: "Role", words: words(Role.self), column: "api_tokens.role", openAPI: ["Role"]),
         Place(name: "TokenScope", words: words(TokenScope.self), column: "api_tokens.scopes", openAPI: ["TokenScope"]),
+        Place(name: "CapacityReportKind", words: words(CapacityReportKind.self), column: "capacity_reports.kind",
+              openAPI: ["CapacityReportKind"]),
         Place(name: "CallerRole", words: words(CallerRole.self), column: nil, openAPI: ["Identity", "properties", "role"]),
         Place(name: "DryRunOutcome", words: words(DryRunOutcome.self), column: nil, openAPI: ["DryRunOutcome"]),
         Place(name: "AlternativeChange", words: words(AlternativeChange.self), column: nil, openAPI: ["AlternativeChange"]),

@@ -222,8 +222,12 @@ final class WebhookTests: XCTestCase {
             throw error
         }
     }
+}
 
-    private func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {
+/// A webhook receiver verifying with `standardwebhooks` (scripts/webhook-receiver.py) and
+/// what it wrote, one JSON line per request: shared by the tests that receive webhooks.
+extension XCTestCase {
+    func startReceiver(_ python: String, _ port: Int, _ secret: String, _ output: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -241,12 +245,12 @@ final class WebhookTests: XCTestCase {
         throw TestSetupError("webhook receiver did not start")
     }
 
-    private func readLines(_ path: String) throws -> [JSONValue] {
+    func readLines(_ path: String) throws -> [JSONValue] {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return try text.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }
     }
 
-    private func waitForDeliveries(_ path: String, atLeast count: Int) throws {
+    func waitForDeliveries(_ path: String, atLeast count: Int) throws {
         let started = Date()
         while try readLines(path).count < count {
             guard Date().timeIntervalSince(started) < 20 else { throw TestSetupError("no delivery within 20 s") }

@@ -20,12 +20,14 @@ public struct InstanceView: Codable, Sendable, Equatable {
     public var reused: Bool
     public var createdAt: Date
     public var labels: [String: String]
+    /// When a `preempting` instance stops (its preemption notice ends).
+    public var preemptDeadline: Date?
 
     public init(
         id: ResourceID, region: String, poolId: String, instanceType: String, gpuSeries: String?,
         gpuCount: Int, cpu: Double, memoryGiB: Double, vpcId: String, vSwitchId: String,
         securityGroupId: String, unit: Int?, state: InstanceState, reused: Bool, createdAt: Date,
-        labels: [String: String]
+        labels: [String: String], preemptDeadline: Date? = nil
     ) {
         self.id = id
         self.region = region
@@ -43,6 +45,7 @@ public struct InstanceView: Codable, Sendable, Equatable {
         self.reused = reused
         self.createdAt = createdAt
         self.labels = labels
+        self.preemptDeadline = preemptDeadline
     }
 }
 

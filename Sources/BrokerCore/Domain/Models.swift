@@ -150,11 +150,16 @@ public struct PlacementPolicy: Codable, Sendable, Equatable {
     public var units: [PlacementUnit]
     /// Per replica: no pool above it is used (with the request's own cap, the lower wins).
     public var maxPricePerHour: Double?
+    /// A tenant's named policy may default `recover` for the requests it governs.
+    public var recover: Bool?
 
-    public init(strategy: PlacementStrategy = .prefer, units: [PlacementUnit] = [], maxPricePerHour: Double? = nil) {
+    public init(
+        strategy: PlacementStrategy = .prefer, units: [PlacementUnit] = [], maxPricePerHour: Double? = nil, recover: Bool? = nil
+    ) {
         self.strategy = strategy
         self.units = units
         self.maxPricePerHour = maxPricePerHour
+        self.recover = recover
     }
 }
 
@@ -254,11 +259,14 @@ public struct AllocationRequest: Codable, Sendable, Equatable {
     public var queue: Bool
     public var queueTimeoutSeconds: Int
     public var labels: [String: String]
+    /// Replicas lost to preemption, an interruption or a failed start are placed again
+    /// (`Recovery`); nil: not asked (false).
+    public var recover: Bool?
 
     public init(
         shape: ComputeShape, replicas: Int, region: String? = nil, model: ModelSpec? = nil,
         placement: PlacementPolicy? = nil, allOrNothing: Bool = true, leaseSeconds: Int = 300,
-        queue: Bool = false, queueTimeoutSeconds: Int = 3600, labels: [String: String] = [:]
+        queue: Bool = false, queueTimeoutSeconds: Int = 3600, labels: [String: String] = [:], recover: Bool? = nil
     ) {
         self.shape = shape
         self.replicas = replicas
@@ -270,7 +278,12 @@ public struct AllocationRequest: Codable, Sendable, Equatable {
         self.queue = queue
         self.queueTimeoutSeconds = queueTimeoutSeconds
         self.labels = labels
+        self.recover = recover
     }
+
+    /// Whether lost replicas are placed again: the request says so, else its placement
+    /// (a named policy's default), else not.
+    public var recovers: Bool { recover ?? placement?.recover ?? false }
 }
 
 /// One line of an allocation's `decisions`: a region considered and why it was used or skipped.
@@ -289,5 +302,12 @@ public struct PlacementDecision: Codable, Sendable, Equatable {
     /// place that queues or keeps it pending for that reason.
     public static func waitingForBudget(_ detail: String) -> PlacementDecision {
         PlacementDecision(region: "*", replicas: 0, reason: "waiting for budget: \(detail)")
+    }
+
+    /// A grant that preempted instances with notice waits for them to stop.
+    public static func awaitingPreemption(_ victims: Int, until deadline: Date) -> PlacementDecision {
+        PlacementDecision(
+            region: "*", replicas: 0,
+            reason: "waiting for \(victims) preempted instance\(victims == 1 ? "" : "s") to stop at \(deadline.formatted(.iso8601))")
     }
 }

@@ -28,6 +28,7 @@ extension PlacementPolicy: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
         json.member("maxPricePerHour", maxPricePerHour)
+        json.member("recover", recover)
         json.key("strategy")
         json.value(strategy)
         json.member("units", units)
@@ -80,6 +81,7 @@ extension AllocationRequest: JSONWritable {
         json.member("placement", placement)
         json.member("queue", queue)
         json.member("queueTimeoutSeconds", queueTimeoutSeconds)
+        json.member("recover", recover)
         json.member("region", region)
         json.member("replicas", replicas)
         json.member("shape", shape)
@@ -115,6 +117,7 @@ extension InstanceView: JSONWritable {
         json.member("labels", labels)
         json.member("memoryGiB", memoryGiB)
         json.member("poolId", poolId)
+        json.member("preemptDeadline", preemptDeadline)
         json.member("region", region)
         json.member("reused", reused)
         json.member("securityGroupId", securityGroupId)

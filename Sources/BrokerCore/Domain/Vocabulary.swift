@@ -35,12 +35,18 @@ public enum AllocationStatus: String, Codable, Sendable, CaseIterable {
 }
 
 public enum InstanceState: String, Codable, Sendable, CaseIterable {
-    case running, idle, released, preempted
+    /// `preempting`: still running, under notice until its `preemptDeadline`.
+    case running, idle, released, preempted, preempting
+    /// Lost, as a region's agent reported (`CapacityReportKind`).
+    case interrupted, failedToStart
 }
 
 /// What a ledger row records; each kind is also an event type, `allocation.<kind>`.
 public enum LedgerKind: String, Codable, Sendable, CaseIterable {
-    case reserved, renewed, released, expired, preempted, idled, deprovisioned
+    /// `preempting` (delta 0): an instance was given notice; `preempted` follows when it stops.
+    case reserved, renewed, released, expired, preempted, idled, deprovisioned, preempting
+    /// An instance lost, as reported (delta -1).
+    case interrupted, failedToStart
 
     public var eventType: String { "allocation." + rawValue }
 }
@@ -62,6 +68,12 @@ public enum EventTypes {
     public static let inventory = InventorySubject.allCases.flatMap { subject in
         InventoryChange.allCases.map { "\(subject.rawValue).\($0.rawValue)" }
     }
+}
+
+/// What a region's agent reports (`POST /v1/admin/reports`): instances lost, or a pool
+/// out of stock for a cool-down.
+public enum CapacityReportKind: String, Codable, Sendable, CaseIterable {
+    case interrupted, failedToStart, outOfStock
 }
 
 public enum WebhookEndpointStatus: String, Codable, Sendable, CaseIterable {
@@ -208,8 +220,8 @@ extension InstanceState {
     public var tone: StateTone {
         switch self {
         case .running: .good
-        case .idle: .waiting
-        case .preempted: .stuck
+        case .idle, .preempting: .waiting
+        case .preempted, .interrupted, .failedToStart: .stuck
         case .released: .over
         }
     }

@@ -79,6 +79,7 @@ extension AllocationRequest {
         let queue = r.bool("queue") ?? false
         let queueTimeoutSeconds = r.integer("queueTimeoutSeconds", in: queueTimeoutRange) ?? 3600
         let labels = r.labels("labels") ?? [:]
+        let recover = r.bool("recover")
         r.finish()
 
         guard errors.isEmpty, let computeClass, let cpu, let memoryGiB else {
@@ -93,7 +94,7 @@ extension AllocationRequest {
         return AllocationRequest(
             shape: shape, replicas: replicas, region: region, model: model, placement: placement,
             allOrNothing: allOrNothing, leaseSeconds: leaseSeconds, queue: queue,
-            queueTimeoutSeconds: queueTimeoutSeconds, labels: labels)
+            queueTimeoutSeconds: queueTimeoutSeconds, labels: labels, recover: recover)
     }
 
     /// The validated request as stable JSON (keys sorted, Codable form): what a store

@@ -70,6 +70,7 @@ public enum PlacementSpec {
         let strategyOK = !strategyGiven || strategy != nil
         let priceGiven = reader.present("maxPricePerHour")
         let maxPricePerHour = reader.number("maxPricePerHour", minimum: 0, maximum: maxPrice)
+        let recover = reader.bool("recover")
         // `cheapest` alone orders every region by price: it needs no units.
         let required = unitsRequired && strategy != .cheapest
         let items: [(path: String, value: JSONValue)]
@@ -96,7 +97,8 @@ public enum PlacementSpec {
             reader.errors.add(reader.field("units"), "weight divides a spread: give every unit a weight and strategy spread")
             return nil
         }
-        return PlacementPolicy(strategy: strategy ?? .prefer, units: units, maxPricePerHour: maxPricePerHour)
+        return PlacementPolicy(
+            strategy: strategy ?? .prefer, units: units, maxPricePerHour: maxPricePerHour, recover: recover)
     }
 
     static func readUnit(_ value: JSONValue, at path: String, errors: FieldErrorCollector) -> PlacementUnit? {

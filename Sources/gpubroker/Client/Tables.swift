@@ -108,8 +108,7 @@ enum Tables {
                 table.add(
                     Cell(instance.text("id")), Cell(instance.text("region")), Cell(instance.text("poolId")),
                     Cell(instance.text("instanceType")), Cell(instance.text("gpuSeries")), Cell(instance.text("vSwitchId")),
-                    Cell(instance.text("unit")), .state(instance.text("state")),
-                    Cell(age(instance["createdAt"]?.stringValue)))
+                    Cell(instance.text("unit")), state(instance), Cell(age(instance["createdAt"]?.stringValue)))
             }
             text += "\n" + table.render(colour: colour)
         }
@@ -125,6 +124,15 @@ enum Tables {
             text += "\nFits now instead\n" + Tables.alternatives(alternatives, colour: colour)
         }
         return text
+    }
+
+    /// An instance's state; under preemption notice, with when it stops.
+    private static func state(_ instance: JSONValue) -> Cell {
+        let state = instance.text("state")
+        guard state == InstanceState.preempting.rawValue, let deadline = instance["preemptDeadline"]?.stringValue else {
+            return .state(state)
+        }
+        return Cell("\(state), stops in \(age(deadline)) (\(deadline))", Style.of(state: state))
     }
 
     static func events(_ document: JSONValue, colour: Bool) -> String {
