@@ -29,6 +29,7 @@ public final class BrokerServices: Sendable {
     public let authFailureLimiter: RateLimiter
     public let webhooks: WebhookStore
     public let queuePositions: QueuePositionStore
+    public let shares: ShareStore
     public let eventFeed: EventFeedStore
     /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
     public let eventHub: EventHub
@@ -40,7 +41,8 @@ public final class BrokerServices: Sendable {
         usage: UsageStore, admin: AdminCredential, metricsText: @escaping @Sendable () -> String,
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
-        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits()
+        webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits(),
+        starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit
     ) {
         self.inventory = inventory
         self.tenants = tenants
@@ -54,7 +56,8 @@ public final class BrokerServices: Sendable {
         self.rateLimiter = rateLimiter
         self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
-        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
+        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations, starvationLimit: starvationLimit)
+        self.shares = ShareStore(sharingPoolOf: tenants)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
         self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
@@ -119,6 +122,7 @@ public enum BrokerAPI {
         EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
+        ShareRoutes.register(&builder)
         return builder.router
     }
 

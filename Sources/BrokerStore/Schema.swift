@@ -21,6 +21,7 @@ public enum Schema {
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
         Migration(version: 14, name: "0014_accelerators.sql", sql: text(PackageResources._014_accelerators_sql)),
         Migration(version: 15, name: "0015_admin_credential.sql", sql: text(PackageResources._015_admin_credential_sql)),
+        Migration(version: 16, name: "0016_fair_shares.sql", sql: text(PackageResources._016_fair_shares_sql)),
     ]
 
     /// Versions 1-13 were numbered per branch and reached main out of order (0008 before

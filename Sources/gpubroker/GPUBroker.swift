@@ -21,7 +21,7 @@ struct GPUBroker: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
-                Regions.self, Inventory.self, Allocate.self, Allocations.self, Apply.self, Admin.self, Login.self,
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Shares.self, Apply.self, Admin.self, Login.self,
             ]),
         ],
         defaultSubcommand: Serve.self
