@@ -40,9 +40,12 @@ final class ShareAPITests: XCTestCase {
             "cohort": "research",
             "resources": ["gpu:A10": ["guaranteed": 4, "weight": 3, "borrowingLimit": nil, "lendingLimit": nil]],
         ])
-        let replaced = try await share("PUT", team.id, ["resources": ["cpu": ["guaranteed": 8]]])
+        let replaced = try await share("PUT", team.id, ["resources": ["gpu:T4": ["guaranteed": 2]]])
+        XCTAssertEqual(replaced.status, 200, replaced.text)
         XCTAssertEqual(replaced.json["cohort"], .null, "PUT replaces: the cohort not given is gone")
-        XCTAssertEqual(replaced.json["resources"]?.objectValue?.keys.sorted(), ["cpu"])
+        XCTAssertEqual(replaced.json["resources"]?.objectValue?.keys.sorted(), ["gpu:T4"])
+        let noCPU = try await share("PATCH", team.id, ["resources": ["cpu": ["guaranteed": 8]]])
+        XCTAssertEqual(noCPU.status, 409, "no CPU pool: no CPU can be guaranteed\n\(noCPU.text)")
     }
 
     func testInvalidOrUnknownChangesNothing() async throws {
