@@ -117,6 +117,8 @@ let package = Package(
                 "BrokerAPI", "BrokerClient", "BrokerConsole", "BrokerCore", "BrokerEvents", "BrokerStore", "BrokerWorkers",
                 "JSON", "PostgresClient", "MicroHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // SHA-256 of a manifest file: `apply`'s idempotency key.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -24,7 +24,14 @@ public struct AdminCredential: Sendable {
     }
 
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { byte in
+        Digests.sha256Hex(Array(token.utf8))
+    }
+}
+
+enum Digests {
+    /// SHA-256 in lowercase hex.
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { byte in
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined()

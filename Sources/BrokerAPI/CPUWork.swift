@@ -9,29 +9,28 @@ import Synchronization
 ///   workers serve the lines in turn, so one tenant's heavy manifests wait behind its
 ///   own, not everyone's;
 /// - **nothing waits after a commit**: work `afterCommit` (writing the answer of a grant
-///   that is already made) goes first and is never refused; any other work that waited
-///   longer than its deadline is answered 503 without being run (nothing was done yet,
-///   a retry is safe), and is given what is left of the deadline to check as it goes.
+///   that is already made) runs at once on a thread of its own, never queued nor refused
+///   (there is at most one such piece per manifest that was read, so they are few); any
+///   other work that waited longer than its deadline is answered 503 without being run
+///   (nothing was done yet, a retry is safe), and is given what is left of the deadline
+///   to check as it goes.
 final class CPUWork: Sendable {
     /// Time a request may spend waiting for a worker and working, together.
     static let deadline = Duration.seconds(2)
 
     private struct Job {
-        /// nil: after a commit, never refused.
-        var deadline: ContinuousClock.Instant?
+        var deadline: ContinuousClock.Instant
         var run: @Sendable () -> Void
         var refuse: @Sendable () -> Void
     }
 
     private struct State {
-        var committed: [Job] = []
         var lines: [String: [Job]] = [:]
         /// Tenants with waiting work, in the order they are served.
         var turns: [String] = []
         var idleWorkers: [DispatchQueue]
 
         mutating func next() -> Job? {
-            if !committed.isEmpty { return committed.removeFirst() }
             guard !turns.isEmpty else { return nil }
             let tenant = turns.removeFirst()
             var line = lines[tenant]!
@@ -55,25 +54,25 @@ final class CPUWork: Sendable {
     static let shared = CPUWork()
 
     /// Runs `body` on a worker, in `tenant`'s turn, and awaits its result; `body` gets the
-    /// deadline. `afterCommit`: ahead of everything, and run however long it waited.
+    /// deadline. `afterCommit`: at once, however busy the workers are.
     func run<T: Sendable>(
         tenant: String, afterCommit: Bool = false, _ body: @escaping @Sendable (ContinuousClock.Instant) throws -> T
     ) async throws -> T {
         let deadline = ContinuousClock.now.advanced(by: Self.deadline)
         return try await withCheckedThrowingContinuation { continuation in
+            if afterCommit {
+                DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try body(deadline) }) }
+                return
+            }
             let job = Job(
-                deadline: afterCommit ? nil : deadline,
+                deadline: deadline,
                 run: { continuation.resume(with: Result { try body(deadline) }) },
                 refuse: {
                     continuation.resume(throwing: Problem.unavailable("the broker is busy reading manifests; retry shortly"))
                 })
             let worker = state.withLock { state -> DispatchQueue? in
-                if afterCommit {
-                    state.committed.append(job)
-                } else {
-                    if state.lines[tenant] == nil { state.turns.append(tenant) }
-                    state.lines[tenant, default: []].append(job)
-                }
+                if state.lines[tenant] == nil { state.turns.append(tenant) }
+                state.lines[tenant, default: []].append(job)
                 return state.idleWorkers.popLast()
             }
             if let worker { worker.async { self.work(on: worker) } }
@@ -89,7 +88,7 @@ final class CPUWork: Sendable {
             }
             return job
         }) {
-            if let deadline = job.deadline, ContinuousClock.now >= deadline {
+            if ContinuousClock.now >= job.deadline {
                 job.refuse()
             } else {
                 job.run()

@@ -3,6 +3,7 @@ import BrokerStore
 import Foundation
 import JSON
 import MicroHTTP
+import Synchronization
 
 /// `201` answer of `POST /v1/allocations/from-manifest`.
 struct ManifestAnswer: Encodable {
@@ -23,10 +24,12 @@ struct ManifestAnswer: Encodable {
 
 /// Kubernetes manifest files (JSON or YAML, one document, a stream or a `List`) in; one
 /// allocation per workload and the documents to apply in each region out. The translation
-/// is `ManifestTranslator`'s; this file reads the body, plans, places and answers. Reading
-/// and writing run on `CPUWork`'s threads, never on the cooperative pool: reading in the
-/// tenant's turn (refused with 503 past its deadline, before anything is granted), writing
-/// the answer of the committed grants ahead of all other work, never refused.
+/// is `ManifestTranslator`'s, the grant's `ManifestGrantPlan` carried out by the store in
+/// one transaction; this file reads the body, plans, grants and answers. Reading and
+/// writing run off the cooperative pool: reading on `CPUWork`'s threads in the tenant's turn
+/// (refused with 503 past its deadline, before anything is granted), writing the answer of
+/// the committed grants at once, never refused. A file sent without `Idempotency-Key` is
+/// recorded under a key of its own, so a retry after a lost answer replays its allocations.
 enum ManifestRoutes {
     /// Largest answer: the documents are copied once per region used.
     static let maxAnswerBytes = 32 << 20
@@ -40,7 +43,7 @@ enum ManifestRoutes {
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
             let regionCount = max(1, inventory.count)
             let groupRegions = groupOrder(inventory)
-            let plan = try await CPUWork.shared.run(tenant: tenant.id.description) { deadline in
+            let (plan, derived) = try await CPUWork.shared.run(tenant: tenant.id.description) { deadline in
                 let (documents, bytes) = try readManifest(request, deadline: deadline)
                 let plan = try ManifestTranslator.plan(documents, catalog: catalog)
                 let copies = min(plan.replicaCount, regionCount)
@@ -49,11 +52,14 @@ enum ManifestRoutes {
                         field: "", message: "the manifest (\(bytes) bytes once read) copied into up to \(copies) regions "
                             + "would make an answer larger than \(maxAnswerBytes) bytes")
                 }
-                return plan
+                return (plan, key == nil ? derivedKey(request) : nil)
             }
             try checkRegions(plan, known: Set(inventory.map(\.region.id)))
-            let placed = try await place(
-                plan.workloads, tenantId: tenant.id.uuid, context: context, key: key, groupRegions: groupRegions)
+            let grantPlan = ManifestGrantPlan(
+                plan.workloads, key: key ?? derived, groupRegions: groupRegions,
+                keyLifetimeSeconds: key == nil ? derivedKeyLifetimeSeconds : nil)
+            let placed = try await context.services.allocations.grantManifest(
+                tenantId: tenant.id.uuid, plan: grantPlan, actor: context.actor)
             let views = placed.flatMap { $0 }
             let grants = zip(plan.workloads, placed).map { workload, views in
                 if workload.isEmpty { return [RegionGrant]() }
@@ -67,8 +73,9 @@ enum ManifestRoutes {
             // Nothing placed (every workload at replicas 0): 200, no allocation to point to.
             let location = views.first.map { [("Location", "/v1/allocations/\($0.id.description)")] } ?? []
             let status = views.isEmpty ? 200 : 201
-            // The grants are committed: the answer is written however long the work waits.
+            // The grants are committed: the answer is written at once, on a thread of its own.
             return try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
+                try answerFault.withLock { try $0?() }
                 let output = ManifestTranslator.output(plan, grants: grants)
                 let answer = ManifestAnswer(
                     allocation: views.first, allocations: views, manifests: output.map(\.manifest),
@@ -81,42 +88,6 @@ enum ManifestRoutes {
                     body: Array(try YAMLBodies.text(json).utf8))
             }
         }
-    }
-
-    /// Places every workload: one allocation, or for a workload whose pod templates run
-    /// together, one allocation per template in one region. When one cannot be placed, the
-    /// ones placed before it are released, their keys forgotten, and its refusal is the
-    /// answer. With an `Idempotency-Key`, the i-th workload (from 1) uses the key `<key>#<i>`.
-    static func place(
-        _ workloads: [ManifestTranslation], tenantId: UUID, context: RequestContext, key: String?, groupRegions: [String]
-    ) async throws -> [[AllocationView]] {
-        var placed: [[AllocationView]] = []
-        var keys: [String] = []
-        do {
-            for (index, workload) in workloads.enumerated() {
-                if workload.isEmpty {
-                    placed.append([])
-                    continue
-                }
-                let workloadKey = index == 0 ? key : key.map { "\($0)#\(index)" }
-                if let workloadKey { keys.append(workloadKey) }
-                if workload.together {
-                    placed.append(try await context.services.allocations.createTogether(
-                        tenantId: tenantId, components: workload.components.map { $0.requests[0] },
-                        regions: ManifestTranslator.allowedRegions(workload, among: groupRegions), actor: context.actor,
-                        idempotencyKey: workloadKey))
-                } else {
-                    placed.append([try await create(workload, tenantId: tenantId, context: context, key: workloadKey)])
-                }
-            }
-        } catch {
-            // A withdrawal that fails here (the database gone) leaves the allocations to
-            // expire with their lease: the refusal is still the answer.
-            try? await context.services.allocations.withdraw(
-                tenantId: tenantId, ids: placed.joined().map(\.id.uuid), idempotencyKeys: keys, actor: context.actor)
-            throw error
-        }
-        return placed
     }
 
     /// A region pin names a region this broker has: a well-formed id of no region is a
@@ -151,38 +122,21 @@ enum ManifestRoutes {
         }.map(\.region.id)
     }
 
-    /// Tries each request in order; the first that can be satisfied is granted.
-    /// With an `Idempotency-Key` a replay matches the request that was granted: the other
-    /// requests' bodies differ from the recorded one, so they answer "reused" and are skipped.
-    static func create(
-        _ translation: ManifestTranslation, tenantId: UUID, context: RequestContext, key: String?
-    ) async throws -> AllocationView {
-        let several = translation.requests.count > 1
-        var decisions: [PlacementDecision] = []
-        var details: [String] = []
-        var reused = false
-        for allocationRequest in translation.requests {
-            do {
-                return try await context.services.allocations.create(
-                    tenantId: tenantId, request: allocationRequest, actor: context.actor, idempotencyKey: key)
-            } catch StoreError.insufficientCapacity(let detail, let found) where several {
-                let attempt = describe(allocationRequest.shape)
-                details.append("\(attempt): \(detail)")
-                decisions += found.map { PlacementDecision(region: $0.region, replicas: $0.replicas, reason: "\(attempt): \($0.reason)") }
-            } catch StoreError.idempotencyKeyReused where several {
-                reused = true
-            }
-        }
-        if reused { throw StoreError.idempotencyKeyReused }
-        throw StoreError.insufficientCapacity(
-            "no choice the manifest allows can be satisfied: \(details.joined(separator: "; "))", decisions: decisions)
+    /// How long a key the broker derived replays: a retry after a 503 or a lost answer
+    /// comes within seconds; the same file sent a minute later is a new request.
+    static let derivedKeyLifetimeSeconds = 60
+
+    /// The key of a file sent without `Idempotency-Key`: its body and Content-Type (the
+    /// tenant is part of every key). It holds a character no client key may (`·`, not
+    /// ASCII), so it never meets one.
+    static func derivedKey(_ request: HTTPRequest) -> String {
+        let contentType = Array((request.headers["Content-Type"] ?? "").utf8)
+        return "from-manifest·" + Digests.sha256Hex(contentType + [0] + request.body)
     }
 
-    /// What distinguishes one attempt from the next: its instance type, else its series.
-    private static func describe(_ shape: ComputeShape) -> String {
-        if let type = shape.instanceType { return type }
-        return shape.gpuSeries.isEmpty ? "any series" : shape.gpuSeries.joined(separator: ", ")
-    }
+    /// Test seam: runs after the grants are committed, before the answer is written (a
+    /// failing answer path). nil in service.
+    static let answerFault = Mutex<(@Sendable () throws -> Void)?>(nil)
 
     /// The body's documents and their size once read: JSON (one document, possibly a
     /// `List`), or a YAML stream (`application/yaml`, `text/yaml`, `application/x-yaml`).

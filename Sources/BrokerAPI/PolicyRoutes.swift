@@ -16,7 +16,8 @@ enum PolicyRoutes {
             // A ResourcePolicy, PropagationPolicy or ctyun Policy as written, or the broker's own shape.
             let (policy, warnings) = ManifestPolicies.isPolicy(body)
                 ? try ManifestPolicies.named(body, name: name) : (try PolicySpec.parse(body, name: name), [])
-            let (saved, created) = try await context.services.policies.put(tenantId: tenant.id.uuid, policy)
+            let (saved, created) = try await context.services.policies.put(
+                tenantId: tenant.id.uuid, policy, limit: context.services.limits[.policiesPerTenant])
             guard !warnings.isEmpty else { return try JSONBodies.response(created ? 201 : 200, saved) }
             return try JSONBodies.response(created ? 201 : 200, StoredPolicy(policy: saved, warnings: warnings))
         }

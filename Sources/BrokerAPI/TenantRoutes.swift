@@ -30,6 +30,11 @@ enum TenantRoutes {
             _ = try await context.services.tenants.get(id: id)
             return try await AllocationRoutes.list(request, tenantId: id, context)
         }
+        // Who the token is (`gpubroker whoami`): the admin, or a tenant with its quota as stored now.
+        routes.add("GET", "/v1/whoami", .anyToken) { _, context in
+            guard case .tenant(let tenant) = context.principal else { return try JSONBodies.response(200, Identity(role: .admin)) }
+            return try JSONBodies.response(200, Identity(role: .tenant, tenant: try await context.services.tenants.get(id: tenant.id.uuid)))
+        }
         routes.add("POST", "/v1/admin/tenants/{id}/tokens", .admin) { request, context in
             let (tenant, token) = try await context.services.tenants.rotateToken(id: try tenantId(request))
             return try JSONBodies.response(201, WithSecret(value: tenant, name: "token", secret: token))
@@ -41,4 +46,10 @@ enum TenantRoutes {
         guard let id = UUID(uuidString: raw) else { throw Problem.notFound("tenant '\(raw)' not found") }
         return id
     }
+}
+
+/// The answer of `GET /v1/whoami`.
+struct Identity: Encodable {
+    var role: CallerRole
+    var tenant: Tenant?
 }

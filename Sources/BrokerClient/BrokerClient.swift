@@ -143,10 +143,12 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case transport(String)
     /// A 3xx: not followed, and not tried again.
     case redirected(String)
+    /// A short id that names no allocation, or several.
+    case unresolved(String)
 
     public var description: String {
         switch self {
-        case .configuration(let message), .transport(let message), .redirected(let message): message
+        case .configuration(let message), .transport(let message), .redirected(let message), .unresolved(let message): message
         }
     }
 }

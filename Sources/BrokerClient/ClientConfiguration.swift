@@ -51,8 +51,53 @@ public struct ClientConfiguration: Sendable, Equatable {
         return url
     }
 
-    /// The file's settings; nil when there is no file.
+    /// The file's current context's settings; nil when there is no file or no current context.
     public static func read(path: String) throws -> ClientConfiguration? {
+        try ClientConfigFile.read(path: path)?.settings
+    }
+}
+
+/// The config file: named contexts, a server and a token each, and the one in force,
+/// as kubectl keeps its contexts:
+///
+///     current-context = NAME
+///     [context NAME]
+///     server = URL
+///     token = TOKEN
+///
+/// A file of bare `server =` and `token =` lines (written before contexts existed) is one
+/// context named `default`, the current one. `#` starts a comment.
+public struct ClientConfigFile: Sendable, Equatable {
+    public var current: String?
+    /// In the file's order.
+    public private(set) var contexts: [(name: String, settings: ClientConfiguration)] = []
+
+    public init() {}
+
+    public static func == (a: ClientConfigFile, b: ClientConfigFile) -> Bool {
+        a.current == b.current && a.contexts.map(\.name) == b.contexts.map(\.name) && a.contexts.map(\.settings) == b.contexts.map(\.settings)
+    }
+
+    public var settings: ClientConfiguration? { current.flatMap(context) }
+
+    public func context(_ name: String) -> ClientConfiguration? { contexts.first { $0.name == name }?.settings }
+
+    /// Adds or replaces a context.
+    public mutating func set(_ name: String, _ settings: ClientConfiguration) {
+        if let index = contexts.firstIndex(where: { $0.name == name }) {
+            contexts[index].settings = settings
+        } else {
+            contexts.append((name, settings))
+        }
+    }
+
+    public mutating func remove(_ name: String) {
+        contexts.removeAll { $0.name == name }
+        if current == name { current = nil }
+    }
+
+    /// The file; nil when there is none. Refused unless only its owner can read it.
+    public static func read(path: String) throws -> ClientConfigFile? {
         var status = stat()
         guard stat(path, &status) == 0 else {
             if errno == ENOENT { return nil }
@@ -66,29 +111,50 @@ public struct ClientConfiguration: Sendable, Equatable {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ClientError.configuration("cannot read \(path) as UTF-8 text")
         }
-        var configuration = ClientConfiguration()
+        var file = ClientConfigFile()
+        var section: String?
+        var bare = false
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            switch parts.first {
-            case "server" where parts.count == 2: configuration.server = parts[1]
-            case "token" where parts.count == 2: configuration.token = parts[1]
-            default:
-                throw ClientError.configuration("\(path):\(number + 1): expected 'server = URL' or 'token = TOKEN'")
+            if line.hasPrefix("[context "), line.hasSuffix("]") {
+                let name = line.dropFirst("[context ".count).dropLast().trimmingCharacters(in: .whitespaces)
+                section = name
+                file.set(name, file.context(name) ?? ClientConfiguration())
+                continue
             }
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let name = section ?? "default"
+            var settings = file.context(name) ?? ClientConfiguration()
+            switch parts.first {
+            case "current-context" where parts.count == 2 && section == nil:
+                file.current = parts[1]
+                continue
+            case "server" where parts.count == 2: settings.server = parts[1]
+            case "token" where parts.count == 2: settings.token = parts[1]
+            default:
+                throw ClientError.configuration(
+                    "\(path):\(number + 1): expected 'current-context = NAME', '[context NAME]', 'server = URL' or 'token = TOKEN'")
+            }
+            bare = bare || section == nil
+            file.set(name, settings)
         }
-        return configuration
+        if bare && file.current == nil { file.current = "default" }
+        return file
     }
 
     /// Writes the file with mode 0600 (its folder 0700), replacing any earlier one.
     public func write(path: String) throws {
+        var text = "# gpubroker client settings (keep this file mode 0600)\n"
+        if let current { text += "current-context = \(current)\n" }
+        for (name, settings) in contexts {
+            text += "[context \(name)]\n"
+            if let server = settings.server { text += "server = \(server)\n" }
+            if let token = settings.token { text += "token = \(token)\n" }
+        }
         let folder = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(
             atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        var text = "# gpubroker client settings (keep this file mode 0600)\n"
-        if let server { text += "server = \(server)\n" }
-        if let token { text += "token = \(token)\n" }
         // Created 0600 by open(2) itself: FileManager.createFile writes first and narrows
         // the mode after, leaving the token readable by others (0644) meanwhile. A fresh
         // name with O_EXCL | O_NOFOLLOW: nothing planted at it is written through.

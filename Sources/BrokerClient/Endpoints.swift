@@ -180,6 +180,22 @@ extension BrokerClient {
         try await send("GET", "\(scope.path)/\(Self.segment(id))/events", retry: true).body
     }
 
+    /// A full allocation id for `id`: itself when it is one, else the one allocation whose
+    /// id starts or ends with it (the console shows the last 8 digits), at least 4 hex digits,
+    /// found in the list of the scope's allocations.
+    public func resolveAllocationId(_ id: String, scope: AllocationScope = .tenant) async throws -> String {
+        let short = id.lowercased()
+        guard UUID(uuidString: id) == nil, short.count >= 4, short.allSatisfy({ $0.isHexDigit || $0 == "-" }) else { return id }
+        let ids = (try await allAllocations(scope: scope)["allocations"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        let matches = ids.filter { $0.hasPrefix(short) || $0.hasSuffix(short) }
+        guard matches.count == 1 else {
+            throw ClientError.unresolved(
+                matches.isEmpty ? "no allocation id starts or ends with '\(id)'"
+                    : "'\(id)' names \(matches.count) allocations (\(matches.prefix(5).joined(separator: ", "))): give more digits")
+        }
+        return matches[0]
+    }
+
     /// Where a pending allocation stands in the queue.
     public func queuePosition(_ id: String) async throws -> JSONValue {
         try await send("GET", "/v1/allocations/\(Self.segment(id))/queue", retry: true).body
@@ -255,5 +271,58 @@ extension BrokerClient {
 
     public func rotateToken(tenant id: String) async throws -> JSONValue {
         try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
+    }
+}
+
+/// Who the token is, named policies and webhook endpoints: the tenant's own (the admin's own endpoints with the admin token).
+extension BrokerClient {
+    /// Who the token is: `{"role": "admin"}` or `{"role": "tenant", "tenant": {...}}`.
+    public func whoami() async throws -> JSONValue {
+        try await send("GET", "/v1/whoami", retry: true).body
+    }
+
+    /// Events asked for per page of the feed.
+    public static let eventPageSize = 100
+
+    /// One page of the event feed after `after` (from the start without it).
+    public func eventPage(after: String?) async throws -> JSONValue {
+        var query = [URLQueryItem(name: "limit", value: String(Self.eventPageSize))]
+        if let after { query.append(URLQueryItem(name: "after", value: after)) }
+        return try await send("GET", "/v1/events", query: query, retry: true).body
+    }
+
+    /// The usage report: the tenant's own, or (admin) everyone's or one tenant's.
+    public func usage(from: String?, to: String?, groupBy: [String], admin: Bool, tenant: String?) async throws -> JSONValue {
+        var query: [URLQueryItem] = []
+        if let from { query.append(URLQueryItem(name: "from", value: from)) }
+        if let to { query.append(URLQueryItem(name: "to", value: to)) }
+        if !groupBy.isEmpty { query.append(URLQueryItem(name: "groupBy", value: groupBy.joined(separator: ","))) }
+        if let tenant { query.append(URLQueryItem(name: "tenant", value: tenant)) }
+        return try await send("GET", admin ? "/v1/admin/usage" : "/v1/usage", query: query, retry: true).body
+    }
+
+    public func policies() async throws -> JSONValue {
+        try await send("GET", "/v1/policies", retry: true).body
+    }
+
+    public func deletePolicy(_ name: String) async throws {
+        _ = try await send("DELETE", "/v1/policies/\(Self.segment(name))")
+    }
+
+    public func webhooks() async throws -> JSONValue {
+        try await send("GET", "/v1/webhooks", retry: true).body
+    }
+
+    /// Registers an endpoint; the answer holds its `secret`, shown this once.
+    public func createWebhook(url: String, eventTypes: [String]) async throws -> JSONValue {
+        try await send("POST", "/v1/webhooks", json: .object(["url": .string(url), "eventTypes": .array(eventTypes.map(JSONValue.string))])).body
+    }
+
+    public func deleteWebhook(_ id: String) async throws {
+        _ = try await send("DELETE", "/v1/webhooks/\(Self.segment(id))")
+    }
+
+    public func webhookDeliveries(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/webhooks/\(Self.segment(id))/deliveries", retry: true).body
     }
 }

@@ -213,17 +213,11 @@ final class Console: Sendable {
             body: Array(markup.text.utf8))
     }
 
-    /// Under TLS (the broker behind a proxy that says so) cookies get `Secure`.
-    /// Over TLS to this server, or to a proxy in front of it that says so.
-    static func isTLS(_ request: HTTPRequest) -> Bool {
-        request.isTLS || request.headers["X-Forwarded-Proto"]?.lowercased() == "https"
-            || (request.headers["Forwarded"]?.lowercased().contains("proto=https") ?? false)
-    }
-
     static func cookieHeader(_ name: String, _ value: String, _ request: HTTPRequest, maxAge: Int?) -> String {
         var header = "\(name)=\(value); Path=/console; HttpOnly; SameSite=Strict"
         if let maxAge { header += "; Max-Age=\(maxAge)" }
-        if isTLS(request) { header += "; Secure" }
+        // Over TLS to this server, or to a proxy trusted to say so (`--trust-forwarded-proto`).
+        if request.isTLS { header += "; Secure" }
         return header
     }
 

@@ -44,10 +44,17 @@ enum OverviewPage {
         var badges: [HTML] = [Layout.badge(region["kind"]?.stringValue ?? "", "kind")]
         if region["primary"]?.boolValue == true { badges.append(Layout.badge("primary", tone: .good)) }
         if cordoned { badges.append(Layout.badge("cordoned")) }
-        if capacity > 0, free == 0 {
-            badges.append(Layout.badge("full", tone: .stuck))
-        } else if capacity > 0, free / capacity < 0.2 {
-            badges.append(Layout.badge("low", tone: .waiting))
+        if let marker = scarcity(free: free, capacity: capacity) { badges.append(marker) }
+        // Per series (CPU pools by class): 180 free CPU instances must not hide "T4 full".
+        if !cordoned {
+            let series = Dictionary(grouping: pools, by: seriesName)
+            for name in series.keys.sorted() {
+                let group = series[name] ?? []
+                let grantable = group.reduce(0) { $0 + replicasLeft($1) }
+                if let marker = scarcity(free: grantable, capacity: group.reduce(0) { $0 + ($1["capacity"]?.numberValue ?? 0) }, prefix: name + " ") {
+                    badges.append(marker)
+                }
+            }
         }
         let standsOut = cordoned || (capacity > 0 && free == 0)
         let rows: [HTML] = pools.map(poolRow)
@@ -58,6 +65,23 @@ enum OverviewPage {
             \(body)
             </article>
             """
+    }
+
+    /// `full` when nothing is left, `low` under a fifth of the capacity; nil otherwise.
+    static func scarcity(free: Double, capacity: Double, prefix: String = "") -> HTML? {
+        guard capacity > 0 else { return nil }
+        if free == 0 { return Layout.badge(prefix + "full", "full", tone: .stuck) }
+        return free / capacity < 0.2 ? Layout.badge(prefix + "low", "low", tone: .waiting) : nil
+    }
+
+    /// What a grant can get from the pool now: new instances and idle (warm) ones, the API's `availableReplicas`.
+    static func replicasLeft(_ pool: JSONValue) -> Double {
+        (pool["available"]?.numberValue ?? 0) + (pool["idle"]?.numberValue ?? 0)
+    }
+
+    /// A pool's GPU series, or its compute class when it has none.
+    static func seriesName(_ pool: JSONValue) -> String {
+        pool["gpuSeries"]?.stringValue ?? pool["computeClass"]?.stringValue ?? ""
     }
 
     static func poolRow(_ pool: JSONValue) -> HTML {
@@ -72,9 +96,10 @@ enum OverviewPage {
             .compactMap { $0 }.joined(separator: " · ")
         let price = formatNumber(pool["pricePerHour"]?.numberValue ?? 0)
         let summary = "\(running) running, \(idle) idle, \(free) free of \(capacity)"
+        let marker: HTML = scarcity(free: replicasLeft(pool), capacity: Double(capacity)).map { " \($0)" } ?? .empty
         return """
             <li class="pool">
-            <div class="pool-head"><strong>\(pool["id"]?.stringValue ?? "")</strong>
+            <div class="pool-head"><strong>\(pool["id"]?.stringValue ?? "")</strong>\(marker)
             <span class="shape">\(shape)</span><span class="price">$\(price)/h</span></div>
             \(bar(running: running, idle: idle, free: free, capacity: capacity, label: summary))
             <div class="counts">\(summary)\(allocated > capacity ? " (over capacity)" : "")</div>
@@ -130,15 +155,19 @@ enum OverviewPage {
             guard !running.isEmpty || waiting[tenant, default: 0] > 0 else { return nil }
             let perRegion = Dictionary(grouping: running) { $0["region"]?.stringValue ?? "" }
                 .sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }.joined(separator: ", ")
+            // GPUs, not instances: an 8-GPU H100 instance holds eight.
+            let gpus = Dictionary(grouping: running.filter { $0["gpuSeries"]?.stringValue != nil }) { $0["gpuSeries"]?.stringValue ?? "" }
+                .sorted { $0.key < $1.key }
+                .map { "\($0.key) \(Int($0.value.reduce(0) { $0 + ($1["gpuCount"]?.numberValue ?? 0) }))" }.joined(separator: ", ")
             return """
                 <tr><th scope="row">\(tenant)</th><td>\(allocations.count)</td><td>\(running.count)</td>\
-                <td>\(perRegion.isEmpty ? "—" : perRegion)</td><td>\(waiting[tenant, default: 0])</td></tr>
+                <td>\(gpus.isEmpty ? "—" : gpus)</td><td>\(perRegion.isEmpty ? "—" : perRegion)</td><td>\(waiting[tenant, default: 0])</td></tr>
                 """
         }
         return """
             <section aria-labelledby="holders-title">
             <h2 id="holders-title">Who holds capacity</h2>
-            \(Layout.table(["Tenant", "Live allocations", "Running", "By region", "Pending"], rows,
+            \(Layout.table(["Tenant", "Live allocations", "Running instances", "GPUs by series", "Instances by region", "Pending"], rows,
                            empty: "No tenant holds or waits for capacity."))
             </section>
             """

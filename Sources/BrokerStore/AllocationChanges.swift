@@ -32,6 +32,10 @@ extension AllocationStore {
                         releasing: live.count - replicas)
                     try Self.release(c, instanceSeqs: chosen.compactMap { Int64($0) }, kind: "released", actor: actor)
                     placed = replicas
+                    let released = Set(chosen)
+                    decisions = ScaleInDecisions.after(
+                        try Self.decisions(c, id: id), before: live.map(\.region),
+                        after: live.filter { !released.contains(String($0.seq)) }.map(\.region), replicas: replicas)
                 }
                 try c.query(
                     """
@@ -132,6 +136,11 @@ extension AllocationStore {
         var seq: Int64
         var region: String
         var unit: Int?
+    }
+
+    /// The allocation's current `decisions`.
+    static func decisions(_ c: PostgresConnection, id: UUID) throws -> [PlacementDecision] {
+        try c.query("SELECT decisions FROM allocations WHERE id = $1", [id])[0].decodeJSON("decisions")
     }
 
     static func runningInstances(_ c: PostgresConnection, allocationId: UUID) throws -> [LiveInstance] {

@@ -19,11 +19,15 @@ public struct AllocationStore: Sendable {
     /// batch checks in the database that they still hold (migration 3).
     let settings: ShortLivedCache<UUID, TenantSettings>
 
+    /// Pending allocations a tenant may have at once (`ResourceLimits`).
+    let pendingLimit: Int
+
     /// `snapshotSeconds`: how long grants outside a transaction reuse one inventory
     /// snapshot (0 = always read). Reuse is safe: reservations check capacity and region
     /// state in the database, a lost race reads afresh, and a plan that cannot be met
     /// from a reused snapshot is made again from a fresh one before any 409.
-    public init(pool: PostgresPool, snapshotSeconds: Double = 0.05) {
+    public init(pool: PostgresPool, snapshotSeconds: Double = 0.05, limits: ResourceLimits = ResourceLimits()) {
+        self.pendingLimit = limits[.pendingAllocationsPerTenant]
         self.pool = pool
         self.snapshots = InventorySnapshots(maxAge: .milliseconds(Int64(snapshotSeconds * 1000)))
         self.batcher = GrantBatcher(pool: pool)

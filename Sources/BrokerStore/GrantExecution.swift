@@ -60,7 +60,9 @@ extension AllocationStore {
                 }
                 if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
                     let pending = plan
-                    step = .answered(try await pool.withConnection { c in try Self.recordPending(c, tenantId: tenantId, pending) })
+                    step = .answered(try await pool.withTransaction { [pendingLimit] c in
+                        try Self.recordPending(c, tenantId: tenantId, pending, limit: pendingLimit)
+                    })
                 } else {
                     step = try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
                 }
@@ -75,9 +77,9 @@ extension AllocationStore {
                     return grant.view(instances: try await batcher.grant(grant.reservation))
                 } catch let lost as LostRace {
                     settings.forget(tenantId)
-                    let answer = try await pool.withConnection { c -> AllocationView? in
+                    let answer = try await pool.withTransaction { [pendingLimit] c -> AllocationView? in
                         guard let refusal = try QuotaCheck.refusal(c, grant.reservation) else { return nil }
-                        return try Self.refuse(c, tenantId: tenantId, grant.plan, refusal)
+                        return try Self.refuse(c, tenantId: tenantId, grant.plan, refusal, pendingLimit: pendingLimit)
                     }
                     guard let answer else { throw lost }
                     return answer
@@ -101,37 +103,46 @@ extension AllocationStore {
     func createInTransaction(
         tenantId: UUID, request: AllocationRequest, actor: String, idempotencyKey: String?
     ) async throws -> AllocationView {
-        let fingerprint = Self.fingerprint(request)
-        return try await retryingLostRaces {
+        try await retryingLostRaces {
             try await pool.withTransaction { c in
-                if let key = idempotencyKey,
-                    let replay = try Self.claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint)
-                {
-                    return replay
-                }
-                let view = try Self.grant(c, tenantId: tenantId, request: request, actor: actor)
-                if let key = idempotencyKey { try Self.recordAnswer(c, tenantId: tenantId, key: key, view) }
-                return view
+                try Self.grantKeyed(
+                    c, tenantId: tenantId, request: request, as: request, key: idempotencyKey, actor: actor, pendingLimit: pendingLimit)
             }
         }
     }
 
+    /// Grants `request`, or replays the answer recorded under `key` for `asked` (what the
+    /// manifest asked for, before the broker pinned it to a region).
+    static func grantKeyed(
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, as asked: AllocationRequest, key: String?,
+        actor: String, pendingLimit: Int
+    ) throws -> AllocationView {
+        if let key, let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint(asked)) {
+            return replay
+        }
+        let view = try grant(c, tenantId: tenantId, request: request, actor: actor, pendingLimit: pendingLimit)
+        if let key { try recordAnswer(c, tenantId: tenantId, key: key, view) }
+        return view
+    }
+
     /// Grants a request in the caller's transaction: pending with `queue`, 409 when it
     /// cannot be met, else victims preempted and the plan reserved (a reservation past the
-    /// tenant's quota fails with GB003, `quotaExceeded`).
-    static func grant(_ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String) throws -> AllocationView {
+    /// tenant's quota fails with GB003, `quotaExceeded`; pending past `pendingLimit` is refused).
+    static func grant(
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, pendingLimit: Int
+    ) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c, fitting: request.shape))))
         switch plan.outcome {
         case .refuse:
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
         case .queue:
-            return try recordPending(c, tenantId: tenantId, plan)
+            return try recordPending(c, tenantId: tenantId, plan, limit: pendingLimit)
         case .grant:
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
             // Over budget the reservation fails (GB004): asked first only to queue instead.
             if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.budgetProblem(c, grant.reservation) {
-                return try refuse(c, tenantId: tenantId, plan, refusal)
+                return try refuse(c, tenantId: tenantId, plan, refusal, pendingLimit: pendingLimit)
             }
             try preempt(c, instanceSeqs: plan.victims, for: grant.reservation.allocationId.uuid, actor: actor)
             let instances = try grant.reservation.reserve(c)
@@ -142,11 +153,13 @@ extension AllocationStore {
 
     /// A refused grant's answer: pending when it is over a budget, asked to queue and asks
     /// no more than the whole budget (admitted once budget frees), else the refusal.
-    static func refuse(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, _ refusal: StoreError) throws -> AllocationView {
+    static func refuse(
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, _ refusal: StoreError, pendingLimit: Int
+    ) throws -> AllocationView {
         guard case .budgetExceeded(let shortfall) = refusal, plan.request.queue, shortfall.mayFitLater else { throw refusal }
         var plan = plan
         plan.placement.decisions.append(.waitingForBudget(shortfall.detail))
-        return try recordPending(c, tenantId: tenantId, plan)
+        return try recordPending(c, tenantId: tenantId, plan, limit: pendingLimit)
     }
 
     /// What an idempotency key compares: the validated request as stable JSON.
@@ -193,8 +206,12 @@ extension AllocationStore {
         return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
 
-    /// An allocation that waits for capacity (`queue`), with the decisions that kept it waiting.
-    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan) throws -> AllocationView {
+    /// An allocation that waits for capacity (`queue`), with the decisions that kept it
+    /// waiting; refused when the tenant already has `limit` waiting (`TenantLimits`).
+    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, limit: Int) throws -> AllocationView {
+        try TenantLimits.check(
+            c, .pendingAllocationsPerTenant, tenantId: tenantId, limit: limit,
+            held: "SELECT count(*)::int AS n FROM allocations WHERE tenant_id = $1 AND status = 'pending'", [tenantId])
         let request = plan.request
         let row = try c.query(
             """

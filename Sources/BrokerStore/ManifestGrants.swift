@@ -2,78 +2,108 @@ import BrokerCore
 import Foundation
 import PostgresClient
 
-/// Grants for manifest files: workloads whose pod templates must run side by side (a
-/// LeaderWorkerSet's leader and workers, a Ray head and its worker groups, a PyTorchJob's
-/// master and workers) get one allocation per template, all in one region, all or none.
+/// Grants for manifest files: every workload of a file in one transaction, all or none.
+/// `ManifestGrantPlan` (BrokerCore) says what each workload tries and in which order; each
+/// try runs under a savepoint, so a try that fails leaves nothing behind (its idempotency
+/// key, a queued allocation, a preemption) and the next one starts clean.
 extension AllocationStore {
-    /// Releases allocations granted for a file whose later workload was refused, and
-    /// forgets the idempotency keys they were granted under (each key and its `<key>/<i>`
-    /// components), so that a retry with the same key places them afresh instead of
-    /// replaying released allocations. Each release is its own transaction, as on
-    /// `DELETE /v1/allocations/{id}`; the keys go last.
-    public func withdraw(tenantId: UUID, ids: [UUID], idempotencyKeys: [String], actor: String) async throws {
-        for id in ids { _ = try await release(tenantId: tenantId, id: id, actor: actor) }
-        guard !idempotencyKeys.isEmpty else { return }
-        try await StoreError.translating {
-            try await pool.withConnection { c in
-                _ = try c.query(
-                    """
-                    DELETE FROM idempotency_keys WHERE tenant_id = $1
-                      AND EXISTS (SELECT 1 FROM unnest($2::text[]) k WHERE key = k OR left(key, length(k) + 1) = k || '/')
-                    """,
-                    [tenantId, idempotencyKeys])
+    /// Grants `plan` in one transaction; one list of allocations per step (empty for a
+    /// workload with no pods). The first refusal that no later try overcomes refuses the
+    /// file and nothing stays reserved. Keys replay as on `create`: the same file with the
+    /// same key answers the allocations first granted.
+    public func grantManifest(tenantId: UUID, plan: ManifestGrantPlan, actor: String) async throws -> [[AllocationView]] {
+        try await retryingLostRaces {
+            try await pool.withTransaction { [pendingLimit] c in
+                try Self.grantManifest(c, tenantId: tenantId, plan: plan, actor: actor, pendingLimit: pendingLimit)
             }
         }
     }
 
-    /// Grants every component in the first of `regions` that can hold them all, each as
-    /// its own allocation, in one transaction per region tried; 409 with one decision per
-    /// region when none can. Components are granted as given but pinned to the region.
-    /// With an idempotency key, component i uses `<key>/<i>`, claimed in the same
-    /// transaction: a replay answers the allocations first granted.
-    public func createTogether(
-        tenantId: UUID, components: [AllocationRequest], regions: [String], actor: String, idempotencyKey: String? = nil
-    ) async throws -> [AllocationView] {
-        let fingerprints = components.map(Self.fingerprint)
-        var decisions: [PlacementDecision] = []
-        for region in regions {
+    /// `grantManifest` in the caller's transaction (a dry run rolls it back). A lost race
+    /// (`LostRace`) leaves the transaction to be run again from the start. Manifests never
+    /// queue; `pendingLimit` is the tenant's all the same.
+    public static func grantManifest(
+        _ c: PostgresConnection, tenantId: UUID, plan: ManifestGrantPlan, actor: String, pendingLimit: Int
+    ) throws -> [[AllocationView]] {
+        if let lifetime = plan.keyLifetimeSeconds, !plan.keys.isEmpty {
+            // A derived key older than its lifetime is a new request, not a retry.
+            try c.query(
+                "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = ANY($2::text[]) AND created_at < now() - make_interval(secs => $3)",
+                [tenantId, plan.keys, lifetime])
+        }
+        return try plan.steps.map { step in
+            switch step {
+            case .nothing: return []
+            case .firstOf(let alternatives):
+                return [try grantFirst(c, tenantId: tenantId, alternatives, actor: actor, pendingLimit: pendingLimit)]
+            case .together(let group):
+                return try grantTogether(c, tenantId: tenantId, group, actor: actor, pendingLimit: pendingLimit)
+            }
+        }
+    }
+
+    /// The first request that can be satisfied. With a key, a replay matches the request
+    /// that was granted: the others' bodies differ from the recorded one, so they answer
+    /// "reused" and are skipped.
+    static func grantFirst(
+        _ c: PostgresConnection, tenantId: UUID, _ alternatives: ManifestGrantPlan.Alternatives, actor: String,
+        pendingLimit: Int
+    ) throws -> AllocationView {
+        let several = alternatives.requests.count > 1
+        var tries: [(detail: String, decisions: [PlacementDecision])] = []
+        var reused = false
+        for request in alternatives.requests {
             do {
-                return try await retryingLostRaces {
-                    try await pool.withTransaction { c in
-                        try Self.grantTogether(
-                            c, tenantId: tenantId, components: components, fingerprints: fingerprints, region: region,
-                            actor: actor, idempotencyKey: idempotencyKey)
+                return try savepoint(c) {
+                    try grantKeyed(
+                        c, tenantId: tenantId, request: request, as: request, key: alternatives.key, actor: actor,
+                        pendingLimit: pendingLimit)
+                }
+            } catch StoreError.insufficientCapacity(let detail, let decisions) where several {
+                tries.append((detail, decisions))
+            } catch StoreError.idempotencyKeyReused where several {
+                reused = true
+            }
+        }
+        if reused { throw StoreError.idempotencyKeyReused }
+        let (detail, decisions) = alternatives.refusal(tries)
+        throw StoreError.insufficientCapacity(detail, decisions: decisions)
+    }
+
+    /// Every template in the first region that holds them all; 409 with one decision per
+    /// region when none can.
+    static func grantTogether(
+        _ c: PostgresConnection, tenantId: UUID, _ group: ManifestGrantPlan.Group, actor: String, pendingLimit: Int
+    ) throws -> [AllocationView] {
+        var decisions: [PlacementDecision] = []
+        for region in group.regions {
+            do {
+                return try savepoint(c) {
+                    try zip(group.components, group.pinned(to: region)).enumerated().map { index, pair in
+                        try grantKeyed(
+                            c, tenantId: tenantId, request: pair.1, as: pair.0, key: group.componentKey(index), actor: actor,
+                            pendingLimit: pendingLimit)
                     }
                 }
             } catch StoreError.insufficientCapacity(let detail, _) {
                 decisions.append(PlacementDecision(region: region, replicas: 0, reason: detail))
             }
         }
-        let total = components.reduce(0) { $0 + $1.replicas }
-        throw StoreError.insufficientCapacity(
-            "no region can hold all \(components.count) pod templates (\(total) replicas) together", decisions: decisions)
+        throw StoreError.insufficientCapacity(group.refusal, decisions: decisions)
     }
 
-    private static func grantTogether(
-        _ c: PostgresConnection, tenantId: UUID, components: [AllocationRequest], fingerprints: [String],
-        region: String, actor: String, idempotencyKey: String?
-    ) throws -> [AllocationView] {
-        var views: [AllocationView] = []
-        for (index, component) in components.enumerated() {
-            let key = idempotencyKey.map { "\($0)/\(index)" }
-            if let key, let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprints[index]) {
-                views.append(replay)
-                continue
-            }
-            var pinned = component
-            pinned.region = region
-            pinned.placement = nil
-            pinned.allOrNothing = true
-            pinned.queue = false
-            let view = try grant(c, tenantId: tenantId, request: pinned, actor: actor)
-            if let key { try recordAnswer(c, tenantId: tenantId, key: key, view) }
-            views.append(view)
+    /// Runs `body` under a savepoint: rolled back to it when `body` throws, so the
+    /// transaction goes on as if the try had not been made.
+    static func savepoint<T>(_ c: PostgresConnection, _ body: () throws -> T) throws -> T {
+        try c.query("SAVEPOINT manifest_try")
+        do {
+            let result = try body()
+            try c.query("RELEASE SAVEPOINT manifest_try")
+            return result
+        } catch {
+            // A connection that cannot roll back fails the whole transaction with `error`.
+            _ = try? c.query("ROLLBACK TO SAVEPOINT manifest_try")
+            throw error
         }
-        return views
     }
 }

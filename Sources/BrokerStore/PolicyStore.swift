@@ -11,9 +11,14 @@ public struct PolicyStore: Sendable {
         self.pool = pool
     }
 
-    public func put(tenantId: UUID, _ policy: NamedPolicy) async throws -> (policy: NamedPolicy, created: Bool) {
+    /// Creates or replaces the policy; a new one past `limit` policies is refused
+    /// (`TenantLimits`), a replaced one never is.
+    public func put(tenantId: UUID, _ policy: NamedPolicy, limit: Int) async throws -> (policy: NamedPolicy, created: Bool) {
         try await StoreError.translating {
-            try await pool.withConnection { c in
+            try await pool.withTransaction { c in
+                try TenantLimits.check(
+                    c, .policiesPerTenant, tenantId: tenantId, limit: limit,
+                    held: "SELECT count(*)::int AS n FROM policies WHERE tenant_id = $1 AND name <> $2", [tenantId, policy.name])
                 let rows = try c.query(
                     """
                     INSERT INTO policies (tenant_id, name, selector, policy) VALUES ($1, $2, $3::jsonb, $4::jsonb)

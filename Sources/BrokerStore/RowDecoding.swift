@@ -106,6 +106,12 @@ enum AllocationRows {
         )
     }
 
+    /// An instance's state in its allocation's view: an idle instance is one the allocation
+    /// let go of (its pool keeps it warm for any grant), so the allocation shows it released.
+    static func shownState(_ state: InstanceState) -> InstanceState {
+        state == .idle ? .released : state
+    }
+
     /// An instance from `instanceColumns`, or with `prefix` "i_" from `prefixedInstanceColumns`.
     static func instance(_ row: PostgresRow, prefix: String = "") throws -> InstanceView {
         let region: String = try row.decode(prefix + "region_id")
@@ -125,7 +131,7 @@ enum AllocationRows {
             vSwitchId: try row.decode(prefix + "vswitch_id"),
             securityGroupId: try row.decode(prefix + "security_group_id"),
             unit: unit,
-            state: try enumValue(row, prefix + "state"),
+            state: shownState(try enumValue(row, prefix + "state")),
             reused: try row.decode(prefix + "reused"),
             createdAt: try row.decode(prefix + "created_at"),
             labels: InstanceView.podLabels(region: region, instanceType: instanceType, allocationId: allocationId, unit: unit)

@@ -77,16 +77,14 @@ public struct WebhookStore: Sendable {
 
     private static let columns = "id, url, event_types, status, created_at, updated_at"
 
-    /// Starts at the feed's horizon: events that commit from now on. The owner's
-    /// endpoints are counted under a lock of its own, so two creations at once cannot both
-    /// pass `limit`.
+    /// Starts at the feed's horizon: events that commit from now on. Refused past `limit`
+    /// endpoints (`TenantLimits`).
     public func create(tenantId: UUID?, url: String, eventTypes: [String], secret: String, limit: Int) async throws -> WebhookEndpoint {
         try await StoreError.translating {
             try await pool.withTransaction { c in
-                try c.query("SELECT pg_advisory_xact_lock(hashtextextended('webhook_endpoints:' || coalesce($1::text, 'admin'), 0))", [tenantId])
-                let held: Int = try c.query(
-                    "SELECT count(*)::int AS n FROM webhook_endpoints WHERE tenant_id IS NOT DISTINCT FROM $1", [tenantId])[0].decode("n")
-                if held >= limit { throw StoreError.limitExceeded(.webhookEndpointsPerTenant, limit) }
+                try TenantLimits.check(
+                    c, .webhookEndpointsPerTenant, tenantId: tenantId, limit: limit,
+                    held: "SELECT count(*)::int AS n FROM webhook_endpoints WHERE tenant_id IS NOT DISTINCT FROM $1", [tenantId])
                 return try Self.decode(
                     c.query(
                         """

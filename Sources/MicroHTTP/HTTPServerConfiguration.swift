@@ -67,6 +67,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxBodyBytes: Int = 1 << 20
     /// HTTPS; nil = plain HTTP.
     public var tls: HTTPServerTLS?
+    /// Behind a proxy that terminates TLS: a request with `X-Forwarded-Proto: https` (or
+    /// `Forwarded: proto=https`) counts as over TLS (`HTTPRequest.isTLS`, HSTS on its
+    /// answer). Off by default: any client can send the header, so only a proxy that
+    /// sets it on every request may be trusted with it.
+    public var trustForwardedProto = false
     /// Renders the errors the server answers itself (400, 413, 414, 431, 500).
     public var errorResponder: HTTPErrorResponder = HTTPServerErrors.plainText
 

@@ -123,7 +123,8 @@ public struct HTTPRequest: Sendable {
     public var pathParameters: [String: String]
     /// Numeric address of the peer (no port), when known.
     public var remoteAddress: String?
-    /// Arrived over TLS on this server (not through a proxy: see `X-Forwarded-Proto`).
+    /// Arrived over TLS on this server, or through a proxy trusted to say so
+    /// (`HTTPServerConfiguration.trustForwardedProto`).
     public var isTLS = false
 
     public init(

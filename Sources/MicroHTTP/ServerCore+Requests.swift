@@ -44,7 +44,7 @@ extension ServerCore {
             method: method.map { String(cString: $0) } ?? "", path: path, query: query.last, headers: headers,
             body: body)
         request.repeatedQuery = query.repeated
-        request.isTLS = configuration.tls != nil
+        request.isTLS = configuration.tls != nil || configuration.trustForwardedProto && Self.forwardedHTTPS(headers)
         // INET6_ADDRSTRLEN is 46.
         request.remoteAddress = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
             guard gpb_mhd_client_address(connection, buffer.baseAddress, buffer.count) == 1 else { return nil }
@@ -53,11 +53,31 @@ extension ServerCore {
         return request
     }
 
+    /// The proxy in front says the client came over TLS: its last `X-Forwarded-Proto`, or
+    /// `proto=https` in `Forwarded`.
+    static func forwardedHTTPS(_ headers: HTTPHeaders) -> Bool {
+        if let proto = headers.values(for: "X-Forwarded-Proto").last {
+            return proto.split(separator: ",").last.map { $0.filter { $0 != " " && $0 != "\t" }.lowercased() } == "https"
+        }
+        return headers["Forwarded"]?.lowercased().contains("proto=https") ?? false
+    }
+
+    /// Over TLS (direct, or through a trusted proxy): browsers are told to come back over
+    /// TLS only, for a year.
+    static func strictTransport(_ response: HTTPResponse, _ request: HTTPRequest) -> HTTPResponse {
+        guard request.isTLS, response.headers["Strict-Transport-Security"] == nil else { return response }
+        var response = response
+        response.headers.add("Strict-Transport-Security", hstsValue)
+        return response
+    }
+
+    static let hstsValue = "max-age=31536000"
+
     /// Queues `response`, or the error responder's 500 (rendered for `request`)
     /// when its status is not in 200...599.
     func queue(_ connection: OpaquePointer, _ response: HTTPResponse, request: HTTPRequest) -> MHD_Result {
         // Not one function with an optional request: making the optional copies it.
-        queueValid(connection, (200...599).contains(response.status) ? response : internalError(request))
+        queueValid(connection, Self.strictTransport((200...599).contains(response.status) ? response : internalError(request), request))
     }
 
     /// `queue` for an async handler's response (the request is no longer at hand).
@@ -99,9 +119,9 @@ extension ServerCore {
         if shuttingDown.load(ordering: .relaxed) {
             _ = MHD_add_response_header(mhdResponse, "Connection", "close")
         }
-        // Served over TLS: browsers are told to come back over TLS only (a year).
+        // Served over TLS, also answers made without a request at hand (see `strictTransport`).
         if configuration.tls != nil, response.headers["Strict-Transport-Security"] == nil {
-            _ = MHD_add_response_header(mhdResponse, "Strict-Transport-Security", "max-age=31536000")
+            _ = MHD_add_response_header(mhdResponse, "Strict-Transport-Security", Self.hstsValue)
         }
         return MHD_queue_response(connection, UInt32(response.status), mhdResponse)
     }

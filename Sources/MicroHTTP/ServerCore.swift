@@ -196,7 +196,7 @@ final class ServerCore: Sendable {
             MHD_suspend_connection(connection)
             Task { [request] in
                 let response = await handler(request)
-                self.handlerFinished(context, response)
+                self.handlerFinished(context, Self.strictTransport(response, request))
             }
             return .YES
         }

@@ -18,10 +18,13 @@ struct GPUBroker: AsyncParsableCommand {
             by 'gpubroker login'). Exit codes: 0 done, 1 error, 2 usage, 3 insufficient capacity, \
             4 timed out waiting. Shell completion: gpubroker --generate-completion-script bash|zsh|fish.
             """,
+        version: Release.version,
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
-                Regions.self, Inventory.self, Allocate.self, Allocations.self, Shares.self, Apply.self, Admin.self, Login.self,
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Allocations.Queue.self, Shares.self, Apply.self,
+                Policies.self, Webhooks.self, Events.self, Usage.self, Admin.self, Login.self, Logout.self, WhoAmI.self, Config.self,
+                Version.self,
             ]),
         ],
         defaultSubcommand: Serve.self
@@ -30,6 +33,10 @@ struct GPUBroker: AsyncParsableCommand {
     /// ArgumentParser's own `main`, except that a usage error exits 2 (as the client
     /// commands document) instead of EX_USAGE (64).
     static func main() async {
+        if let unknown = CommandNames.unknown(Array(CommandLine.arguments.dropFirst())) {
+            Terminal.write(unknown + "\n", to: .standardError)
+            Foundation.exit(ClientExit.usage.rawValue)
+        }
         do {
             var command = try await asyncParseAsRoot(nil)
             if var asyncCommand = command as? AsyncParsableCommand {

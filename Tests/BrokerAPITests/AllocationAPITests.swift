@@ -133,6 +133,14 @@ final class AllocationAPITests: XCTestCase {
         XCTAssertEqual(left.map { $0["region"]!.string! }, ["idc", "idc"])
         XCTAssertEqual(back.json["placedReplicas"], 2)
         XCTAssertEqual(back.json["replicas"], 2)
+        // Shown as it is: the released replicas as released (not idle), the grant's decisions superseded.
+        XCTAssertEqual(back.json["instances"]!.array.map { $0["state"]!.string! }.sorted(), ["released", "released", "running", "running"])
+        let reasons = back.json["decisions"]!.array.map { $0["region"]!.string! + ": " + $0["reason"]!.string! }
+        XCTAssertEqual(Array(reasons.prefix(2)), [
+            "idc: scaled in to 2: kept 2 of 3, released 1 (last unit first, newest first)",
+            "cn-beijing: scaled in to 2: kept 0 of 1, released 1 (last unit first, newest first)",
+        ])
+        XCTAssertTrue(reasons.dropFirst(2).allSatisfy { $0.contains(": superseded by a scale-in: ") }, "\(reasons)")
         try await verifyLedger()
     }
 
@@ -195,7 +203,8 @@ final class AllocationAPITests: XCTestCase {
         let released = try await broker.call("DELETE", "/v1/allocations/\(id)", token: token)
         XCTAssertEqual(released.status, 200)
         XCTAssertEqual(released.json["status"], "released")
-        XCTAssertEqual(Set(released.json["instances"]!.array.map { $0["state"]!.string! }), ["idle"])
+        XCTAssertEqual(Set(released.json["instances"]!.array.map { $0["state"]!.string! }), ["released"],
+                       "the pool keeps them warm (idle); the allocation no longer holds them")
         let again = try await broker.call("DELETE", "/v1/allocations/\(id)", token: token)
         XCTAssertEqual(again.status, 409)
         let renewReleased = try await broker.call("POST", "/v1/allocations/\(id)/renew", token: token)

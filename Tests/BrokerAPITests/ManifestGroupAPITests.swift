@@ -77,10 +77,11 @@ final class ManifestGroupAPITests: XCTestCase {
         XCTAssertEqual(replay.status, 201)
         XCTAssertEqual(replay.json["allocations"]?.array.map { $0["id"] }, allocations.map { $0["id"] })
 
-        let second = try await post(leaderWorkerSet)
+        // Sent again without a key, the same file would replay the last: new keys ask for more.
+        let second = try await post(leaderWorkerSet, key: "g2")
         XCTAssertEqual(second.status, 201, second.text)
         // No region has two more GPUs: refused, and the leaders' CPUs are not held either.
-        let third = try await post(leaderWorkerSet)
+        let third = try await post(leaderWorkerSet, key: "g3")
         XCTAssertEqual(third.status, 409, third.text)
         XCTAssertEqual(third.json["decisions"]?.array.compactMap { $0["region"]?.stringValue }, ["cn-beijing", "cn-hangzhou"])
         let beijing = try await allocated("cn-beijing")

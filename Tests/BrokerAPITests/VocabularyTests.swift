@@ -41,6 +41,7 @@ final class VocabularyTests: XCTestCase {
         Place(name: "WebhookDeliveryStatus", words: words(WebhookDeliveryStatus.self), column: "webhook_deliveries.status",
               openAPI: ["WebhookDelivery", "properties", "status"]),
         Place(name: "ProblemCode", words: words(ProblemCode.self), column: nil, openAPI: ["ProblemCode"]),
+        Place(name: "CallerRole", words: words(CallerRole.self), column: nil, openAPI: ["Identity", "properties", "role"]),
         // Lists that live beside the code they belong to.
         Place(name: "AcceleratorVendor", words: words(AcceleratorVendor.self), column: "pools.gpu_vendor", openAPI: ["AcceleratorVendor"]),
         Place(name: "Precision", words: words(Precision.self), column: nil, openAPI: ["Precision"]),
@@ -48,6 +49,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "UsageGrouping", words: words(UsageGrouping.self), column: nil, openAPI: ["UsageGrouping"]),
         Place(name: "ResourceLimits.Name", words: words(ResourceLimits.Name.self), column: nil,
               openAPI: ["Problem", "properties", "limitName"]),
+        Place(name: "ManifestKinds.workloadKindNames", words: ManifestKinds.workloadKindNames, column: nil,
+              openAPI: ["ManifestWorkloadKind"]),
     ]
 
     func testEveryListIsTheSameInSwiftTheDatabaseAndTheOpenAPIDocument() throws {

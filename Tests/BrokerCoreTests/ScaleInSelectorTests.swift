@@ -32,4 +32,19 @@ final class ScaleInSelectorTests: XCTestCase {
         XCTAssertEqual(ScaleInSelector.select([], releasing: 5), [])
         XCTAssertEqual(ScaleInSelector.select(instances.reversed(), releasing: 2), ["b", "a"], "independent of input order")
     }
+
+    func testDecisionsAfterAScaleInSayWhatWasKeptAndSupersedeTheGrants() {
+        let grant = [PlacementDecision(region: "a", replicas: 3, reason: "T4: 3 of 10 available")]
+        let first = ScaleInDecisions.after(grant, before: ["a", "a", "a"], after: ["a", "a"], replicas: 2)
+        XCTAssertEqual(first, [
+            PlacementDecision(region: "a", replicas: 2, reason: "scaled in to 2: kept 2 of 3, released 1 (last unit first, newest first)"),
+            PlacementDecision(region: "a", replicas: 3, reason: "superseded by a scale-in: T4: 3 of 10 available"),
+        ])
+        // Again: the last scale-in's line is replaced, the grant's is not marked twice.
+        let second = ScaleInDecisions.after(first, before: ["a", "a"], after: ["a"], replicas: 1)
+        XCTAssertEqual(second.map(\.reason), [
+            "scaled in to 1: kept 1 of 2, released 1 (last unit first, newest first)",
+            "superseded by a scale-in: T4: 3 of 10 available",
+        ])
+    }
 }

@@ -178,7 +178,7 @@ final class InvariantTests: XCTestCase {
         try direct.query("DELETE FROM tenants WHERE id = $1", [gone])
         let policy = NamedPolicy(name: "p", policy: PlacementPolicy(strategy: .prefer, units: []))
         try await assertStoreError(.notFound("the tenant no longer exists")) {
-            _ = try await PolicyStore(pool: pool).put(tenantId: gone, policy)
+            _ = try await PolicyStore(pool: pool).put(tenantId: gone, policy, limit: 100)
         }
         await pool.close()
     }

@@ -1,3 +1,4 @@
+import BrokerCore
 import BrokerStore
 import Foundation
 import JSON
@@ -11,7 +12,10 @@ final class QueueHeadTests: XCTestCase {
     var maintenance: MaintenanceStore { MaintenanceStore(pool: broker.pool) }
 
     override func setUp() async throws {
-        broker = try TestBroker(transport: .inProcess)
+        // One tenant queues a thousand here: past the default pending limit, as an admin may allow.
+        var limits = ResourceLimits()
+        limits[.pendingAllocationsPerTenant] = 1000
+        broker = try TestBroker(transport: .inProcess, limits: limits)
         try await broker.region("a", primary: true)
         try await broker.pool("a", "t4", series: "T4", capacity: 10, price: 1)
         try await broker.pool("a", "l4", series: "L4", capacity: 1, price: 1)

@@ -3,6 +3,7 @@ import Foundation
 import JSON
 import TestHarness
 import TestSupport
+import XCTest
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -37,8 +38,19 @@ enum Binary {
         return environment.map { "\($0.key)=\($0.value)" }
     }
 
-    /// Starts the binary with stdin, stdout and stderr opened on the given paths.
-    static func spawn(_ arguments: [String], environment overrides: [String: String], stdin: String, stdout: String, stderr: String) throws -> pid_t {
+    /// Starts the binary (or `executable`) with stdin, stdout and stderr opened on the given
+    /// paths; `newGroup`: in a process group of its own, whose id is its pid.
+    static func spawn(
+        _ arguments: [String], environment overrides: [String: String], stdin: String, stdout: String, stderr: String,
+        executable: String = url.path, newGroup: Bool = false
+    ) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if newGroup {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            posix_spawnattr_setpgroup(&attributes, 0)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -49,13 +61,13 @@ enum Binary {
         } else {
             posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         }
-        let command = [url.path] + arguments
+        let command = [executable] + arguments
         var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment(overrides).map { strdup($0) } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, url.path, &actions, nil, &argv, &envp)
-        guard spawned == 0 else { throw TestSetupError("cannot run gpubroker: errno \(spawned)") }
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        guard spawned == 0 else { throw TestSetupError("cannot run \(executable): errno \(spawned)") }
         return pid
     }
 
@@ -156,11 +168,11 @@ final class ServedBroker {
     let logPath = NSTemporaryDirectory() + "gpb-cli-broker-\(UUID().uuidString.prefix(8)).log"
     var url: String { "http://127.0.0.1:\(port)" }
 
-    init(environment extra: [String: String] = [:]) throws {
+    init(arguments: [String] = [], environment extra: [String: String] = [:]) throws {
         databaseURL = try TestDatabase.create()
         port = try freePort()
         pid = try Binary.spawn(
-            [],
+            arguments,
             environment: [
                 "GPUBROKER_DATABASE_URL": databaseURL, "GPUBROKER_LISTEN": "127.0.0.1:\(port)",
                 "GPUBROKER_ADMIN_TOKEN": adminToken, "GPUBROKER_RECONCILE_INTERVAL": "0.3", "GPUBROKER_LOG_LEVEL": "warning",
@@ -197,5 +209,35 @@ final class ServedBroker {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as! HTTPURLResponse).statusCode, (try? JSONValue.parse(Array(data))) ?? .null)
+    }
+}
+
+extension ServedBroker {
+    /// Runs `gpubroker` against the broker; the token through GPUBROKER_TOKEN.
+    func cli(_ arguments: [String], token: String?, environment: [String: String] = [:], stdin: String? = nil) throws -> Binary.Result {
+        var settings = ["GPUBROKER_URL": url]
+        if let token { settings["GPUBROKER_TOKEN"] = token }
+        return try Binary.run(arguments, environment: settings.merging(environment) { $1 }, stdin: stdin)
+    }
+
+    /// Regions r1 (primary, T4 capacity 3) and r2 (on-premises, T4 capacity 2) and a tenant,
+    /// all made with the admin commands; returns the tenant's token.
+    func seed() async throws -> String {
+        let admin = adminToken
+        let steps: [[String]] = [
+            ["admin", "regions", "create", "r1", "--vpc-id", "vpc-1", "--vswitch", "vsw-a,vsw-b", "--security-group", "sg-1", "--label", "geo=north"],
+            ["admin", "regions", "create", "r2", "--kind", "on-premises", "--vpc-id", "vpc-2", "--vswitch", "vsw-c", "--security-group", "sg-2"],
+            ["admin", "pools", "put", "r1", "t4", "--class", "gpu", "--series", "T4", "--gpu-memory", "16", "--gpus", "1", "--cpu", "4",
+             "--memory", "15", "--instance-type", "ecs.t4", "--capacity", "3", "--price", "1.5"],
+            ["admin", "pools", "put", "r2", "t4", "--class", "gpu", "--series", "T4", "--gpu-memory", "16", "--gpus", "1", "--cpu", "4",
+             "--memory", "15", "--instance-type", "idc.t4", "--capacity", "2", "--price", "0"],
+        ]
+        for step in steps {
+            let result = try cli(step + ["-o", "json"], token: admin)
+            XCTAssertEqual(result.status, 0, "\(step): \(result.stderr)")
+        }
+        let tenant = try cli(["admin", "tenants", "create", "team", "--gpus", "16", "-o", "json"], token: admin)
+        XCTAssertEqual(tenant.status, 0, tenant.stderr)
+        return try XCTUnwrap(tenant.json["token"]?.stringValue, tenant.stdout)
     }
 }

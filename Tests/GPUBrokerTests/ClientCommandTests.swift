@@ -19,33 +19,11 @@ final class ClientCommandTests: XCTestCase {
         broker?.stop()
     }
 
-    /// Runs `gpubroker` against the broker; the token through GPUBROKER_TOKEN.
     func cli(_ arguments: [String], token: String?, environment: [String: String] = [:], stdin: String? = nil) throws -> Binary.Result {
-        var settings = ["GPUBROKER_URL": broker.url]
-        if let token { settings["GPUBROKER_TOKEN"] = token }
-        return try Binary.run(arguments, environment: settings.merging(environment) { $1 }, stdin: stdin)
+        try broker.cli(arguments, token: token, environment: environment, stdin: stdin)
     }
 
-    /// Regions r1 (primary, T4 capacity 3) and r2 (on-premises, T4 capacity 2) and a tenant,
-    /// all made with the admin commands; returns the tenant's token.
-    func seed() async throws -> String {
-        let admin = broker.adminToken
-        let steps: [[String]] = [
-            ["admin", "regions", "create", "r1", "--vpc-id", "vpc-1", "--vswitch", "vsw-a,vsw-b", "--security-group", "sg-1", "--label", "geo=north"],
-            ["admin", "regions", "create", "r2", "--kind", "on-premises", "--vpc-id", "vpc-2", "--vswitch", "vsw-c", "--security-group", "sg-2"],
-            ["admin", "pools", "put", "r1", "t4", "--class", "gpu", "--series", "T4", "--gpu-memory", "16", "--gpus", "1", "--cpu", "4",
-             "--memory", "15", "--instance-type", "ecs.t4", "--capacity", "3", "--price", "1.5"],
-            ["admin", "pools", "put", "r2", "t4", "--class", "gpu", "--series", "T4", "--gpu-memory", "16", "--gpus", "1", "--cpu", "4",
-             "--memory", "15", "--instance-type", "idc.t4", "--capacity", "2", "--price", "0"],
-        ]
-        for step in steps {
-            let result = try cli(step + ["-o", "json"], token: admin)
-            XCTAssertEqual(result.status, 0, "\(step): \(result.stderr)")
-        }
-        let tenant = try cli(["admin", "tenants", "create", "team", "--gpus", "16", "-o", "json"], token: admin)
-        XCTAssertEqual(tenant.status, 0, tenant.stderr)
-        return try XCTUnwrap(tenant.json["token"]?.stringValue, tenant.stdout)
-    }
+    func seed() async throws -> String { try await broker.seed() }
 
     /// `admin pools put` reports the accelerator: vendor (inferred from the model unless
     /// given), partitions and links; a new model without `--vendor` is inferred again.

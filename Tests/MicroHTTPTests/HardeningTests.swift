@@ -51,6 +51,33 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(response.text, "a=b=c&d&e=+ f")
     }
 
+    // MARK: issue 31, N8: TLS ended by a proxy in front
+
+    /// `X-Forwarded-Proto: https` counts as TLS (HSTS, `isTLS` for Secure cookies) only
+    /// when the server is told to trust the proxy that sets it; otherwise any client could
+    /// send it.
+    func testForwardedProtoIsTrustedOnlyWithTheFlag() throws {
+        let forwarded = ["X-Forwarded-Proto: https"]
+        let untrusting = try startServer()
+        for target in ["/tls", "/sync/1"] {
+            let response = try RawClient.request(port: untrusting.port, "GET", target, headers: forwarded)
+            XCTAssertNil(response.headers["Strict-Transport-Security"], target)
+        }
+        XCTAssertEqual(try RawClient.request(port: untrusting.port, "GET", "/tls", headers: forwarded).text, "tls=false")
+
+        let trusting = try startServer { $0.trustForwardedProto = true }
+        for target in ["/tls", "/sync/1"] {
+            let response = try RawClient.request(port: trusting.port, "GET", target, headers: forwarded)
+            XCTAssertEqual(response.headers["Strict-Transport-Security"], "max-age=31536000", target)
+        }
+        XCTAssertEqual(try RawClient.request(port: trusting.port, "GET", "/tls", headers: forwarded).text, "tls=true")
+        XCTAssertEqual(
+            try RawClient.request(port: trusting.port, "GET", "/tls", headers: ["Forwarded: for=1.2.3.4;proto=https"]).text, "tls=true")
+        let plain = try RawClient.request(port: trusting.port, "GET", "/tls", headers: ["X-Forwarded-Proto: http"])
+        XCTAssertEqual(plain.text, "tls=false")
+        XCTAssertNil(plain.headers["Strict-Transport-Security"], "plain HTTP through the proxy: no HSTS")
+    }
+
     // MARK: (6) request-smuggling shapes
 
     func testAmbiguousFramingIsRefusedAndTheConnectionClosed() throws {

@@ -49,6 +49,7 @@ final class MicroHTTPTests: XCTestCase {
             return text(200, "slow done")
         }
         router.add("GET", "/bad-status") { _ in HTTPResponse(status: 42) }
+        router.add("GET", "/tls") { request in text(200, "tls=\(request.isTLS)") }
         router.add("GET", "/thread") { _ in text(200, threadName()) }
         // Synchronous routes: run on the server's own thread.
         router.addSynchronous("GET", "/sync/{id}") { request in

@@ -41,7 +41,7 @@ public final class TestBroker: Sendable {
         logger.logLevel = .warning
         services = BrokerServices(
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
-            allocations: AllocationStore(pool: pool), policies: PolicyStore(pool: pool),
+            allocations: AllocationStore(pool: pool, limits: limits), policies: PolicyStore(pool: pool),
             usage: UsageStore(pool: pool), admin: AdminCredential(token: adminToken), metricsText: { "" },
             readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init), limits: limits)
         let api = BrokerAPI.router(services: services)

@@ -213,7 +213,12 @@ def run(browser, url, api, alpha, beta, hostile):
         api.call("POST", "/v1/allocations", alpha["token"], {
             "computeClass": "gpu", "gpuSeries": ["A10"], "gpuCount": 1, "cpu": 4, "memoryGiB": 15, "replicas": 4})
         expect(pool_counts(page, "cn-beijing", "a10")).to_have_text("6 running, 0 idle, 0 free of 6", timeout=15000)
-        expect(page.get_by_role("article", name="Region cn-beijing")).to_contain_text("low")
+        card = page.get_by_role("article", name="Region cn-beijing")
+        expect(card).to_contain_text("low")
+        # Markers per series and per pool: the full A10 pool shows beside free T4 and CPU pools.
+        expect(card.locator("h3")).to_contain_text("A10 full")
+        a10 = card.locator("li.pool", has=page.locator("strong", has_text=re.compile("^a10$")))
+        expect(a10.locator(".pool-head .badge")).to_have_text("full")
         assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
         shot(page, "overview-1280.png")
 
@@ -306,6 +311,7 @@ def run(browser, url, api, alpha, beta, hostile):
         sign_in(page, url, ADMIN)
         holders = page.get_by_role("region", name="Who holds capacity")
         expect(holders.get_by_role("row", name=re.compile("team-beta"))).to_contain_text("7")  # 2 A10 + 5 T4
+        expect(holders.get_by_role("row", name=re.compile("team-beta"))).to_contain_text("A10 2, T4 5")  # GPUs by series
         expect(holders.get_by_role("row", name=re.compile("team-alpha"))).to_contain_text("cn-hangzhou 3")
         page.get_by_role("link", name="Pending").click()
         expect(page.locator("#live-pending tbody tr")).to_have_count(1)

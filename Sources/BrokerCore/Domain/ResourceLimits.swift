@@ -10,6 +10,10 @@ public struct ResourceLimits: Sendable, Equatable {
         case webhookEndpointsPerTenant = "webhook-endpoints-per-tenant"
         /// Console sessions signed in at once on one broker process.
         case sessionsPerTenant = "sessions-per-tenant"
+        /// Named placement policies (`PUT /v1/policies/{name}`).
+        case policiesPerTenant = "policies-per-tenant"
+        /// Allocations waiting for capacity or budget (`queue: true`), across brokers.
+        case pendingAllocationsPerTenant = "pending-allocations-per-tenant"
 
         /// What the limit counts, for its refusal ("this tenant has 25 webhook endpoints").
         public var counted: String {
@@ -17,18 +21,23 @@ public struct ResourceLimits: Sendable, Equatable {
             case .streamsPerTenant: "event streams open on this broker; close one first"
             case .webhookEndpointsPerTenant: "webhook endpoints; delete one first"
             case .sessionsPerTenant: "console sessions on this broker; sign one out first"
+            case .policiesPerTenant: "policies; delete one first"
+            case .pendingAllocationsPerTenant: "pending allocations; wait until one is admitted or withdraw one"
             }
         }
 
-        /// Held open (frees when the tenant lets go, so 429 and retry) rather than created
-        /// (deleted by the tenant, so 403 like a quota).
-        public var heldOpen: Bool { self == .streamsPerTenant || self == .sessionsPerTenant }
+        /// Held open (frees when the tenant lets go, or a pending allocation is admitted or
+        /// times out: 429 and retry) rather than created (deleted by the tenant, so 403 like
+        /// a quota).
+        public var heldOpen: Bool { self == .streamsPerTenant || self == .sessionsPerTenant || self == .pendingAllocationsPerTenant }
 
         public var defaultValue: Int {
             switch self {
             case .streamsPerTenant: 64
             case .webhookEndpointsPerTenant: 25
             case .sessionsPerTenant: 20
+            case .policiesPerTenant: 100
+            case .pendingAllocationsPerTenant: 200
             }
         }
     }

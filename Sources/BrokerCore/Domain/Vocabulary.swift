@@ -72,6 +72,11 @@ public enum WebhookDeliveryStatus: String, Codable, Sendable, CaseIterable {
     case pending, delivered, failed
 }
 
+/// Who a token is (`GET /v1/whoami`).
+public enum CallerRole: String, Codable, Sendable, CaseIterable {
+    case admin, tenant
+}
+
 /// The machine `code` of a problem+json answer.
 public enum ProblemCode: String, Sendable, CaseIterable {
     case invalidRequest = "invalid_request"

@@ -67,6 +67,15 @@ public enum ManifestKinds {
         "ResourceClaim", "ResourceClaimTemplate", "HealthCheckPolicy", "GCPBackendPolicy", "ScaledObject",
     ]
 
+    /// The kinds of the workloads the broker places, each name once (a Volcano `Job` and a
+    /// Knative `Service` share theirs with batch/v1 and v1): with a `…List` of documents,
+    /// what a file of one document may be (the OpenAPI document's `ManifestWorkloadKind`;
+    /// VocabularyTests keeps the two equal).
+    public static let workloadKindNames: [String] = {
+        var seen = Set<String>()
+        return (workloads.map(\.kind) + groups.map(\.kind)).filter { seen.insert($0).inserted }
+    }()
+
     /// One line naming every kind the broker reads, for refusals.
     public static let supportedList: String = {
         let workloads = (Self.workloads.map(\.name) + groups.map(\.name)).joined(separator: ", ")

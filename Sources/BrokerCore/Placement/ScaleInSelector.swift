@@ -37,3 +37,30 @@ public enum ScaleInSelector {
         return ordered.prefix(count).map(\.id)
     }
 }
+
+/// An allocation's `decisions` after a scale-in: one line per region it held, saying what
+/// the scale-in kept and released there, then the earlier lines marked superseded (they
+/// describe a placement the allocation no longer has).
+public enum ScaleInDecisions {
+    public static let supersededPrefix = "superseded by a scale-in: "
+
+    /// `before` and `after`: the regions of the running instances, one entry per instance.
+    public static func after(
+        _ previous: [PlacementDecision], before: [String], after: [String], replicas: Int
+    ) -> [PlacementDecision] {
+        var regions: [String] = []
+        for region in before where !regions.contains(region) { regions.append(region) }
+        let current = regions.map { region in
+            let held = before.filter { $0 == region }.count
+            let kept = after.filter { $0 == region }.count
+            return PlacementDecision(
+                region: region, replicas: kept,
+                reason: "scaled in to \(replicas): kept \(kept) of \(held), released \(held - kept) (last unit first, newest first)")
+        }
+        let earlier = previous.filter { !$0.reason.hasPrefix("scaled in to ") }.map { decision in
+            decision.reason.hasPrefix(supersededPrefix)
+                ? decision : PlacementDecision(region: decision.region, replicas: decision.replicas, reason: supersededPrefix + decision.reason)
+        }
+        return current + earlier
+    }
+}

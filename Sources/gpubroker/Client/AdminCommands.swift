@@ -93,10 +93,7 @@ struct AdminRegions: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, _ in
-                try await client.deleteRegion(id)
-                Terminal.write("region \(id) deleted\n", to: .standardError)
-            }
+            try await options.delete("region \(id)") { try await $0.deleteRegion(id) }
         }
     }
 }
@@ -183,10 +180,7 @@ struct AdminPools: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.run { client, _ in
-                try await client.deletePool(region: region, pool: pool)
-                Terminal.write("pool \(region)/\(pool) deleted\n", to: .standardError)
-            }
+            try await options.delete("pool \(region)/\(pool)") { try await $0.deletePool(region: region, pool: pool) }
         }
     }
 }

@@ -22,7 +22,7 @@ struct Allocate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n"))
     var replicas = 1
 
-    @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"))
+    @Option(help: ArgumentHelp("Pin to this region, without fallback.", valueName: "region"), completion: RegionCompletion.kind)
     var region: String?
 
     @Option(help: ArgumentHelp("Place with this named policy of the tenant (GET /v1/policies/{name}).", valueName: "name"))
@@ -126,11 +126,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Where a pending allocation stands: position, replicas ahead, the pools it waits for, an estimate.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.queue) { client in try await client.queuePosition(id) }
+            try await options.show(Tables.queue) { client in try await client.queuePosition(try await client.resolveAllocationId(id)) }
         }
     }
 
@@ -138,10 +138,11 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List allocations, oldest first (every page unless --limit).")
 
-        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"))
+        @Option(help: ArgumentHelp("Only this status (\(AllocationStatus.helpList)).", valueName: "status"),
+                completion: .list(AllocationStatus.allCases.map(\.rawValue)))
         var status: String?
 
-        @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"))
+        @Option(help: ArgumentHelp("Only allocations with an instance in this region.", valueName: "region"), completion: RegionCompletion.kind)
         var region: String?
 
         @Option(help: ArgumentHelp("One page of at most this many (1-100); its nextCursor goes to --cursor.", valueName: "n"))
@@ -150,22 +151,35 @@ struct Allocations: AsyncParsableCommand {
         @Option(help: ArgumentHelp("With --limit: the page after this cursor.", valueName: "cursor"))
         var cursor: String?
 
+        @Option(name: [.customShort("l"), .customLong("selector")], help: ArgumentHelp(
+            "Only allocations whose labels hold key=value (repeatable: all must hold).", valueName: "key=value"))
+        var selector: [String] = []
+
+        @Flag(name: [.customShort("w"), .long], help: "Print the list again whenever it changes, until interrupted.")
+        var watch = false
+
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func validate() throws {
             if cursor != nil && limit == nil { throw ValidationError("--cursor pages with --limit: give both") }
+            _ = try keyValues(selector, option: "-l")
         }
 
         func run() async throws {
+            let labels = try keyValues(selector, option: "-l")
             try await options.run { client, printer in
-                let page: JSONValue
-                if let limit {
-                    page = try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
-                } else {
-                    page = try await client.allAllocations(status: status, region: region, scope: scope.scope)
+                let read = {
+                    let page = if let limit {
+                        try await client.allocations(limit: limit, cursor: cursor, status: status, region: region, scope: scope.scope)
+                    } else {
+                        try await client.allAllocations(status: status, region: region, scope: scope.scope)
+                    }
+                    return matchingLabels(page, labels)
                 }
-                try printer.print(page) { Tables.allocations($0, colour: printer.colour) }
+                let table = { Tables.allocations($0, colour: printer.colour) }
+                if watch { return try await Watch.run(read, printer: printer, table: table) }
+                try printer.print(try await read(), table: table)
             }
         }
     }
@@ -173,17 +187,30 @@ struct Allocations: AsyncParsableCommand {
     struct Get: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show an allocation: instances and placement decisions.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Flag(help: "Wait while it is pending, as 'allocate --wait' does.") var wait = false
         @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4).", valueName: "seconds"))
         var timeout: Double = 600
+        @Flag(name: [.customShort("w"), .long], help: "Print it again whenever it changes, until it has ended (released, expired, unschedulable).")
+        var watch = false
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
+        func validate() throws {
+            if wait && watch { throw ValidationError("--wait and --watch exclude each other") }
+        }
+
         func run() async throws {
             try await options.run { client, printer in
+                if watch {
+                    let resolved = try await client.resolveAllocationId(id, scope: scope.scope)
+                    return try await Watch.run(
+                        { try await client.allocation(resolved, scope: scope.scope) }, printer: printer,
+                        table: { Tables.allocation($0, colour: printer.colour) },
+                        until: { AllocationStatus(rawValue: $0.text("status"))?.hasEnded ?? true })
+                }
                 try await AllocationWaiter.show(
-                    try await client.allocation(id, scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
+                    try await client.allocation(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope), waiting: wait, timeout: timeout, client: client, printer: printer)
             }
         }
     }
@@ -192,51 +219,51 @@ struct Allocations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the replica count: scale out, or in (last placement unit first, newest first).")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.scale(id, replicas: replicas, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.scale(try await client.resolveAllocationId(id, scope: scope.scope), replicas: replicas, scope: scope.scope) }
         }
     }
 
     struct Renew: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Extend the lease from now.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
         var lease: Int?
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.renew(id, leaseSeconds: lease, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.renew(try await client.resolveAllocationId(id, scope: scope.scope), leaseSeconds: lease, scope: scope.scope) }
         }
     }
 
     struct Release: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Release every instance (or withdraw a pending request).")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.allocation) { client in try await client.release(id, scope: scope.scope) }
+            try await options.show(Tables.allocation) { client in try await client.release(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope) }
         }
     }
 
     struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The allocation's ledger rows, in sequence order.")
 
-        @Argument(help: "The allocation id.") var id: String
+        @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @OptionGroup var scope: AllocationScopeOptions
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
-            try await options.show(Tables.events) { client in try await client.events(id, scope: scope.scope) }
+            try await options.show(Tables.events) { client in try await client.events(try await client.resolveAllocationId(id, scope: scope.scope), scope: scope.scope) }
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import BrokerAPI
 import BrokerClient
 import BrokerCore
+import Crypto
 import Foundation
 import JSON
 
@@ -18,7 +19,8 @@ struct Apply: AsyncParsableCommand {
             the whole answer (allocations and manifests). A ResourcePolicy, PropagationPolicy \
             or ctyun Policy in the file places the workloads it selects; a file holding only \
             such policies stores each as the tenant's named policy (PUT /v1/policies/NAME), \
-            which later requests whose labels match then use.
+            which later requests whose labels match then use. Applying the same file again \
+            gives the same allocations (within 24 hours); --again asks for new ones.
             """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
@@ -27,18 +29,21 @@ struct Apply: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Write the per-region manifests into this directory.", valueName: "dir"))
     var outputDir: String?
 
+    @Flag(help: "Allocate again for a file applied before (by default the same file gives the same allocation).")
+    var again = false
+
     @OptionGroup var options: ClientOptions
 
+    /// The request's `Idempotency-Key`: the file's SHA-256, so that applying a file twice is
+    /// one set of allocations (the broker answers the first grant again, for 24 hours, per
+    /// tenant); with `--again`, a fresh one.
+    static func idempotencyKey(_ bytes: [UInt8], again: Bool) -> String {
+        guard !again else { return UUID().uuidString }
+        return "apply-" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
     func run() async throws {
-        let bytes: [UInt8]
-        if file == "-" {
-            bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
-        } else if let data = FileManager.default.contents(atPath: file) {
-            bytes = Array(data)
-        } else {
-            Terminal.error("cannot read \(file)")
-            throw ClientExit.failure
-        }
+        let bytes = try readInput(file)
         if let policies = Self.policiesOnly(bytes) {
             try await options.run { client, printer in
                 var stored: [JSONValue] = []
@@ -55,7 +60,7 @@ struct Apply: AsyncParsableCommand {
             return
         }
         try await options.run { client, printer in
-            let answer = try await client.allocate(manifest: bytes)
+            let answer = try await client.allocate(manifest: bytes, idempotencyKey: Self.idempotencyKey(bytes, again: again))
             let allocation = answer["allocation"] ?? .null
             let manifests = answer["manifests"]?.arrayValue ?? []
             let regions = answer["manifestRegions"]?.arrayValue ?? []

@@ -46,6 +46,16 @@ extension ClientOptions {
     }
 }
 
+extension ClientOptions {
+    /// Runs one removal and says on stderr what went ("region r1 deleted").
+    func delete(_ what: String, _ call: (BrokerClient) async throws -> Void) async throws {
+        try await run { client, _ in
+            try await call(client)
+            Terminal.write("\(what) deleted\n", to: .standardError)
+        }
+    }
+}
+
 /// Runs `body`; an error answer or a client failure becomes one line on stderr and exit 1,
 /// or exit 3 when the broker refused for lack of capacity.
 func reportingFailures(_ body: () async throws -> Void) async throws {
@@ -84,4 +94,15 @@ func keyValues(_ items: [String], option: String) throws -> [String: String] {
 /// Comma-separated lists, also given as repeated options: `--series T4,A10 --series L20`.
 func commaList(_ items: [String]) -> [String] {
     items.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+}
+
+/// Shell completion of a region option: the ids of the broker the client is configured for
+/// (flags aside: the environment, then the config file); none when it cannot be asked.
+enum RegionCompletion {
+    static let kind = CompletionKind.custom { (_: [String], _: Int, _: String) async -> [String] in
+        guard let (server, token) = try? ClientConfiguration.resolve(server: nil, token: nil), let token,
+            let regions = try? await BrokerClient(server: server, token: token).regions()
+        else { return [] }
+        return (regions["regions"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+    }
 }

@@ -37,7 +37,7 @@ struct Inventory: AsyncParsableCommand {
 
     @OptionGroup(title: "Replica shape") var shape: ShapeOptions
 
-    @Option(help: ArgumentHelp("Without --class: only this region's pools.", valueName: "region"))
+    @Option(help: ArgumentHelp("Without --class: only this region's pools.", valueName: "region"), completion: RegionCompletion.kind)
     var region: String?
 
     @OptionGroup var options: ClientOptions
@@ -72,10 +72,12 @@ struct Inventory: AsyncParsableCommand {
 
 /// A replica shape, as `inventory` and `allocate` take it.
 struct ShapeOptions: ParsableArguments {
-    @Option(name: .customLong("class"), help: ArgumentHelp("\(ComputeClass.helpList).", valueName: "class"))
+    @Option(name: .customLong("class"), help: ArgumentHelp("\(ComputeClass.helpList).", valueName: "class"),
+            completion: .list(ComputeClass.allCases.map(\.rawValue)))
     var computeClass: String?
 
-    @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"))
+    @Option(help: ArgumentHelp("Acceptable GPU series, most preferred first (T4,A10).", valueName: "series"),
+            completion: .list(AcceleratorModels.all.map(\.name)))
     var series: [String] = []
 
     // Numbers parse `unconditional`ly: '--cpu -4' then says what is wrong with -4, instead
@@ -89,7 +91,7 @@ struct ShapeOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Memory per replica in GiB.", valueName: "GiB"))
     var memory: Double?
 
-    @Option(help: ArgumentHelp("\(QoS.helpList) (preemptible).", valueName: "qos"))
+    @Option(help: ArgumentHelp("\(QoS.helpList) (preemptible).", valueName: "qos"), completion: .list(QoS.allCases.map(\.rawValue)))
     var qos: String?
 
     var isEmpty: Bool { computeClass == nil && series.isEmpty && gpus == nil && cpu == nil && memory == nil && qos == nil }

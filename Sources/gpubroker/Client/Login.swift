@@ -14,6 +14,10 @@ struct Login: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bearer token (tenant or admin). Env: GPUBROKER_TOKEN.", valueName: "token"))
     var token: String?
 
+    @Option(help: ArgumentHelp(
+        "Keep them as this context (default: the server's host:port) and make it the current one.", valueName: "name"))
+    var context: String?
+
     func run() async throws {
         let server = setting(server, "GPUBROKER_URL") ?? ClientConfiguration.defaultServer
         guard let token = setting(token, "GPUBROKER_TOKEN") ?? Self.tokenFromStdin() else {
@@ -22,10 +26,20 @@ struct Login: AsyncParsableCommand {
         let path = ClientConfiguration.defaultPath()
         try await reportingFailures {
             let regions = try await BrokerClient(server: try ClientConfiguration.serverURL(server), token: token).regions()
-            try ClientConfiguration(server: server, token: token).write(path: path)
+            var file = try ClientConfigFile.read(path: path) ?? ClientConfigFile()
+            let name = context ?? Self.contextName(server)
+            file.set(name, ClientConfiguration(server: server, token: token))
+            file.current = name
+            try file.write(path: path)
             let count = regions["regions"]?.arrayValue?.count ?? 0
-            Terminal.write("logged in to \(server) (\(count) regions); settings in \(path)\n", to: .standardError)
+            Terminal.write("logged in to \(server) (\(count) regions) as context \(name); settings in \(path)\n", to: .standardError)
         }
+    }
+
+    /// A context's default name: the server's host and port.
+    static func contextName(_ server: String) -> String {
+        guard let url = URL(string: server), let host = url.host else { return server }
+        return url.port.map { "\(host):\($0)" } ?? host
     }
 
     /// The first line of stdin; at a terminal after a prompt, not echoed.

@@ -154,8 +154,10 @@ struct Table {
     var rows: [[Cell]] = []
 
     init(_ columns: String...) { self.columns = columns }
+    init(columns: [String]) { self.columns = columns }
 
     mutating func add(_ cells: Cell...) { rows.append(cells) }
+    mutating func add(row cells: [Cell]) { rows.append(cells) }
 
     func render(colour: Bool) -> String {
         let header = columns.map { Cell($0, .bold) }

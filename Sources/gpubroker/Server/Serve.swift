@@ -91,6 +91,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The PEM private key of --tls-cert. Env: GPUBROKER_TLS_KEY.", valueName: "file"))
     var tlsKey: String?
 
+    @Flag(help: """
+        Behind a proxy that terminates TLS and sets X-Forwarded-Proto (or Forwarded) on every request: a request \
+        the proxy says came over HTTPS gets HSTS and Secure console cookies. Never trusted without this flag. \
+        Env: GPUBROKER_TRUST_FORWARDED_PROTO=1.
+        """)
+    var trustForwardedProto = false
+
     @Flag(help: "Seed example regions, pools and a demo tenant (its token is logged). Env: GPUBROKER_DEMO=1.")
     var demo = false
 
@@ -187,7 +194,7 @@ struct Serve: AsyncParsableCommand {
         if seedDemo {
             try await DemoData.seed(inventory: inventory, tenants: tenants, directory: directory, logger: logger)
         }
-        let allocations = AllocationStore(pool: pool)
+        let allocations = AllocationStore(pool: pool, limits: resourceLimits)
         let admission = WakeSignal()
         let changes = ChangeNotifications(
             configuration: configuration, inventory: inventory, tenants: tenants, allocations: allocations,
@@ -217,6 +224,8 @@ struct Serve: AsyncParsableCommand {
         http.perIPConnectionLimit = perIP
         http.requestTimeoutSeconds = timeout
         http.tls = tls
+        http.trustForwardedProto =
+            trustForwardedProto || ProcessInfo.processInfo.environment["GPUBROKER_TRUST_FORWARDED_PROTO"] == "1"
         http.errorResponder = BrokerAPI.errorResponder
         let api = BrokerAPI.router(services: services)
         var router = api
