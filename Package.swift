@@ -71,6 +71,8 @@ let package = Package(
             dependencies: [
                 "BrokerCore", "BrokerEvents", "BrokerStore", "JSON", "MicroHTTP", "PostgresClient",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA public keys for RS256 JWTs (OpenID/); the rest of JOSE is in swift-crypto proper.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
@@ -152,7 +154,7 @@ let package = Package(
         .testTarget(name: "PostgresClientTests", dependencies: ["PostgresClient", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerStoreTests", dependencies: ["BrokerStore", "BrokerCore", "JSON", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
-        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams")], swiftSettings: swiftSettings),
+        .testTarget(name: "BrokerAPITests", dependencies: ["BrokerAPI", "BrokerConsole", "BrokerStore", "BrokerCore", "JSON", "MicroHTTP", "PostgresClient", "TestSupport", "TestHarness", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerConsoleTests", dependencies: ["BrokerConsole", "JSON", "MicroHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "BrokerWorkersTests", dependencies: ["BrokerWorkers", "BrokerStore", "BrokerCore", "PostgresClient", "TestSupport", "TestHarness"], swiftSettings: swiftSettings),
         .testTarget(name: "GPUBrokerTests", dependencies: ["gpubroker", "TestSupport", "TestHarness", "BrokerAPI", "BrokerStore", "BrokerCore", "JSON", "PostgresClient"], swiftSettings: swiftSettings),

@@ -13,8 +13,10 @@ CREATE TYPE gpb_planned_grant AS (
     placements gpb_placement[], actor text, policies text);
 
 -- Whether every grant has every member it needs (only max_price_per_hour and a
--- placement's unit may be NULL), at least one placement, and a vSwitch for each instance.
--- One query over the batch, its plan kept for the session (plpgsql).
+-- placement's unit may be NULL), at least one placement, a vSwitch for each instance, and
+-- a request whose shape has the numbers gpb_usage_of reads by key (cpu and memoryGiB;
+-- gpuCount a number when present): the schema of the one JSON the counters read, checked
+-- where it enters. One query over the batch, its plan kept for the session (plpgsql).
 CREATE FUNCTION gpb_grants_complete(p_grants gpb_planned_grant[])
 RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -25,6 +27,9 @@ BEGIN
         WHERE g.allocation_id IS NULL OR g.tenant_id IS NULL OR g.status IS NULL OR g.request IS NULL
            OR g.replicas IS NULL OR g.placed_replicas IS NULL OR g.labels IS NULL OR g.decisions IS NULL
            OR g.lease_seconds IS NULL OR g.actor IS NULL OR g.policies IS NULL
+           OR jsonb_typeof(g.request->'shape'->'cpu') IS DISTINCT FROM 'number'
+           OR jsonb_typeof(g.request->'shape'->'memoryGiB') IS DISTINCT FROM 'number'
+           OR coalesce(jsonb_typeof(g.request->'shape'->'gpuCount'), 'number') <> 'number'
            OR p.region IS NULL OR p.pool IS NULL OR p.count IS NULL OR p.vswitches IS NULL
            OR cardinality(p.vswitches) < p.count);
 END
@@ -81,7 +86,8 @@ BEGIN
         fresh := placement.count - cardinality(reused_ids);
         -- The region must still be active: a plan may come from a snapshot a few
         -- milliseconds old, and a cordoned region gets nothing new.
-        UPDATE pools SET allocated = allocated + fresh, idle = idle - cardinality(reused_ids), updated_at = now()
+        UPDATE pools SET allocated = allocated + fresh, idle = idle - cardinality(reused_ids), updated_at = now(),
+                         changed_xid = pg_current_xact_id()::text::bigint
         WHERE region_id = placement.region AND id = placement.pool
           AND allocated + fresh <= capacity AND idle >= cardinality(reused_ids)
           AND EXISTS (SELECT 1 FROM regions WHERE id = placement.region AND state = 'active');
@@ -243,8 +249,10 @@ BEGIN
         PERFORM 1 FROM tenant_usage WHERE tenant_id = ANY (tenant_ids) ORDER BY tenant_id FOR UPDATE;
     END IF;
     IF budgeted IS NOT NULL THEN
+        -- Only the missing rows: an insertion that finds its row is a speculative one paid for nothing.
         INSERT INTO tenant_spend (tenant_id, month)
         SELECT b.id, m.month FROM unnest(budgeted) AS b (id), gpb_month_pieces(now(), now() + interval '1 day') m
+        WHERE NOT EXISTS (SELECT 1 FROM tenant_spend s WHERE s.tenant_id = b.id AND s.month = m.month)
         ORDER BY 1, 2
         ON CONFLICT DO NOTHING;
         PERFORM 1 FROM tenant_spend
@@ -326,7 +334,8 @@ BEGIN
                now() + make_interval(secs => granted.lease_seconds), now(), now()
         FROM granted ORDER BY granted.n
     ), counters AS (
-        UPDATE pools SET allocated = pools.allocated + taken.count, updated_at = now()
+        UPDATE pools SET allocated = pools.allocated + taken.count, updated_at = now(),
+                         changed_xid = pg_current_xact_id()::text::bigint  -- (pools_mark_changed passes over it)
         FROM (SELECT d.region_id, d.pool_id, sum(d.count)::integer AS count
               FROM demand d JOIN granted USING (n) GROUP BY d.region_id, d.pool_id) AS taken
         WHERE pools.region_id = taken.region_id AND pools.id = taken.pool_id

@@ -13,10 +13,15 @@ BEGIN
 END
 $$;
 
+-- Only when the row does not carry the id yet: the grant's counter UPDATE writes it
+-- itself (gpb_grant_batch, gpb_reserve), so a batch over ten pools calls no function per
+-- pool, and whatever a writer leaves or puts there, the row ends up with the right id.
 CREATE TRIGGER regions_mark_changed BEFORE INSERT OR UPDATE ON regions
-    FOR EACH ROW EXECUTE FUNCTION gpb_mark_changed();
+    FOR EACH ROW WHEN (NEW.changed_xid IS DISTINCT FROM pg_current_xact_id()::text::bigint)
+    EXECUTE FUNCTION gpb_mark_changed();
 CREATE TRIGGER pools_mark_changed BEFORE INSERT OR UPDATE ON pools
-    FOR EACH ROW EXECUTE FUNCTION gpb_mark_changed();
+    FOR EACH ROW WHEN (NEW.changed_xid IS DISTINCT FROM pg_current_xact_id()::text::bigint)
+    EXECUTE FUNCTION gpb_mark_changed();
 
 -- A removed row leaves nothing to read: removals are counted instead, in the same
 -- transaction, and a reader that sees the count move reads everything afresh.
@@ -49,8 +54,11 @@ $$;
 CREATE FUNCTION gpb_pool_json(p pools) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
-        'computeClass', p.compute_class, 'qos', to_jsonb(p.qos), 'gpuSeries', p.gpu_series,
-        'gpuMemoryGiB', p.gpu_memory_gib, 'gpusPerInstance', p.gpus_per_instance, 'cpu', p.cpu,
+        'computeClass', p.compute_class, 'qos', to_jsonb(p.qos), 'gpuSeries', p.gpu_series, 'gpuVendor', p.gpu_vendor,
+        'gpuMemoryGiB', p.gpu_memory_gib, 'gpusPerInstance', p.gpus_per_instance,
+        -- As in PoolView: the accelerator lists only for a GPU pool (a CPU pool's are empty).
+        'gpuPartitions', CASE WHEN p.compute_class = 'gpu' THEN to_jsonb(p.gpu_partitions) END,
+        'gpuInterconnect', CASE WHEN p.compute_class = 'gpu' THEN to_jsonb(p.gpu_interconnect) END, 'cpu', p.cpu,
         'memoryGiB', p.memory_gib, 'instanceType', p.instance_type, 'capacity', p.capacity,
         'allocated', p.allocated, 'idle', p.idle, 'pricePerHour', p.price_per_hour,
         'deferScaleInSeconds', p.defer_scale_in_seconds))
@@ -67,6 +75,11 @@ BEGIN
             'current', CASE WHEN TG_OP <> 'DELETE' THEN gpb_region_json(NEW) END,
             'previous', CASE WHEN TG_OP <> 'INSERT' THEN gpb_region_json(OLD) END)));
     ELSE
+        -- A report wakes the brokers too (notifications.sql notifies the other changes):
+        -- one trigger, one column list and WHEN, for both.
+        IF TG_OP = 'UPDATE' THEN
+            PERFORM pg_notify('gpb_inventory', '');
+        END IF;
         INSERT INTO inventory_events (type, region_id, pool_id, data)
         VALUES ('pool.' || verb, coalesce(NEW.region_id, OLD.region_id), coalesce(NEW.id, OLD.id), jsonb_strip_nulls(jsonb_build_object(
             'current', CASE WHEN TG_OP <> 'DELETE' THEN gpb_pool_json(NEW) END,
@@ -81,7 +94,8 @@ CREATE TRIGGER regions_event AFTER INSERT OR UPDATE OR DELETE ON regions
 CREATE TRIGGER pools_event_added AFTER INSERT OR DELETE ON pools
     FOR EACH ROW EXECUTE FUNCTION gpb_record_inventory_event();
 -- Grants and releases move only the counters: a report is a change of what the pool
--- is (the same columns as pools_notify_changed, and a column list for the same reason).
+-- is, an event and a notification (a column list, so that a grant's UPDATE passes the
+-- trigger over without preparing its WHEN).
 CREATE TRIGGER pools_event_reported AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
         gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds, gpu_vendor,
         gpu_partitions, gpu_interconnect ON pools

@@ -15,24 +15,13 @@ $$;
 CREATE TRIGGER pools_notify_added AFTER INSERT OR DELETE ON pools
     FOR EACH STATEMENT EXECUTE FUNCTION gpb_notify_inventory();
 
--- Two triggers, so that a grant's UPDATE (allocated, updated_at) passes the second over:
--- PostgreSQL prepares a trigger's WHEN clause once per statement that may fire it, and
--- skips a trigger with a column list when the UPDATE sets none of its columns.
+-- A grant's UPDATE (allocated, updated_at) passes this over: PostgreSQL prepares a
+-- trigger's WHEN clause once per statement that may fire it, and skips a trigger with a
+-- column list when the UPDATE sets none of its columns. A report (a change of what the
+-- pool is) notifies through its event's trigger, pools_event_reported (inventory.sql).
 CREATE TRIGGER pools_notify_freed AFTER UPDATE OF allocated, idle ON pools
     FOR EACH ROW
     WHEN (NEW.allocated < OLD.allocated OR NEW.idle > OLD.idle)
-    EXECUTE FUNCTION gpb_notify_inventory();
-CREATE TRIGGER pools_notify_changed AFTER UPDATE OF capacity, compute_class, qos, gpu_series, gpu_memory_gib,
-        gpus_per_instance, cpu, memory_gib, instance_type, price_per_hour, defer_scale_in_seconds, gpu_vendor,
-        gpu_partitions, gpu_interconnect ON pools
-    FOR EACH ROW
-    WHEN ((OLD.capacity, OLD.compute_class, OLD.qos, OLD.gpu_series, OLD.gpu_memory_gib, OLD.gpus_per_instance,
-           OLD.cpu, OLD.memory_gib, OLD.instance_type, OLD.price_per_hour, OLD.defer_scale_in_seconds,
-           OLD.gpu_vendor, OLD.gpu_partitions, OLD.gpu_interconnect)
-          IS DISTINCT FROM
-          (NEW.capacity, NEW.compute_class, NEW.qos, NEW.gpu_series, NEW.gpu_memory_gib, NEW.gpus_per_instance,
-           NEW.cpu, NEW.memory_gib, NEW.instance_type, NEW.price_per_hour, NEW.defer_scale_in_seconds,
-           NEW.gpu_vendor, NEW.gpu_partitions, NEW.gpu_interconnect))
     EXECUTE FUNCTION gpb_notify_inventory();
 
 CREATE TRIGGER regions_notify AFTER INSERT OR UPDATE OR DELETE ON regions

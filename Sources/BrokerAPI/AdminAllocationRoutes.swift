@@ -8,7 +8,7 @@ import MicroHTTP
 /// answers name the tenant (`tenantId`).
 enum AdminAllocationRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("GET", "/v1/admin/allocations", .admin) { request, context in
+        routes.add("GET", "/v1/admin/allocations") { request, context in
             let query = try PageQuery.parse(request.query, filters: ["status", "region", "tenant"])
             let tenant = try query.filters["tenant"].map { raw throws(ValidationFailure) -> UUID in
                 guard let id = UUID(uuidString: raw) else { throw ValidationFailure(field: "tenant", message: "must be a tenant id") }
@@ -20,27 +20,27 @@ enum AdminAllocationRoutes {
                 namingTenants: true)
             return try JSONBodies.response(200, ListPage(name: "allocations", page: page))
         }
-        routes.add("GET", "/v1/admin/allocations/{id}", .admin) { request, context in
+        routes.add("GET", "/v1/admin/allocations/{id}") { request, context in
             let (tenant, id) = try await target(request, context)
             return try answer(tenant, try await context.services.allocations.get(tenantId: tenant, id: id))
         }
-        routes.add("PATCH", "/v1/admin/allocations/{id}", .admin) { request, context in
+        routes.add("PATCH", "/v1/admin/allocations/{id}") { request, context in
             let (tenant, id) = try await target(request, context)
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
             return try answer(tenant, try await context.services.allocations.scale(
                 tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor))
         }
-        routes.add("POST", "/v1/admin/allocations/{id}/renew", .admin) { request, context in
+        routes.add("POST", "/v1/admin/allocations/{id}/renew") { request, context in
             let (tenant, id) = try await target(request, context)
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
             return try answer(tenant, try await context.services.allocations.renew(
                 tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }
-        routes.add("DELETE", "/v1/admin/allocations/{id}", .admin) { request, context in
+        routes.add("DELETE", "/v1/admin/allocations/{id}") { request, context in
             let (tenant, id) = try await target(request, context)
             return try answer(tenant, try await context.services.allocations.release(tenantId: tenant, id: id, actor: context.actor))
         }
-        routes.add("GET", "/v1/admin/allocations/{id}/events", .admin) { request, context in
+        routes.add("GET", "/v1/admin/allocations/{id}/events") { request, context in
             let (tenant, id) = try await target(request, context)
             return try JSONBodies.response(200, ["events": try await context.services.allocations.events(tenantId: tenant, id: id)])
         }

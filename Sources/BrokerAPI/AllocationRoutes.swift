@@ -6,7 +6,7 @@ import MicroHTTP
 /// A tenant's allocations: request, read, scale, renew, release, and their ledger rows.
 enum AllocationRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("POST", "/v1/allocations", .tenant) { request, context in
+        routes.add("POST", "/v1/allocations") { request, context in
             let tenant = try context.tenant
             let key = try idempotencyKey(request)
             let allocationRequest = try AllocationRequest.parse(try JSONBodies.read(request))
@@ -16,31 +16,31 @@ enum AllocationRoutes {
                 view.status == .pending ? 202 : 201, view,
                 headers: [("Location", "/v1/allocations/\(view.id.description)")])
         }
-        routes.add("GET", "/v1/allocations", .tenant) { request, context in
+        routes.add("GET", "/v1/allocations") { request, context in
             try await list(request, tenantId: try context.tenant.id.uuid, context)
         }
-        routes.add("GET", "/v1/allocations/{id}", .tenant) { request, context in
+        routes.add("GET", "/v1/allocations/{id}") { request, context in
             let (tenant, id) = try target(request, context)
             return try JSONBodies.response(200, try await context.services.allocations.get(tenantId: tenant, id: id))
         }
-        routes.add("PATCH", "/v1/allocations/{id}", .tenant) { request, context in
+        routes.add("PATCH", "/v1/allocations/{id}") { request, context in
             let (tenant, id) = try target(request, context)
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
             return try JSONBodies.response(200, try await context.services.allocations.scale(
                 tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor))
         }
-        routes.add("POST", "/v1/allocations/{id}/renew", .tenant) { request, context in
+        routes.add("POST", "/v1/allocations/{id}/renew") { request, context in
             let (tenant, id) = try target(request, context)
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
             return try JSONBodies.response(200, try await context.services.allocations.renew(
                 tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }
-        routes.add("DELETE", "/v1/allocations/{id}", .tenant) { request, context in
+        routes.add("DELETE", "/v1/allocations/{id}") { request, context in
             let (tenant, id) = try target(request, context)
             return try JSONBodies.response(
                 200, try await context.services.allocations.release(tenantId: tenant, id: id, actor: context.actor))
         }
-        routes.add("GET", "/v1/allocations/{id}/events", .tenant) { request, context in
+        routes.add("GET", "/v1/allocations/{id}/events") { request, context in
             if EventRoutes.wantsStream(request) { return try await EventRoutes.watchAllocation(request, context) }
             let (tenant, id) = try target(request, context)
             return try JSONBodies.response(200, ["events": try await context.services.allocations.events(tenantId: tenant, id: id)])

@@ -13,6 +13,8 @@ import Synchronization
 public final class BrokerServices: Sendable {
     public let inventory: InventoryStore
     public let tenants: TenantStore
+    /// The tenants' named tokens.
+    public let tokens: APITokenStore
     public let allocations: AllocationStore
     public let policies: PolicyStore
     public let usage: UsageStore
@@ -35,6 +37,8 @@ public final class BrokerServices: Sendable {
     public let eventHub: EventHub
     public let webhookURLs: WebhookURLPolicy
     public let limits: ResourceLimits
+    /// Bearer JWTs of OpenID Connect issuers; nil: not accepted.
+    public let openID: OpenIDSignIn?
 
     public init(
         inventory: InventoryStore, tenants: TenantStore, allocations: AllocationStore, policies: PolicyStore,
@@ -42,10 +46,12 @@ public final class BrokerServices: Sendable {
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
         webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits(),
-        starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit
+        starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit,
+        openID: OpenIDSignIn? = nil
     ) {
         self.inventory = inventory
         self.tenants = tenants
+        self.tokens = APITokenStore(sharingPoolOf: tenants)
         self.allocations = allocations
         self.policies = policies
         self.usage = usage
@@ -62,6 +68,7 @@ public final class BrokerServices: Sendable {
         self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
         self.limits = limits
+        self.openID = openID
     }
 }
 
@@ -71,13 +78,10 @@ enum Principal: Sendable {
     case tenant(Tenant)
 }
 
-/// Who may call a route.
-enum Access: Sendable {
-    case none, admin, tenant, anyToken
-}
-
 struct RequestContext: Sendable {
     var principal: Principal?
+    /// Who is calling, as the audit trail and logs name them; nil on routes without a token.
+    var caller: Caller?
     var requestId: String
     var services: BrokerServices
 
@@ -123,6 +127,7 @@ public enum BrokerAPI {
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
         ShareRoutes.register(&builder)
+        TokenRoutes.register(&builder)
         return builder.router
     }
 
@@ -358,17 +363,24 @@ struct RouteBuilder {
         self.services = services
     }
 
-    mutating func add(_ method: String, _ pattern: String, _ access: Access, _ handler: @escaping RouteHandler) {
+    /// `method` and `pattern` must have their row in `RouteRoles.table`.
+    mutating func add(_ method: String, _ pattern: String, _ handler: @escaping RouteHandler) {
+        guard let row = RouteRoles.row(method, pattern) else {
+            preconditionFailure("\(method) \(pattern) has no row in RouteRoles.table: say who may call it")
+        }
         let steps = RouteSteps(services: services, method: method, pattern: pattern)
         router.add(method, pattern) { request in
             let started = steps.start(request)
             var response: HTTPResponse
             do {
-                let principal = try await Authentication.authenticate(request, access, steps.services)
+                let who = try await Authentication.authenticate(request, row, steps.services)
                 var request = request
                 try RepeatedQuery.normalize(&request)
                 response = try await handler(
-                    request, RequestContext(principal: principal, requestId: started.requestId, services: steps.services))
+                    request,
+                    RequestContext(
+                        principal: who?.principal, caller: who?.caller, requestId: started.requestId,
+                        services: steps.services))
             } catch {
                 response = steps.response(to: error, started)
             }
@@ -388,7 +400,7 @@ struct RouteBuilder {
                 var request = request
                 try RepeatedQuery.normalize(&request)
                 response = try handler(
-                    request, RequestContext(principal: nil, requestId: started.requestId, services: steps.services))
+                    request, RequestContext(principal: nil, caller: nil, requestId: started.requestId, services: steps.services))
             } catch {
                 response = steps.response(to: error, started)
             }

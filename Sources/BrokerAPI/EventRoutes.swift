@@ -8,12 +8,12 @@ import MicroHTTP
 /// feed (Server-Sent Events) and a pending allocation's place in the queue.
 enum EventRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("GET", "/v1/allocations/{id}/queue", .tenant) { request, context in
+        routes.add("GET", "/v1/allocations/{id}/queue") { request, context in
             try JSONBodies.response(
                 200, try await context.services.queuePositions.position(
                     tenantId: try context.tenant.id.uuid, id: try AllocationRoutes.allocationId(request)))
         }
-        routes.add("GET", "/v1/events", .anyToken) { request, context in
+        routes.add("GET", "/v1/events") { request, context in
             let tenant = try tenantScope(context)
             if wantsStream(request) { return try watch(request, context, tenant: tenant, allocation: nil) }
             return try await page(request, context, tenant: tenant)

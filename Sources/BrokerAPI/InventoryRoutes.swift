@@ -86,47 +86,47 @@ final class AvailabilityAnswers: Sendable {
 /// Regions and pools: admins write them, every token reads them.
 enum InventoryRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("POST", "/v1/admin/regions", .admin) { request, context in
+        routes.add("POST", "/v1/admin/regions") { request, context in
             let region = try RegionSpec.parse(try JSONBodies.read(request))
             let created = try await context.services.inventory.createRegion(region)
             return try JSONBodies.response(201, created, headers: [("Location", "/v1/regions/\(created.id)")])
         }
-        routes.add("PUT", "/v1/admin/regions/{id}", .admin) { request, context in
+        routes.add("PUT", "/v1/admin/regions/{id}") { request, context in
             let id = request.pathParameters["id"]!
             let region = try RegionSpec.parse(try JSONBodies.read(request), pathId: id)
             return try JSONBodies.response(200, try await context.services.inventory.replaceRegion(region))
         }
-        routes.add("DELETE", "/v1/admin/regions/{id}", .admin) { request, context in
+        routes.add("DELETE", "/v1/admin/regions/{id}") { request, context in
             try await context.services.inventory.deleteRegion(id: request.pathParameters["id"]!)
             return JSONBodies.noContent()
         }
-        routes.add("PUT", "/v1/admin/regions/{id}/pools/{poolId}", .admin) { request, context in
+        routes.add("PUT", "/v1/admin/regions/{id}/pools/{poolId}") { request, context in
             let pool = try PoolSpec.parse(
                 try JSONBodies.read(request), regionId: request.pathParameters["id"]!,
                 poolId: request.pathParameters["poolId"]!)
             let (usage, created) = try await context.services.inventory.putPool(pool)
             return try JSONBodies.response(created ? 201 : 200, PoolView(usage: usage))
         }
-        routes.add("DELETE", "/v1/admin/regions/{id}/pools/{poolId}", .admin) { request, context in
+        routes.add("DELETE", "/v1/admin/regions/{id}/pools/{poolId}") { request, context in
             try await context.services.inventory.deletePool(
                 regionId: request.pathParameters["id"]!, poolId: request.pathParameters["poolId"]!)
             return JSONBodies.noContent()
         }
-        routes.add("GET", "/v1/regions", .anyToken) { request, context in
+        routes.add("GET", "/v1/regions") { request, context in
             let query = try PageQuery.parse(request.query)
             let page = try await context.services.inventory.regions(limit: query.limit, after: query.cursor)
             return try JSONBodies.response(200, ListPage(name: "regions", page: page))
         }
-        routes.add("GET", "/v1/regions/{id}", .anyToken) { request, context in
+        routes.add("GET", "/v1/regions/{id}") { request, context in
             try JSONBodies.response(200, try await context.services.inventory.region(id: request.pathParameters["id"]!))
         }
-        routes.add("GET", "/v1/regions/{id}/inventory", .anyToken) { request, context in
+        routes.add("GET", "/v1/regions/{id}/inventory") { request, context in
             let found = try await context.services.inventory.inventory(regionId: request.pathParameters["id"]!)
             return try JSONBodies.response(
                 200, RegionInventoryView(region: found.region.id, pools: found.pools.map(PoolView.init)))
         }
         let answers = AvailabilityAnswers()
-        routes.add("GET", "/v1/inventory", .anyToken) { request, context in
+        routes.add("GET", "/v1/inventory") { request, context in
             let snapshot: InventorySnapshot
             do {
                 snapshot = try await context.services.inventory.recentInventory()

@@ -35,7 +35,7 @@ enum ManifestRoutes {
     static let maxAnswerBytes = 32 << 20
 
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("POST", "/v1/allocations/from-manifest", .tenant) { request, context in
+        routes.add("POST", "/v1/allocations/from-manifest") { request, context in
             let tenant = try context.tenant
             let key = try AllocationRoutes.idempotencyKey(request)
             let asYAML = try wantsYAML(request.headers["Accept"])

@@ -6,10 +6,10 @@ import MicroHTTP
 /// A tenant's named placement policies.
 enum PolicyRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("GET", "/v1/policies", .tenant) { _, context in
+        routes.add("GET", "/v1/policies") { _, context in
             try JSONBodies.response(200, ["policies": try await context.services.policies.list(tenantId: try context.tenant.id.uuid)])
         }
-        routes.add("PUT", "/v1/policies/{name}", .tenant) { request, context in
+        routes.add("PUT", "/v1/policies/{name}") { request, context in
             let tenant = try context.tenant
             let body = try JSONBodies.read(request)
             let name = request.pathParameters["name"]!
@@ -21,11 +21,11 @@ enum PolicyRoutes {
             guard !warnings.isEmpty else { return try JSONBodies.response(created ? 201 : 200, saved) }
             return try JSONBodies.response(created ? 201 : 200, StoredPolicy(policy: saved, warnings: warnings))
         }
-        routes.add("GET", "/v1/policies/{name}", .tenant) { request, context in
+        routes.add("GET", "/v1/policies/{name}") { request, context in
             try JSONBodies.response(
                 200, try await context.services.policies.get(tenantId: try context.tenant.id.uuid, name: request.pathParameters["name"]!))
         }
-        routes.add("DELETE", "/v1/policies/{name}", .tenant) { request, context in
+        routes.add("DELETE", "/v1/policies/{name}") { request, context in
             try await context.services.policies.delete(tenantId: try context.tenant.id.uuid, name: request.pathParameters["name"]!)
             return JSONBodies.noContent()
         }

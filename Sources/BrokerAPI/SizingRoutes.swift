@@ -23,7 +23,7 @@ struct SizingAnswer: Encodable {
 /// GPU memory a model needs, and which series in live inventory can hold it.
 enum SizingRoutes {
     static func register(_ routes: inout RouteBuilder) {
-        routes.add("POST", "/v1/sizing", .anyToken) { request, context in
+        routes.add("POST", "/v1/sizing") { request, context in
             let model = try SizingRequest.parse(try JSONBodies.read(request))
             let sized = ModelSizing.size(model)
             let inventory = try await context.services.inventory.inventory()

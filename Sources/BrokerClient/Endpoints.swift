@@ -272,6 +272,20 @@ extension BrokerClient {
     public func rotateToken(tenant id: String) async throws -> JSONValue {
         try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
     }
+
+    // MARK: named tokens (tenant-admin)
+
+    public func tokens() async throws -> JSONValue {
+        try await send("GET", "/v1/tokens", retry: true).body
+    }
+
+    public func createToken(_ body: JSONValue) async throws -> JSONValue {
+        try await send("POST", "/v1/tokens", json: body).body
+    }
+
+    public func revokeToken(_ id: String) async throws {
+        _ = try await send("DELETE", "/v1/tokens/\(Self.segment(id))")
+    }
 }
 
 /// Who the token is, named policies and webhook endpoints: the tenant's own (the admin's own endpoints with the admin token).

@@ -22,6 +22,7 @@ public enum Schema {
         Migration(version: 14, name: "0014_accelerators.sql", sql: text(PackageResources._014_accelerators_sql)),
         Migration(version: 15, name: "0015_admin_credential.sql", sql: text(PackageResources._015_admin_credential_sql)),
         Migration(version: 16, name: "0016_fair_shares.sql", sql: text(PackageResources._016_fair_shares_sql)),
+        Migration(version: 18, name: "0018_api_tokens.sql", sql: text(PackageResources._018_api_tokens_sql)),
     ]
 
     /// Versions 1-13 were numbered per branch and reached main out of order (0008 before
@@ -81,6 +82,25 @@ public enum Schema {
     /// Brings a database to this build's schema (`MigrationRunner.migrate`).
     public static func migrate(_ connection: PostgresConnection) throws -> [Int] {
         try MigrationRunner.migrate(connection, order, definitions: definitions)
+    }
+
+    /// `migrate`, saying which definition files were applied again as well.
+    public static func migrateReporting(_ connection: PostgresConnection) throws -> MigrationRunner.Outcome {
+        try MigrationRunner.migrateReporting(connection, order, definitions: definitions)
+    }
+
+    /// What `gpubroker migrate` prints about an outcome.
+    public static func summary(_ outcome: MigrationRunner.Outcome) -> String {
+        var parts: [String] = []
+        if !outcome.versions.isEmpty {
+            parts.append("applied migrations \(outcome.versions.map(String.init).joined(separator: ", "))")
+        }
+        if !outcome.changedDefinitions.isEmpty {
+            parts.append("applied changed definitions \(outcome.changedDefinitions.joined(separator: ", "))")
+        }
+        return parts.isEmpty
+            ? "schema is current (version \(latestVersion)); nothing applied"
+            : parts.joined(separator: "; ") + "; schema version \(latestVersion)"
     }
 
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -67,6 +67,7 @@ extension StoreError {
         "regions_single_primary": "another region became the primary region at the same time; retry",
         "pools_pkey": "the pool already exists",
         "policies_pkey": "the policy already exists",
+        "api_tokens_tenant_id_name_key": "this tenant already has a token of that name",
         "idempotency_keys_pkey": "a request with this Idempotency-Key is being processed; retry shortly",
         "instances_live_id": "an instance was taken by another allocation at the same time; retry",
     ]

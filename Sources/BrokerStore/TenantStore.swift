@@ -136,9 +136,9 @@ public struct TenantStore: Sendable {
     }
 
     /// 256 random bits from the system's CSPRNG, hex-encoded, with a recognisable prefix.
-    static func newToken() -> String {
+    static func newToken(prefix: String = "gpb_") -> String {
         var generator = SystemRandomNumberGenerator()
         let words = (0..<4).map { _ in generator.next() as UInt64 }
-        return "gpb_" + words.map { String(format: "%016llx", $0) }.joined()
+        return prefix + words.map { String(format: "%016llx", $0) }.joined()
     }
 }

@@ -95,6 +95,21 @@ public enum MigrationRunner {
     public static func migrate(
         _ connection: PostgresConnection, _ order: MigrationOrder, definitions: Definitions = .none
     ) throws -> [Int] {
+        try migrateReporting(connection, order, definitions: definitions).versions
+    }
+
+    /// What a `migrate` did: the migrations applied and the definition files whose text was
+    /// not the one recorded (every file is applied again when one changed; these say why).
+    public struct Outcome: Sendable, Equatable {
+        public var versions: [Int]
+        public var changedDefinitions: [String]
+        public var changedNothing: Bool { versions.isEmpty && changedDefinitions.isEmpty }
+    }
+
+    /// `migrate`, saying which definition files it found changed as well.
+    public static func migrateReporting(
+        _ connection: PostgresConnection, _ order: MigrationOrder, definitions: Definitions = .none
+    ) throws -> Outcome {
         let sorted = order.migrations
         for (previous, next) in zip(sorted, sorted.dropFirst()) where previous.version == next.version {
             throw PostgresError(kind: .server, message: "two migrations have version \(next.version)")
@@ -120,7 +135,8 @@ public enum MigrationRunner {
         let applied = try appliedVersions(connection)
         if let problem = order.problem(applied: applied) { throw MigrationOrderError(description: problem) }
         let pending = sorted.filter { !applied.contains($0.version) }
-        if pending.isEmpty, try definitionsCurrent(connection, definitions) { return [] }
+        let changed = try changedDefinitions(connection, definitions)
+        if pending.isEmpty, changed.isEmpty { return Outcome(versions: [], changedDefinitions: []) }
         try connection.command("BEGIN")
         do {
             if !definitions.dropAll.isEmpty { try connection.executeScript(definitions.dropAll) }
@@ -141,7 +157,7 @@ public enum MigrationRunner {
             if !connection.isBroken { _ = try? connection.command("ROLLBACK") }
             throw error
         }
-        return pending.map(\.version)
+        return Outcome(versions: pending.map(\.version), changedDefinitions: changed)
     }
 
     /// `migrate` with the strict order of `migrations` and no definitions.
@@ -149,17 +165,19 @@ public enum MigrationRunner {
         try migrate(connection, MigrationOrder(migrations))
     }
 
-    /// Whether `schema_definitions` records exactly these files with these contents.
-    static func definitionsCurrent(_ connection: PostgresConnection, _ definitions: Definitions) throws -> Bool {
-        let rows = try connection.query(
+    /// The files of `definitions` whose text is not the one `schema_definitions` records,
+    /// and the recorded files no longer among them, by name; empty when all are current.
+    static func changedDefinitions(_ connection: PostgresConnection, _ definitions: Definitions) throws -> [String] {
+        try connection.query(
             """
-            SELECT (SELECT count(*) FROM schema_definitions) = cardinality($1::text[])
-               AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS f (name, sql)
-                               LEFT JOIN schema_definitions d ON d.name = f.name
-                               WHERE d.sha256 IS DISTINCT FROM encode(sha256(convert_to(f.sql, 'UTF8')), 'hex')) AS current
+            SELECT coalesce(f.name, d.name) AS name
+            FROM unnest($1::text[], $2::text[]) AS f (name, sql)
+            FULL JOIN schema_definitions d ON d.name = f.name
+            WHERE d.sha256 IS DISTINCT FROM encode(sha256(convert_to(f.sql, 'UTF8')), 'hex')
+            ORDER BY 1
             """,
-            [definitions.files.map(\.name), definitions.files.map(\.sql)])
-        return try rows[0].decode("current", as: Bool.self)
+            [definitions.files.map(\.name), definitions.files.map(\.sql)]
+        ).map { try $0.decode("name", as: String.self) }
     }
 
     /// Versions recorded in `schema_migrations`, ascending; `[]` when the table does not exist.

@@ -26,8 +26,8 @@ final class InventoryEventShapeTests: XCTestCase {
             INSERT INTO regions (id, display_name, kind, is_primary, vpc_id, vswitch_ids, security_group_id, state)
             VALUES ('a', 'A', 'serverless', true, 'vpc', '{vsw}', 'sg', 'active');
             INSERT INTO pools (region_id, id, compute_class, qos, gpu_series, gpu_vendor, gpu_memory_gib, gpus_per_instance,
-                               cpu, memory_gib, instance_type, capacity, price_per_hour)
-            VALUES ('a', 't4', 'gpu', '{default}', 'T4', 'nvidia', 16, 2, 8, 32, 'ecs.gn6i', 4, 1.5);
+                               gpu_partitions, gpu_interconnect, cpu, memory_gib, instance_type, capacity, price_per_hour)
+            VALUES ('a', 't4', 'gpu', '{default}', 'T4', 'nvidia', 16, 2, '{1g.10gb}', '{nvlink}', 8, 32, 'ecs.gn6i', 4, 1.5);
             UPDATE pools SET capacity = 5;
             """)
         let rows = try connection.query(
@@ -40,5 +40,8 @@ final class InventoryEventShapeTests: XCTestCase {
         let pool = try XCTUnwrap(bodies["pool.changed"])
         XCTAssertEqual(Set(pool.keys), try properties("InventoryPoolState"))
         XCTAssertEqual(pool["gpusPerInstance"]?.numberValue, 2, "the API's name for GPUs per instance")
+        XCTAssertEqual(pool["gpuVendor"], .string("nvidia"), "the accelerator fields, as GET /v1/inventory shows them")
+        XCTAssertEqual(pool["gpuPartitions"], .array([.string("1g.10gb")]))
+        XCTAssertEqual(pool["gpuInterconnect"], .array([.string("nvlink")]))
     }
 }

@@ -41,6 +41,8 @@ final class VocabularyTests: XCTestCase {
         Place(name: "WebhookDeliveryStatus", words: words(WebhookDeliveryStatus.self), column: "webhook_deliveries.status",
               openAPI: ["WebhookDelivery", "properties", "status"]),
         Place(name: "ProblemCode", words: words(ProblemCode.self), column: nil, openAPI: ["ProblemCode"]),
+        Place(name: "Role", words: words(Role.self), column: "api_tokens.role", openAPI: ["Role"]),
+        Place(name: "TokenScope", words: words(TokenScope.self), column: "api_tokens.scopes", openAPI: ["TokenScope"]),
         Place(name: "CallerRole", words: words(CallerRole.self), column: nil, openAPI: ["Identity", "properties", "role"]),
         // Lists that live beside the code they belong to.
         Place(name: "AcceleratorVendor", words: words(AcceleratorVendor.self), column: "pools.gpu_vendor", openAPI: ["AcceleratorVendor"]),

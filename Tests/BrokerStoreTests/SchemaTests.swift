@@ -62,7 +62,12 @@ final class SchemaTests: XCTestCase {
             CREATE FUNCTION gpb_obsolete() RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$;
             UPDATE schema_definitions SET sha256 = 'edited' WHERE name = 'grants.sql'
             """)
-        XCTAssertEqual(try Schema.migrate(connection), [])
+        let outcome = try Schema.migrateReporting(connection)
+        XCTAssertEqual(outcome.versions, [])
+        XCTAssertEqual(outcome.changedDefinitions, ["grants.sql"], "the file found changed, by name")
+        XCTAssertEqual(Schema.summary(outcome), "applied changed definitions grants.sql; schema version \(Schema.latestVersion)",
+                       "`migrate` says what it applied, not that the schema was current")
+        XCTAssertTrue(try Schema.migrateReporting(connection).changedNothing, "and then nothing is left to apply")
         XCTAssertTrue(try connection.query("SELECT to_regproc('gpb_obsolete') IS NULL AS gone")[0].decode("gone", as: Bool.self))
         let after = try connection.query(count)[0]
         XCTAssertEqual(try after.decode("functions", as: Int.self), try before.decode("functions", as: Int.self))

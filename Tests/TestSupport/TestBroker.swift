@@ -33,7 +33,8 @@ public final class TestBroker: Sendable {
     /// `connectionLimit`: the server's, for tests that fill it.
     public init(
         databaseURL: String? = nil, rateLimit: RateLimiter.Limit? = nil, console: Bool = false,
-        transport: Transport = .socket, limits: ResourceLimits = ResourceLimits(), connectionLimit: Int? = nil
+        transport: Transport = .socket, limits: ResourceLimits = ResourceLimits(), connectionLimit: Int? = nil,
+        openID: OpenIDSignIn? = nil
     ) throws {
         self.databaseURL = try databaseURL ?? TestDatabase.create()
         pool = PostgresPool(configuration: PostgresConfiguration(url: self.databaseURL), size: 8)
@@ -43,7 +44,8 @@ public final class TestBroker: Sendable {
             inventory: InventoryStore(pool: pool), tenants: TenantStore(pool: pool),
             allocations: AllocationStore(pool: pool, limits: limits), policies: PolicyStore(pool: pool),
             usage: UsageStore(pool: pool), admin: AdminCredential(token: adminToken), metricsText: { "" },
-            readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init), limits: limits)
+            readinessProblem: { nil }, logger: logger, rateLimiter: rateLimit.map(RateLimiter.init), limits: limits,
+            openID: openID)
         let api = BrokerAPI.router(services: services)
         var router = api
         if console { BrokerConsole.register(on: &router, api: api) }

@@ -1,7 +1,7 @@
 -- definitions/inventory.sql: the inventory read by changes, and its change events.
 BEGIN;
 \ir fixtures.psql
-SELECT plan(17);
+SELECT plan(19);
 -- Each trigger runs its function.
 SELECT trigger_is('regions', 'regions_mark_changed', 'gpb_mark_changed');
 SELECT trigger_is('pools', 'pools_mark_changed', 'gpb_mark_changed');
@@ -31,6 +31,10 @@ SELECT is((SELECT data->'current'->>'capacity' FROM inventory_events WHERE type 
 SELECT is((SELECT data->'previous'->>'capacity' FROM inventory_events WHERE type = 'pool.changed'), '10', 'and before');
 SELECT is(gpb_pool_json((SELECT p FROM pools p WHERE region_id = 'ra' AND id = 'g8')) ? 'gpuSeries', false,
           'gpb_pool_json leaves out what a CPU pool has not');
+SELECT is(gpb_pool_json((SELECT p FROM pools p WHERE region_id = 'ra' AND id = 'g8')) ?| '{gpuVendor,gpuPartitions,gpuInterconnect}',
+          false, 'nor its accelerator fields');
+SELECT is(gpb_pool_json((SELECT p FROM pools p WHERE region_id = 'ra' AND id = 't4')) @> '{"gpuVendor": "nvidia", "gpuPartitions": [], "gpuInterconnect": []}',
+          true, 'a GPU pool''s body has them, as GET /v1/inventory shows them');
 SELECT is(gpb_region_json((SELECT r FROM regions r WHERE id = 'ra'))->>'vpcId', 'vpc-a', 'gpb_region_json: the API''s names');
 UPDATE regions SET labels = '{"zone": "x"}' WHERE id = 'ra';
 SELECT is((SELECT data->'current'->'labels' FROM inventory_events WHERE type = 'region.changed'), '{"zone": "x"}', 'region changes too');

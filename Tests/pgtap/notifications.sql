@@ -2,11 +2,10 @@
 -- this file commits (it has its database to itself): a writer session and a listener
 -- session (dblink) in autocommit.
 \ir fixtures.psql
-SELECT plan(17);
+SELECT plan(16);
 -- Each trigger runs its function.
 SELECT trigger_is('pools', 'pools_notify_added', 'gpb_notify_inventory');
 SELECT trigger_is('pools', 'pools_notify_freed', 'gpb_notify_inventory');
-SELECT trigger_is('pools', 'pools_notify_changed', 'gpb_notify_inventory');
 SELECT trigger_is('regions', 'regions_notify', 'gpb_notify_inventory');
 SELECT trigger_is('tenants', 'tenants_notify', 'gpb_notify_tenant');
 SELECT trigger_is('policies', 'policies_notify', 'gpb_notify_tenant');
@@ -25,7 +24,7 @@ END
 $$;
 SELECT is(t_heard($$UPDATE pools SET allocated = allocated + 1 WHERE id = 't4'$$), '{}', 'a grant notifies nobody');
 SELECT is(t_heard($$UPDATE pools SET allocated = allocated - 1 WHERE id = 't4'$$), '{gpb_inventory}', 'freed capacity: pools_notify_freed');
-SELECT is(t_heard($$UPDATE pools SET capacity = 11 WHERE id = 't4'$$), '{gpb_inventory}', 'a report: pools_notify_changed');
+SELECT is(t_heard($$UPDATE pools SET capacity = 11 WHERE id = 't4'$$), '{gpb_inventory}', 'a report: pools_event_reported notifies');
 SELECT is(t_heard($$INSERT INTO pools (region_id, id, compute_class, qos, cpu, memory_gib, instance_type, capacity, price_per_hour)
                     VALUES ('rb', 'g8', 'general-purpose', '{default}', 2, 4, 'x', 1, 1)$$), '{gpb_inventory}',
           'a new pool: pools_notify_added');

@@ -1,7 +1,7 @@
 -- definitions/usage.sql: tenants' usage counters and quotas.
 BEGIN;
 \ir fixtures.psql
-SELECT plan(18);
+SELECT plan(19);
 -- Each trigger runs its function.
 SELECT trigger_is('tenants', 'tenants_usage_row', 'gpb_tenant_created');
 SELECT trigger_is('tenant_usage', 'tenant_usage_within_quota', 'gpb_enforce_quota');
@@ -35,6 +35,13 @@ SELECT results_eq($$SELECT instances, gpus, cpu, memory_gib FROM tenant_usage WH
                   $$VALUES (2, 2, 8::numeric, 32::numeric)$$, 'an insert of running instances counts them');
 SELECT is((SELECT count(*) FROM allocation_regions WHERE allocation_id = '00000000-0000-0000-0000-0000000000b1'), 1::bigint,
           'and lists the allocation''s region');
+INSERT INTO instances (id, allocation_id, region_id, pool_id, instance_type, gpu_count, cpu, memory_gib, vpc_id, vswitch_id,
+                       security_group_id, state)
+SELECT gen_random_uuid(), '00000000-0000-0000-0000-0000000000b1', r, 't4', 'x', 1, 4, 16, 'v', 's', 'g', 'released'
+FROM unnest('{ra,rb}'::text[]) AS r;
+SELECT is((SELECT array_agg(region_id ORDER BY region_id) FROM allocation_regions
+           WHERE allocation_id = '00000000-0000-0000-0000-0000000000b1'), '{ra,rb}',
+          'more instances of it list a new region, and a listed one not again');
 UPDATE instances SET state = 'released' WHERE seq = (SELECT min(seq) FROM instances);
 SELECT is((SELECT instances FROM tenant_usage WHERE tenant_id = '00000000-0000-0000-0000-0000000000a1'), 1,
           'an update that stops one takes it off');

@@ -10,6 +10,8 @@ public struct ResourceLimits: Sendable, Equatable {
         case webhookEndpointsPerTenant = "webhook-endpoints-per-tenant"
         /// Console sessions signed in at once on one broker process.
         case sessionsPerTenant = "sessions-per-tenant"
+        /// Named tokens (`/v1/tokens`) a tenant holds, expired ones included until revoked.
+        case tokensPerTenant = "tokens-per-tenant"
         /// Named placement policies (`PUT /v1/policies/{name}`).
         case policiesPerTenant = "policies-per-tenant"
         /// Allocations waiting for capacity or budget (`queue: true`), across brokers.
@@ -21,6 +23,7 @@ public struct ResourceLimits: Sendable, Equatable {
             case .streamsPerTenant: "event streams open on this broker; close one first"
             case .webhookEndpointsPerTenant: "webhook endpoints; delete one first"
             case .sessionsPerTenant: "console sessions on this broker; sign one out first"
+            case .tokensPerTenant: "named tokens; revoke one first"
             case .policiesPerTenant: "policies; delete one first"
             case .pendingAllocationsPerTenant: "pending allocations; wait until one is admitted or withdraw one"
             }
@@ -36,6 +39,7 @@ public struct ResourceLimits: Sendable, Equatable {
             case .streamsPerTenant: 64
             case .webhookEndpointsPerTenant: 25
             case .sessionsPerTenant: 20
+            case .tokensPerTenant: 50
             case .policiesPerTenant: 100
             case .pendingAllocationsPerTenant: 200
             }

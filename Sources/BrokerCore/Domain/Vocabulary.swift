@@ -72,6 +72,35 @@ public enum WebhookDeliveryStatus: String, Codable, Sendable, CaseIterable {
     case pending, delivered, failed
 }
 
+/// What a caller may do: the route table (BrokerAPI's `RouteRoles`) names, per route, the
+/// roles that may call it.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    /// The platform operator: regions, pools, tenants.
+    case admin
+    /// A tenant's own administrator: its tokens, policies and webhooks, and all a member does.
+    case tenantAdmin = "tenant-admin"
+    /// Requests, scales, renews and releases allocations.
+    case member
+    /// Reads only.
+    case viewer
+    /// Usage and spend.
+    case billing
+}
+
+/// What a token with scopes may do, narrower than its role: a route that states a scope
+/// answers such a token only when the token holds that scope.
+public enum TokenScope: String, Codable, Sendable, CaseIterable {
+    case allocationsRead = "allocations:read"
+    case allocationsWrite = "allocations:write"
+    case policiesRead = "policies:read"
+    case policiesWrite = "policies:write"
+    case webhooksRead = "webhooks:read"
+    case webhooksWrite = "webhooks:write"
+    case eventsRead = "events:read"
+    case inventoryRead = "inventory:read"
+    case usageRead = "usage:read"
+}
+
 /// Who a token is (`GET /v1/whoami`).
 public enum CallerRole: String, Codable, Sendable, CaseIterable {
     case admin, tenant

@@ -220,6 +220,33 @@ enum Tables {
         return details.render(colour: colour) + note
     }
 
+    static func tokens(_ document: JSONValue, colour: Bool) -> String {
+        var table = Table("ID", "NAME", "ROLE", "SCOPES", "EXPIRES", "LAST USED", "AGE")
+        for token in document["tokens"]?.arrayValue ?? [] {
+            table.add(
+                Cell(token.text("id")), Cell(token.text("name")), Cell(token.text("role")), Cell(scopes(token)),
+                Cell(token["expiresAt"]?.stringValue ?? "never"), Cell(token["lastUsedAt"]?.stringValue ?? "never"),
+                Cell(age(token["createdAt"]?.stringValue)))
+        }
+        return table.render(colour: colour)
+    }
+
+    static func token(_ token: JSONValue, colour: Bool) -> String {
+        var details = Details()
+        details.add("ID", Cell(token.text("id")))
+        details.add("Name", Cell(token.text("name")))
+        details.add("Role", Cell(token.text("role")))
+        details.add("Scopes", Cell(scopes(token)))
+        details.add("Expires", Cell(token["expiresAt"]?.stringValue ?? "never"))
+        if let secret = token["token"]?.stringValue { details.add("Token", Cell(secret, .bold)) }
+        let note = token["token"] == nil ? "" : "\nThe token is shown only this once: keep it.\n"
+        return details.render(colour: colour) + note
+    }
+
+    static func scopes(_ token: JSONValue) -> String {
+        token["scopes"]?.arrayValue?.compactMap(\.stringValue).joined(separator: ",") ?? "all of its role"
+    }
+
     static func quota(_ tenant: JSONValue) -> String {
         let quota = tenant["quota"]?.objectValue ?? [:]
         return quota.isEmpty ? "unlimited" : tenant.text("quota")

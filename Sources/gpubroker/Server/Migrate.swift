@@ -10,12 +10,10 @@ struct Migrate: AsyncParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() async throws {
-        let applied = try await database.withDatabase(for: "migrate") { configuration in
-            try Schema.migrate(try PostgresConnection.connect(configuration))
+        let outcome = try await database.withDatabase(for: "migrate") { configuration in
+            try Schema.migrateReporting(try PostgresConnection.connect(configuration))
         }
-        print(applied.isEmpty
-            ? "schema is current (version \(Schema.latestVersion))"
-            : "applied migrations \(applied.map(String.init).joined(separator: ", ")); schema version \(Schema.latestVersion)")
+        print(Schema.summary(outcome))
     }
 }
 

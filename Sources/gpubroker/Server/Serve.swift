@@ -117,6 +117,8 @@ struct Serve: AsyncParsableCommand {
         valueName: "name=value"))
     var limits: [String] = []
 
+    @OptionGroup(title: "OpenID Connect") var openID: OpenIDOptions
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. Env: GPUBROKER_LOG_LEVEL. Default info.", valueName: "level"))
     var logLevel: String?
 
@@ -160,6 +162,7 @@ struct Serve: AsyncParsableCommand {
         for limit in (ProcessInfo.processInfo.environment["GPUBROKER_LIMITS"]?.split(separator: ",").map(String.init) ?? []) + limits {
             do { try resourceLimits.apply(limit) } catch { throw ValidationError("--limit: \(error)") }
         }
+        let openIDSignIn = try openID.verifier().map { OpenIDSignIn(verifier: $0.0, claimMap: $0.1) }
         let seedDemo = demo || ProcessInfo.processInfo.environment["GPUBROKER_DEMO"] == "1"
         let wantedConnections = Int(try Self.positive(
             setting(maxConnections.map(String.init), "GPUBROKER_MAX_CONNECTIONS") ?? "4096", "max-connections"))
@@ -211,7 +214,7 @@ struct Serve: AsyncParsableCommand {
             readinessProblem: { await Self.readinessProblem(pool) },
             logger: logger, rateLimiter: rateLimiter,
             authFailureLimit: RateLimiter.Limit(rate: authFailureRate, burst: 4 * authFailureRate), webhookURLs: webhookURLs,
-            limits: resourceLimits, starvationLimit: starvation)
+            limits: resourceLimits, starvationLimit: starvation, openID: openIDSignIn)
 
         var http = HTTPServerConfiguration()
         http.host = host
