@@ -26,13 +26,27 @@ enum AdminAllocationRoutes {
         }
         routes.add("PATCH", "/v1/admin/allocations/{id}") { request, context in
             let (tenant, id) = try await target(request, context)
+            let dryRun = try DryRunAnswers.requested(request)
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
+            if dryRun {
+                return try DryRunAnswers.response(
+                    try await context.services.allocations.dryRunScale(
+                        tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor),
+                    grantedStatus: 200, tenant: tenant)
+            }
             return try answer(tenant, try await context.services.allocations.scale(
                 tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor))
         }
         routes.add("POST", "/v1/admin/allocations/{id}/renew") { request, context in
             let (tenant, id) = try await target(request, context)
+            let dryRun = try DryRunAnswers.requested(request)
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
+            if dryRun {
+                return try DryRunAnswers.response(
+                    try await context.services.allocations.dryRunRenew(
+                        tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor),
+                    grantedStatus: 200, tenant: tenant)
+            }
             return try answer(tenant, try await context.services.allocations.renew(
                 tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }

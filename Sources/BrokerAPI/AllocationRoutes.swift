@@ -4,12 +4,20 @@ import Foundation
 import MicroHTTP
 
 /// A tenant's allocations: request, read, scale, renew, release, and their ledger rows.
+/// Requesting, scaling and renewing may be rehearsed (`dryRun=true`, `DryRunAnswers`).
 enum AllocationRoutes {
     static func register(_ routes: inout RouteBuilder) {
         routes.add("POST", "/v1/allocations") { request, context in
             let tenant = try context.tenant
             let key = try idempotencyKey(request)
+            let dryRun = try DryRunAnswers.requested(request)
             let allocationRequest = try AllocationRequest.parse(try JSONBodies.read(request))
+            if dryRun {
+                return try DryRunAnswers.response(
+                    try await context.services.allocations.dryRun(
+                        tenantId: tenant.id.uuid, request: allocationRequest, actor: context.actor),
+                    grantedStatus: 201)
+            }
             let view = try await context.services.allocations.create(
                 tenantId: tenant.id.uuid, request: allocationRequest, actor: context.actor, idempotencyKey: key)
             return try JSONBodies.response(
@@ -25,13 +33,27 @@ enum AllocationRoutes {
         }
         routes.add("PATCH", "/v1/allocations/{id}") { request, context in
             let (tenant, id) = try target(request, context)
+            let dryRun = try DryRunAnswers.requested(request)
             let change = try ReplicaChange.parse(try JSONBodies.read(request))
+            if dryRun {
+                return try DryRunAnswers.response(
+                    try await context.services.allocations.dryRunScale(
+                        tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor),
+                    grantedStatus: 200)
+            }
             return try JSONBodies.response(200, try await context.services.allocations.scale(
                 tenantId: tenant, id: id, replicas: change.replicas, actor: context.actor))
         }
         routes.add("POST", "/v1/allocations/{id}/renew") { request, context in
             let (tenant, id) = try target(request, context)
+            let dryRun = try DryRunAnswers.requested(request)
             let renew = try RenewRequest.parse(try JSONBodies.readOptional(request))
+            if dryRun {
+                return try DryRunAnswers.response(
+                    try await context.services.allocations.dryRunRenew(
+                        tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor),
+                    grantedStatus: 200)
+            }
             return try JSONBodies.response(200, try await context.services.allocations.renew(
                 tenantId: tenant, id: id, leaseSeconds: renew.leaseSeconds, actor: context.actor))
         }

@@ -38,6 +38,7 @@ enum ManifestRoutes {
         routes.add("POST", "/v1/allocations/from-manifest") { request, context in
             let tenant = try context.tenant
             let key = try AllocationRoutes.idempotencyKey(request)
+            let dryRun = try DryRunAnswers.requested(request)
             let asYAML = try wantsYAML(request.headers["Accept"])
             let inventory = try await context.services.inventory.recentInventory().regions
             let catalog = InstanceCatalog(pools: inventory.flatMap { $0.pools.map(\.pool) })
@@ -58,29 +59,29 @@ enum ManifestRoutes {
             let grantPlan = ManifestGrantPlan(
                 plan.workloads, key: key ?? derived, groupRegions: groupRegions,
                 keyLifetimeSeconds: key == nil ? derivedKeyLifetimeSeconds : nil)
+            if dryRun {
+                let (placed, result) = try await context.services.allocations.dryRunManifest(
+                    tenantId: tenant.id.uuid, plan: grantPlan, actor: context.actor)
+                var manifest: ManifestAnswer?
+                if let placed {
+                    // Nothing was committed, but the documents are written as for a grant: off the cooperative pool.
+                    manifest = try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
+                        answer(plan, placed)
+                    }
+                }
+                let nothingPlaced = placed.map { $0.allSatisfy(\.isEmpty) } ?? false
+                return try DryRunAnswers.response(result, grantedStatus: nothingPlaced ? 200 : 201, manifest: manifest)
+            }
             let placed = try await context.services.allocations.grantManifest(
                 tenantId: tenant.id.uuid, plan: grantPlan, actor: context.actor)
             let views = placed.flatMap { $0 }
-            let grants = zip(plan.workloads, placed).map { workload, views in
-                if workload.isEmpty { return [RegionGrant]() }
-                let perAllocation = views.map { view in
-                    ManifestPolicies.labelling(
-                        ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) }),
-                        workload, unitOf: Dictionary(view.instances.compactMap { i in i.unit.map { (i.region, $0) } }) { a, _ in a })
-                }
-                return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
-            }
             // Nothing placed (every workload at replicas 0): 200, no allocation to point to.
             let location = views.first.map { [("Location", "/v1/allocations/\($0.id.description)")] } ?? []
             let status = views.isEmpty ? 200 : 201
             // The grants are committed: the answer is written at once, on a thread of its own.
             return try await CPUWork.shared.run(tenant: tenant.id.description, afterCommit: true) { _ in
                 try answerFault.withLock { try $0?() }
-                let output = ManifestTranslator.output(plan, grants: grants)
-                let answer = ManifestAnswer(
-                    allocation: views.first, allocations: views, manifests: output.map(\.manifest),
-                    manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null },
-                    policies: plan.policyOutcomes, warnings: plan.warnings)
+                let answer = answer(plan, placed)
                 guard asYAML else { return try JSONBodies.response(status, answer, headers: location) }
                 let json = try JSONValue.parse(JSONBodies.encode(answer))
                 return HTTPResponse(
@@ -88,6 +89,26 @@ enum ManifestRoutes {
                     body: Array(try YAMLBodies.text(json).utf8))
             }
         }
+    }
+
+    /// The answer for a plan's workloads and the allocations granted for each: the
+    /// documents per region with the labels of what was granted.
+    static func answer(_ plan: ManifestPlan, _ placed: [[AllocationView]]) -> ManifestAnswer {
+        let views = placed.flatMap { $0 }
+        let grants = zip(plan.workloads, placed).map { workload, views in
+            if workload.isEmpty { return [RegionGrant]() }
+            let perAllocation = views.map { view in
+                ManifestPolicies.labelling(
+                    ManifestTranslator.grants(instances: view.instances.map { ($0.region, $0.instanceType, $0.gpuSeries) }),
+                    workload, unitOf: Dictionary(view.instances.compactMap { i in i.unit.map { (i.region, $0) } }) { a, _ in a })
+            }
+            return workload.together ? perAllocation.map { $0[0] } : perAllocation[0]
+        }
+        let output = ManifestTranslator.output(plan, grants: grants)
+        return ManifestAnswer(
+            allocation: views.first, allocations: views, manifests: output.map(\.manifest),
+            manifestRegions: output.map { $0.region.map(JSONValue.string) ?? .null },
+            policies: plan.policyOutcomes, warnings: plan.warnings)
     }
 
     /// A region pin names a region this broker has: a well-formed id of no region is a

@@ -110,6 +110,14 @@ public struct Problem: Error, Sendable {
     }
 
     func response(requestId: String?) -> HTTPResponse {
+        var headers = HTTPHeaders([("Content-Type", "application/problem+json")])
+        if let retryAfterSeconds { headers.add("Retry-After", String(retryAfterSeconds)) }
+        if let allow { headers.add("Allow", allow.joined(separator: ", ")) }
+        return HTTPResponse(status: status, headers: headers, body: body(requestId: requestId).encoded())
+    }
+
+    /// The problem+json document (also what a dry run says the real request would answer).
+    func body(requestId: String?) -> JSONValue {
         var body = members
         body.merge([
             "type": .string(code.typeURI),
@@ -127,9 +135,6 @@ public struct Problem: Error, Sendable {
                 .object(["region": .string($0.region), "replicas": .number(Double($0.replicas)), "reason": .string($0.reason)])
             })
         }
-        var headers = HTTPHeaders([("Content-Type", "application/problem+json")])
-        if let retryAfterSeconds { headers.add("Retry-After", String(retryAfterSeconds)) }
-        if let allow { headers.add("Allow", allow.joined(separator: ", ")) }
-        return HTTPResponse(status: status, headers: headers, body: JSONValue.object(body).encoded())
+        return .object(body)
     }
 }

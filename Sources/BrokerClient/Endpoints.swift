@@ -103,8 +103,19 @@ extension BrokerClient {
     // MARK: allocations
 
     /// 201 (`active`, `partial`) or 202 (`pending`). The key makes a retry after a lost answer safe.
-    public func createAllocation(_ spec: AllocationSpec, idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
-        try await send("POST", "/v1/allocations", json: spec.json, headers: ["Idempotency-Key": idempotencyKey], retry: true).body
+    /// `dryRun`: 200 with what the request would do (a `DryRun`), nothing kept.
+    public func createAllocation(
+        _ spec: AllocationSpec, idempotencyKey: String = UUID().uuidString, dryRun: Bool = false
+    ) async throws -> JSONValue {
+        try await send(
+            "POST", "/v1/allocations", query: Self.dryRun(dryRun), json: spec.json,
+            headers: ["Idempotency-Key": idempotencyKey], retry: true
+        ).body
+    }
+
+    /// `dryRun=true`, when asked for.
+    static func dryRun(_ asked: Bool) -> [URLQueryItem] {
+        asked ? [URLQueryItem(name: "dryRun", value: "true")] : []
     }
 
     /// Whose allocations a call reads or changes: the token's tenant's, or (admin token) any
@@ -163,13 +174,18 @@ extension BrokerClient {
         try await send("GET", "\(scope.path)/\(Self.segment(id))", retry: true).body
     }
 
-    public func scale(_ id: String, replicas: Int, scope: AllocationScope = .tenant) async throws -> JSONValue {
-        try await send("PATCH", "\(scope.path)/\(Self.segment(id))", json: .object(["replicas": .number(Double(replicas))])).body
+    public func scale(_ id: String, replicas: Int, scope: AllocationScope = .tenant, dryRun: Bool = false) async throws -> JSONValue {
+        try await send(
+            "PATCH", "\(scope.path)/\(Self.segment(id))", query: Self.dryRun(dryRun),
+            json: .object(["replicas": .number(Double(replicas))])
+        ).body
     }
 
-    public func renew(_ id: String, leaseSeconds: Int? = nil, scope: AllocationScope = .tenant) async throws -> JSONValue {
+    public func renew(
+        _ id: String, leaseSeconds: Int? = nil, scope: AllocationScope = .tenant, dryRun: Bool = false
+    ) async throws -> JSONValue {
         let body: JSONValue = .object(leaseSeconds.map { ["leaseSeconds": .number(Double($0))] } ?? [:])
-        return try await send("POST", "\(scope.path)/\(Self.segment(id))/renew", json: body).body
+        return try await send("POST", "\(scope.path)/\(Self.segment(id))/renew", query: Self.dryRun(dryRun), json: body).body
     }
 
     public func release(_ id: String, scope: AllocationScope = .tenant) async throws -> JSONValue {
@@ -203,11 +219,14 @@ extension BrokerClient {
 
     /// A Kubernetes manifest file as JSON or YAML; the answer holds `allocation`, `allocations`,
     /// `manifests` and `manifestRegions`.
-    public func allocate(manifest: [UInt8], idempotencyKey: String = UUID().uuidString) async throws -> JSONValue {
+    public func allocate(
+        manifest: [UInt8], idempotencyKey: String = UUID().uuidString, dryRun: Bool = false
+    ) async throws -> JSONValue {
         let isJSON = manifest.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "{")
         let body = RawBody(bytes: manifest, contentType: isJSON ? "application/json" : "application/yaml")
         return try await send(
-            "POST", "/v1/allocations/from-manifest", raw: body, headers: ["Idempotency-Key": idempotencyKey], retry: true
+            "POST", "/v1/allocations/from-manifest", query: Self.dryRun(dryRun), raw: body,
+            headers: ["Idempotency-Key": idempotencyKey], retry: true
         ).body
     }
 

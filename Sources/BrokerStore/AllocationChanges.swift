@@ -8,46 +8,53 @@ extension AllocationStore {
     /// holds) or scales in, releasing the last unit's instances first, newest first.
     public func scale(tenantId: UUID, id: UUID, replicas: Int, actor: String) async throws -> AllocationView {
         try await retryingLostRaces {
-            try await pool.withTransaction { c in
-                let request = try Self.lockLive(c, id: id, tenantId: tenantId)
-                let live = try Self.runningInstances(c, allocationId: id)
-                var placed = live.count
-                var decisions: [PlacementDecision]? = nil
-                if replicas > live.count {
-                    var input = GrantInput(
-                        request: request, replicas: replicas - live.count, inventory: try InventoryStore.snapshot(c, fitting: request.shape))
-                    input.held = HeldReplicas.counting(live.map { ($0.region, $0.unit) })
-                    let plan = try Self.planWithPreemption(c, input)
-                    guard plan.outcome == .grant else {
-                        throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
-                    }
-                    try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor)
-                    try QuotaCheck.verifyPriceCap(
-                        c, plan.request, try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor))
-                    placed += plan.placement.placed
-                    decisions = plan.decisions
-                } else if replicas < live.count {
-                    let chosen = ScaleInSelector.select(
-                        live.map { .init(id: String($0.seq), unit: $0.unit, sequence: $0.seq) },
-                        releasing: live.count - replicas)
-                    try Self.release(c, instanceSeqs: chosen.compactMap { Int64($0) }, kind: "released", actor: actor)
-                    placed = replicas
-                    let released = Set(chosen)
-                    decisions = ScaleInDecisions.after(
-                        try Self.decisions(c, id: id), before: live.map(\.region),
-                        after: live.filter { !released.contains(String($0.seq)) }.map(\.region), replicas: replicas)
-                }
-                try c.query(
-                    """
-                    UPDATE allocations SET replicas = $2, placed_replicas = $3, status = $4,
-                           decisions = coalesce($5::jsonb, decisions), updated_at = clock_timestamp()
-                    WHERE id = $1
-                    """,
-                    [id, replicas, placed, (placed == replicas ? AllocationStatus.active : .partial).rawValue,
-                     try decisions.map { try PostgresJSON($0) }])
-                return try Self.load(c, id: id, tenantId: tenantId)
-            }
+            try await pool.withTransaction { c in try Self.scale(c, tenantId: tenantId, id: id, replicas: replicas, actor: actor) }
         }
+    }
+
+    /// Scales in the caller's transaction; `planned` sees a scale-out's plan first.
+    static func scale(
+        _ c: PostgresConnection, tenantId: UUID, id: UUID, replicas: Int, actor: String,
+        planned: (GrantPlan) -> Void = { _ in }
+    ) throws -> AllocationView {
+        let request = try Self.lockLive(c, id: id, tenantId: tenantId)
+        let live = try Self.runningInstances(c, allocationId: id)
+        var placed = live.count
+        var decisions: [PlacementDecision]? = nil
+        if replicas > live.count {
+            var input = GrantInput(
+                request: request, replicas: replicas - live.count, inventory: try InventoryStore.snapshot(c, fitting: request.shape))
+            input.held = HeldReplicas.counting(live.map { ($0.region, $0.unit) })
+            let plan = try Self.planWithPreemption(c, input)
+            planned(plan)
+            guard plan.outcome == .grant else {
+                throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
+            }
+            try Self.preempt(c, instanceSeqs: plan.victims, for: id, actor: actor)
+            try QuotaCheck.verifyPriceCap(
+                c, plan.request, try Self.reserve(c, allocationId: id, rows: plan.rows, actor: actor))
+            placed += plan.placement.placed
+            decisions = plan.decisions
+        } else if replicas < live.count {
+            let chosen = ScaleInSelector.select(
+                live.map { .init(id: String($0.seq), unit: $0.unit, sequence: $0.seq) },
+                releasing: live.count - replicas)
+            try Self.release(c, instanceSeqs: chosen.compactMap { Int64($0) }, kind: "released", actor: actor)
+            placed = replicas
+            let released = Set(chosen)
+            decisions = ScaleInDecisions.after(
+                try Self.decisions(c, id: id), before: live.map(\.region),
+                after: live.filter { !released.contains(String($0.seq)) }.map(\.region), replicas: replicas)
+        }
+        try c.query(
+            """
+            UPDATE allocations SET replicas = $2, placed_replicas = $3, status = $4,
+                   decisions = coalesce($5::jsonb, decisions), updated_at = clock_timestamp()
+            WHERE id = $1
+            """,
+            [id, replicas, placed, (placed == replicas ? AllocationStatus.active : .partial).rawValue,
+             try decisions.map { try PostgresJSON($0) }])
+        return try Self.load(c, id: id, tenantId: tenantId)
     }
 
     /// Extends the lease from now. An allocation whose lease already ran out is
@@ -55,27 +62,32 @@ extension AllocationStore {
     public func renew(tenantId: UUID, id: UUID, leaseSeconds: Int?, actor: String) async throws -> AllocationView {
         try await StoreError.translating {
             try await pool.withTransaction { c in
-                let rows = try c.query(
-                    """
-                    UPDATE allocations
-                    SET lease_seconds = coalesce($3, lease_seconds),
-                        lease_expires_at = now() + make_interval(secs => coalesce($3, lease_seconds)),
-                        updated_at = clock_timestamp()
-                    WHERE id = $1 AND tenant_id = $2 AND status IN ('active', 'partial') AND lease_expires_at > now()
-                    RETURNING id
-                    """,
-                    [id, tenantId, leaseSeconds])
-                if rows.isEmpty {
-                    let current = try Self.requireOwned(c, id: id, tenantId: tenantId)
-                    throw StoreError.conflict(
-                        current == .active || current == .partial
-                            ? "allocation \(id.lowercased) lease has run out" : "allocation \(id.lowercased) is \(current.rawValue)")
-                }
-                try c.query(
-                    "INSERT INTO ledger (kind, allocation_id, delta, actor) VALUES ('renewed', $1, 0, $2)", [id, actor])
-                return try Self.load(c, id: id, tenantId: tenantId)
+                try Self.renew(c, tenantId: tenantId, id: id, leaseSeconds: leaseSeconds, actor: actor)
             }
         }
+    }
+
+    /// Renews in the caller's transaction.
+    static func renew(_ c: PostgresConnection, tenantId: UUID, id: UUID, leaseSeconds: Int?, actor: String) throws -> AllocationView {
+        let rows = try c.query(
+            """
+            UPDATE allocations
+            SET lease_seconds = coalesce($3, lease_seconds),
+                lease_expires_at = now() + make_interval(secs => coalesce($3, lease_seconds)),
+                updated_at = clock_timestamp()
+            WHERE id = $1 AND tenant_id = $2 AND status IN ('active', 'partial') AND lease_expires_at > now()
+            RETURNING id
+            """,
+            [id, tenantId, leaseSeconds])
+        if rows.isEmpty {
+            let current = try Self.requireOwned(c, id: id, tenantId: tenantId)
+            throw StoreError.conflict(
+                current == .active || current == .partial
+                    ? "allocation \(id.lowercased) lease has run out" : "allocation \(id.lowercased) is \(current.rawValue)")
+        }
+        try c.query(
+            "INSERT INTO ledger (kind, allocation_id, delta, actor) VALUES ('renewed', $1, 0, $2)", [id, actor])
+        return try Self.load(c, id: id, tenantId: tenantId)
     }
 
     /// Releases every instance (they turn idle, warm, for their pool's deferral).

@@ -38,7 +38,7 @@ extension AllocationStore {
     /// `createInTransaction`.
     func createBatched(tenantId: UUID, request: AllocationRequest, actor: String) async throws -> AllocationView? {
         try await retryingLostRaces {
-            let inventory = try await snapshots.current(pool).inventory
+            var inventory = try await snapshots.current(pool).inventory
             let cached = settings.lookup(tenantId)
             var step: BatchedStep?
             let recent = cached.map { GrantPlanner.plan(Self.grantInput(request, $0, inventory)) }
@@ -56,12 +56,14 @@ extension AllocationStore {
                 var plan = recent ?? GrantPlanner.plan(Self.grantInput(request, settings, inventory))
                 if plan.outcome != .grant {
                     snapshots.invalidate()
-                    plan = GrantPlanner.plan(Self.grantInput(request, settings, try await snapshots.current(pool).inventory))
+                    inventory = try await snapshots.current(pool).inventory
+                    plan = GrantPlanner.plan(Self.grantInput(request, settings, inventory))
                 }
                 if plan.outcome == .queue, !plan.wantsPreemptionCandidates {
                     let pending = plan
+                    let alternatives = QueueAlternatives.find(Self.grantInput(request, settings, inventory))
                     step = .answered(try await pool.withTransaction { [pendingLimit] c in
-                        try Self.recordPending(c, tenantId: tenantId, pending, limit: pendingLimit)
+                        try Self.recordPending(c, tenantId: tenantId, pending, limit: pendingLimit, alternatives: alternatives)
                     })
                 } else {
                     step = try Self.batchedStep(plan, tenantId: tenantId, settings: settings, actor: actor)
@@ -112,12 +114,15 @@ extension AllocationStore {
     }
 
     /// Grants `request`, or replays the answer recorded under `key` for `asked` (what the
-    /// manifest asked for, before the broker pinned it to a region).
+    /// manifest asked for, before the broker pinned it to a region); `anyBody`: for
+    /// whatever was asked (a key that names the body itself).
     static func grantKeyed(
         _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, as asked: AllocationRequest, key: String?,
-        actor: String, pendingLimit: Int
+        actor: String, pendingLimit: Int, anyBody: Bool = false
     ) throws -> AllocationView {
-        if let key, let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint(asked)) {
+        if let key,
+            let replay = try claimIdempotencyKey(c, tenantId: tenantId, key: key, fingerprint: fingerprint(asked), anyBody: anyBody)
+        {
             return replay
         }
         let view = try grant(c, tenantId: tenantId, request: request, actor: actor, pendingLimit: pendingLimit)
@@ -125,19 +130,25 @@ extension AllocationStore {
         return view
     }
 
-    /// Grants a request in the caller's transaction: pending with `queue`, 409 when it
-    /// cannot be met, else victims preempted and the plan reserved (a reservation past the
-    /// tenant's quota fails with GB003, `quotaExceeded`; pending past `pendingLimit` is refused).
+    /// Grants a request in the caller's transaction: pending with `queue` (with the
+    /// alternatives that fit now), 409 when it cannot be met, else victims preempted and
+    /// the plan reserved (a reservation past the tenant's quota fails with GB003,
+    /// `quotaExceeded`; pending past `pendingLimit` is refused). `planned` sees the plan
+    /// first (a dry run's verdicts need it).
     static func grant(
-        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, pendingLimit: Int
+        _ c: PostgresConnection, tenantId: UUID, request: AllocationRequest, actor: String, pendingLimit: Int,
+        planned: (GrantPlan) -> Void = { _ in }
     ) throws -> AllocationView {
         let settings = try TenantSettings.load(c, tenantId: tenantId)
         let plan = try planWithPreemption(c, grantInput(request, settings, Inventory(try InventoryStore.snapshot(c, fitting: request.shape))))
+        planned(plan)
         switch plan.outcome {
         case .refuse:
             throw StoreError.insufficientCapacity(plan.shortfall, decisions: plan.decisions)
         case .queue:
-            return try recordPending(c, tenantId: tenantId, plan, limit: pendingLimit)
+            let everything = grantInput(request, settings, Inventory(try InventoryStore.snapshot(c)))
+            return try recordPending(
+                c, tenantId: tenantId, plan, limit: pendingLimit, alternatives: QueueAlternatives.find(everything))
         case .grant:
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
             // Over budget the reservation fails (GB004): asked first only to queue instead.
@@ -181,9 +192,10 @@ extension AllocationStore {
         return input
     }
 
-    /// Claims `key` for this grant, or returns the answer already recorded under it.
+    /// Claims `key` for this grant, or returns the answer already recorded under it (for
+    /// the same request, or with `anyBody` for any).
     static func claimIdempotencyKey(
-        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String
+        _ c: PostgresConnection, tenantId: UUID, key: String, fingerprint: String, anyBody: Bool = false
     ) throws -> AllocationView? {
         let claimed = try c.query(
             """
@@ -201,14 +213,17 @@ extension AllocationStore {
             FROM idempotency_keys WHERE tenant_id = $1 AND key = $2
             """,
             [tenantId, key, fingerprint, fingerprint.replacingOccurrences(of: "/", with: "\\/")])
-        guard try rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
+        guard try anyBody || rows[0].decode("same", as: Bool.self) else { throw StoreError.idempotencyKeyReused }
         if let first = try? rows[0].decodeJSON("response", as: AllocationView.self) { return first }
         return try load(c, id: try rows[0].decode("allocation_id"), tenantId: tenantId)
     }
 
-    /// An allocation that waits for capacity (`queue`), with the decisions that kept it
-    /// waiting; refused when the tenant already has `limit` waiting (`TenantLimits`).
-    static func recordPending(_ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, limit: Int) throws -> AllocationView {
+    /// An allocation that waits (`queue`), with the decisions that kept it waiting and,
+    /// when it waits for capacity, the alternatives that would fit now; refused when the
+    /// tenant already has `limit` waiting (`TenantLimits`).
+    static func recordPending(
+        _ c: PostgresConnection, tenantId: UUID, _ plan: GrantPlan, limit: Int, alternatives: [QueueAlternative]? = nil
+    ) throws -> AllocationView {
         try TenantLimits.check(
             c, .pendingAllocationsPerTenant, tenantId: tenantId, limit: limit,
             held: "SELECT count(*)::int AS n FROM allocations WHERE tenant_id = $1 AND status = 'pending'", [tenantId])
@@ -223,7 +238,9 @@ extension AllocationStore {
             """,
             [UUID.timeOrdered(), tenantId, try PostgresJSON(request), request.replicas, try PostgresJSON(request.labels),
              try PostgresJSON(plan.decisions), request.leaseSeconds, request.queueTimeoutSeconds])[0]
-        return try AllocationRows.allocation(row, instances: [])
+        var view = try AllocationRows.allocation(row, instances: [])
+        view.alternatives = alternatives
+        return view
     }
 
     /// A plan to reserve as a new allocation, and how to answer once its instances exist.

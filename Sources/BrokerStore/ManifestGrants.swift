@@ -35,9 +35,11 @@ extension AllocationStore {
             switch step {
             case .nothing: return []
             case .firstOf(let alternatives):
-                return [try grantFirst(c, tenantId: tenantId, alternatives, actor: actor, pendingLimit: pendingLimit)]
+                return [try grantFirst(
+                    c, tenantId: tenantId, alternatives, actor: actor, pendingLimit: pendingLimit, anyBody: plan.keysNameTheFile)]
             case .together(let group):
-                return try grantTogether(c, tenantId: tenantId, group, actor: actor, pendingLimit: pendingLimit)
+                return try grantTogether(
+                    c, tenantId: tenantId, group, actor: actor, pendingLimit: pendingLimit, anyBody: plan.keysNameTheFile)
             }
         }
     }
@@ -47,7 +49,7 @@ extension AllocationStore {
     /// "reused" and are skipped.
     static func grantFirst(
         _ c: PostgresConnection, tenantId: UUID, _ alternatives: ManifestGrantPlan.Alternatives, actor: String,
-        pendingLimit: Int
+        pendingLimit: Int, anyBody: Bool
     ) throws -> AllocationView {
         let several = alternatives.requests.count > 1
         var tries: [(detail: String, decisions: [PlacementDecision])] = []
@@ -57,7 +59,7 @@ extension AllocationStore {
                 return try savepoint(c) {
                     try grantKeyed(
                         c, tenantId: tenantId, request: request, as: request, key: alternatives.key, actor: actor,
-                        pendingLimit: pendingLimit)
+                        pendingLimit: pendingLimit, anyBody: anyBody)
                 }
             } catch StoreError.insufficientCapacity(let detail, let decisions) where several {
                 tries.append((detail, decisions))
@@ -73,7 +75,7 @@ extension AllocationStore {
     /// Every template in the first region that holds them all; 409 with one decision per
     /// region when none can.
     static func grantTogether(
-        _ c: PostgresConnection, tenantId: UUID, _ group: ManifestGrantPlan.Group, actor: String, pendingLimit: Int
+        _ c: PostgresConnection, tenantId: UUID, _ group: ManifestGrantPlan.Group, actor: String, pendingLimit: Int, anyBody: Bool
     ) throws -> [AllocationView] {
         var decisions: [PlacementDecision] = []
         for region in group.regions {
@@ -82,7 +84,7 @@ extension AllocationStore {
                     try zip(group.components, group.pinned(to: region)).enumerated().map { index, pair in
                         try grantKeyed(
                             c, tenantId: tenantId, request: pair.1, as: pair.0, key: group.componentKey(index), actor: actor,
-                            pendingLimit: pendingLimit)
+                            pendingLimit: pendingLimit, anyBody: anyBody)
                     }
                 }
             } catch StoreError.insufficientCapacity(let detail, _) {

@@ -60,54 +60,63 @@ public struct QueuePositionStore: Sendable {
     public func position(tenantId: UUID, id: UUID) async throws -> QueuePosition {
         try await StoreError.translating {
             try await pool.withTransaction(isolation: .repeatableRead) { c in
-                guard let row = try c.query(
-                    """
-                    SELECT status, seq, tenant_id::text AS tenant, request::text AS request,
-                           replicas - placed_replicas AS wanted, now() AS now,
-                           extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited
-                    FROM allocations WHERE id = $1 AND tenant_id = $2
-                    """, [id, tenantId]
-                ).first else { throw StoreError.notFound("allocation '\(id.uuidString.lowercased())' not found") }
-                let status: String = try row.decode("status")
-                guard status == AllocationStatus.pending.rawValue else {
-                    throw StoreError.conflict("allocation is \(status): only a pending allocation has a queue position")
-                }
-                let inventory = try InventoryStore.snapshot(c)
-                let own = Self.pools(try row.decodeJSON("request"), in: inventory)
-                let order = AdmissionOrder(
-                    starvationLimitSeconds: starvationLimit / .seconds(1), shares: try ShareStore.snapshot(c).dominantShares)
-                let mine = try Self.entry(row)
-                var position = 1
-                var ahead = 0
-                for other in try c.query(
-                    """
-                    SELECT seq, tenant_id::text AS tenant, extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited,
-                           request::text AS request, replicas - placed_replicas AS wanted
-                    FROM allocations WHERE status = 'pending' AND seq <> $1 ORDER BY seq
-                    """, [mine.seq])
-                where try order.precedes(Self.entry(other), mine)
-                    && !own.isDisjoint(with: Self.pools(other.decodeJSON("request"), in: inventory))
-                {
-                    position += 1
-                    ahead += try other.decode("wanted", as: Int.self)
-                }
-                let sorted = own.sorted()
-                let split = sorted.map { $0.split(separator: "/", maxSplits: 1).map(String.init) }
-                let releases: Int = try c.query(
-                    """
-                    SELECT count(*)::int AS n FROM ledger l
-                    JOIN unnest($1::text[], $2::text[]) AS p (region_id, pool_id)
-                      ON l.region_id = p.region_id AND l.pool_id = p.pool_id
-                    WHERE l.kind IN ('released', 'expired', 'preempted') AND l.at > now() - interval '1 hour'
-                    """, [split.map { $0[0] }, split.map { $0[1] }])[0].decode("n")
-                let wanted: Int = try row.decode("wanted")
-                let now: Date = try row.decode("now")
-                let estimate = releases > 0 && !own.isEmpty
-                    ? now.addingTimeInterval(Double(ahead + wanted) / Double(releases) * 3600) : nil
-                return QueuePosition(
-                    position: position, replicasAhead: ahead, replicasWanted: wanted, pools: sorted,
-                    releasesLastHour: releases, estimatedAdmissionAt: estimate)
+                try Self.position(c, tenantId: tenantId, id: id, starvationLimit: starvationLimit)
             }
         }
+    }
+
+    /// A pending allocation's position as the caller's transaction sees the queue (a
+    /// dry run's own pending row included).
+    static func position(
+        _ c: PostgresConnection, tenantId: UUID, id: UUID,
+        starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit
+    ) throws -> QueuePosition {
+        guard let row = try c.query(
+            """
+            SELECT status, seq, tenant_id::text AS tenant, request::text AS request,
+                   replicas - placed_replicas AS wanted, now() AS now,
+                   extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited
+            FROM allocations WHERE id = $1 AND tenant_id = $2
+            """, [id, tenantId]
+        ).first else { throw StoreError.notFound("allocation '\(id.uuidString.lowercased())' not found") }
+        let status: String = try row.decode("status")
+        guard status == AllocationStatus.pending.rawValue else {
+            throw StoreError.conflict("allocation is \(status): only a pending allocation has a queue position")
+        }
+        let inventory = try InventoryStore.snapshot(c)
+        let own = Self.pools(try row.decodeJSON("request"), in: inventory)
+        let order = AdmissionOrder(
+            starvationLimitSeconds: starvationLimit / .seconds(1), shares: try ShareStore.snapshot(c).dominantShares)
+        let mine = try Self.entry(row)
+        var position = 1
+        var ahead = 0
+        for other in try c.query(
+            """
+            SELECT seq, tenant_id::text AS tenant, extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited,
+                   request::text AS request, replicas - placed_replicas AS wanted
+            FROM allocations WHERE status = 'pending' AND seq <> $1 ORDER BY seq
+            """, [mine.seq])
+        where try order.precedes(Self.entry(other), mine)
+            && !own.isDisjoint(with: Self.pools(other.decodeJSON("request"), in: inventory))
+        {
+            position += 1
+            ahead += try other.decode("wanted", as: Int.self)
+        }
+        let sorted = own.sorted()
+        let split = sorted.map { $0.split(separator: "/", maxSplits: 1).map(String.init) }
+        let releases: Int = try c.query(
+            """
+            SELECT count(*)::int AS n FROM ledger l
+            JOIN unnest($1::text[], $2::text[]) AS p (region_id, pool_id)
+              ON l.region_id = p.region_id AND l.pool_id = p.pool_id
+            WHERE l.kind IN ('released', 'expired', 'preempted') AND l.at > now() - interval '1 hour'
+            """, [split.map { $0[0] }, split.map { $0[1] }])[0].decode("n")
+        let wanted: Int = try row.decode("wanted")
+        let now: Date = try row.decode("now")
+        let estimate = releases > 0 && !own.isEmpty
+            ? now.addingTimeInterval(Double(ahead + wanted) / Double(releases) * 3600) : nil
+        return QueuePosition(
+            position: position, replicasAhead: ahead, replicasWanted: wanted, pools: sorted,
+            releasesLastHour: releases, estimatedAdmissionAt: estimate)
     }
 }

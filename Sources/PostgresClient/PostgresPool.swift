@@ -93,6 +93,19 @@ public final class PostgresPool: Sendable {
         }
     }
 
+    /// Runs `body` inside `BEGIN … ROLLBACK`, whatever it returns or throws: nothing it
+    /// writes is committed, and its `NOTIFY`s are never delivered (PostgreSQL sends them
+    /// at commit). For answering what a change would do without doing it.
+    public func withRolledBackTransaction<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        try await withConnection { connection in
+            try connection.command("BEGIN")
+            defer { _ = try? connection.command("ROLLBACK") }
+            return try body(connection)
+        }
+    }
+
     /// Waits for queued and running work, then closes every connection (`PQfinish`).
     /// Later calls fail with `.poolClosed`.
     public func close() async {

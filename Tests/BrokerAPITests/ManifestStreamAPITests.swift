@@ -1,12 +1,16 @@
 import BrokerCore
+import BrokerStore
+import JSON
 import Foundation
+import PostgresClient
 import TestSupport
 import XCTest
 
 @testable import BrokerAPI
 
 /// Manifest files with several documents, and the hardening of the manifest route: alias
-/// amplification, a bounded `eci-use-specs`, and the other routes staying responsive.
+/// amplification, a bounded `eci-use-specs`, the other routes staying responsive, a file
+/// granted all or nothing, and a retry after a lost answer replaying its grant.
 final class ManifestStreamAPITests: XCTestCase {
     var broker: TestBroker!
     var token: String!
@@ -55,6 +59,85 @@ final class ManifestStreamAPITests: XCTestCase {
             "POST", "/v1/allocations/from-manifest", token: token,
             json: ["apiVersion": "v1", "kind": "List", "items": [try YAMLBodies.parse(Array(SeedYAML.cpuDefaultRegion.utf8))]])
         XCTAssertEqual(list.status, 201, list.text)
+    }
+
+    func allocationIds() async throws -> [String] {
+        let listed = try await broker.call("GET", "/v1/allocations", token: token)
+        return (listed.json["allocations"]?.array ?? []).compactMap { $0["id"]?.stringValue }
+    }
+
+    /// Issue 31, N4: an answer lost after the grants were committed (a 503, a dropped
+    /// connection) must not turn a retry into a second grant. A file sent without
+    /// `Idempotency-Key` is recorded under a key of its own, for a minute.
+    func testARetryAfterTheAnswerFailedReplaysTheSameAllocations() async throws {
+        defer { ManifestRoutes.answerFault.withLock { $0 = nil } }
+        ManifestRoutes.answerFault.withLock { $0 = { throw Problem.unavailable("the answer path failed after the commit") } }
+        let lost = try await post(SeedYAML.cpuDefaultRegion)
+        XCTAssertEqual(lost.status, 503, lost.text)
+        let granted = try await allocationIds()
+        XCTAssertEqual(granted.count, 1, "the grant was committed before the answer failed")
+
+        ManifestRoutes.answerFault.withLock { $0 = nil }
+        let retry = try await post(SeedYAML.cpuDefaultRegion)
+        XCTAssertEqual(retry.status, 201, retry.text)
+        XCTAssertEqual(retry.json["allocation"]?["id"]?.stringValue, granted[0], "the retry answers the first grant")
+        let after = try await allocationIds()
+        XCTAssertEqual(after, granted, "the retry granted nothing new")
+
+        // The key is the tenant's own: another tenant's identical file is its own grant.
+        let other = try await broker.tenant("other").token
+        let theirs = try await broker.call(
+            "POST", "/v1/allocations/from-manifest", token: other, body: Array(SeedYAML.cpuDefaultRegion.utf8),
+            headers: ["Content-Type": "application/yaml"])
+        XCTAssertEqual(theirs.status, 201, theirs.text)
+        XCTAssertNotEqual(theirs.json["allocation"]?["id"]?.stringValue, granted[0])
+        let report = try await LedgerCheck.run(broker)
+        XCTAssertTrue(report.isEmpty, "ledger: \(report)")
+    }
+
+    func testTheSameFileAfterItsKeysLifetimeIsANewRequest() async throws {
+        let first = try await post(SeedYAML.cpuDefaultRegion)
+        XCTAssertEqual(first.status, 201, first.text)
+        let aged = try await broker.pool.withConnection { c in
+            try c.query(
+                "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => $1 + 1) RETURNING key",
+                [ManifestRoutes.derivedKeyLifetimeSeconds]
+            ).count
+        }
+        XCTAssertEqual(aged, 1, "one derived key recorded")
+        let second = try await post(SeedYAML.cpuDefaultRegion)
+        XCTAssertEqual(second.status, 201, second.text)
+        XCTAssertNotEqual(second.json["allocation"]?["id"], first.json["allocation"]?["id"])
+        let ids = try await allocationIds()
+        XCTAssertEqual(ids.count, 2)
+        // A changed file is a new request at once.
+        let changed = try await post(SeedYAML.cpuDefaultRegion.replacingOccurrences(of: "replicas: 1", with: "replicas: 2"))
+        XCTAssertEqual(changed.status, 201, changed.text)
+        let all = try await allocationIds()
+        XCTAssertEqual(all.count, 3)
+    }
+
+    /// A derived key names the file: when the inventory changed what the same file reads
+    /// as, its first answer is replayed, not refused as a reused key the client never sent.
+    /// A client's key still refuses another body.
+    func testADerivedKeyReplaysTheFileEvenWhenItNowTranslatesOtherwise() async throws {
+        let direct = try await broker.tenant("direct")
+        let tenantId = try XCTUnwrap(UUID(uuidString: direct.id))
+        let store = AllocationStore(pool: broker.pool)
+        func plan(cpu: String, lifetime: Int?) throws -> ManifestGrantPlan {
+            let pod: JSONValue = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p"], "spec": ["containers": [
+                ["name": "c", "image": "x", "resources": ["requests": ["cpu": .string(cpu), "memory": "1Gi"]]],
+            ]]]
+            return ManifestGrantPlan(
+                try ManifestTranslator.plan([pod]).workloads, key: "file", groupRegions: [], keyLifetimeSeconds: lifetime)
+        }
+        let first = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "1", lifetime: 60), actor: "t")
+        let again = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "2", lifetime: 60), actor: "t")
+        XCTAssertEqual(again.flatMap { $0.map(\.id) }, first.flatMap { $0.map(\.id) })
+        do {
+            _ = try await store.grantManifest(tenantId: tenantId, plan: try plan(cpu: "2", lifetime: nil), actor: "t")
+            XCTFail("a client's key with another body was replayed")
+        } catch StoreError.idempotencyKeyReused {}
     }
 
     /// The file is granted in one transaction (issue 25): the workload placed before the

@@ -63,6 +63,16 @@ final class PublicShapeTests: XCTestCase {
         expect("a share refused", try await broker.call(
             "PATCH", "/v1/admin/tenants/\(tenant.id)/share", token: broker.adminToken,
             json: ["resources": ["gpu:T4": ["guaranteed": 100]]]), 409)
+        let elsewhere = gpu.merging(["gpuSeries": ["A100"], "queue": true])
+        expect("queued, with alternatives", try await broker.call(
+            "POST", "/v1/allocations", token: tenant.token, json: elsewhere), 202, "Allocation")
+        XCTAssertEqual(bodies.last?.json["alternatives"]?.arrayValue?.count, 1, "the T4 fits now")
+        expect("a dry run that would queue", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: elsewhere), 200, "DryRun")
+        expect("a dry run that would be granted", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: gpu), 200, "DryRun")
+        expect("a dry run over the quota", try await broker.call(
+            "POST", "/v1/allocations?dryRun=true", token: tenant.token, json: gpu.merging(["replicas": 4])), 200, "DryRun")
 
         expect("malformed JSON", try await broker.call(
             "POST", "/v1/allocations", token: tenant.token, body: Array("{".utf8), headers: ["Content-Type": "application/json"]), 400)

@@ -44,6 +44,10 @@ final class VocabularyTests: XCTestCase {
         Place(name: "Role", words: words(Role.self), column: "api_tokens.role", openAPI: ["Role"]),
         Place(name: "TokenScope", words: words(TokenScope.self), column: "api_tokens.scopes", openAPI: ["TokenScope"]),
         Place(name: "CallerRole", words: words(CallerRole.self), column: nil, openAPI: ["Identity", "properties", "role"]),
+        Place(name: "DryRunOutcome", words: words(DryRunOutcome.self), column: nil, openAPI: ["DryRunOutcome"]),
+        Place(name: "AlternativeChange", words: words(AlternativeChange.self), column: nil, openAPI: ["AlternativeChange"]),
+        Place(name: "LimitName", words: words(LimitName.self), column: nil,
+              openAPI: ["LimitVerdict", "properties", "name"]),
         // Lists that live beside the code they belong to.
         Place(name: "AcceleratorVendor", words: words(AcceleratorVendor.self), column: "pools.gpu_vendor", openAPI: ["AcceleratorVendor"]),
         Place(name: "Precision", words: words(Precision.self), column: nil, openAPI: ["Precision"]),

@@ -36,6 +36,7 @@ final class AllocationRequestFuzzTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(request.replicas, 1)
                 XCTAssertTrue(request.shape.cpu > 0 && request.shape.memoryGiB > 0)
                 XCTAssertEqual(try JSONDecoder().decode(AllocationRequest.self, from: Data(request.canonicalJSON())), request)
+                XCTAssertEqual(try AllocationRequest.parse(request.body), request, "the body form reads back as the request")
                 parsed += 1
             } catch {
                 XCTAssertFalse(error.errors.isEmpty)

@@ -104,7 +104,7 @@ final class MicroHTTPTests: XCTestCase {
 
     func testRouterInProcess() async {
         let router = Self.makeRouter()
-        XCTAssertEqual(router.routes.count, 17)
+        XCTAssertEqual(router.routes.count, 18)
         XCTAssertEqual(router.routes[3].method, "GET")
         XCTAssertEqual(router.routes[3].pattern, "/v1/allocations/{id}")
 

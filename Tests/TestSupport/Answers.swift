@@ -44,3 +44,19 @@ extension Answers {
         public var allocation: AllocationView
     }
 }
+
+extension Answers {
+    /// A dry run's answer (`dryRun=true`).
+    public struct DryRun: Decodable, Sendable {
+        public var dryRun: Bool
+        public var outcome: DryRunOutcome
+        public var status: Int
+        public var allocation: AllocationView?
+        public var problem: Problem?
+        public var decisions: [PlacementDecision]
+        public var pricePerHour: Double
+        public var limits: [LimitVerdict]
+        public var queue: QueuePosition?
+        public var alternatives: [QueueAlternative]?
+    }
+}

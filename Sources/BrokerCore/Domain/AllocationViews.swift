@@ -79,6 +79,9 @@ public struct AllocationView: Codable, Sendable, Equatable {
     public var request: AllocationRequest
     /// The owning tenant, in the admin's answers only (a tenant knows its own).
     public var tenantId: ResourceID?
+    /// In the answer that queued a request for capacity only: what would fit now instead
+    /// (`QueueAlternatives`).
+    public var alternatives: [QueueAlternative]?
 
     public init(
         id: ResourceID, status: AllocationStatus, replicas: Int, placedReplicas: Int,

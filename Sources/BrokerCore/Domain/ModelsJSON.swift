@@ -129,6 +129,7 @@ extension InstanceView: JSONWritable {
 extension AllocationView: JSONWritable {
     public func write(to json: inout JSONWriter) {
         json.beginObject()
+        if let alternatives { json.member("alternatives", alternatives) }
         json.member("createdAt", createdAt)
         json.member("decisions", decisions)
         json.member("id", id)
@@ -143,6 +144,20 @@ extension AllocationView: JSONWritable {
         json.member("status", status)
         json.member("tenantId", tenantId)
         json.member("updatedAt", updatedAt)
+        json.endObject()
+    }
+}
+
+extension QueueAlternative: JSONWritable {
+    public func write(to json: inout JSONWriter) {
+        json.beginObject()
+        json.member("change", change)
+        json.member("gpuSeries", gpuSeries)
+        json.member("maxPricePerHour", maxPricePerHour)
+        json.member("placedReplicas", placedReplicas)
+        json.member("pricePerHour", pricePerHour)
+        json.member("region", region)
+        json.member("request", request)
         json.endObject()
     }
 }

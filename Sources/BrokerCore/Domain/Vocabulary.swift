@@ -106,6 +106,21 @@ public enum CallerRole: String, Codable, Sendable, CaseIterable {
     case admin, tenant
 }
 
+/// What a dry run (`dryRun=true`) says the real request would do.
+public enum DryRunOutcome: String, Codable, Sendable, CaseIterable {
+    case granted, queued, refused
+}
+
+/// A tenant's limits as a dry run reports them: its quota's members, then its monthly budgets.
+public enum LimitName: String, Codable, Sendable, CaseIterable {
+    case instances, gpus, cpu, memoryGiB, spendPerMonth, gpuHoursPerMonth
+}
+
+/// What a queued request's alternative changes to fit now.
+public enum AlternativeChange: String, Codable, Sendable, CaseIterable {
+    case region, gpuSeries, maxPricePerHour
+}
+
 /// The machine `code` of a problem+json answer.
 public enum ProblemCode: String, Sendable, CaseIterable {
     case invalidRequest = "invalid_request"

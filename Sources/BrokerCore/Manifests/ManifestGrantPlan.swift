@@ -73,6 +73,12 @@ public struct ManifestGrantPlan: Sendable, Equatable {
     /// Keys derived by the broker (no `Idempotency-Key` sent) replay only this long.
     public var keyLifetimeSeconds: Int?
 
+    /// The keys were derived from the file itself: a file with the same key is the same
+    /// file, so its first answer is replayed even when it now translates otherwise (the
+    /// inventory changed which instance types or devices it reads as), rather than refused
+    /// as a reused key the client never sent.
+    public var keysNameTheFile: Bool { keyLifetimeSeconds != nil }
+
     /// The steps for `workloads` in document order. With a key, the i-th workload (from 0)
     /// is recorded under `<key>#<i>`, the first under `<key>` itself; groups try
     /// `groupRegions` (in that order) that every template's pins and affinity allow.

@@ -105,6 +105,39 @@ extension AllocationRequest {
     }
 }
 
+extension AllocationRequest {
+    /// The request as a `POST /v1/allocations` body that `parse` reads back as this
+    /// request: what an alternative to a queued request offers the client to send.
+    public var body: JSONValue {
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.member("allOrNothing", allOrNothing)
+        json.member("computeClass", shape.computeClass)
+        json.member("cpu", shape.cpu)
+        if shape.computeClass == .gpu { json.member("gpuCount", shape.gpuCount) }
+        json.member("gpuInterconnect", shape.gpuInterconnect)
+        json.member("gpuPartition", shape.gpuPartition)
+        if !shape.gpuSeries.isEmpty { json.member("gpuSeries", shape.gpuSeries) }
+        json.member("gpuVendor", shape.gpuVendor)
+        json.member("instanceType", shape.instanceType)
+        json.member("labels", labels)
+        json.member("leaseSeconds", leaseSeconds)
+        json.member("maxPricePerHour", shape.maxPricePerHour)
+        json.member("memoryGiB", shape.memoryGiB)
+        json.member("minGPUMemoryGiB", shape.minGPUMemoryGiB)
+        json.member("model", model)
+        json.member("placement", placement)
+        json.member("qos", shape.qos)
+        json.member("queue", queue)
+        json.member("queueTimeoutSeconds", queueTimeoutSeconds)
+        json.member("region", region)
+        json.member("replicas", replicas)
+        json.endObject()
+        // JSONWriter writes only what its parser reads.
+        return (try? JSONValue.parse(json.bytes)) ?? .null
+    }
+}
+
 /// `PATCH /v1/allocations/{id}`: `{"replicas": n}`, 1...1000.
 public struct ReplicaChange: Codable, Sendable, Equatable {
     public var replicas: Int

@@ -14,7 +14,8 @@ struct Allocate: AsyncParsableCommand {
             (primary region first, then the others by price and free capacity). \
             With --queue a request that cannot be met now waits as pending; --wait then \
             shows its progress and returns once it is active (exit 0) or unschedulable \
-            (exit 3), or after --timeout (exit 4).
+            (exit 3), or after --timeout (exit 4). --dry-run says what would happen \
+            and changes nothing.
             """)
 
     @OptionGroup(title: "Replica shape") var shape: ShapeOptions
@@ -52,10 +53,12 @@ struct Allocate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --wait: give up after this many seconds (exit 4). Default 600.", valueName: "seconds"))
     var timeout: Double = 600
 
+    @OptionGroup var dryRun: DryRunOption
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
         _ = try shape.query()
+        if dryRun.dryRun && wait { throw ValidationError("--dry-run and --wait exclude each other") }
         if region != nil && policy != nil { throw ValidationError("--region and --policy exclude each other") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
@@ -77,6 +80,9 @@ struct Allocate: AsyncParsableCommand {
             if let policy {
                 // A named policy is the placement the broker would resolve from labels; sent as `placement`.
                 spec.placement = try await client.policy(policy)["policy"]
+            }
+            if dryRun.dryRun {
+                return try DryRunOption.show(try await client.createAllocation(spec, dryRun: true), printer: printer)
             }
             let allocation = try await client.createAllocation(spec)
             if let never = Unsatisfiable.reason(in: Self.decisions(allocation)) {
@@ -222,9 +228,16 @@ struct Allocations: AsyncParsableCommand {
         @Argument(help: "The allocation id, or a unique start or end of it (the console shows the last 8 digits).") var id: String
         @Option(help: ArgumentHelp("Replicas wanted.", valueName: "n")) var replicas: Int
         @OptionGroup var scope: AllocationScopeOptions
+        @OptionGroup var dryRun: DryRunOption
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
+            if dryRun.dryRun {
+                return try await options.run { client, printer in
+                    try DryRunOption.show(
+                        try await client.scale(try await client.resolveAllocationId(id, scope: scope.scope), replicas: replicas, scope: scope.scope, dryRun: true), printer: printer)
+                }
+            }
             try await options.show(Tables.allocation) { client in try await client.scale(try await client.resolveAllocationId(id, scope: scope.scope), replicas: replicas, scope: scope.scope) }
         }
     }
@@ -236,9 +249,16 @@ struct Allocations: AsyncParsableCommand {
         @Option(help: ArgumentHelp("New lease length in seconds (default: the current one).", valueName: "seconds"))
         var lease: Int?
         @OptionGroup var scope: AllocationScopeOptions
+        @OptionGroup var dryRun: DryRunOption
         @OptionGroup var options: ClientOptions
 
         func run() async throws {
+            if dryRun.dryRun {
+                return try await options.run { client, printer in
+                    try DryRunOption.show(
+                        try await client.renew(try await client.resolveAllocationId(id, scope: scope.scope), leaseSeconds: lease, scope: scope.scope, dryRun: true), printer: printer)
+                }
+            }
             try await options.show(Tables.allocation) { client in try await client.renew(try await client.resolveAllocationId(id, scope: scope.scope), leaseSeconds: lease, scope: scope.scope) }
         }
     }

@@ -20,7 +20,8 @@ struct Apply: AsyncParsableCommand {
             or ctyun Policy in the file places the workloads it selects; a file holding only \
             such policies stores each as the tenant's named policy (PUT /v1/policies/NAME), \
             which later requests whose labels match then use. Applying the same file again \
-            gives the same allocations (within 24 hours); --again asks for new ones.
+            gives the same allocations (within 24 hours); --again asks for new ones. \
+            --dry-run shows what the file would be granted and changes nothing.
             """)
 
     @Option(name: .customShort("f"), help: ArgumentHelp("The manifest file, or - for stdin.", valueName: "file"))
@@ -32,6 +33,7 @@ struct Apply: AsyncParsableCommand {
     @Flag(help: "Allocate again for a file applied before (by default the same file gives the same allocation).")
     var again = false
 
+    @OptionGroup var dryRun: DryRunOption
     @OptionGroup var options: ClientOptions
 
     /// The request's `Idempotency-Key`: the file's SHA-256, so that applying a file twice is
@@ -58,6 +60,11 @@ struct Apply: AsyncParsableCommand {
                 }
             }
             return
+        }
+        if dryRun.dryRun {
+            return try await options.run { client, printer in
+                try DryRunOption.show(try await client.allocate(manifest: bytes, dryRun: true), printer: printer)
+            }
         }
         try await options.run { client, printer in
             let answer = try await client.allocate(manifest: bytes, idempotencyKey: Self.idempotencyKey(bytes, again: again))

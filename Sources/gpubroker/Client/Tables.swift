@@ -121,6 +121,9 @@ enum Tables {
             }
             text += "\n" + table.render(colour: colour)
         }
+        if let alternatives = allocation["alternatives"]?.arrayValue {
+            text += "\nFits now instead\n" + Tables.alternatives(alternatives, colour: colour)
+        }
         return text
     }
 
