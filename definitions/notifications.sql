@@ -44,3 +44,9 @@ CREATE TRIGGER tenants_notify AFTER UPDATE OR DELETE ON tenants
     FOR EACH ROW EXECUTE FUNCTION gpb_notify_tenant();
 CREATE TRIGGER policies_notify AFTER INSERT OR UPDATE OR DELETE ON policies
     FOR EACH ROW EXECUTE FUNCTION gpb_notify_tenant();
+
+-- A request began to wait: admitters wake, so that a tenant under its fair-share guarantee
+-- reclaims borrowed capacity at once (issue 28) rather than at the next interval. Grants
+-- insert admitted allocations, which the WHEN clause passes over.
+CREATE TRIGGER allocations_notify_pending AFTER INSERT ON allocations
+    FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION gpb_notify_inventory();

@@ -31,6 +31,7 @@ public final class BrokerServices: Sendable {
     public let authFailureLimiter: RateLimiter
     public let webhooks: WebhookStore
     public let queuePositions: QueuePositionStore
+    public let shares: ShareStore
     public let eventFeed: EventFeedStore
     /// Watch streams; `close()` it before stopping the HTTP server, which waits for them.
     public let eventHub: EventHub
@@ -45,6 +46,7 @@ public final class BrokerServices: Sendable {
         readinessProblem: @escaping @Sendable () async -> String?, logger: Logger, rateLimiter: RateLimiter? = nil,
         authFailureLimit: RateLimiter.Limit = RateLimiter.Limit(rate: 5, burst: 20),
         webhookURLs: WebhookURLPolicy = WebhookURLPolicy(), limits: ResourceLimits = ResourceLimits(),
+        starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit,
         openID: OpenIDSignIn? = nil
     ) {
         self.inventory = inventory
@@ -60,7 +62,8 @@ public final class BrokerServices: Sendable {
         self.rateLimiter = rateLimiter
         self.authFailureLimiter = RateLimiter(limit: authFailureLimit)
         self.webhooks = WebhookStore(sharingPoolOf: tenants)
-        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations)
+        self.queuePositions = QueuePositionStore(sharingPoolOf: allocations, starvationLimit: starvationLimit)
+        self.shares = ShareStore(sharingPoolOf: tenants)
         self.eventFeed = EventFeedStore(sharingPoolOf: tenants)
         self.eventHub = EventHub(feed: eventFeed, logger: logger, streamsPerTenant: limits[.streamsPerTenant])
         self.webhookURLs = webhookURLs
@@ -123,6 +126,7 @@ public enum BrokerAPI {
         EventRoutes.register(&builder)
         HistoryRoutes.register(&builder)
         UsageRoutes.register(&builder)
+        ShareRoutes.register(&builder)
         TokenRoutes.register(&builder)
         PreemptionRoutes.register(&builder)
         ReportRoutes.register(&builder)

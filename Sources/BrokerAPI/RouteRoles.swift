@@ -44,6 +44,10 @@ enum RouteRoles {
         Row(method: "GET", pattern: "/v1/admin/preemption", roles: admin),
         Row(method: "PUT", pattern: "/v1/admin/preemption/{qos}", roles: admin),
         Row(method: "POST", pattern: "/v1/admin/reports", roles: admin),
+        Row(method: "GET", pattern: "/v1/admin/shares", roles: admin),
+        Row(method: "GET", pattern: "/v1/admin/tenants/{id}/share", roles: admin),
+        Row(method: "PUT", pattern: "/v1/admin/tenants/{id}/share", roles: admin),
+        Row(method: "PATCH", pattern: "/v1/admin/tenants/{id}/share", roles: admin),
         // What is on offer: every caller with a token.
         Row(method: "GET", pattern: "/v1/regions", roles: everyone, scope: .inventoryRead),
         Row(method: "GET", pattern: "/v1/regions/{id}", roles: everyone, scope: .inventoryRead),
@@ -61,6 +65,8 @@ enum RouteRoles {
         Row(method: "GET", pattern: "/v1/allocations/{id}/events", roles: reading, scope: .allocationsRead),
         Row(method: "GET", pattern: "/v1/allocations/{id}/queue", roles: reading, scope: .allocationsRead),
         Row(method: "GET", pattern: "/v1/events", roles: reading.union(admin), scope: .eventsRead),
+        // Where the tenant stands against its fair share: read like its queue positions.
+        Row(method: "GET", pattern: "/v1/shares", roles: reading, scope: .allocationsRead),
         // Policies: read by those who allocate, written by the tenant-admin.
         Row(method: "GET", pattern: "/v1/policies", roles: reading, scope: .policiesRead),
         Row(method: "GET", pattern: "/v1/policies/{name}", roles: reading, scope: .policiesRead),

@@ -274,6 +274,20 @@ extension BrokerClient {
         try await send("PATCH", "/v1/admin/tenants/\(Self.segment(id))", json: body).body
     }
 
+    /// The calling tenant's fair-share report, or with `all` (admin) every tenant's.
+    public func shares(all: Bool = false) async throws -> JSONValue {
+        try await send("GET", all ? "/v1/admin/shares" : "/v1/shares").body
+    }
+
+    public func tenantShare(_ id: String) async throws -> JSONValue {
+        try await send("GET", "/v1/admin/tenants/\(Self.segment(id))/share").body
+    }
+
+    /// A merge patch of the tenant's share.
+    public func patchTenantShare(_ id: String, _ body: JSONValue) async throws -> JSONValue {
+        try await send("PATCH", "/v1/admin/tenants/\(Self.segment(id))/share", json: body).body
+    }
+
     public func rotateToken(tenant id: String) async throws -> JSONValue {
         try await send("POST", "/v1/admin/tenants/\(Self.segment(id))/tokens").body
     }

@@ -99,8 +99,9 @@ enum AllocationPages {
             let headers = ["#", "Allocation"] + (context.isAdmin ? ["Tenant"] : []) + ["Replicas", "Shape", "Waits until", "Waiting for"]
             return Page(title: "Pending", section: "pending", body: """
                 <h1>Pending queue</h1>
-                <p>Allocations waiting for capacity, oldest first: the broker admits them in this order as
-                capacity appears, until their deadline. Each reason is what the region lacked when it was last tried.</p>
+                <p>Allocations waiting for capacity, oldest first. The broker admits them as capacity appears,
+                until their deadline: those waiting past the starvation limit first, then those of tenants with the
+                lowest fair share, then the oldest. Each reason is what the region lacked when it was last tried.</p>
                 <div id="live-pending" data-live>
                 \(Layout.table(headers, rows, empty: "Nothing is waiting."))
                 </div>

@@ -7,10 +7,16 @@ import PostgresClient
 /// doing it twice. Time is the database's clock, never the broker's.
 public struct MaintenanceStore: Sendable {
     let pool: PostgresPool
+    /// A pending request that has waited this long holds the pools it waits for: nothing
+    /// queued after it is admitted to them until it fits (the starvation guard).
+    let starvationLimit: Duration
 
-    public init(pool: PostgresPool) {
+    public init(pool: PostgresPool, starvationLimit: Duration = MaintenanceStore.defaultStarvationLimit) {
         self.pool = pool
+        self.starvationLimit = starvationLimit
     }
+
+    public static let defaultStarvationLimit = Duration.seconds(300)
 
     /// Expires allocations whose lease ran out, `batch` at a time until none is due:
     /// instances leave `running` (warm idle where the pool defers scale-in), ledger rows of
@@ -104,12 +110,14 @@ public struct MaintenanceStore: Sendable {
         }
     }
 
-    /// Admits pending allocations oldest first while capacity exists; one that still
-    /// does not fit keeps waiting (its decisions say why) and does not block later
-    /// ones, however many: the pass pages through the whole queue, and what it learns
-    /// (`AdmissionPass`) spares it planning a refusal twice. Past their deadline they
-    /// become `unschedulable`.
-    public func admitPending(page: Int = 200) async throws -> (admitted: Int, timedOut: Int) {
+    /// Admits pending allocations in `AdmissionOrder` while capacity exists: priority,
+    /// then requests starving past the limit, then the tenant's weighted dominant share,
+    /// then age. One that still does not fit keeps waiting (its decisions say why) and
+    /// does not block later ones, however many, unless it is starving: then the pools it
+    /// could use are held for it for the rest of the pass, so capacity freed there
+    /// accumulates until it fits. What the pass learns (`AdmissionPass`) spares it
+    /// planning a refusal twice. Past their deadline requests become `unschedulable`.
+    public func admitPending(page: Int = 500) async throws -> (admitted: Int, timedOut: Int) {
         try await StoreError.translating {
             let timedOut = try await pool.withConnection { c in
                 try c.query(
@@ -119,65 +127,115 @@ public struct MaintenanceStore: Sendable {
                     """
                 ).count
             }
+            let queue = try await pendingQueue(page: page)
+            if queue.isEmpty { return (0, timedOut) }
+            var shares = try await pool.withConnection { try ShareStore.snapshot($0) }
+            var order = AdmissionOrder(starvationLimitSeconds: starvationLimit / .seconds(1), shares: shares.dominantShares)
+            let bySeq = Dictionary(uniqueKeysWithValues: queue.map { ($0.order.seq, $0) })
+            var remaining = order.sorted(queue.map(\.order))[...]
             var pass = AdmissionPass()
+            var inventory: [RegionInventory]?
             var admitted = 0
-            var after: Int64 = 0
-            while true {
-                let waiting = try await pendingPage(after: after, skipping: pass.heldTenants, limit: page)
-                for entry in waiting where pass.worthPlanning(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas) {
-                    switch try await admitCatchingLimits(entry.id) {
-                    case .admitted: admitted += 1
-                    case .didNotFit:
-                        pass.didNotFit(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas, allOrNothing: entry.allOrNothing)
-                    case .heldByLimits: pass.heldByLimits(tenant: entry.tenant)
-                    case .elsewhere: continue
+            while let next = remaining.popFirst() {
+                let entry = bySeq[next.seq]!
+                let starving = order.isStarving(next)
+                if pass.holdsPools || starving {
+                    if inventory == nil { inventory = try await pool.withConnection { try InventoryStore.snapshot($0) } }
+                    let pools = QueuePositionStore.pools(try entry.decodedRequest(), in: inventory!)
+                    if pass.isHeld(pools) { continue }
+                    if starving && !pass.worthPlanning(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas) {
+                        pass.hold(pools)
+                        continue
                     }
                 }
-                guard waiting.count == page, let last = waiting.last else { return (admitted, timedOut) }
-                after = last.seq
+                guard pass.worthPlanning(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas) else { continue }
+                switch try await admitCatchingLimits(entry.id, shares: shares) {
+                case .admitted:
+                    admitted += 1
+                    // Its tenant's share grew: the rest of the queue is ordered again.
+                    let held = try await pool.withConnection { try ShareStore.held($0, tenant: entry.tenant) }
+                    shares.standings[entry.tenant] = TenantStanding(
+                        tenant: entry.tenant, share: shares.standing(entry.tenant).share, held: held[entry.tenant] ?? [:])
+                    order.shares = shares.dominantShares
+                    remaining = order.sorted(Array(remaining))[...]
+                case .reclaimed:
+                    admitted += 1
+                    // Its victims' shares fell too: everyone's is read again.
+                    shares = try await pool.withConnection { try ShareStore.snapshot($0) }
+                    order.shares = shares.dominantShares
+                    remaining = order.sorted(Array(remaining))[...]
+                case .didNotFit:
+                    pass.didNotFit(tenant: entry.tenant, shapeKey: entry.shapeKey, replicas: entry.replicas, allOrNothing: entry.allOrNothing)
+                    if starving {
+                        pass.hold(QueuePositionStore.pools(try entry.decodedRequest(), in: inventory!))
+                    }
+                case .heldByLimits: pass.heldByLimits(tenant: entry.tenant)
+                case .elsewhere: continue
+                }
             }
+            return (admitted, timedOut)
         }
     }
 
     private struct Waiting {
-        var seq: Int64
+        var order: AdmissionOrder.Entry
         var id: UUID
-        var tenant: String
+        var tenant: String { order.tenant }
         var shapeKey: String
         var replicas: Int
         var allOrNothing: Bool
+        var request: String
+
+        func decodedRequest() throws -> AllocationRequest {
+            try PostgresJSON.makeDecoder().decode(AllocationRequest.self, from: Data(request.utf8))
+        }
     }
 
-    /// The next page of the queue, without the tenants this pass holds back by their limits.
-    private func pendingPage(after: Int64, skipping tenants: Set<String>, limit: Int) async throws -> [Waiting] {
+    /// The whole pending queue, read a page at a time in creation order.
+    private func pendingQueue(page: Int) async throws -> [Waiting] {
+        var queue: [Waiting] = []
+        var after: Int64 = 0
+        while true {
+            let rows = try await pendingPage(after: after, limit: page)
+            queue += rows
+            guard rows.count == page, let last = rows.last else { return queue }
+            after = last.order.seq
+        }
+    }
+
+    private func pendingPage(after: Int64, limit: Int) async throws -> [Waiting] {
         try await pool.withConnection { c in
             try c.query(
                 """
                 SELECT seq, id, tenant_id::text AS tenant, replicas, (request->>'allOrNothing')::boolean AS all_or_nothing,
-                       (request - 'replicas' - 'leaseSeconds' - 'queueTimeoutSeconds' - 'queue')::text AS shape_key
+                       (request - 'replicas' - 'leaseSeconds' - 'queueTimeoutSeconds' - 'queue')::text AS shape_key,
+                       request::text AS request, extract(epoch FROM clock_timestamp() - created_at)::float8 AS waited
                 FROM allocations
-                WHERE status = 'pending' AND seq > $1 AND tenant_id <> ALL($2::uuid[])
-                ORDER BY seq LIMIT $3
+                WHERE status = 'pending' AND seq > $1
+                ORDER BY seq LIMIT $2
                 """,
-                [after, Array(tenants), limit]
+                [after, limit]
             ).map {
                 Waiting(
-                    seq: try $0.decode("seq"), id: try $0.decode("id"), tenant: try $0.decode("tenant"),
-                    shapeKey: try $0.decode("shape_key"), replicas: try $0.decode("replicas"),
-                    allOrNothing: try $0.decode("all_or_nothing"))
+                    order: AdmissionOrder.Entry(
+                        seq: try $0.decode("seq"), tenant: try $0.decode("tenant"), waitedSeconds: try $0.decode("waited")),
+                    id: try $0.decode("id"), shapeKey: try $0.decode("shape_key"), replicas: try $0.decode("replicas"),
+                    allOrNothing: try $0.decode("all_or_nothing"), request: try $0.decode("request"))
             }
         }
     }
 
     private enum Admission {
         case admitted, didNotFit, heldByLimits
+        /// Admitted on capacity reclaimed from tenants over their share.
+        case reclaimed
         /// Admitted, withdrawn or being admitted by another broker; or capacity moved under us.
         case elsewhere
     }
 
-    private func admitCatchingLimits(_ id: UUID) async throws -> Admission {
+    private func admitCatchingLimits(_ id: UUID, shares: ShareSnapshot) async throws -> Admission {
         do {
-            return try await admit(id)
+            return try await admit(id, shares: shares)
         } catch is AllocationStore.LostRace {
             return .elsewhere  // capacity moved under us: the next pass plans again
         } catch let error as PostgresError where error.sqlState == .quotaExceeded {
@@ -196,10 +254,11 @@ public struct MaintenanceStore: Sendable {
         }
     }
 
-    private func admit(_ id: UUID) async throws -> Admission {
+    private func admit(_ id: UUID, shares: ShareSnapshot) async throws -> Admission {
         try await pool.withTransaction { c in
-            switch try AllocationStore.admitPending(c, id: id, actor: "pending-admitter") {
+            switch try AllocationStore.admitPending(c, id: id, actor: "pending-admitter", shares: shares) {
             case .admitted: .admitted
+            case .reclaimed: .reclaimed
             case .didNotFit: .didNotFit
             case .notPending: .elsewhere
             }

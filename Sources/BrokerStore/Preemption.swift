@@ -82,6 +82,8 @@ extension AllocationStore {
 
     enum PendingAdmission {
         case admitted
+        /// Admitted on capacity reclaimed from tenants over their share (`ShareReclaim`).
+        case reclaimed
         /// Its decisions say why.
         case didNotFit
         /// Admitted, withdrawn or being admitted by another broker.
@@ -90,13 +92,32 @@ extension AllocationStore {
 
     /// The pending allocation's plan carried out if it fits now: its instances reserved and
     /// its lease started.
-    static func admitPending(_ c: PostgresConnection, id: UUID, actor: String) throws -> PendingAdmission {
+    static func admitPending(
+        _ c: PostgresConnection, id: UUID, actor: String, shares: ShareSnapshot? = nil
+    ) throws -> PendingAdmission {
         let rows = try c.query(
-            "SELECT request::text AS request FROM allocations WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED",
+            """
+            SELECT request::text AS request, tenant_id::text AS tenant FROM allocations
+            WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED
+            """,
             [id])
         guard let row = rows.first else { return .notPending }
         let request: AllocationRequest = try row.decodeJSON("request")
-        let plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
+        var plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
+        var reclaimed = false
+        if plan.outcome != .grant, let shares {
+            let victims = try ShareReclaim.victims(c, tenant: try row.decode("tenant"), request: request, shares: shares)
+            if !victims.isEmpty {
+                // Victims owed notice keep their capacity until their deadline: the request
+                // waits for a later pass (the rollback puts them back to running).
+                guard try preempt(c, instanceSeqs: victims, for: id, actor: "fair-share-reclaim") == nil else {
+                    throw LostRace()
+                }
+                plan = GrantPlanner.plan(GrantInput(request: request, inventory: try InventoryStore.snapshot(c, fitting: request.shape)))
+                guard plan.outcome == .grant else { throw LostRace() }
+                reclaimed = true
+            }
+        }
         guard plan.outcome == .grant else {
             // Rewritten only when the reasons changed: a waiting queue costs no writes per pass.
             try c.query(
@@ -114,7 +135,7 @@ extension AllocationStore {
             """,
             [id, (plan.placement.satisfied ? AllocationStatus.active : .partial).rawValue, plan.placement.placed,
              try PostgresJSON(plan.decisions)])
-        return .admitted
+        return reclaimed ? .reclaimed : .admitted
     }
 
     /// A grant whose victims were given notice: its allocation waits as pending until they

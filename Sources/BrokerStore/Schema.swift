@@ -21,6 +21,7 @@ public enum Schema {
         Migration(version: 13, name: "0013_inventory_changes.sql", sql: text(PackageResources._013_inventory_changes_sql)),
         Migration(version: 14, name: "0014_accelerators.sql", sql: text(PackageResources._014_accelerators_sql)),
         Migration(version: 15, name: "0015_admin_credential.sql", sql: text(PackageResources._015_admin_credential_sql)),
+        Migration(version: 16, name: "0016_fair_shares.sql", sql: text(PackageResources._016_fair_shares_sql)),
         Migration(version: 17, name: "0017_capacity_loss.sql", sql: text(PackageResources._017_capacity_loss_sql)),
         Migration(version: 18, name: "0018_api_tokens.sql", sql: text(PackageResources._018_api_tokens_sql)),
     ]

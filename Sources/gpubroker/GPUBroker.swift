@@ -22,8 +22,9 @@ struct GPUBroker: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Server", subcommands: [Serve.self, Migrate.self, Verify.self]),
             CommandGroup(name: "Client", subcommands: [
-                Regions.self, Inventory.self, Allocate.self, Allocations.self, Allocations.Queue.self, Apply.self, Policies.self, Tokens.self,
-                Webhooks.self, Events.self, Usage.self, Admin.self, Login.self, Logout.self, WhoAmI.self, Config.self, Version.self,
+                Regions.self, Inventory.self, Allocate.self, Allocations.self, Allocations.Queue.self, Shares.self, Apply.self,
+                Policies.self, Tokens.self, Webhooks.self, Events.self, Usage.self, Admin.self, Login.self, Logout.self,
+                WhoAmI.self, Config.self, Version.self,
             ]),
         ],
         defaultSubcommand: Serve.self

@@ -101,7 +101,9 @@ final class DryRunAPITests: XCTestCase {
         let filled = try await broker.call("POST", "/v1/allocations", token: first.token, json: Self.t4())
         XCTAssertEqual(filled.status, 201, filled.text)
         let capped: [String: JSONValue] = ["queue": true, "maxPricePerHour": 4, "region": "a"]
-        let waiting = try await broker.call("POST", "/v1/allocations", token: first.token, json: Self.t4(replicas: 1, capped))
+        // Queued by a tenant that holds nothing, like team: equal fair shares, so the older comes first.
+        let queued = try await broker.tenant("queued")
+        let waiting = try await broker.call("POST", "/v1/allocations", token: queued.token, json: Self.t4(replicas: 1, capped))
         XCTAssertEqual(waiting.status, 202)
 
         let team = try await broker.tenant("team")

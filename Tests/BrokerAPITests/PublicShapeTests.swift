@@ -56,6 +56,13 @@ final class PublicShapeTests: XCTestCase {
         expect("released", try await broker.call("DELETE", "/v1/allocations/\(id)", token: tenant.token), 200, "Allocation")
         expect("its ledger rows", try await broker.call("GET", "/v1/allocations/\(id)/events", token: tenant.token), 200, "EventList")
         expect("the admin's feed", try await broker.call("GET", "/v1/events", token: broker.adminToken), 200, "EventPage")
+        let share: JSONValue = ["cohort": "lab", "resources": ["gpu:T4": ["guaranteed": 2, "borrowingLimit": 1]]]
+        expect("a tenant's share", try await broker.call(
+            "PUT", "/v1/admin/tenants/\(tenant.id)/share", token: broker.adminToken, json: share), 200, "TenantShare")
+        expect("where a tenant stands", try await broker.call("GET", "/v1/shares", token: tenant.token), 200, "ShareReport")
+        expect("a share refused", try await broker.call(
+            "PATCH", "/v1/admin/tenants/\(tenant.id)/share", token: broker.adminToken,
+            json: ["resources": ["gpu:T4": ["guaranteed": 100]]]), 409)
         let elsewhere = gpu.merging(["gpuSeries": ["A100"], "queue": true])
         expect("queued, with alternatives", try await broker.call(
             "POST", "/v1/allocations", token: tenant.token, json: elsewhere), 202, "Allocation")

@@ -26,3 +26,16 @@ final class AdmissionPassTests: XCTestCase {
         XCTAssertFalse(pass.worthPlanning(tenant: "a", shapeKey: "t4", replicas: 1))
     }
 }
+
+extension AdmissionPassTests {
+    func testPoolsHeldForAStarvingRequestKeepOthersOffThoseOnly() {
+        var pass = AdmissionPass()
+        XCTAssertFalse(pass.holdsPools)
+        XCTAssertFalse(pass.isHeld(["a/t4"]))
+        pass.hold(["a/t4", "b/t4"])
+        XCTAssertTrue(pass.holdsPools)
+        XCTAssertTrue(pass.isHeld(["b/t4", "a/l4"]), "one held pool among those it could use is enough")
+        XCTAssertFalse(pass.isHeld(["a/l4"]))
+        XCTAssertFalse(pass.isHeld([]), "a request no pool fits competes with no one")
+    }
+}

@@ -2,13 +2,14 @@
 -- this file commits (it has its database to itself): a writer session and a listener
 -- session (dblink) in autocommit.
 \ir fixtures.psql
-SELECT plan(13);
+SELECT plan(16);
 -- Each trigger runs its function.
 SELECT trigger_is('pools', 'pools_notify_added', 'gpb_notify_inventory');
 SELECT trigger_is('pools', 'pools_notify_freed', 'gpb_notify_inventory');
 SELECT trigger_is('regions', 'regions_notify', 'gpb_notify_inventory');
 SELECT trigger_is('tenants', 'tenants_notify', 'gpb_notify_tenant');
 SELECT trigger_is('policies', 'policies_notify', 'gpb_notify_tenant');
+SELECT trigger_is('allocations', 'allocations_notify_pending', 'gpb_notify_inventory');
 SELECT dblink_connect('listener', t_conninfo());
 SELECT dblink_connect('writer', t_conninfo());
 SELECT dblink_exec('listener', 'LISTEN gpb_inventory');
@@ -31,6 +32,12 @@ SELECT is(t_heard($$UPDATE regions SET labels = '{"a": "b"}' WHERE id = 'rb'$$),
 SELECT is(t_heard($$UPDATE tenants SET quota = '{"gpus": 9}' WHERE name = 'quota'$$), '{gpb_tenant}', 'a tenant: tenants_notify');
 SELECT is(t_heard($$INSERT INTO policies (tenant_id, name, policy) VALUES ('00000000-0000-0000-0000-0000000000a1', 'p', '{}')$$),
           '{gpb_tenant}', 'a policy: policies_notify');
+SELECT is(t_heard($$INSERT INTO allocations (id, tenant_id, status, request, replicas, lease_seconds, lease_expires_at)
+                    VALUES (gen_random_uuid(), '00000000-0000-0000-0000-0000000000a1', 'active', '{}', 1, 60, now())$$),
+          '{}', 'a granted allocation notifies nobody');
+SELECT is(t_heard($$INSERT INTO allocations (id, tenant_id, status, request, replicas, lease_seconds, queue_deadline)
+                    VALUES (gen_random_uuid(), '00000000-0000-0000-0000-0000000000a1', 'pending', '{}', 1, 60, now())$$),
+          '{gpb_inventory}', 'a request that waits: allocations_notify_pending');
 SELECT is((SELECT array_agg(notify_name) FROM dblink_get_notify('listener')), NULL, 'nothing more');
 SELECT dblink_disconnect('listener');
 SELECT dblink_disconnect('writer');

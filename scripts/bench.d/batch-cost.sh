@@ -10,8 +10,9 @@
 # batch (BATCH_COST_BASE, default 20: plans cached by then; BATCH_COST_BATCHES = N, default
 # 100). --tsv prints one line per shape, "grant.<shape><TAB>instructions", for
 # scripts/instruction-guard. Batches are built in SQL: one T4 replica per grant, over 10 pools or one (hot),
-# for a tenant without limits, one with a quota and one with a monthly budget; building
-# them is measured alone and subtracted. Prints millions of instructions.
+# for a tenant without limits, one with a quota, one with a monthly budget and one with fair
+# shares (a cohort and guarantees, where the schema has them); building them is measured
+# alone and subtracted. Prints millions of instructions.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -70,10 +71,20 @@ FROM regions r, (VALUES ('t4', 'gpu', 'T4', 16.0, 1, 4.0, 15.0, 100000000, 1.1),
 SQL
     sql -d "r$i" <<'SQL'
 INSERT INTO tenants (id, name, token_hash) VALUES ('11111111-1111-1111-1111-111111111111', 'bench', '\x01'),
-    ('22222222-2222-2222-2222-222222222222', 'quota', '\x02'), ('33333333-3333-3333-3333-333333333333', 'budget', '\x03');
+    ('22222222-2222-2222-2222-222222222222', 'quota', '\x02'), ('33333333-3333-3333-3333-333333333333', 'budget', '\x03'),
+    ('44444444-4444-4444-4444-444444444444', 'shares', '\x04');
 -- Limits the batches never reach: what is measured is the checking.
 UPDATE tenants SET quota = '{"instances": 1000000000, "gpus": 1000000000}' WHERE name = 'quota';
 UPDATE tenants SET quota = '{"spendPerMonth": 1000000000000}' WHERE name = 'budget';
+-- Fair shares (migration 16) where the schema has them: a cohort, a guarantee per model and overall.
+DO $$ BEGIN
+    IF to_regclass('tenant_shares') IS NOT NULL THEN
+        EXECUTE $q$UPDATE tenants SET cohort = 'bench' WHERE name = 'shares';
+                   INSERT INTO tenant_shares (tenant_id, resource, guaranteed, weight, borrowing_limit)
+                   VALUES ('44444444-4444-4444-4444-444444444444', 'gpu:T4', 8, 2, 8),
+                          ('44444444-4444-4444-4444-444444444444', 'gpus', 4, 1, NULL)$q$;
+    END IF;
+END $$;
 INSERT INTO allocations (id, tenant_id, status, request, replicas, placed_replicas, lease_seconds)
 SELECT md5('h' || g)::uuid, '11111111-1111-1111-1111-111111111111', 'released',
        '{"shape":{"computeClass":"gpu","qos":"default","gpuSeries":["T4"],"gpuCount":1,"cpu":4,"memoryGiB":15}}', 1, 0, 300
@@ -137,8 +148,8 @@ instructions() {
 per_batch() { echo $(( ($(instructions "$@" $((base + batches))) - $(instructions "$@" "$base")) / batches )); }
 millions() { awk -v a="$1" 'BEGIN {printf "%.2f", a / 1e6}'; }
 
-$tsv || echo "| schema | 1 grant | 16 grants, 10 pools | 16 grants, hot pool | 16, quota | 16, budget |"
-$tsv || echo "|---|---|---|---|---|---|"
+$tsv || echo "| schema | 1 grant | 16 grants, 10 pools | 16 grants, hot pool | 16, quota | 16, budget | 16, shares |"
+$tsv || echo "|---|---|---|---|---|---|---|"
 for i in "${!revs[@]}"; do
     # Each schema's broker sends its own format: building it is measured in its database.
     build1=$(per_batch "r$i" 'cost_build_only(%s)' 1 false bench)
@@ -157,11 +168,12 @@ for i in "${!revs[@]}"; do
     hot=$(( $(per_batch "r$i" "$fn" 16 true bench) - build16 ))
     quota=$(( $(per_batch "r$i" "$fn" 16 false quota) - build16 ))
     budget=$(( $(per_batch "r$i" "$fn" 16 false budget) - build16 ))
+    shares=$(( $(per_batch "r$i" "$fn" 16 false shares) - build16 ))
     if $tsv; then
-        printf 'grant.1\t%s\ngrant.16_over_10_pools\t%s\ngrant.16_on_one_pool\t%s\ngrant.16_quota\t%s\ngrant.16_budget\t%s\n' \
-            "$one" "$spread" "$hot" "$quota" "$budget"
+        printf 'grant.1\t%s\ngrant.16_over_10_pools\t%s\ngrant.16_on_one_pool\t%s\ngrant.16_quota\t%s\ngrant.16_budget\t%s\ngrant.16_shares\t%s\n' \
+            "$one" "$spread" "$hot" "$quota" "$budget" "$shares"
     else
         echo "| ${revs[$i]} | $(millions "$one") | $(millions "$spread") | $(millions "$hot") |" \
-             "$(millions "$quota") | $(millions "$budget") |"
+             "$(millions "$quota") | $(millions "$budget") | $(millions "$shares") |"
     fi
 done

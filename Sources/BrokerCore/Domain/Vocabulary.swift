@@ -244,3 +244,9 @@ extension WebhookEndpointStatus {
         }
     }
 }
+
+/// The resources a fair share names without a model; `gpu:<model>` names one accelerator
+/// model (`ShareResource`).
+public enum SharedResourceKind: String, Codable, Sendable, CaseIterable {
+    case gpus, cpu, memoryGiB
+}

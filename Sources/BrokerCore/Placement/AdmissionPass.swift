@@ -10,11 +10,18 @@
 ///   per tenant): a later request of the same shape and at least as many replicas would
 ///   not fit either. With `allOrNothing: false` nothing of the shape fit at all.
 ///
+/// - A starving request (`AdmissionOrder`) that did not fit holds the pools it could
+///   use (`region/pool` keys): no later request of the pass is planned onto them, so
+///   what frees there stays free until the starving request fits.
+///
 /// Capacity freed during the pass is picked up by the next pass, which the release wakes.
 public struct AdmissionPass: Sendable {
-    public private(set) var heldTenants: Set<String> = []
+    private var heldTenants: Set<String> = []
     /// tenant + shape → the fewest replicas that did not fit.
     private var shortOf: [String: Int] = [:]
+    private var heldPools: Set<String> = []
+
+    public var holdsPools: Bool { !heldPools.isEmpty }
 
     public init() {}
 
@@ -32,6 +39,15 @@ public struct AdmissionPass: Sendable {
         let short = allOrNothing ? replicas : 1
         let key = Self.key(tenant, shapeKey)
         shortOf[key] = min(shortOf[key] ?? short, short)
+    }
+
+    public mutating func hold(_ pools: Set<String>) {
+        heldPools.formUnion(pools)
+    }
+
+    /// Whether a request that could use `pools` would compete for a pool held for a starving one.
+    public func isHeld(_ pools: Set<String>) -> Bool {
+        !heldPools.isDisjoint(with: pools)
     }
 
     private static func key(_ tenant: String, _ shapeKey: String) -> String {

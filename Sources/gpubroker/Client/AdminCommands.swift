@@ -212,7 +212,7 @@ struct QuotaFlags: ParsableArguments {
 struct AdminTenants: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants", abstract: "Create tenants, set quotas, rotate tokens.",
-        subcommands: [List.self, Create.self, Update.self, RotateToken.self])
+        subcommands: [List.self, Create.self, Update.self, TenantShareCommand.self, RotateToken.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every tenant, without tokens.")

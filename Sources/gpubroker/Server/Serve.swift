@@ -39,6 +39,11 @@ struct Serve: AsyncParsableCommand {
     var usageMetricsInterval: Double?
 
     @Option(help: ArgumentHelp(
+        "Seconds a pending request may wait before the pools it waits for are held for it: requests queued after it are not admitted to them until it fits. Env: GPUBROKER_STARVATION_LIMIT. Default 300.",
+        valueName: "seconds"))
+    var starvationLimit: Double?
+
+    @Option(help: ArgumentHelp(
         "Remove allocations that ended longer ago than this (days or hours, at least 31 days, for example 90d), with their instances and ledger rows, and older inventory events; verify's checkpoint keeps their sums. Env: GPUBROKER_RETAIN_HISTORY. Default: keep everything.",
         valueName: "age"))
     var retainHistory: String?
@@ -133,6 +138,8 @@ struct Serve: AsyncParsableCommand {
         let interval = try Self.positive(setting(reconcileInterval.map { "\($0)" }, "GPUBROKER_RECONCILE_INTERVAL") ?? "5", "reconcile-interval")
         let usageInterval = try Self.positive(
             setting(usageMetricsInterval.map { "\($0)" }, "GPUBROKER_USAGE_METRICS_INTERVAL") ?? "60", "usage-metrics-interval")
+        let starvation = Duration.milliseconds(Int64(1000 * (try Self.positive(
+            setting(starvationLimit.map { "\($0)" }, "GPUBROKER_STARVATION_LIMIT") ?? "300", "starvation-limit"))))
         let retain = try setting(retainHistory, "GPUBROKER_RETAIN_HISTORY").map(Self.age)
         let poolSize = Int(try Self.positive(setting(dbPoolSize.map(String.init), "GPUBROKER_DB_POOL_SIZE") ?? "16", "db-pool-size"))
         let threads = Int(try Self.positive(
@@ -207,7 +214,7 @@ struct Serve: AsyncParsableCommand {
             readinessProblem: { await Self.readinessProblem(pool) },
             logger: logger, rateLimiter: rateLimiter,
             authFailureLimit: RateLimiter.Limit(rate: authFailureRate, burst: 4 * authFailureRate), webhookURLs: webhookURLs,
-            limits: resourceLimits, openID: openIDSignIn)
+            limits: resourceLimits, starvationLimit: starvation, openID: openIDSignIn)
 
         var http = HTTPServerConfiguration()
         http.host = host
@@ -245,7 +252,7 @@ struct Serve: AsyncParsableCommand {
 
         let workers = Task {
             await BrokerWorkers(
-                store: MaintenanceStore(pool: pool), meter: UsageMeter(store: UsageStore(pool: pool)),
+                store: MaintenanceStore(pool: pool, starvationLimit: starvation), meter: UsageMeter(store: UsageStore(pool: pool)),
                 retention: retain.map { HistoryRetention(pool: pool, retain: $0) },
                 configuration: .init(
                     interval: .milliseconds(Int64(interval * 1000)), usageInterval: .milliseconds(Int64(usageInterval * 1000))),
