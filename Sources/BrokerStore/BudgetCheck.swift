@@ -47,13 +47,6 @@ extension QuotaCheck {
         return try budgetRefusal(row)
     }
 
-    /// The budget a grant would pass as its tenant's counters stand now, or nil.
-    static func budgetProblem(_ c: PostgresConnection, _ reservation: GrantReservation) throws -> StoreError? {
-        try budgetRefusal(
-            c.query("SELECT problem::text AS budget FROM gpb_grant_costs(ARRAY[\(GrantReservation.one)])", [reservation.json])
-                .first)
-    }
-
     private static func budgetRefusal(_ row: PostgresRow?) throws -> StoreError? {
         guard let json: String = try row?.decodeIfPresent("budget"), let shortfall = BudgetShortfall(json: json) else {
             return nil

@@ -151,8 +151,10 @@ extension AllocationStore {
                 c, tenantId: tenantId, plan, limit: pendingLimit, alternatives: QueueAlternatives.find(everything))
         case .grant:
             let grant = PlannedGrant(plan, tenantId: tenantId, policiesVersion: settings.policiesVersion, actor: actor)
-            // Over budget the reservation fails (GB004): asked first only to queue instead.
-            if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.budgetProblem(c, grant.reservation) {
+            // Over budget the reservation fails (GB004): asked first only to queue instead,
+            // quota before budget as the batched path asks (`createBatched`), so that both
+            // paths, and a dry run, refuse a request over both for the same reason.
+            if plan.request.queue, settings.budgeted, let refusal = try QuotaCheck.refusal(c, grant.reservation) {
                 return try refuse(c, tenantId: tenantId, plan, refusal, pendingLimit: pendingLimit)
             }
             let id = grant.reservation.allocationId.uuid
